@@ -1,0 +1,87 @@
+"""The errors selo raises for user mistakes.
+
+Every error a user can cause derives from :class:`SeloError` and also from the
+built-in exception callers would expect (``FileNotFoundError``, ``ValueError``,
+...). The command line prints them as one line and exits with code 2; anything
+else is an internal error (exit code 1). This module imports nothing else of
+selo, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SeloError",
+    "InputNotFoundError",
+    "SceneError",
+    "AnnotationError",
+    "MapError",
+    "ParameterError",
+    "ModelError",
+    "CheckpointError",
+    "MissingDependencyError",
+    "OutputError",
+    "ClusterError",
+    "CacheError",
+]
+
+
+class SeloError(Exception):
+    """Base class of the errors a user can cause and fix."""
+
+    exit_code = 2
+
+
+class InputNotFoundError(SeloError, FileNotFoundError):
+    """A file or folder the command needs does not exist."""
+
+    def __str__(self) -> str:  # FileNotFoundError formats (errno, msg) pairs
+        return self.args[0] if self.args else ""
+
+
+class SceneError(SeloError, ValueError):
+    """A scene raster cannot be read or used (format, size, bands, nodata)."""
+
+
+class AnnotationError(SeloError, ValueError):
+    """An annotation file or one of its cases/polygons is malformed."""
+
+
+class MapError(SeloError, ValueError):
+    """A SeLo map is missing, unreadable, or of the wrong shape or dtype."""
+
+
+class ParameterError(SeloError, ValueError):
+    """A command-line option or function argument has an unusable value."""
+
+
+class ModelError(SeloError, ValueError):
+    """An encoder cannot be built: unknown name, bad spec, unusable weights."""
+
+
+class CheckpointError(ModelError):
+    """A checkpoint file is missing, unsafe, or does not fit the architecture."""
+
+
+class MissingDependencyError(SeloError, ImportError):
+    """An optional dependency is not installed; the message says what to install."""
+
+
+class OutputError(SeloError, OSError):
+    """An output location cannot be written (not a folder, not writable, disk full)."""
+
+    def __str__(self) -> str:  # OSError formats (errno, msg) pairs
+        return self.args[0] if self.args else ""
+
+
+class ClusterError(SeloError, ConnectionError):
+    """A Dask cluster cannot be created or reached."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+class CacheError(SeloError, OSError):
+    """An embedding cache cannot be opened or is damaged."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""

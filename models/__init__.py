@@ -1,0 +1,9 @@
+"""Encoders behind one small interface, and the registry that builds them.
+
+``models`` imports nothing else of selo except the shared error types
+(``selo.errors``), so a third-party encoder only needs this package.
+"""
+
+from selo.models.base import Encoder, EncoderSpec, l2_normalize, select_device
+
+__all__ = ["Encoder", "EncoderSpec", "l2_normalize", "select_device"]
