@@ -79,3 +79,77 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _path(**kw):
+    return click.Path(path_type=str, **kw)
+
+
+@cli.command("eval")
+@click.option(
+    "--anno",
+    type=_path(),
+    default=None,
+    help="Annotation file (default: the AIR-SLT anno.json shipped with selo).",
+)
+@click.option(
+    "--maps",
+    "maps_dir",
+    type=_path(),
+    required=True,
+    help="Folder of maps: probmap_{i}.jpg/.png/.tif or {i}.png (i = case index).",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=_path(),
+    default=None,
+    help="Scene images; when given, each map must have its scene's size.",
+)
+@click.option(
+    "--out",
+    type=_path(),
+    default=None,
+    help="Write the per-case metrics CSV here (default: MAPS/metrics.csv).",
+)
+@click.option(
+    "--skip-missing",
+    is_flag=True,
+    help="Skip cases without a usable map (warned, left out of the means) instead of failing.",
+)
+def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
+    """SeLo metrics (Rsu, Rda, Ras, Rmi) of existing maps, as the published code computes them.
+
+    Reads each case's map, scores it against the case's polygons, prints a table
+    and writes a CSV with one row per case and a final mean row.
+    """
+    from pathlib import Path
+
+    from selo.selo_tasks.annotations import load_annotations
+    from selo.selo_tasks.evaluate import evaluate_cases, write_metrics_csv
+    from selo.selo_tasks.report import console, err_console, metrics_table, progress
+
+    cases = load_annotations(anno)
+    out_path = Path(out) if out else Path(maps_dir) / "metrics.csv"
+    with progress("scoring maps", len(cases), enabled=err_console.is_terminal) as advance:
+        results, skipped = evaluate_cases(
+            cases,
+            maps_dir,
+            images_dir=images_dir,
+            skip_missing=skip_missing,
+            on_case=lambda r: advance(),
+        )
+    for _case, reason in skipped:
+        log.warning("skipped: %s", reason)
+    if not results:
+        from selo.errors import MapError
+
+        raise MapError(f"{maps_dir}: no case has a usable map; nothing to score")
+    write_metrics_csv(out_path, results)
+    console.print(metrics_table(results, title=f"SeLo metrics of {maps_dir}"))
+    if skipped:
+        console.print(
+            f"[yellow]{len(skipped)} case(s) skipped and left out of the means: "
+            f"{', '.join(str(c.index) for c, _ in skipped)}[/yellow]"
+        )
+    console.print(f"per-case metrics: {out_path}")

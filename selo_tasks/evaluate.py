@@ -1,0 +1,215 @@
+"""Scoring a folder of SeLo maps against annotated cases (``selo eval``).
+
+Maps are found by the names the published code writes (``probmap_{i}.jpg``)
+and a few lossless alternatives, read as the published code reads them
+(OpenCV, 8-bit grayscale), checked (exists, readable, 8-bit, the scene's
+shape when known) for every case *before* any metric is computed, then scored
+with :mod:`selo.selo_tasks.metrics`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from selo.errors import InputNotFoundError, MapError, SceneError
+from selo.selo_tasks.annotations import Case
+from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+
+__all__ = [
+    "MAP_NAMES",
+    "CaseResult",
+    "find_map",
+    "read_map",
+    "map_shape",
+    "evaluate_cases",
+    "metrics_csv",
+    "write_metrics_csv",
+    "METRIC_COLUMNS",
+]
+
+log = logging.getLogger(__name__)
+
+# Looked for in this order; the first that exists is the case's map.
+MAP_NAMES = (
+    "probmap_{i}.png",
+    "probmap_{i}.tif",
+    "probmap_{i}.tiff",
+    "probmap_{i}.jpg",
+    "probmap_{i}.jpeg",
+    "{i}.png",
+    "{i}.tif",
+    "{i}.tiff",
+    "case_{i:02d}/selo_map.png",
+)
+METRIC_COLUMNS = ("case", "image", "query", "rsu", "rda", "ras", "rmi")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One scored case."""
+
+    case: Case
+    metrics: Metrics
+    map_path: str | None = None
+
+
+def find_map(maps_dir: Path, index: int) -> Path | None:
+    """The map of case ``index`` in ``maps_dir`` (see MAP_NAMES), or None."""
+    found = [maps_dir / n.format(i=index) for n in MAP_NAMES]
+    found = [p for p in found if p.is_file()]
+    if len(found) > 1:
+        log.debug(
+            "case %d: several maps (%s); using %s",
+            index,
+            ", ".join(p.name for p in found),
+            found[0],
+        )
+    return found[0] if found else None
+
+
+def map_shape(path: Path, *, case: object) -> tuple[int, int]:
+    """(H, W) of a map image from its header, without decoding it."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as ds:
+            return ds.height, ds.width
+    except RasterioIOError as e:
+        raise MapError(f"case {case}: cannot read {path} as an image ({e})") from None
+
+
+def read_map(path: str | os.PathLike[str], *, case: object = None) -> np.ndarray:
+    """A SeLo map as uint8 H×W, decoded as the published code decodes it.
+
+    The published evaluation reads maps with ``cv2.imread(path,
+    IMREAD_GRAYSCALE)``; so do we, so that JPEG maps decode to the same pixels.
+    Maps must be 8-bit; colour maps are converted to gray by that same call.
+    """
+    path = Path(path)
+    where = f"case {case}: map {path}" if case is not None else f"map {path}"
+    if not path.is_file():
+        raise MapError(f"{where}: not found")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raw = _read_with_rasterio(path, where)
+    if raw.dtype != np.uint8:
+        raise MapError(f"{where}: is {raw.dtype}; SeLo maps are 8-bit (uint8) images")
+    if raw.ndim == 2:
+        return raw
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise MapError(f"{where}: cannot decode as an 8-bit image")
+    log.warning(
+        "%s: has %d channels; read as gray, as the published code does", where, raw.shape[2]
+    )
+    return gray
+
+
+def _read_with_rasterio(path: Path, where: str) -> np.ndarray:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as ds:
+            if ds.count != 1:
+                raise MapError(f"{where}: has {ds.count} bands; a SeLo map has one")
+            return ds.read(1)
+    except RasterioIOError as e:
+        raise MapError(f"{where}: cannot read as an image ({e})") from None
+
+
+def evaluate_cases(
+    cases: Sequence[Case],
+    maps_dir: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    skip_missing: bool = False,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> tuple[list[CaseResult], list[tuple[Case, str]]]:
+    """Score every case's map; returns (results, skipped cases with the reason).
+
+    All maps are located and their shapes checked first, so a missing or
+    mismatched map is reported before any work is done (or, with
+    ``skip_missing``, the case is skipped and said so).
+    """
+    maps_dir = Path(maps_dir)
+    if not maps_dir.is_dir():
+        raise InputNotFoundError(f"{maps_dir}: maps folder not found")
+    planned: list[tuple[Case, Path]] = []
+    skipped: list[tuple[Case, str]] = []
+    for case in cases:
+        try:
+            planned.append((case, _checked_map(case, maps_dir, images_dir)))
+        except MapError as e:
+            if not skip_missing:
+                raise
+            skipped.append((case, str(e)))
+    results = []
+    for case, path in planned:
+        selo_map = read_map(path, case=case.index)
+        result = CaseResult(
+            case, evaluate(selo_map, case.polygon_arrays(), case=case.index), str(path)
+        )
+        results.append(result)
+        if on_case is not None:
+            on_case(result)
+    return results, skipped
+
+
+def _checked_map(case: Case, maps_dir: Path, images_dir: str | os.PathLike[str] | None) -> Path:
+    path = find_map(maps_dir, case.index)
+    if path is None:
+        names = ", ".join(n.format(i=case.index) for n in MAP_NAMES[:5])
+        raise MapError(f"case {case.index}: no map in {maps_dir} (looked for {names}, ...)")
+    if images_dir is not None:
+        image = Path(images_dir) / case.image
+        if not image.is_file():
+            raise InputNotFoundError(f"case {case.index}: image {image} not found")
+        shape = map_shape(path, case=case.index)
+        try:
+            expected = map_shape(image, case=case.index)
+        except MapError:
+            raise SceneError(f"case {case.index}: cannot read image {image}") from None
+        if shape != expected:
+            raise MapError(
+                f"case {case.index}: map {path} is {shape[1]}x{shape[0]} (WxH) "
+                f"but image {image} is {expected[1]}x{expected[0]}"
+            )
+    return path
+
+
+def metrics_csv(results: Sequence[CaseResult]) -> str:
+    """CSV text: one row per case (case,image,query,rsu,rda,ras,rmi) and a final mean row.
+
+    Values are written with full precision (``repr``) so that they can be
+    compared with other implementations to 1e-9.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(METRIC_COLUMNS)
+    for r in results:
+        m = r.metrics
+        w.writerow(
+            [r.case.index, r.case.image, r.case.query, *map(repr, (m.rsu, m.rda, m.ras, m.rmi))]
+        )
+    if results:
+        m = mean_metrics(r.metrics for r in results)
+        w.writerow(["mean", "", "", *map(repr, (m.rsu, m.rda, m.ras, m.rmi))])
+    return buf.getvalue()
+
+
+def write_metrics_csv(path: str | os.PathLike[str], results: Sequence[CaseResult]) -> Path:
+    """Write :func:`metrics_csv` to ``path`` atomically (temporary name, then rename)."""
+    from selo.pipeline.store import atomic_write_text
+
+    return atomic_write_text(path, metrics_csv(results))

@@ -1,0 +1,358 @@
+"""The SeLo metrics Rsu, Ras, Rda and Rmi, equal to the published evaluation code.
+
+The four indicators of "Learning to Evaluate Performance of Multi-modal
+Semantic Localization" (TGRS 2022), as computed by the authors' published
+evaluation code (the numbers in the published tables). Input: a SeLo map — a
+uint8 array ``U`` (read as ``P = U / 255``) or a float array ``P`` in [0, 1] —
+and one case's polygons in pixel coordinates (x = column, y = row).
+
+Rules (constants are the published code's)::
+
+    mask   = all polygons filled by one cv2.fillPoly call, points truncated to int32
+    Rsu    = 1 - exp(-0.707 * S_gt / (S_all - S_gt + 1e-7) * (H*W - A) / A)
+             S_gt = sum(P * mask), S_all = sum(P), A = sum(mask)
+    centre, radius of a polygon: cx = int(mean x), cy = int(mean y),
+             r = int(1.5 * mean distance of its points to (cx, cy))
+    attention centres: G = uint8(P * 255) (truncated), 5 x 50x50 box filter,
+             local maxima (G == maximum_filter(G, 1000) and G > 0), 8-connected
+             components in raster order, their centroids (int col, int row),
+             stably sorted by P there, descending, kept when P >= 0.5
+    Ras    = (exp(3 g) - 1) / (exp(3) - 1), g = mean over polygons of offset / r,
+             offset = mean distance to the centres within r of (cx, cy), or r;
+             no centres at all -> Ras = 1
+    Rda    = mean over polygons of: 0 (no centre within r), 1 (one), else
+             0.5 (1 - mean distance to their mean point / r) + exp(-0.5 (n + 2))
+    Rmi    = 0.4 Rsu + 0.35 (1 - Ras) + 0.25 Rda
+
+Where we are faster than the published code, the arithmetic is still the same:
+the sums of ``P`` are exact sums of the uint8 histogram (the published code
+sums float64 pixels pairwise; the two agree to rounding, far below 1e-9 in
+every indicator), ``uint8(P * 255)`` is a 256-entry lookup table built with
+the same float64 expression, components are labelled only where local maxima
+exist, and per-polygon geometry uses the same numpy operations in the same
+order. Degenerate polygons (fewer than 3 distinct points, zero area, radius 0,
+entirely outside the map), which make the published code divide by zero, raise
+:class:`~selo.errors.AnnotationError` naming the case and polygon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from selo.errors import AnnotationError, MapError
+
+__all__ = [
+    "BETA_SU",
+    "Metrics",
+    "evaluate",
+    "mean_metrics",
+    "gt_mask",
+    "region_centre_radius",
+    "attention_centres",
+    "rsu",
+    "ras",
+    "rda",
+    "rmi",
+    "validate_polygons",
+]
+
+BETA_SU = 0.707  # the published code's value (the paper's text says 0.694)
+EPS = 1e-7
+EXPAND = 1.5
+BOX_PASSES = 5
+BOX_SIZE = 50
+MAX_FILTER_SIZE = 1000
+CENTRE_MIN_PROB = 0.5
+RAS_BETA = 3
+RDA_ETA = 0.5
+W_SU, W_AS, W_DA = 0.4, 0.35, 0.25
+
+# G = uint8(P * 255) for P = k / 255: the float product is not always k again
+# (e.g. 0.2 * 255 < 51 after rounding), and the truncation keeps that.
+_GRAY_LUT = np.asarray((np.arange(256) / 255.0) * 255.0, dtype=np.uint8)
+# cv2.calcHist counts in float32, exact below 2**24 pixels: histograms go by stripes.
+_HIST_STRIPE_PIXELS = 1 << 23
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The four indicators of one case (or their means over cases)."""
+
+    rsu: float
+    rda: float
+    ras: float
+    rmi: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"rsu": self.rsu, "rda": self.rda, "ras": self.ras, "rmi": self.rmi}
+
+
+Polygon = np.ndarray  # (n, 2) float64: x (column), y (row)
+
+
+def evaluate(selo_map: np.ndarray, polygons: Sequence[Polygon], *, case: object = None) -> Metrics:
+    """Rsu, Rda, Ras and Rmi of one SeLo map against one case's polygons.
+
+    ``selo_map``: uint8 (``P = U / 255``) or float in [0, 1], H×W.
+    ``polygons``: (n, 2) arrays of [x, y] points. ``case`` only labels errors.
+    """
+    selo_map = _check_map(selo_map, case)
+    polys = [np.asarray(p, dtype=np.float64) for p in polygons]
+    validate_polygons(polys, where=_where(case), shape=selo_map.shape)
+    mask = gt_mask(selo_map.shape, polys)
+    regions = [region_centre_radius(p) for p in polys]
+    centres = attention_centres(selo_map)
+    v_su = rsu(selo_map, mask)
+    v_as = ras(regions, centres)
+    v_da = rda(regions, centres)
+    return Metrics(rsu=v_su, rda=v_da, ras=v_as, rmi=rmi(v_su, v_da, v_as))
+
+
+def mean_metrics(metrics: Iterable[Metrics]) -> Metrics:
+    """Each indicator's plain mean over cases (Rmi: the mean of per-case Rmi)."""
+    rows = list(metrics)
+    if not rows:
+        raise ValueError("no cases to average")
+    return Metrics(
+        rsu=float(np.mean([m.rsu for m in rows])),
+        rda=float(np.mean([m.rda for m in rows])),
+        ras=float(np.mean([m.ras for m in rows])),
+        rmi=float(np.mean([m.rmi for m in rows])),
+    )
+
+
+def rmi(rsu_value: float, rda_value: float, ras_value: float) -> float:
+    """Rmi = 0.4 Rsu + 0.35 (1 - Ras) + 0.25 Rda."""
+    return float(W_SU * rsu_value + W_AS * (1 - ras_value) + W_DA * rda_value)
+
+
+# --- ground truth -------------------------------------------------------------------------
+
+
+def gt_mask(shape: tuple[int, int], polygons: Sequence[Polygon]) -> np.ndarray:
+    """uint8 H×W mask, 1 inside the polygons: one cv2.fillPoly call, points truncated to int32."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [np.asarray(p, dtype=np.float64).astype(np.int32) for p in polygons], 1)
+    return mask
+
+
+def region_centre_radius(points: Polygon) -> tuple[int, int, int]:
+    """(cx, cy, r) of a polygon: truncated mean point, and int(1.5 × mean point distance).
+
+    The sums run point by point in order, as the published code's ``reduce`` does,
+    and the distances are ``np.linalg.norm`` of each point's offset, so the
+    truncations land exactly where the published code's do.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    sx = sy = 0.0
+    for x, y in pts.tolist():
+        sx += x
+        sy += y
+    cx, cy = int(sx / n), int(sy / n)
+    centre = np.array([cx, cy], dtype=np.float64)
+    dists = [np.linalg.norm(p - centre) for p in pts]
+    return cx, cy, int(np.mean(dists) * EXPAND)
+
+
+def validate_polygons(
+    polygons: Sequence[Polygon], *, where: str = "map", shape: tuple[int, int] | None = None
+) -> None:
+    """Raise AnnotationError for polygons the metrics cannot score.
+
+    A polygon needs at least 3 distinct points, a non-zero area and a
+    radius (see :func:`region_centre_radius`) of at least 1 pixel; with
+    ``shape`` (H, W) known, it must also overlap the map (points partly outside
+    are scored as the published code scores them: the fill is clipped).
+    ``where`` starts each message (e.g. ``"anno.json: case 3, field 'points'"``).
+    """
+    if len(polygons) == 0:
+        raise AnnotationError(f"{where}: no polygons")
+    for i, p in enumerate(polygons):
+        at = f"{where}, polygon {i}"
+        p = np.asarray(p, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
+            raise AnnotationError(f"{at}: points must be finite [x, y] pairs")
+        if len(np.unique(p, axis=0)) < 3:
+            raise AnnotationError(f"{at}: fewer than 3 distinct points")
+        x, y = p[:, 0], p[:, 1]
+        if 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) == 0:
+            raise AnnotationError(f"{at}: zero area (all points on one line)")
+        if region_centre_radius(p)[2] <= 0:
+            raise AnnotationError(
+                f"{at}: radius int(1.5 x mean distance to the centre) is 0, "
+                "too small to score (the published code divides by it)"
+            )
+        if shape is not None:
+            h, w = shape
+            if x.max() < 0 or y.max() < 0 or x.min() >= w or y.min() >= h:
+                raise AnnotationError(
+                    f"{at}: lies entirely outside the {w}x{h} map "
+                    f"(x {x.min():.1f}..{x.max():.1f}, y {y.min():.1f}..{y.max():.1f})"
+                )
+
+
+# --- Rsu ------------------------------------------------------------------------------------
+
+
+def rsu(selo_map: np.ndarray, mask: np.ndarray) -> float:
+    """Significant area proportion: how much of the map's mass lies in the regions."""
+    h, w = selo_map.shape
+    area = int(cv2.countNonZero(mask))
+    if selo_map.dtype == np.uint8:
+        # Exact integer sums of U; P = U / 255 is summed as (sum U) / 255.
+        all_hist = _histogram(selo_map, None)
+        gt_hist = _histogram(selo_map, mask)
+        levels = np.arange(256, dtype=np.int64)
+        all_sum = int(all_hist @ levels)
+        gt_sum = int(gt_hist @ levels)
+        s_gt = gt_sum / 255
+        s_out = (all_sum - gt_sum) / 255
+    else:
+        s_gt = float(np.sum(selo_map[mask.astype(bool)]))
+        s_out = float(np.sum(selo_map)) - s_gt
+    left = s_gt / (s_out + EPS)
+    right = (h * w - area) / area
+    return float(1 - math.exp(-BETA_SU * left * right))
+
+
+def _histogram(u: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Exact int64 counts of each uint8 level (optionally where ``mask`` is set)."""
+    rows = max(1, _HIST_STRIPE_PIXELS // max(1, u.shape[1]))
+    total = np.zeros(256, dtype=np.int64)
+    for r in range(0, u.shape[0], rows):
+        m = None if mask is None else mask[r : r + rows]
+        hist = cv2.calcHist([u[r : r + rows]], [0], m, [256], [0, 256])
+        total += hist.ravel().astype(np.int64)
+    return total
+
+
+# --- attention centres ----------------------------------------------------------------------
+
+
+def attention_centres(selo_map: np.ndarray) -> list[tuple[int, int]]:
+    """Attention centres (x, y) of a map, best first (the published code's peak finding).
+
+    G = uint8(P·255) is softened by five 50×50 box filters; pixels equal to the
+    maximum of their 1000×1000 neighbourhood (and > 0) form 8-connected
+    components, taken in raster order of their first pixel; each component's
+    truncated centroid is a candidate, candidates are stably sorted by P there
+    (descending) and kept when P ≥ 0.5.
+    """
+    gray = _gray(selo_map)
+    for _ in range(BOX_PASSES):
+        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(BOX_SIZE, BOX_SIZE))
+    peaks = maximum_filter(gray, size=MAX_FILTER_SIZE) == gray
+    peaks &= gray > 0
+    candidates = [(int(cx), int(cy)) for cy, cx in _component_centroids(peaks)]
+    probs = [_prob_at(selo_map, x, y) for x, y in candidates]
+    order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
+    return [candidates[i] for i in order if probs[i] >= CENTRE_MIN_PROB]
+
+
+def _gray(selo_map: np.ndarray) -> np.ndarray:
+    if selo_map.dtype == np.uint8:
+        return cv2.LUT(selo_map, _GRAY_LUT)
+    return np.asarray(selo_map * 255.0, dtype=np.uint8)
+
+
+def _prob_at(selo_map: np.ndarray, x: int, y: int) -> float:
+    v = selo_map[y, x]
+    return v / 255.0 if selo_map.dtype == np.uint8 else float(v)
+
+
+def _component_centroids(binary: np.ndarray) -> list[tuple[float, float]]:
+    """Centroids (row, col) of the 8-connected components, in raster order of first pixel.
+
+    Components cannot cross a row (or, within a band of rows, a column) with
+    no set pixel, so only the blocks bounded by such empty lines are labelled;
+    the centroid is the exact mean of the integer coordinates, as skimage's is.
+    """
+    found: list[tuple[tuple[int, int], tuple[float, float]]] = []
+    for r0, r1 in _runs(binary.any(axis=1)):
+        band = binary[r0:r1]
+        for c0, c1 in _runs(band.any(axis=0)):
+            block = np.ascontiguousarray(band[:, c0:c1], dtype=np.uint8)
+            n, labels, stats, cents = cv2.connectedComponentsWithStats(
+                block, connectivity=8, ltype=cv2.CV_32S
+            )
+            for lab in range(1, n):
+                top = int(stats[lab, cv2.CC_STAT_TOP])
+                first_col = int(np.flatnonzero(labels[top] == lab)[0])
+                found.append(((r0 + top, c0 + first_col), (r0 + cents[lab, 1], c0 + cents[lab, 0])))
+    found.sort(key=lambda item: item[0])
+    return [centroid for _, centroid in found]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open [start, end) index ranges of the runs of True in a 1-D bool array."""
+    padded = np.concatenate(([False], flags, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+# --- Ras and Rda ----------------------------------------------------------------------------
+
+
+def _distance(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
+
+
+def ras(regions: Sequence[tuple[int, int, int]], centres: Sequence[tuple[int, int]]) -> float:
+    """Attention shift distance (lower is better) from region (cx, cy, r) and centres."""
+    if not centres:
+        g = 1.0  # the published code divides the first radius by itself
+    else:
+        ratios = []
+        for cx, cy, r in regions:
+            near = [d for d in (_distance((cx, cy), c) for c in centres) if d <= r]
+            offset = np.mean(near) if near else r
+            ratios.append(offset / r)
+        g = np.mean(ratios)
+    return float((np.exp(RAS_BETA * g) - 1) / (np.exp(RAS_BETA) - 1))
+
+
+def rda(regions: Sequence[tuple[int, int, int]], centres: Sequence[tuple[int, int]]) -> float:
+    """Discrete attention distance (higher is better): one centre per region is best."""
+    values = []
+    for cx, cy, r in regions:
+        near = [c for c in centres if _distance((cx, cy), c) <= r]
+        if len(near) <= 1:
+            values.append(float(len(near)))
+            continue
+        mean_point = np.average(np.asarray(near, dtype=np.float64), axis=0)
+        spread = np.mean([_distance(mean_point, c) for c in near]) / r
+        values.append(0.5 * (1 - spread) + np.exp(-RDA_ETA * (len(near) + 2)))
+    return float(np.mean(values))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _check_map(selo_map: np.ndarray, case: object) -> np.ndarray:
+    a = np.asarray(selo_map)
+    if a.ndim != 2 or a.size == 0:
+        raise MapError(
+            f"{_where(case)}: a SeLo map must be a non-empty 2-D array, got shape {a.shape}"
+        )
+    if a.dtype == np.uint8:
+        return a
+    if not np.issubdtype(a.dtype, np.floating):
+        raise MapError(
+            f"{_where(case)}: a SeLo map must be uint8 or float in [0, 1], got {a.dtype}"
+        )
+    a = a.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+        raise MapError(f"{_where(case)}: a float SeLo map must hold finite values in [0, 1]")
+    return a
+
+
+def _where(case: object, polygon: int | None = None) -> str:
+    where = "map" if case is None else f"case {case}"
+    return where if polygon is None else f"{where}, polygon {polygon}"
