@@ -128,6 +128,12 @@ def _parse_polygons(points: object, where: str) -> tuple[tuple[Point, ...], ...]
     field = f"{where}, field 'points'"
     if not isinstance(points, list) or not points:
         raise AnnotationError(f"{field}: must be a non-empty list of polygons")
+    first = points[0]
+    if isinstance(first, list) and first and all(isinstance(v, int | float) for v in first):
+        raise AnnotationError(
+            f"{field}: must be a list of polygons, each a list of [x, y] points; "
+            "this looks like one polygon (wrap it in another list)"
+        )
     polygons = []
     for j, poly in enumerate(points):
         if not isinstance(poly, list):

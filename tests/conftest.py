@@ -1,0 +1,42 @@
+"""Shared fixtures: running the CLI in-process, tiny annotation files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``selo ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    from selo.selo_tasks.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def square(x0: float, y0: float, size: float) -> list[list[float]]:
+    return [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size]]
+
+
+@pytest.fixture
+def small_anno(tmp_path) -> Path:
+    """An anno.json with three cases on two 400x300 scenes."""
+    cases = [
+        {"caption": "a green field", "jpg_name": "a.png", "points": [square(50, 40, 100)]},
+        {
+            "caption": "a gray roof",
+            "jpg_name": "a.png",
+            "points": [square(200, 150, 80), square(20, 200, 60)],
+        },
+        {"caption": "a white plane\n", "jpg_name": "b.png", "points": [square(100, 100, 120)]},
+    ]
+    path = tmp_path / "anno.json"
+    path.write_text(json.dumps(cases))
+    return path

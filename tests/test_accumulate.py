@@ -1,0 +1,106 @@
+"""Gnt on the cell grid against the per-pixel reference; laziness and chunk-independence."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selo.pipeline.accumulate import CellGrid, accumulate, expand_lazy, quantize
+from selo.pipeline.windows import window_table
+from selo.selo_tasks.reference import reference_mean_map
+
+
+def random_windows(rng, h, w, n):
+    r0 = rng.integers(0, h, n)
+    c0 = rng.integers(0, w, n)
+    r1 = np.minimum(h, r0 + rng.integers(1, h + 1, n))
+    c1 = np.minimum(w, c0 + rng.integers(1, w + 1, n))
+    return np.stack([r0, r1, c0, c1], axis=1)
+
+
+def reference_u8(mean, uncovered_counts=True):
+    lo, hi = mean.min(), mean.max()
+    if hi == lo:
+        return np.zeros(mean.shape, np.uint8)
+    shifted = mean - lo
+    return np.uint8(255 * (shifted / np.max(shifted)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    h=st.integers(1, 120),
+    w=st.integers(1, 120),
+    n=st.integers(1, 40),
+)
+def test_cell_mean_is_bit_identical_to_the_per_pixel_mean(seed, h, w, n):
+    rng = np.random.default_rng(seed)
+    windows = random_windows(rng, h, w, n)
+    scores = rng.normal(size=n).astype(np.float32)
+    grid = CellGrid.from_windows(h, w, windows)
+    cells = accumulate(grid, windows, scores)
+    ref = reference_mean_map((h, w), windows, scores)
+    assert np.array_equal(cells.to_array(), ref)  # bit for bit, not just close
+    assert np.array_equal(quantize(cells).to_array(), reference_u8(ref))
+
+
+def test_window_table_of_a_scene_gives_the_reference_map():
+    t = window_table(700, 900, scales=(128, 256))
+    scores = np.random.default_rng(1).uniform(-0.2, 0.4, len(t)).astype(np.float32)
+    cells = accumulate(CellGrid.from_windows(700, 900, t.windows), t.windows, scores)
+    ref = reference_mean_map((700, 900), t.windows, scores)
+    assert np.array_equal(cells.to_array(), ref)
+    assert cells.covered.all()
+    # the grid is tiny next to the scene
+    assert cells.grid.shape[0] * cells.grid.shape[1] < 700 * 900 / 1000
+
+
+def test_uncovered_cells_are_zero_and_count_in_min_max_by_default():
+    windows = np.array([[0, 10, 0, 10], [5, 15, 5, 15]])
+    scores = np.array([0.5, 0.7])
+    cells = accumulate(CellGrid.from_windows(20, 20, windows), windows, scores)
+    full = cells.to_array()
+    assert full[19, 19] == 0 and full[0, 0] == 0.5 and full[7, 7] == 0.6
+    u = quantize(cells).to_array()
+    assert u[19, 19] == 0 and u[10, 10] == 255 and u[0, 0] == int(255 * (0.5 / 0.7))
+    # with nodata, uncovered cells are left out of the min/max
+    u2 = quantize(cells, uncovered_counts=False).to_array()
+    assert u2[0, 0] == 0 and u2[10, 10] == 255 and u2[19, 19] == 0
+
+
+def test_constant_scores_give_a_zero_map():
+    t = window_table(300, 300, scales=(128,))
+    cells = accumulate(CellGrid.from_windows(300, 300, t.windows), t.windows, np.full(len(t), 0.3))
+    assert not quantize(cells).to_array().any()
+
+
+@pytest.mark.parametrize("chunks", [(700, 900), (256, 256), (100, 333), (699, 1)])
+def test_lazy_expansion_is_chunk_independent(chunks):
+    t = window_table(700, 900, scales=(128, 256))
+    scores = np.random.default_rng(2).normal(size=len(t))
+    u8 = quantize(accumulate(CellGrid.from_windows(700, 900, t.windows), t.windows, scores))
+    arr = expand_lazy(u8, chunks)
+    assert arr.chunks[0][0] == chunks[0]
+    assert np.array_equal(arr.compute(), u8.to_array())
+
+
+def test_expansion_is_lazy():
+    t = window_table(5000, 5000)
+    cells = accumulate(CellGrid.from_windows(5000, 5000, t.windows), t.windows, np.zeros(len(t)))
+    calls = []
+    with dask.config.set(scheduler="sync"):
+        arr = expand_lazy(cells, 1024)
+        assert arr.shape == (5000, 5000) and arr.numblocks == (5, 5)
+        # building the graph computed nothing; one block computes one block
+        block = arr.blocks[1, 2]
+        calls.append(block.compute().shape)
+    assert calls == [(1024, 1024)]
+
+
+def test_scores_and_windows_must_match():
+    grid = CellGrid.from_windows(10, 10, np.array([[0, 5, 0, 5]]))
+    with pytest.raises(ValueError, match="1 windows but 2 scores"):
+        accumulate(grid, np.array([[0, 5, 0, 5]]), np.array([1.0, 2.0]))
