@@ -1,0 +1,168 @@
+"""Where a run's Dask cluster comes from — the only module that knows.
+
+- default: an embedded ``distributed.LocalCluster`` sized for this machine
+  (no set-up; it lives as long as the run);
+- ``scheduler="tcp://host:8786"``: an existing scheduler (started by hand, by
+  dask-jobqueue on an HPC system, or by the Dask Kubernetes operator);
+- ``gpu=True``: ``dask_cuda.LocalCUDACluster``, one worker per GPU.
+
+Workers of a GPU cluster declare the resource ``GPU``; encoder tasks ask for
+it (:attr:`RunCluster.encoder_resources`), so that they only run where a GPU
+is. Encoders are loaded once per worker process by the tasks themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+import psutil
+
+from selo.errors import ClusterError, MissingDependencyError, ParameterError
+
+__all__ = ["RunCluster", "connect", "default_layout"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunCluster:
+    """A connected Dask client and what the run needs to know about its workers."""
+
+    client: object
+    kind: str  # "local", "address" or "gpu"
+    address: str
+    workers: int
+    threads: int
+    gpu: bool = False
+    info: dict = field(default_factory=dict)
+
+    @property
+    def encoder_resources(self) -> dict[str, float] | None:
+        """Dask resources encoder tasks must ask for (``{"GPU": 1}`` on GPU clusters)."""
+        return {"GPU": 1} if self.gpu else None
+
+    def describe(self) -> dict:
+        """A JSON-able description for run.json."""
+        return {
+            "kind": self.kind,
+            "address": self.address,
+            "workers": self.workers,
+            "threads": self.threads,
+            "gpu": self.gpu,
+            **self.info,
+        }
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """(worker processes, threads per worker) for a machine with ``cores`` cores.
+
+    One thread per process up to 4 processes (numpy, OpenCV and torch release
+    the GIL but keep their own thread pools; processes isolate them), then
+    more threads per process.
+    """
+    cores = cores or os.cpu_count() or 1
+    workers = min(cores, 4)
+    return workers, max(1, cores // workers)
+
+
+@contextmanager
+def connect(
+    scheduler: str | None = None,
+    *,
+    gpu: bool = False,
+    workers: int | None = None,
+    threads: int | None = None,
+    processes: bool = True,
+    timeout: float = 10.0,
+) -> Iterator[RunCluster]:
+    """Yield a :class:`RunCluster`; an embedded cluster is closed on exit."""
+    from distributed import Client
+
+    if scheduler and gpu:
+        raise ParameterError("--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded")
+    if workers is not None and workers < 1 or threads is not None and threads < 1:
+        raise ParameterError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
+                "check the address, or leave out --scheduler to use an embedded cluster"
+            ) from None
+        try:
+            info = client.scheduler_info()["workers"]
+            has_gpu = any(w.get("resources", {}).get("GPU") for w in info.values())
+            yield RunCluster(
+                client,
+                "address",
+                scheduler,
+                workers=len(info),
+                threads=sum(w.get("nthreads", 1) for w in info.values()),
+                gpu=has_gpu,
+            )
+        finally:
+            client.close()
+        return
+
+    cluster = _gpu_cluster() if gpu else _local_cluster(workers, threads, processes)
+    try:
+        client = Client(cluster, set_as_default=False)
+        info = client.scheduler_info()["workers"]
+        yield RunCluster(
+            client,
+            "gpu" if gpu else "local",
+            cluster.scheduler_address,
+            workers=len(info),
+            threads=sum(w.get("nthreads", 1) for w in info.values()),
+            gpu=gpu,
+            info={"processes": processes},
+        )
+    finally:
+        with suppress(Exception):
+            client.close()
+        with suppress(Exception):
+            cluster.close()
+
+
+def _local_cluster(workers: int | None, threads: int | None, processes: bool):
+    from distributed import LocalCluster
+
+    default_workers, default_threads = default_layout()
+    n = workers or (default_workers if processes else 1)
+    t = threads or (default_threads if processes else (os.cpu_count() or 1))
+    memory = int(psutil.virtual_memory().total * 0.8 / n)
+    # worker processes get thread-pool sizes that match their thread count
+    extra = {}
+    if processes:
+        extra["env"] = {v: str(t) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    log.debug("starting a local Dask cluster: %d workers x %d threads", n, t)
+    try:
+        return LocalCluster(
+            n_workers=n,
+            threads_per_worker=t,
+            processes=processes,
+            memory_limit=memory if processes else 0,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            **extra,
+        )
+    except OSError as e:
+        raise ClusterError(f"cannot start a local Dask cluster ({e})") from None
+
+
+def _gpu_cluster():
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        raise MissingDependencyError(
+            "--gpu needs dask-cuda: pip install 'selo[gpu]' (or pip install dask-cuda) on a machine with NVIDIA GPUs"
+        ) from None
+    try:
+        return LocalCUDACluster(resources={"GPU": 1}, dashboard_address=None, silence_logs=logging.ERROR)
+    except Exception as e:  # noqa: BLE001 - dask-cuda raises many kinds when no GPU is usable
+        raise ClusterError(f"cannot start a GPU cluster with dask-cuda ({type(e).__name__}: {e})") from None
