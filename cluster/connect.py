@@ -83,7 +83,9 @@ def connect(
     from distributed import Client
 
     if scheduler and gpu:
-        raise ParameterError("--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded")
+        raise ParameterError(
+            "--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded"
+        )
     if workers is not None and workers < 1 or threads is not None and threads < 1:
         raise ParameterError(f"workers and threads must be at least 1, got {workers} and {threads}")
     if scheduler:
@@ -139,7 +141,9 @@ def _local_cluster(workers: int | None, threads: int | None, processes: bool):
     # worker processes get thread-pool sizes that match their thread count
     extra = {}
     if processes:
-        extra["env"] = {v: str(t) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        extra["env"] = {
+            v: str(t) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        }
     log.debug("starting a local Dask cluster: %d workers x %d threads", n, t)
     try:
         return LocalCluster(
@@ -160,9 +164,14 @@ def _gpu_cluster():
         from dask_cuda import LocalCUDACluster
     except ImportError:
         raise MissingDependencyError(
-            "--gpu needs dask-cuda: pip install 'selo[gpu]' (or pip install dask-cuda) on a machine with NVIDIA GPUs"
+            "--gpu needs dask-cuda on a machine with NVIDIA GPUs: "
+            "pip install 'selo[gpu]' (or pip install dask-cuda)"
         ) from None
     try:
-        return LocalCUDACluster(resources={"GPU": 1}, dashboard_address=None, silence_logs=logging.ERROR)
+        return LocalCUDACluster(
+            resources={"GPU": 1}, dashboard_address=None, silence_logs=logging.ERROR
+        )
     except Exception as e:  # noqa: BLE001 - dask-cuda raises many kinds when no GPU is usable
-        raise ClusterError(f"cannot start a GPU cluster with dask-cuda ({type(e).__name__}: {e})") from None
+        raise ClusterError(
+            f"cannot start a GPU cluster with dask-cuda ({type(e).__name__}: {e})"
+        ) from None

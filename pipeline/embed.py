@@ -1,0 +1,211 @@
+"""Sim: window embeddings as Dask tasks, and the cache that makes them reusable.
+
+Image embeddings do not depend on the query, so they are the expensive,
+reusable artefact of a scene: computed once per (scene content, encoder
+version, window table, preprocessing) and kept in ``embeddings.zarr``. A
+second query, a second run, or a resumed run embeds nothing again; any change
+of the four parts of the key gives a new entry.
+
+Graph: for each :class:`~selo.pipeline.cut.Batch`, a ``cut-…`` task crops and
+resizes its windows from a slice of the lazy scene array and a ``sim-…`` task
+embeds them with the encoder, which each worker process loads once
+(:func:`selo.models.registry.cached_encoder`). On GPU clusters ``sim`` tasks
+ask for the ``GPU`` resource.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+
+from selo.errors import CacheError
+from selo.models import EncoderSpec
+from selo.pipeline.cut import crop_batch, plan_batches
+from selo.pipeline.windows import WindowTable
+
+__all__ = ["EmbeddingKey", "EmbeddingCache", "EmbeddingPlan", "embedding_plan", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$SELO_CACHE_DIR``, else ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``."""
+    if os.environ.get("SELO_CACHE_DIR"):
+        return Path(os.environ["SELO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "selo"
+
+
+@dataclass(frozen=True)
+class EmbeddingKey:
+    """Everything the embeddings of a scene depend on."""
+
+    scene: str  # content hash of the scene file
+    encoder: str  # encoder version (includes a hash of its weights)
+    windows: str  # window table digest (scene size and every window)
+    preprocess: str  # band choice, conversion to uint8, cut size and interpolation
+
+    @property
+    def id(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class EmbeddingCache:
+    """Embeddings per :class:`EmbeddingKey` in one zarr store (``<root>/embeddings.zarr``).
+
+    Each entry is a group ``<key id>`` holding ``embeddings`` (N×D float32),
+    ``has_data`` (N bool) and ``windows`` (N×4 int64), with the key in its
+    attributes. Entries are written under a temporary name and renamed when
+    complete, so an interrupted write is never read back.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(root or default_cache_dir()) / "embeddings.zarr"
+
+    def get(self, key: EmbeddingKey, table: WindowTable) -> tuple[np.ndarray, np.ndarray] | None:
+        """(embeddings, has_data) for ``key``, or None when not cached (or damaged)."""
+        import zarr
+
+        entry = self.path / key.id
+        if not entry.is_dir():
+            return None
+        try:
+            g = zarr.open_group(str(entry), mode="r")
+            if g.attrs.get("key") != asdict(key) or not g.attrs.get("complete"):
+                return None
+            windows = g["windows"][:]
+            if not np.array_equal(windows, table.windows):
+                return None
+            return g["embeddings"][:], g["has_data"][:]
+        except Exception as e:  # noqa: BLE001 - a damaged entry is recomputed, not fatal
+            log.warning("embedding cache entry %s is unreadable (%s); recomputing", entry, e)
+            return None
+
+    def put(
+        self, key: EmbeddingKey, table: WindowTable, embeddings: np.ndarray, has_data: np.ndarray
+    ) -> None:
+        """Store an entry atomically; an entry written meanwhile by someone else is kept."""
+        import zarr
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not (self.path / "zarr.json").exists():
+                zarr.open_group(str(self.path), mode="a")
+            tmp = self.path / f".{key.id}.tmp-{uuid.uuid4().hex[:8]}"
+            g = zarr.open_group(str(tmp), mode="w")
+            e = np.ascontiguousarray(embeddings, dtype=np.float32)
+            g.create_array(
+                "embeddings", shape=e.shape, dtype="float32", chunks=(min(len(e), 4096), e.shape[1])
+            )[:] = e
+            g.create_array("has_data", shape=has_data.shape, dtype="bool")[:] = has_data
+            g.create_array("windows", shape=table.windows.shape, dtype="int64")[:] = table.windows
+            g.attrs.update({"key": asdict(key), "complete": True})
+            try:
+                os.replace(tmp, self.path / key.id)
+            except OSError:  # written concurrently by another run: keep theirs
+                _rmtree(tmp)
+        except OSError as e:
+            raise CacheError(
+                f"{self.path}: cannot write the embedding cache ({e}); set --cache-dir"
+            ) from None
+
+
+def _rmtree(p: Path) -> None:
+    import shutil
+
+    shutil.rmtree(p, ignore_errors=True)
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingPlan:
+    """The lazy Cut → Sim graph of a window table, one part per batch.
+
+    ``parts[i]`` is a pair of dask arrays (n_i×D float32 embeddings, n_i bool
+    has-data) for ``batches[i]``; compute them in any way (all at once, or as
+    futures for a progress bar) and :meth:`assemble` the results.
+    """
+
+    table: WindowTable
+    batches: list
+    parts: list[tuple[da.Array, da.Array]]
+
+    def lazy(self) -> tuple[da.Array, da.Array]:
+        """All embeddings and has-data flags as two dask arrays, in table order."""
+        order = self._order()
+        return (
+            da.concatenate([e for e, _ in self.parts])[order],
+            da.concatenate([f for _, f in self.parts])[order],
+        )
+
+    def assemble(
+        self, results: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Computed parts (in ``parts`` order) joined into table order."""
+        order = self._order()
+        emb = np.concatenate([e for e, _ in results])[order]
+        has = np.concatenate([f for _, f in results])[order]
+        return emb, has
+
+    def _order(self) -> np.ndarray:
+        return np.argsort(np.concatenate([b.index for b in self.batches]), kind="stable")
+
+
+def embedding_plan(
+    image: da.Array,
+    table: WindowTable,
+    spec: EncoderSpec,
+    *,
+    size: int,
+    dim: int,
+    valid: da.Array | None = None,
+    tile: int = 2048,
+    batch: int = 64,
+    resources: dict | None = None,
+) -> EmbeddingPlan:
+    """The lazy Cut → Sim graph of ``table`` over a (3, H, W) uint8 dask ``image``.
+
+    ``valid``: (H, W) bool dask array (False = nodata), or None. Windows with no
+    data are not embedded (their rows are zero and flagged False).
+    """
+    batches = plan_batches(table, tile=tile, batch=batch)
+    parts = []
+    for b in batches:
+        r0, r1, c0, c1 = b.bbox
+        region = image[:, r0:r1, c0:c1]
+        mask = None if valid is None else valid[r0:r1, c0:c1]
+        rel = b.relative(table)
+        token = dask.base.tokenize(region, rel, size, mask)
+        crops = dask.delayed(crop_batch, pure=True, nout=2)(
+            region, rel, size, mask, dask_key_name=f"cut-{token}"
+        )
+        with dask.annotate(resources=resources) if resources else nullcontext():
+            emb = dask.delayed(_embed, pure=True)(
+                crops[0], crops[1], spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
+            )
+        parts.append(
+            (
+                da.from_delayed(emb, shape=(len(b.index), dim), dtype=np.float32),
+                da.from_delayed(crops[1], shape=(len(b.index),), dtype=bool),
+            )
+        )
+    return EmbeddingPlan(table, batches, parts)
+
+
+def _embed(crops: np.ndarray, has_data: np.ndarray, spec: EncoderSpec) -> np.ndarray:
+    from selo.models.registry import cached_encoder
+
+    out = np.zeros((len(crops), cached_encoder(spec).embed_dim), dtype=np.float32)
+    if has_data.any():
+        out[has_data] = cached_encoder(spec).encode_images(crops[has_data])
+    return out

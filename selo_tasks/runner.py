@@ -1,0 +1,178 @@
+"""The machinery every SeLo run shares: embed scenes (cached), score queries, build maps.
+
+Used by ``selo localize`` (one scene, many queries, chunked outputs) and
+``selo airslt`` (many scenes and cases, metrics). Work runs on the run's Dask
+cluster; the client process only holds window tables, embeddings (N×D) and
+cell grids, never a whole scene.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+
+from selo.cluster import RunCluster
+from selo.models import Encoder, EncoderSpec
+from selo.pipeline.accumulate import CellGrid, CellMap, accumulate, quantize
+from selo.pipeline.embed import EmbeddingCache, EmbeddingKey, EmbeddingPlan, embedding_plan
+from selo.pipeline.profile import StageProfiler
+from selo.pipeline.raster import Scene, scene_key
+from selo.pipeline.windows import WindowTable
+from selo.selo_tasks.methods import Method
+from selo.selo_tasks.report import progress
+
+__all__ = [
+    "RunContext",
+    "Embedded",
+    "embed_scenes",
+    "query_contributions",
+    "cell_maps",
+    "QueryCells",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What a run needs everywhere: cluster, profiler, encoder, cache and options."""
+
+    cluster: RunCluster
+    profiler: StageProfiler
+    spec: EncoderSpec
+    encoder: Encoder
+    cache: EmbeddingCache
+    chunk: int = 4096
+    batch: int = 64
+    show_progress: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class Embedded:
+    """A window table of a scene with its embeddings (N×D) and has-data flags (N)."""
+
+    scene: Scene
+    table: WindowTable
+    embeddings: np.ndarray
+    has_data: np.ndarray
+    cached: bool
+
+    def scores(self, query_vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every window with the query (float64; NaN where no data)."""
+        s = (self.embeddings @ np.asarray(query_vector, dtype=np.float32)).astype(np.float64)
+        s[~self.has_data] = np.nan
+        return s
+
+
+def _preprocess(scene: Scene, encoder: Encoder) -> str:
+    return f"{scene.describe_conversion()}|cut{encoder.input_size}-bicubic"
+
+
+def embed_scenes(
+    ctx: RunContext, items: Sequence[tuple[Scene, WindowTable]], *, what: str = "windows"
+) -> list[Embedded]:
+    """Embeddings of each (scene, table), from the cache or computed in one pass on the cluster.
+
+    All uncached tables are submitted together (the cluster balances them) and
+    each is cached as soon as it completes.
+    """
+    results: list[Embedded | None] = [None] * len(items)
+    todo: list[tuple[int, EmbeddingKey, EmbeddingPlan]] = []
+    enc = ctx.encoder
+    for i, (scene, table) in enumerate(items):
+        key = EmbeddingKey(
+            scene_key(scene.info.path), enc.version, table.digest, _preprocess(scene, enc)
+        )
+        hit = ctx.cache.get(key, table)
+        if hit is not None:
+            log.debug("embeddings of %s (%d windows) from the cache", scene.info.path, len(table))
+            results[i] = Embedded(scene, table, hit[0], hit[1], cached=True)
+            continue
+        valid = None if scene.valid is None else scene.valid.data
+        plan = embedding_plan(
+            scene.rgb.data,
+            table,
+            ctx.spec,
+            size=enc.input_size,
+            dim=enc.embed_dim,
+            valid=valid,
+            batch=ctx.batch,
+            resources=ctx.cluster.encoder_resources,
+        )
+        todo.append((i, key, plan))
+    if todo:
+        for i, emb, has in _compute_plans(ctx, [plan for _, _, plan in todo], what):
+            j, key, plan = todo[i]
+            ctx.cache.put(key, plan.table, emb, has)
+            results[j] = Embedded(items[j][0], plan.table, emb, has, cached=False)
+    return results  # type: ignore[return-value]
+
+
+def _compute_plans(ctx: RunContext, plans: list[EmbeddingPlan], what: str):
+    """Yield (plan index, embeddings, has-data) as each plan's batches complete."""
+    from distributed import as_completed
+
+    client = ctx.cluster.client
+    total = sum(len(p.parts) for p in plans)
+    done: list[list] = [[None] * len(p.parts) for p in plans]
+    left = [len(p.parts) for p in plans]
+    with (
+        ctx.profiler.stage("sim"),
+        progress(f"embedding {what}", total, enabled=ctx.show_progress) as advance,
+    ):
+        owner = {}
+        for i, plan in enumerate(plans):
+            for k, (emb, flags) in enumerate(plan.parts):
+                owner[client.compute(dask.delayed(_pair)(emb, flags))] = (i, k)
+        for future in as_completed(list(owner)):
+            i, k = owner[future]
+            done[i][k] = future.result()
+            advance()
+            left[i] -= 1
+            if left[i] == 0:
+                emb, has = plans[i].assemble(done[i])
+                yield i, emb, has
+
+
+def _pair(emb: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return emb, flags
+
+
+@dataclass(frozen=True, eq=False)
+class QueryCells:
+    """One query's map inputs (windows, scores in accumulation order) and its cell maps."""
+
+    windows: np.ndarray
+    scores: np.ndarray
+    mean: CellMap
+    u8: CellMap
+
+
+def query_contributions(
+    ctx: RunContext, method: Method, embedded: Embedded, query: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows and scores whose mean is the query's map (embedding a second pass if any)."""
+    q = method.query_vector(ctx.encoder, query)
+    keep = np.flatnonzero(embedded.has_data)
+    table = embedded.table.subset(keep)
+    scores = embedded.scores(q)[keep]
+    extra = method.refine(table, scores) if len(table) else None
+    extra_scores = None
+    if extra is not None and len(extra):
+        second = embed_scenes(ctx, [(embedded.scene, extra)], what="expansion boxes")[0]
+        keep2 = np.flatnonzero(second.has_data)
+        extra, extra_scores = extra.subset(keep2), second.scores(q)[keep2]
+    return method.contributions(table, scores, extra, extra_scores)
+
+
+def cell_maps(
+    height: int, width: int, windows: np.ndarray, scores: np.ndarray, *, uncovered_counts: bool
+) -> QueryCells:
+    """Gnt on the cell grid: the mean map and its quantised uint8 map, per cell."""
+    grid = CellGrid.from_windows(height, width, windows)
+    mean = accumulate(grid, windows, scores)
+    return QueryCells(windows, scores, mean, quantize(mean, uncovered_counts=uncovered_counts))
