@@ -22,7 +22,7 @@ from selo.pipeline.embed import EmbeddingCache, EmbeddingKey, EmbeddingPlan, emb
 from selo.pipeline.profile import StageProfiler
 from selo.pipeline.raster import Scene, scene_key
 from selo.pipeline.windows import WindowTable
-from selo.selo_tasks.methods import Method
+from selo.selo_tasks.methods import MapInputs, Method
 from selo.selo_tasks.report import progress
 
 __all__ = [
@@ -144,17 +144,15 @@ def _pair(emb: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class QueryCells:
-    """One query's map inputs (windows, scores in accumulation order) and its cell maps."""
+    """One query's mean map and quantised uint8 map, per cell."""
 
-    windows: np.ndarray
-    scores: np.ndarray
     mean: CellMap
     u8: CellMap
 
 
 def query_contributions(
     ctx: RunContext, method: Method, embedded: Embedded, query: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> MapInputs:
     """The windows and scores whose mean is the query's map (embedding a second pass if any)."""
     q = method.query_vector(ctx.encoder, query)
     keep = np.flatnonzero(embedded.has_data)
@@ -169,10 +167,8 @@ def query_contributions(
     return method.contributions(table, scores, extra, extra_scores)
 
 
-def cell_maps(
-    height: int, width: int, windows: np.ndarray, scores: np.ndarray, *, uncovered_counts: bool
-) -> QueryCells:
+def cell_maps(height: int, width: int, inputs: MapInputs, *, uncovered_counts: bool) -> QueryCells:
     """Gnt on the cell grid: the mean map and its quantised uint8 map, per cell."""
-    grid = CellGrid.from_windows(height, width, windows)
-    mean = accumulate(grid, windows, scores)
-    return QueryCells(windows, scores, mean, quantize(mean, uncovered_counts=uncovered_counts))
+    grid = CellGrid.from_windows(height, width, inputs.windows)
+    mean = accumulate(grid, inputs.windows, inputs.scores)
+    return QueryCells(mean, quantize(mean, uncovered_counts=uncovered_counts))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from selo.errors import ParameterError
-from selo.selo_tasks.methods.base import Method
+from selo.selo_tasks.methods.base import MapInputs, Method
 from selo.selo_tasks.methods.v1 import V1
 from selo.selo_tasks.methods.v2 import V2
 
-__all__ = ["Method", "V1", "V2", "METHODS", "get_method"]
+__all__ = ["MapInputs", "Method", "V1", "V2", "METHODS", "get_method"]
 
 METHODS = {"v1": V1, "v2": V2}
 

@@ -10,6 +10,7 @@ registered in :data:`METHODS`, not a branch in every stage.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import dask.array as da
 import numpy as np
@@ -17,9 +18,20 @@ import numpy as np
 from selo.models import Encoder
 from selo.pipeline.windows import WindowTable
 
-__all__ = ["Method", "Contributions"]
+__all__ = ["Method", "MapInputs"]
 
-Contributions = tuple[np.ndarray, np.ndarray]  # (N, 4) windows, (N,) scores, in accumulation order
+
+@dataclass(frozen=True, eq=False)
+class MapInputs:
+    """The windows whose per-pixel mean score is a map, in accumulation order.
+
+    ``windows`` (N, 4) int64 (r0, r1, c0, c1); ``scales`` (N,) the scale (or
+    box side) that produced each; ``scores`` (N,) float64 cosine similarities.
+    """
+
+    windows: np.ndarray
+    scales: np.ndarray
+    scores: np.ndarray
 
 
 class Method(ABC):
@@ -48,9 +60,9 @@ class Method(ABC):
         scores: np.ndarray,
         extra: WindowTable | None = None,
         extra_scores: np.ndarray | None = None,
-    ) -> Contributions:
+    ) -> MapInputs:
         """The windows and scores whose per-pixel mean is the map."""
-        return table.windows, scores
+        return MapInputs(table.windows, table.scales, np.asarray(scores, dtype=np.float64))
 
     @abstractmethod
     def finish(self, u8: da.Array) -> da.Array:

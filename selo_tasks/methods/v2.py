@@ -24,7 +24,7 @@ import numpy as np
 from selo.models import Encoder, l2_normalize
 from selo.pipeline.filters import GAUSSIAN_KSIZE, gaussian_blur
 from selo.pipeline.windows import WindowTable, window_table
-from selo.selo_tasks.methods.base import Contributions, Method
+from selo.selo_tasks.methods.base import MapInputs, Method
 
 __all__ = ["V2", "expansion_boxes", "top_windows", "csm_variants"]
 
@@ -56,10 +56,24 @@ class V2(Method):
         sizes = (boxes[:, 1] - boxes[:, 0]).astype(np.int64)  # the box side, as its "scale"
         return WindowTable(table.height, table.width, boxes, sizes)
 
-    def contributions(self, table, scores, extra=None, extra_scores=None) -> Contributions:
+    def contributions(self, table, scores, extra=None, extra_scores=None) -> MapInputs:
+        """The kept stage-1 windows (best first), then the boxes in first-seen order."""
         kept = top_windows(scores)
-        windows = np.concatenate([table.windows[kept], extra.windows])
-        return windows, np.concatenate([np.asarray(scores)[kept], np.asarray(extra_scores)])
+        if extra is None:
+            extra = WindowTable(
+                table.height, table.width, np.empty((0, 4), np.int64), np.empty(0, np.int64)
+            )
+            extra_scores = np.empty(0)
+        return MapInputs(
+            np.concatenate([table.windows[kept], extra.windows]),
+            np.concatenate([table.scales[kept], extra.scales]),
+            np.concatenate(
+                [
+                    np.asarray(scores, dtype=np.float64)[kept],
+                    np.asarray(extra_scores, dtype=np.float64),
+                ]
+            ),
+        )
 
     def finish(self, u8: da.Array) -> da.Array:
         return gaussian_blur(u8, GAUSSIAN_KSIZE)

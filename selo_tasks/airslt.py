@@ -1,0 +1,259 @@
+"""The whole AIR-SLT test set as one resumable run (``selo airslt``).
+
+Every scene is embedded once for all of its queries (and cached); then each
+case runs as three tasks on the cluster — ``gnt`` (expand the cell map),
+``flt`` (finishing filter, map written) and ``eval`` (metrics, written last) —
+so cases of different scenes run side by side. A case is finished when its
+``metrics.json`` exists (written atomically, after its map); ``--resume``
+keeps finished cases whose configuration matches and recomputes the rest.
+
+Run folder::
+
+    run.json          config, versions, encoder, stage table, status
+    metrics.csv       one row per case and the mean row (written at the end)
+    stages.png        the stage-time chart
+    profile.html      Dask performance report
+    case_NN/          windows.csv, selo_map.png, metrics.json (+ overlay.png, selo_map.tif)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import dask
+import numpy as np
+
+from selo.errors import SceneError
+from selo.pipeline.accumulate import CellMap
+from selo.pipeline.raster import open_scene
+from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from selo.selo_tasks.annotations import Case
+from selo.selo_tasks.evaluate import CaseResult
+from selo.selo_tasks.methods import MapInputs, Method
+from selo.selo_tasks.metrics import Metrics, evaluate
+from selo.selo_tasks.report import progress
+from selo.selo_tasks.runner import RunContext, cell_maps, embed_scenes, query_contributions
+
+__all__ = ["AirsltOptions", "run_cases", "case_dir", "config_digest", "find_images"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AirsltOptions:
+    """Options of an AIR-SLT run that are not the cluster, encoder or method."""
+
+    images: Path
+    out: Path
+    resume: bool = False
+    skip_missing: bool = False
+    paper_compat: bool = False
+    overlays: bool = False
+    extra: dict = field(default_factory=dict)  # anything else that changes results (for the digest)
+
+
+def case_dir(out: Path, case: Case) -> Path:
+    return out / f"case_{case.index:02d}"
+
+
+def config_digest(
+    ctx: RunContext, method: Method, options: AirsltOptions, cases: Sequence[Case]
+) -> str:
+    """A hash of everything that changes a case's results (resume keeps only matching cases)."""
+    parts = {
+        "encoder": ctx.encoder.version,
+        "method": method.describe(),
+        "paper_compat": options.paper_compat,
+        "cases": [(c.index, c.image, c.query, c.polygons) for c in cases],
+        "extra": options.extra,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def find_images(
+    cases: Sequence[Case], images: Path, *, skip_missing: bool
+) -> tuple[list[Case], list[Case]]:
+    """(cases whose scene exists, cases skipped); missing scenes are an error unless skipped."""
+    if not images.is_dir():
+        raise SceneError(f"{images}: images folder not found")
+    missing = sorted({c.image for c in cases if not (images / c.image).is_file()}, key=_natural)
+    if missing and not skip_missing:
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        raise SceneError(
+            f"{images}: {len(missing)} scene(s) named by the annotations are missing: {shown} "
+            "(add them, or pass --skip-missing to leave their cases out)"
+        )
+    keep = [c for c in cases if c.image not in missing]
+    return keep, [c for c in cases if c.image in missing]
+
+
+def _natural(name: str):
+    stem = name.split(".")[0]
+    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+
+
+def run_cases(
+    ctx: RunContext,
+    method: Method,
+    cases: Sequence[Case],
+    options: AirsltOptions,
+    *,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> tuple[list[CaseResult], list[Case]]:
+    """Run and score ``cases``: (results in case order, cases skipped for missing scenes)."""
+    cases, skipped = find_images(cases, options.images, skip_missing=options.skip_missing)
+    digest = config_digest(ctx, method, options, cases)
+    results: dict[int, CaseResult] = {}
+    todo = []
+    for case in cases:
+        done = _finished(options.out, case, digest) if options.resume else None
+        if done is not None:
+            results[case.index] = done
+        else:
+            todo.append(case)
+    if results:
+        log.info("resuming: %d of %d cases already finished", len(results), len(cases))
+
+    by_scene: dict[str, list[Case]] = defaultdict(list)
+    for case in todo:
+        by_scene[case.image].append(case)
+    with ctx.profiler.stage("cut"):
+        scenes = {name: open_scene(options.images / name, chunk=ctx.chunk) for name in by_scene}
+        tables = {name: method.scene_windows(*scenes[name].info.shape) for name in by_scene}
+    for name, table in tables.items():
+        if table.clamped:
+            log.warning(
+                "%s: smaller than window size(s) %s; those windows cover the whole scene",
+                name,
+                table.clamped,
+            )
+    embedded = dict(
+        zip(
+            by_scene,
+            embed_scenes(ctx, [(scenes[n], tables[n]) for n in by_scene], what="scenes"),
+            strict=True,
+        )
+    )
+
+    client = ctx.cluster.client
+    futures = {}
+    for case in todo:
+        emb = embedded[case.image]
+        h, w = emb.scene.info.shape
+        inputs = query_contributions(ctx, method, emb, case.query)
+        with ctx.profiler.stage("gnt"):
+            cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
+        futures[_submit_case(client, method, case, cells.u8, inputs, options, digest)] = case
+    from distributed import as_completed
+
+    with (
+        ctx.profiler.stage("flt"),
+        progress("maps and metrics", len(futures), enabled=ctx.show_progress) as advance,
+    ):
+        for future in as_completed(list(futures)):
+            case = futures[future]
+            result = CaseResult(
+                case, Metrics(**future.result()), str(case_dir(options.out, case) / "selo_map.png")
+            )
+            results[case.index] = result
+            advance()
+            if on_result is not None:
+                on_result(result)
+    ordered = [results[c.index] for c in cases if c.index in results]
+    return ordered, skipped
+
+
+def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
+    path = case_dir(out, case) / "metrics.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("config") != digest or data.get("case") != case.index:
+        return None
+    return CaseResult(case, Metrics(**data["metrics"]), str(case_dir(out, case) / "selo_map.png"))
+
+
+def _submit_case(client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest):
+    key = dask.base.tokenize(case, digest)
+    full = dask.delayed(_expand, pure=True)(u8_cells, dask_key_name=f"gnt-case-{case.index}-{key}")
+    selo = dask.delayed(_finish, pure=True)(
+        full, method, case_dir(options.out, case), dask_key_name=f"flt-case-{case.index}-{key}"
+    )
+    metrics = dask.delayed(_evaluate, pure=True)(
+        selo,
+        case,
+        inputs,
+        case_dir(options.out, case),
+        options.paper_compat,
+        digest,
+        dask_key_name=f"eval-case-{case.index}-{key}",
+    )
+    return client.compute(metrics)
+
+
+def _expand(cells: CellMap) -> np.ndarray:
+    return cells.to_array()
+
+
+def _finish(u8: np.ndarray, method: Method, folder: Path) -> np.ndarray:
+    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
+    import dask.array as da
+
+    selo = method.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
+    ensure_dir(folder)
+    _write_png(folder / "selo_map.png", selo)
+    return selo
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
+def _evaluate(selo, case, inputs: MapInputs, folder: Path, paper_compat: bool, digest: str) -> dict:
+    """Metrics of the finished map; windows.csv and metrics.json (last: marks the case done)."""
+    if paper_compat:  # the published code stores the map as JPEG and scores the decoded JPEG
+        ok, buf = cv2.imencode(".jpg", selo)
+        with atomic_path(folder / f"probmap_{case.index}.jpg") as tmp:
+            tmp.write_bytes(buf.tobytes())
+        selo = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    t0 = time.perf_counter()
+    m = evaluate(selo, case.polygon_arrays(), case=case.index).as_dict()
+    seconds = time.perf_counter() - t0
+    write_windows_csv(folder / "windows.csv", inputs)
+    record = {
+        "case": case.index,
+        "image": case.image,
+        "query": case.query,
+        "metrics": m,
+        "config": digest,
+        "eval_seconds": seconds,
+    }
+    atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
+    return m
+
+
+def write_windows_csv(path: Path, inputs: MapInputs) -> None:
+    """``r0,r1,c0,c1,scale,score`` per contributing window, in accumulation order.
+
+    Scores are written with full precision, so the map can be rebuilt exactly
+    from this file.
+    """
+    rows = zip(inputs.windows.tolist(), inputs.scales.tolist(), inputs.scores.tolist(), strict=True)
+    lines = ["r0,r1,c0,c1,scale,score"]
+    lines += [f"{r0},{r1},{c0},{c1},{scale},{score!r}" for (r0, r1, c0, c1), scale, score in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
