@@ -90,7 +90,7 @@ def connect(
         raise ParameterError(f"workers and threads must be at least 1, got {workers} and {threads}")
     if scheduler:
         try:
-            client = Client(scheduler, timeout=timeout, set_as_default=False)
+            client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
@@ -113,7 +113,7 @@ def connect(
 
     cluster = _gpu_cluster() if gpu else _local_cluster(workers, threads, processes)
     try:
-        client = Client(cluster, set_as_default=False)
+        client = Client(cluster)
         info = client.scheduler_info()["workers"]
         yield RunCluster(
             client,

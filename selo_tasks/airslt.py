@@ -36,13 +36,28 @@ from selo.pipeline.accumulate import CellMap
 from selo.pipeline.raster import open_scene
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.evaluate import CaseResult
+from selo.selo_tasks.evaluate import CaseResult, write_metrics_csv
 from selo.selo_tasks.methods import MapInputs, Method
-from selo.selo_tasks.metrics import Metrics, evaluate
-from selo.selo_tasks.report import progress
-from selo.selo_tasks.runner import RunContext, cell_maps, embed_scenes, query_contributions
+from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+from selo.selo_tasks.report import progress, stage_chart
+from selo.selo_tasks.runner import (
+    RunContext,
+    cell_maps,
+    describe_encoder,
+    embed_scenes,
+    query_contributions,
+)
+from selo.selo_tasks.session import SessionOptions, run_session, versions
 
-__all__ = ["AirsltOptions", "run_cases", "case_dir", "config_digest", "find_images"]
+__all__ = [
+    "AirsltOptions",
+    "AirsltRun",
+    "run_airslt",
+    "run_cases",
+    "case_dir",
+    "config_digest",
+    "find_images",
+]
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +272,63 @@ def write_windows_csv(path: Path, inputs: MapInputs) -> None:
     lines = ["r0,r1,c0,c1,scale,score"]
     lines += [f"{r0},{r1},{c0},{c1},{scale},{score!r}" for (r0, r1, c0, c1), scale, score in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+@dataclass
+class AirsltRun:
+    """What a finished AIR-SLT run produced."""
+
+    results: list[CaseResult]
+    skipped: list[Case]
+    stages: dict[str, dict[str, float]]
+    wall: float
+    out: Path
+    metrics_csv: Path | None
+
+
+def run_airslt(
+    cases: Sequence[Case],
+    method: Method,
+    options: AirsltOptions,
+    session: SessionOptions,
+    *,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> AirsltRun:
+    """Run every case and write metrics.csv, run.json, stages.png (and profile.html)."""
+    out = ensure_dir(options.out)
+    (out / "metrics.csv").unlink(missing_ok=True)  # only a finished run has one
+    record = {
+        "command": "airslt",
+        "status": "running",
+        "images": str(options.images),
+        "cases": len(cases),
+        "method": method.describe(),
+        "options": {
+            "resume": options.resume,
+            "paper_compat": options.paper_compat,
+            **options.extra,
+        },
+        "versions": versions(),
+    }
+    atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
+    started = time.perf_counter()
+    with run_session(session) as ctx:
+        record["encoder"] = describe_encoder(ctx)
+        record["cluster"] = ctx.cluster.describe()
+        results, skipped = run_cases(ctx, method, cases, options, on_result=on_result)
+        stages = ctx.profiler.table()
+    wall = time.perf_counter() - started
+    csv_path = write_metrics_csv(out / "metrics.csv", results) if results else None
+    record.update(
+        status="complete",
+        wall_seconds=wall,
+        stages=stages,
+        scored=len(results),
+        skipped=[c.index for c in skipped],
+        mean=mean_metrics(r.metrics for r in results).as_dict() if results else None,
+    )
+    atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
+    stage_chart(
+        out / "stages.png", stages, title=f"selo airslt: {len(results)} cases, {wall:.1f} s"
+    )
+    return AirsltRun(results, skipped, stages, wall, out, csv_path)

@@ -153,3 +153,219 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
             f"{', '.join(str(c.index) for c, _ in skipped)}[/yellow]"
         )
     console.print(f"per-case metrics: {out_path}")
+
+
+# --- options shared by the commands that run SeLo ---------------------------------------------
+
+
+def run_options(f):
+    """Model, method and cluster options of localize / airslt / demo."""
+    options = [
+        click.option(
+            "--model",
+            default="color",
+            show_default=True,
+            help="Encoder: color, openclip:ARCH, hf-clip:DIR, longclip:ARCH or a preset "
+            "(see: selo models).",
+        ),
+        click.option(
+            "--checkpoint", type=_path(), default=None, help="Local weights file of the model."
+        ),
+        click.option(
+            "--device",
+            default=None,
+            help="cpu, cuda or cuda:N (default: CUDA when present, else CPU).",
+        ),
+        click.option(
+            "--method",
+            type=click.Choice(["v1", "v2"]),
+            default="v1",
+            show_default=True,
+            help="SeLo method.",
+        ),
+        click.option(
+            "--scales",
+            default="256,512,768",
+            show_default=True,
+            help="v1 window sizes in pixels, comma-separated.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="v2: seed of the query word shuffles.",
+        ),
+        click.option(
+            "--chunk",
+            type=click.IntRange(256),
+            default=4096,
+            show_default=True,
+            help="Dask chunk side (px).",
+        ),
+        click.option(
+            "--batch",
+            type=click.IntRange(1),
+            default=64,
+            show_default=True,
+            help="Windows per encoder batch.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=_path(),
+            default=None,
+            help="Embedding cache (default: ~/.cache/selo or $SELO_CACHE_DIR).",
+        ),
+        click.option(
+            "--scheduler",
+            default=None,
+            help="Address of an existing Dask scheduler (e.g. tcp://host:8786).",
+        ),
+        click.option(
+            "--gpu", is_flag=True, help="Embedded GPU cluster: one dask-cuda worker per GPU."
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1),
+            default=None,
+            help="Embedded cluster: worker processes.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(1),
+            default=None,
+            help="Embedded cluster: threads per worker.",
+        ),
+        click.option(
+            "--profile", is_flag=True, help="Also write a Dask performance report (profile.html)."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _session_and_method(kw: dict, out, *, show_progress: bool):
+    from pathlib import Path
+
+    from selo.pipeline.windows import parse_scales
+    from selo.selo_tasks.methods import get_method
+    from selo.selo_tasks.session import SessionOptions
+
+    method = get_method(kw["method"], scales=parse_scales(kw["scales"]), seed=kw["seed"])
+    session = SessionOptions(
+        model=kw["model"],
+        checkpoint=kw["checkpoint"],
+        device=kw["device"],
+        scheduler=kw["scheduler"],
+        gpu=kw["gpu"],
+        workers=kw["workers"],
+        threads=kw["threads"],
+        cache_dir=kw["cache_dir"],
+        chunk=kw["chunk"],
+        batch=kw["batch"],
+        profile_html=Path(out) / "profile.html" if kw["profile"] else None,
+        show_progress=show_progress,
+    )
+    return session, method
+
+
+@cli.command("airslt")
+@click.option(
+    "--images", type=_path(), required=True, help="Folder with the scenes (0.jpg ... 21.jpg)."
+)
+@click.option(
+    "--anno",
+    type=_path(),
+    default=None,
+    help="Annotation file (default: the AIR-SLT anno.json shipped with selo).",
+)
+@click.option(
+    "--out", type=_path(), default="selo-runs/airslt", show_default=True, help="Run folder."
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the finished cases of an earlier run in --out with the same settings.",
+)
+@click.option(
+    "--skip-missing",
+    is_flag=True,
+    help="Leave out cases whose scene is missing (said in the output).",
+)
+@click.option(
+    "--paper-compat",
+    is_flag=True,
+    help="Score the maps after a JPEG round trip, as the published code does.",
+)
+@run_options
+def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
+    """Run and score every case of AIR-SLT (59 cases over 22 scenes) on a Dask cluster.
+
+    Each scene is embedded once for all its queries (and cached). Writes per case
+    windows.csv, selo_map.png and metrics.json; then metrics.csv (one row per case
+    and the mean), run.json with the stage table, stages.png and, with --profile,
+    profile.html. Interrupted runs continue with --resume.
+    """
+    from pathlib import Path
+
+    from selo.selo_tasks.airslt import AirsltOptions, run_airslt
+    from selo.selo_tasks.annotations import load_annotations
+    from selo.selo_tasks.report import console, err_console
+
+    cases = load_annotations(anno)
+    session, method = _session_and_method(kw, out, show_progress=err_console.is_terminal)
+    options = AirsltOptions(
+        images=Path(images),
+        out=Path(out),
+        resume=resume,
+        skip_missing=skip_missing,
+        paper_compat=paper_compat,
+    )
+    run = run_airslt(cases, method, options, session)
+    _print_run(console, run, title=f"AIR-SLT, {method.name}, {kw['model']}")
+
+
+def _print_run(console, run, *, title: str, baselines=None) -> None:
+    from selo.selo_tasks.report import metrics_table, stage_table
+
+    console.print(metrics_table(run.results, title=f"SeLo metrics: {title}", baselines=baselines))
+    console.print(stage_table(run.stages, title=f"Time per stage (total {run.wall:.1f} s wall)"))
+    if run.skipped:
+        idx = ", ".join(str(c.index) for c in run.skipped)
+        console.print(
+            f"[yellow]{len(run.skipped)} case(s) skipped (scene missing), "
+            f"left out of the means: {idx}[/yellow]"
+        )
+    console.print(
+        f"run folder: {run.out}  (metrics.csv, run.json, stages.png, case_NN/selo_map.png)"
+    )
+
+
+@cli.command("synth-airslt")
+@click.argument("out", type=_path())
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.01, 1.0),
+    default=1.0,
+    show_default=True,
+    help="Scale of scenes and polygons.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the textures.")
+def synth_cmd(out, scale, seed):
+    """Write a synthetic AIR-SLT: scenes of the real sizes drawn from the real annotations.
+
+    Each case's regions are painted in the first colour its caption names, so the
+    weight-free color encoder can find them. Writes OUT/images/*.jpg and OUT/anno.json
+    (polygons scaled with --scale). Then:
+    selo airslt --images OUT/images --anno OUT/anno.json
+    """
+    from selo.selo_tasks.report import console, err_console, progress
+    from selo.selo_tasks.synth import build_synthetic_airslt
+
+    with progress("drawing scenes", 22, enabled=err_console.is_terminal) as advance:
+        built = build_synthetic_airslt(out, scale=scale, seed=seed, progress=advance)
+    console.print(
+        f"{len(built.cases)} cases over {len(built.sizes)} scenes in {built.root}\n"
+        f"run: selo airslt --images {built.images} --anno {built.anno}"
+    )

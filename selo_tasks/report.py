@@ -91,3 +91,61 @@ def progress(description: str, total: int, *, enabled: bool = True) -> Iterator:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+# Published SeLo v1 stage times on AIR-SLT (RTX 3090, AMFMN, scales 256/512/768), seconds.
+PUBLISHED_STAGES = {"cut": 0.93 * 60, "sim": 5.72 * 60, "gnt": 7.38 * 60, "flt": 0.74 * 60}
+
+
+def stage_chart(path, stages: Mapping[str, Mapping[str, float]], *, title: str) -> None:
+    """A PNG bar chart of wall seconds per stage, next to the published v1 times (log scale).
+
+    Drawn with OpenCV to avoid a plotting dependency; written atomically.
+    """
+    import math
+
+    import cv2
+    import numpy as np
+
+    from selo.pipeline.store import atomic_path
+
+    names = [n for n in stages if stages[n].get("wall", 0) > 0] or list(stages)
+    rows = [(n, stages[n].get("wall", 0.0), PUBLISHED_STAGES.get(n)) for n in names]
+    width, left, row_h = 900, 120, 44
+    height = 90 + row_h * len(rows) + 40
+    img = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title, (12, 30), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    lo, hi = -2.0, math.log10(max([1.0] + [v for _, a, b in rows for v in (a, b) if v]) * 2)
+
+    def x_of(seconds: float) -> int:
+        frac = (math.log10(max(seconds, 10**lo)) - lo) / (hi - lo)
+        return left + int(frac * (width - left - 150))
+
+    for i, (name, ours, published) in enumerate(rows):
+        y = 60 + i * row_h
+        cv2.putText(img, name, (12, y + 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(img, (left, y + 4), (x_of(ours), y + 18), (200, 120, 30), -1)
+        cv2.putText(
+            img, f"{ours:.2f} s", (x_of(ours) + 6, y + 17), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        if published:
+            cv2.rectangle(img, (left, y + 22), (x_of(published), y + 36), (170, 170, 170), -1)
+            cv2.putText(
+                img,
+                f"{published:.0f} s (published)",
+                (x_of(published) + 6, y + 35),
+                font,
+                0.45,
+                (90, 90, 90),
+                1,
+                cv2.LINE_AA,
+            )
+    y = height - 24
+    for p in range(int(lo), int(math.ceil(hi)) + 1):
+        x = x_of(10.0**p)
+        cv2.line(img, (x, 52), (x, y - 10), (225, 225, 225), 1)
+        cv2.putText(img, f"{10.0**p:g}s", (x - 12, y + 8), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", img)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())

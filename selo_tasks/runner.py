@@ -172,3 +172,16 @@ def cell_maps(height: int, width: int, inputs: MapInputs, *, uncovered_counts: b
     grid = CellGrid.from_windows(height, width, inputs.windows)
     mean = accumulate(grid, inputs.windows, inputs.scores)
     return QueryCells(mean, quantize(mean, uncovered_counts=uncovered_counts))
+
+
+def describe_encoder(ctx: RunContext) -> dict:
+    """The encoder as run.json records it."""
+    enc = ctx.encoder
+    return {
+        "spec": ctx.spec.name,
+        "checkpoint": ctx.spec.checkpoint,
+        "version": enc.version,
+        "dim": enc.embed_dim,
+        "input_size": enc.input_size,
+        "device": enc.device,
+    }
