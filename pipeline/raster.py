@@ -205,10 +205,10 @@ def _dataset(path: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
 
 
 def _reason(error: BaseException) -> str:
-    """The innermost message of a rasterio error chain (GDAL's own words)."""
+    """The innermost message of an error chain: GDAL's or the OS's own words."""
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__
-    return str(error).strip()
+    return getattr(error, "strerror", None) or str(error).strip()
 
 
 def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
