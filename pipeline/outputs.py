@@ -257,8 +257,10 @@ def decimate(
     sums = np.zeros((out_h, out_w))
 
     def add(top: int, strip: np.ndarray) -> None:
-        cells = row_cell[top : top + len(strip)]
-        np.add.at(sums, cells, np.add.reduceat(strip, col_starts, 1, np.float64))
+        for first in range(top, top + len(strip), 64):  # 64 rows: small float copies
+            rows = strip[first - top : first - top + 64]
+            cells = row_cell[first : first + len(rows)]
+            np.add.at(sums, cells, np.add.reduceat(rows, col_starts, 1, np.float64))
 
     _each_strip(data, _STRIP, add)
     counts = np.outer(np.bincount(row_cell), np.diff([*col_starts, width]))

@@ -79,6 +79,8 @@ _SAMPLE_SIDE = 1024
 _PERCENTILES = (2.0, 98.0)
 _KEY_INDEX = "scene-keys.json"
 
+Array = np.ndarray | da.Array
+
 
 @dataclass(frozen=True)
 class SceneInfo:
@@ -114,7 +116,7 @@ class Conversion:
     stretch: tuple[tuple[float, float], ...] | None = None
     palette: tuple[tuple[int, int, int], ...] | None = None
 
-    def apply(self, pixels: np.ndarray | da.Array) -> np.ndarray | da.Array:
+    def apply(self, pixels: Array) -> Array:
         """Convert ``(3, y, x)`` pixels, a numpy array or lazily block by block."""
         if self.stretch is None and self.palette is None:
             return pixels
@@ -330,7 +332,9 @@ def read_preview(scene: Scene, max_side: int = 2048) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(1, 2, 0))
 
 
-def _to_rgb(pixels, mask, info: SceneInfo, conversion: Conversion):
+def _to_rgb(
+    pixels: Array, mask: Array | None, info: SceneInfo, conversion: Conversion
+) -> tuple[Array, Array | None]:
     """``(rgb, valid)`` from ``(3, y, x)`` pixels and the file's ``(y, x)`` mask;
     numpy or dask alike."""
     missing = np.isnan(pixels) if np.dtype(info.dtype).kind == "f" else None
@@ -357,16 +361,19 @@ def _choose_bands(
         if all(c in interp for c in rgb):
             return tuple(interp.index(c) + 1 for c in rgb)
         return (1, 2, 3)
-    bands = tuple(bands)
-    if len(bands) != 3 or not all(
-        isinstance(b, int | np.integer) and not isinstance(b, bool) and 1 <= b <= ds.count
-        for b in bands
+    if (
+        not isinstance(bands, tuple | list)
+        or len(bands) != 3
+        or not all(
+            isinstance(b, int | np.integer) and not isinstance(b, bool) and 1 <= b <= ds.count
+            for b in bands
+        )
     ):
         raise ParameterError(
             f"{path}: bands {bands} cannot be used: the file has {ds.count} band(s); "
             f"pass three 1-based band indexes between 1 and {ds.count}, such as (1, 2, 3)"
         )
-    return tuple(int(b) for b in bands)
+    return (int(bands[0]), int(bands[1]), int(bands[2]))
 
 
 def _palette(

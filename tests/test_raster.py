@@ -184,6 +184,7 @@ def test_band_choice(tmp_path, count, interp, bands, expected):
         (0, 1, 2),  # bands are 1-based
         (1, 2),  # not three
         (1, 2, 2.0),  # not integers
+        3,  # not a sequence
     ],
 )
 def test_bad_bands_name_the_file_and_its_band_count(utm_tif, bands):
