@@ -1,0 +1,445 @@
+"""Tests for selo.pipeline.raster: lazy scene input, bands, stretch, nodata, staging."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import dask
+import numpy as np
+import pytest
+import rasterio
+import rasterio.io
+import rasterio.shutil
+from affine import Affine
+from hypothesis import given
+from hypothesis import strategies as st
+from rasterio.enums import ColorInterp
+from rasterio.transform import from_origin
+
+from selo.errors import InputNotFoundError, ParameterError, SceneError
+from selo.pipeline import raster
+from selo.pipeline.raster import (
+    decimation_indices,
+    inspect_scene,
+    open_scene,
+    preview_shape,
+    read_preview,
+    scene_key,
+)
+
+UTM = "EPSG:32633"
+TRANSFORM = from_origin(500_000, 4_000_000, 10, 10)
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    """Keep staged scenes and the key index inside the test's folder."""
+    monkeypatch.setenv("SELO_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def write_tif(path: Path, data: np.ndarray, **profile) -> Path:
+    """Write ``(bands, rows, cols)`` data as a GeoTIFF with the given profile."""
+    with rasterio.open(
+        path,
+        "w",
+        driver=profile.pop("driver", "GTiff"),
+        count=data.shape[0],
+        height=data.shape[1],
+        width=data.shape[2],
+        dtype=data.dtype,
+        **profile,
+    ) as dst:
+        dst.write(data)
+    return path
+
+
+def gradient(bands: int = 3, rows: int = 96, cols: int = 160) -> np.ndarray:
+    """A uint8 image whose bands differ, so band order mistakes show."""
+    y, x = np.mgrid[0:rows, 0:cols]
+    return np.stack([(x * 255 // cols + 40 * b + y) % 256 for b in range(bands)]).astype(np.uint8)
+
+
+@pytest.fixture
+def utm_tif(tmp_path) -> Path:
+    """A tiled 3-band uint8 GeoTIFF in UTM 33N."""
+    return write_tif(
+        tmp_path / "utm.tif",
+        gradient(),
+        crs=UTM,
+        transform=TRANSFORM,
+        tiled=True,
+        blockxsize=32,
+        blockysize=32,
+    )
+
+
+class CountReads:
+    """Counts rasterio reads of pixel data, with the ``out_shape`` of each."""
+
+    def __init__(self, monkeypatch):
+        self.out_shapes = []
+        read = rasterio.io.DatasetReader.read
+
+        def counting(ds, *args, **kwargs):
+            self.out_shapes.append(kwargs.get("out_shape"))
+            return read(ds, *args, **kwargs)
+
+        monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting)
+
+
+def test_inspect_scene_reads_the_header(utm_tif):
+    info = inspect_scene(utm_tif)
+    assert (info.height, info.width, info.count, info.dtype) == (96, 160, 3, "uint8")
+    assert info.crs == UTM
+    assert info.transform == TRANSFORM
+    assert info.nodata is None
+    assert info.driver == "GTiff"
+    assert info.block_shape == (32, 32)
+
+
+def test_open_scene_keeps_values_and_georeferencing(utm_tif):
+    scene = open_scene(utm_tif, chunk=100)
+    assert scene.rgb.dims == ("band", "y", "x")
+    assert scene.rgb.dtype == np.uint8
+    np.testing.assert_array_equal(scene.rgb.values, gradient())
+    assert scene.rgb.rio.crs.to_string() == UTM
+    assert scene.rgb.rio.transform() == TRANSFORM
+    assert scene.valid is None
+
+
+@pytest.mark.parametrize(
+    ("block", "chunk", "expected"),
+    [
+        ((32, 32), 100, (96, 96)),  # largest multiple of the tile under chunk
+        ((32, 32), 64, (64, 64)),  # chunk already a multiple
+        ((32, 32), 20, (20, 20)),  # chunk smaller than a tile
+        ((12, None), 50, (48, 50)),  # strips of 12 full-width rows
+    ],
+)
+def test_chunks_follow_the_file_blocks(tmp_path, block, chunk, expected):
+    rows, cols = block
+    profile = {"tiled": True, "blockxsize": cols} if cols else {}
+    profile["blockysize"] = rows
+    scene = open_scene(write_tif(tmp_path / "s.tif", gradient(), **profile), chunk=chunk)
+    bands, rows, cols = scene.rgb.data.chunks
+    assert bands == (3,)
+    assert (rows[0], cols[0]) == expected
+    assert max(rows) <= chunk and max(cols) <= chunk
+
+
+def test_open_scene_reads_no_pixels_until_computed(utm_tif, monkeypatch):
+    reads = CountReads(monkeypatch)
+    scene = open_scene(utm_tif, chunk=64)
+    assert reads.out_shapes == []
+    scene.rgb[:, :64, :64].compute()
+    assert reads.out_shapes == [None]  # one 3-band read of one chunk
+
+
+def test_open_scene_samples_a_decimated_read_for_the_stretch(tmp_path, monkeypatch):
+    path = write_tif(tmp_path / "u16.tif", gradient().astype(np.uint16) * 100)
+    reads = CountReads(monkeypatch)
+    open_scene(path)
+    assert reads.out_shapes == [(3, 96, 160)]
+
+
+def test_scene_pickles_for_process_workers(utm_tif):
+    scene = open_scene(utm_tif, chunk=64)
+    copy = pickle.loads(pickle.dumps(scene.rgb.data))
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(copy.compute(), gradient())
+
+
+@pytest.mark.parametrize(
+    ("count", "interp", "bands", "expected"),
+    [
+        (1, None, None, (1, 1, 1)),  # gray
+        (2, None, None, (1, 1, 1)),  # gray + alpha
+        (3, None, None, (1, 2, 3)),
+        (4, ("blue", "green", "red", "undefined"), None, (3, 2, 1)),  # declared colours win
+        (4, ("gray", "undefined", "undefined", "undefined"), None, (1, 2, 3)),
+        (4, None, (4, 3, 2), (4, 3, 2)),  # explicit, e.g. false colour
+        (1, None, (1, 1, 1), (1, 1, 1)),
+    ],
+)
+def test_band_choice(tmp_path, count, interp, bands, expected):
+    data = gradient(count)
+    path = write_tif(tmp_path / "b.tif", data, photometric="MINISBLACK")
+    if interp:
+        with rasterio.open(path, "r+") as ds:
+            ds.colorinterp = [ColorInterp[name] for name in interp]
+    scene = open_scene(path, bands=bands)
+    assert scene.bands == expected
+    np.testing.assert_array_equal(scene.rgb.values, data[[b - 1 for b in expected]])
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [
+        (1, 2, 9),  # beyond the band count
+        (0, 1, 2),  # bands are 1-based
+        (1, 2),  # not three
+        (1, 2, 2.0),  # not integers
+        3,  # not a sequence
+    ],
+)
+def test_bad_bands_name_the_file_and_its_band_count(utm_tif, bands):
+    with pytest.raises(ParameterError, match=r"utm\.tif.*3 band"):
+        open_scene(utm_tif, bands=bands)
+
+
+def test_uint16_is_stretched_from_the_2nd_to_the_98th_percentile(tmp_path):
+    ramp = np.arange(100 * 100, dtype=np.uint16).reshape(1, 100, 100)
+    data = np.concatenate([ramp, ramp // 2, np.full_like(ramp, 7)])  # last band constant
+    scene = open_scene(write_tif(tmp_path / "u16.tif", data))
+    (lo, hi), (lo2, hi2), (lo3, hi3) = scene.conversion.stretch
+    assert (lo, hi) == pytest.approx(np.percentile(ramp, [2, 98]))
+    rgb = scene.rgb.values
+    expected = np.clip(np.rint((ramp[0] - lo) * np.float32(255 / (hi - lo))), 0, 255)
+    np.testing.assert_array_equal(rgb[0], expected)
+    assert rgb[0, 0, 0] == 0 and rgb[0, -1, -1] == 255
+    assert not rgb[2].any()  # a constant band maps to 0
+
+
+def test_float_nan_is_nodata_and_ignored_by_the_stretch(tmp_path):
+    data = np.linspace(-1, 1, 60 * 80, dtype=np.float32).reshape(1, 60, 80)
+    data[0, :10] = np.nan
+    scene = open_scene(write_tif(tmp_path / "f.tif", data))
+    lo, hi = scene.conversion.stretch[0]
+    assert np.isfinite([lo, hi]).all()
+    valid = scene.valid.values
+    assert not valid[:10].any() and valid[10:].all()
+    assert not scene.rgb.values[:, :10].any()
+    assert scene.rgb.values[:, -1, -1].tolist() == [255, 255, 255]
+
+
+def test_nodata_needs_every_selected_band(tmp_path):
+    data = gradient()
+    data[:, 0, 0] = 0  # nodata in all bands
+    data[0, 0, 1] = 0  # in one band only: still data
+    scene = open_scene(write_tif(tmp_path / "n.tif", data, nodata=0))
+    valid = scene.valid.values
+    assert not valid[0, 0] and valid[0, 1]
+    assert valid.sum() == valid.size - 1
+
+
+def test_uint16_nodata_is_ignored_by_the_stretch(tmp_path):
+    data = (gradient().astype(np.uint16) + 1000) * 10
+    data[:, :20] = 65535
+    scene = open_scene(write_tif(tmp_path / "n16.tif", data, nodata=65535))
+    assert all(hi < 65535 for _, hi in scene.conversion.stretch)
+    assert not scene.valid.values[:20].any()
+    assert not scene.rgb.values[:, :20].any()
+
+
+def test_internal_mask_marks_nodata(tmp_path):
+    path = write_tif(tmp_path / "m.tif", gradient())
+    mask = np.full((96, 160), 255, np.uint8)
+    mask[40:50, 60:70] = 0
+    with rasterio.open(path, "r+") as ds:
+        ds.write_mask(mask)
+    scene = open_scene(path, chunk=32)
+    np.testing.assert_array_equal(scene.valid.values, mask > 0)
+    assert not scene.rgb.values[:, 40:50, 60:70].any()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_all_nodata_scene_opens(tmp_path, dtype):
+    data = np.zeros((3, 20, 30), dtype)
+    scene = open_scene(write_tif(tmp_path / "empty.tif", data, nodata=0))
+    assert not scene.valid.values.any()
+    assert not scene.rgb.values.any()
+    assert not read_preview(scene).any()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_one_pixel_scene_opens(tmp_path, dtype):
+    scene = open_scene(write_tif(tmp_path / "px.tif", np.ones((1, 1, 1), dtype)))
+    assert scene.rgb.shape == (3, 1, 1)
+    assert read_preview(scene).shape == (1, 1, 3)
+
+
+def make_bad_scene(tmp_path: Path, kind: str) -> Path:
+    """A path that is not a usable scene, of the given kind."""
+    path = tmp_path / "bad.tif"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "truncated":
+        good = write_tif(tmp_path / "good.tif", gradient(rows=200, cols=200), compress="deflate")
+        path.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    elif kind == "text":
+        path.write_text("not a raster\n")
+    elif kind == "empty":
+        path.touch()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("folder", "it is a folder"),
+        ("truncated", "truncated"),
+        ("text", "not a raster rasterio can read"),
+        ("empty", "not a raster rasterio can read"),
+    ],
+)
+@pytest.mark.parametrize("opener", [inspect_scene, open_scene])
+def test_unusable_scenes_raise_scene_error(tmp_path, kind, message, opener):
+    with pytest.raises(SceneError, match=message) as raised:
+        opener(make_bad_scene(tmp_path, kind))
+    assert "bad.tif" in str(raised.value)
+
+
+@pytest.mark.parametrize("opener", [inspect_scene, open_scene, scene_key])
+def test_missing_scene_raises_input_not_found(tmp_path, opener):
+    with pytest.raises(InputNotFoundError, match="nowhere.tif"):
+        opener(tmp_path / "nowhere.tif")
+
+
+def write_image(path: Path, rgb: np.ndarray) -> Path:
+    """Write ``(1, 3 or 4, rows, cols)`` gray or RGB(A) with OpenCV (BGR order on its side)."""
+    order = [2, 1, 0, 3][: rgb.shape[0]] if rgb.shape[0] >= 3 else [0]
+    cv2.imwrite(str(path), rgb[order].transpose(1, 2, 0))
+    return path
+
+
+@pytest.mark.parametrize(("bands", "expected"), [(3, [0, 1, 2]), (1, [0, 0, 0])])
+def test_png_is_staged_and_read_from_zarr(tmp_path, bands, expected):
+    path = write_image(tmp_path / "s.png", gradient(bands))
+    scene = open_scene(path)
+    assert scene.stage is not None and scene.stage.parent == tmp_path / "cache" / "staged"
+    assert scene.info.crs is None and scene.info.transform == Affine.identity()
+    assert scene.rgb.rio.transform() == Affine.identity()
+    assert scene.rgb.data.chunks[0] == (3,)
+    path.unlink()  # pixels now come from the stage only
+    np.testing.assert_array_equal(scene.rgb.values, gradient(bands)[expected])
+
+
+def test_jpeg_is_staged(tmp_path):
+    scene = open_scene(write_image(tmp_path / "s.jpg", gradient()), stage_dir=tmp_path / "st")
+    assert scene.stage.parent == tmp_path / "st"
+    error = np.abs(scene.rgb.values.astype(int) - gradient()).mean()
+    assert error < 3  # JPEG is lossy
+
+
+def test_png_alpha_is_staged_as_the_mask(tmp_path):
+    rgba = np.concatenate([gradient(), np.full((1, 96, 160), 255, np.uint8)])
+    rgba[3, :, :30] = 0
+    scene = open_scene(write_image(tmp_path / "a.png", rgba))
+    assert scene.bands == (1, 2, 3)
+    np.testing.assert_array_equal(scene.valid.values, rgba[3] > 0)
+    assert not scene.rgb.values[:, :, :30].any()
+    expected = gradient().transpose(1, 2, 0)
+    np.testing.assert_array_equal(read_preview(scene)[:, 30:], expected[:, 30:])
+
+
+def test_paletted_png_goes_through_its_colour_table(tmp_path):
+    index = (np.arange(40 * 50).reshape(1, 40, 50) % 4).astype(np.uint8)
+    colours = {0: (255, 0, 0, 255), 1: (0, 255, 0, 255), 2: (0, 0, 255, 255), 3: (9, 9, 9, 255)}
+    path = tmp_path / "p.tif"
+    write_tif(path, index, photometric="PALETTE")
+    with rasterio.open(path, "r+") as ds:
+        ds.write_colormap(1, colours)
+    png = tmp_path / "p.png"
+    rasterio.shutil.copy(path, png, driver="PNG")
+    scene = open_scene(png)
+    table = np.array([colours[i][:3] for i in range(4)], np.uint8)
+    np.testing.assert_array_equal(scene.rgb.values, table[index[0]].transpose(2, 0, 1))
+
+
+def test_staged_store_is_reused(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "s.png", gradient())
+    first = open_scene(path)
+
+    def fail(*args):
+        raise AssertionError("staged again")
+
+    monkeypatch.setattr(raster, "_write_stage", fail)
+    second = open_scene(path)
+    assert second.stage == first.stage
+    np.testing.assert_array_equal(second.rgb.values, gradient())
+
+
+def test_incomplete_staged_store_is_rebuilt(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "s.png", gradient())
+    store = open_scene(path).stage
+    (store / raster._STAGE_MARKER).unlink()
+    staged = []
+    write_stage = raster._write_stage
+    monkeypatch.setattr(raster, "_write_stage", lambda *a: staged.append(a) or write_stage(*a))
+    scene = open_scene(path)
+    assert len(staged) == 1 and scene.stage == store
+    np.testing.assert_array_equal(scene.rgb.values, gradient())
+    assert [p.name for p in store.parent.iterdir()] == [store.name]  # no temporary left
+
+
+def test_truncated_jpeg_is_a_scene_error(tmp_path):
+    good = write_image(tmp_path / "good.jpg", gradient(rows=400, cols=400))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(SceneError, match="bad.jpg"):
+        open_scene(bad)
+    assert not list((tmp_path / "cache" / "staged").glob("*.zarr"))
+
+
+def test_scene_key_follows_content_and_is_remembered(tmp_path, monkeypatch, cache_dir):
+    path = tmp_path / "scene.bin"
+    path.write_bytes(b"first")
+    hashed = []
+    file_digest = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda *a: hashed.append(1) or file_digest(*a))
+    key = scene_key(path)
+    assert key == hashlib.sha256(b"first").hexdigest()
+    assert scene_key(path) == key and len(hashed) == 1  # remembered, not rehashed
+    assert (cache_dir / "scene-keys.json").is_file()
+    path.write_bytes(b"second, longer")
+    assert scene_key(path) == hashlib.sha256(b"second, longer").hexdigest()
+    assert len(hashed) == 2
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_read_preview_samples_like_the_full_scene(tmp_path, staged):
+    data = gradient(rows=300, cols=500)
+    path = write_image(tmp_path / "s.png", data) if staged else write_tif(tmp_path / "s.tif", data)
+    scene = open_scene(path)
+    preview = read_preview(scene, max_side=100)
+    assert preview.shape == (60, 100, 3)
+    rows, cols = decimation_indices(300, 60), decimation_indices(500, 100)
+    np.testing.assert_array_equal(preview, data[:, rows][:, :, cols].transpose(1, 2, 0))
+
+
+def test_read_preview_applies_the_stretch(tmp_path):
+    data = gradient(rows=300, cols=500).astype(np.float32) * 3.5 - 100
+    scene = open_scene(write_tif(tmp_path / "f.tif", data))
+    preview = read_preview(scene, max_side=100)
+    rows, cols = decimation_indices(300, 60), decimation_indices(500, 100)
+    full = scene.rgb.values[:, rows][:, :, cols].transpose(1, 2, 0)
+    np.testing.assert_array_equal(preview, full)
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_side", "expected"),
+    [
+        ((1000, 2000), 500, (250, 500)),
+        ((2000, 1000), 500, (500, 250)),
+        ((300, 400), 2048, (300, 400)),  # never enlarged
+        ((40000, 3), 1000, (1000, 1)),  # at least one pixel
+    ],
+)
+def test_preview_shape(utm_tif, shape, max_side, expected):
+    info = inspect_scene(utm_tif)
+    info = type(info)(**{**info.__dict__, "height": shape[0], "width": shape[1]})
+    assert preview_shape(info, max_side) == expected
+
+
+@given(st.integers(1, 5000), st.data())
+def test_decimation_indices_sample_pixel_centres(size, data):
+    out = data.draw(st.integers(1, size))
+    indices = decimation_indices(size, out)
+    expected = [int((Fraction(i) + Fraction(1, 2)) * size / out) for i in range(out)]
+    assert indices.tolist() == expected
+    assert indices[0] >= 0 and indices[-1] < size
