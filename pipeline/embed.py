@@ -31,19 +31,12 @@ import numpy as np
 from selo.errors import CacheError
 from selo.models import EncoderSpec
 from selo.pipeline.cut import crop_batch, plan_batches
+from selo.pipeline.raster import default_cache_dir
 from selo.pipeline.windows import WindowTable
 
-__all__ = ["EmbeddingKey", "EmbeddingCache", "EmbeddingPlan", "embedding_plan", "default_cache_dir"]
+__all__ = ["EmbeddingKey", "EmbeddingCache", "EmbeddingPlan", "embedding_plan"]
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$SELO_CACHE_DIR``, else ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``."""
-    if os.environ.get("SELO_CACHE_DIR"):
-        return Path(os.environ["SELO_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "selo"
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,8 @@ class EmbeddingCache:
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(root or default_cache_dir()) / "embeddings.zarr"
+        self.root = Path(root) if root else default_cache_dir()
+        self.path = self.root / "embeddings.zarr"
 
     def get(self, key: EmbeddingKey, table: WindowTable) -> tuple[np.ndarray, np.ndarray] | None:
         """(embeddings, has_data) for ``key``, or None when not cached (or damaged)."""

@@ -143,7 +143,12 @@ def run_cases(
     for case in todo:
         by_scene[case.image].append(case)
     with ctx.profiler.stage("cut"):
-        scenes = {name: open_scene(options.images / name, chunk=ctx.chunk) for name in by_scene}
+        scenes = {
+            name: open_scene(
+                options.images / name, chunk=ctx.chunk, stage_dir=ctx.cache.root / "staged"
+            )
+            for name in by_scene
+        }
         tables = {name: method.scene_windows(*scenes[name].info.shape) for name in by_scene}
     for name, table in tables.items():
         if table.clamped:
@@ -168,7 +173,10 @@ def run_cases(
         inputs = query_contributions(ctx, method, emb, case.query)
         with ctx.profiler.stage("gnt"):
             cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
-        futures[_submit_case(client, method, case, cells.u8, inputs, options, digest)] = case
+        stage_dir = ctx.cache.root / "staged"
+        futures[
+            _submit_case(client, method, case, cells.u8, inputs, options, digest, stage_dir)
+        ] = case
     from distributed import as_completed
 
     with (
@@ -199,11 +207,18 @@ def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
     return CaseResult(case, Metrics(**data["metrics"]), str(case_dir(out, case) / "selo_map.png"))
 
 
-def _submit_case(client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest):
+def _submit_case(
+    client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest, ctx_stage_dir
+):
     key = dask.base.tokenize(case, digest)
     full = dask.delayed(_expand, pure=True)(u8_cells, dask_key_name=f"gnt-case-{case.index}-{key}")
+    overlay = (options.images / case.image, ctx_stage_dir) if options.overlays else None
     selo = dask.delayed(_finish, pure=True)(
-        full, method, case_dir(options.out, case), dask_key_name=f"flt-case-{case.index}-{key}"
+        full,
+        method,
+        case_dir(options.out, case),
+        overlay,
+        dask_key_name=f"flt-case-{case.index}-{key}",
     )
     metrics = dask.delayed(_evaluate, pure=True)(
         selo,
@@ -221,13 +236,23 @@ def _expand(cells: CellMap) -> np.ndarray:
     return cells.to_array()
 
 
-def _finish(u8: np.ndarray, method: Method, folder: Path) -> np.ndarray:
-    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
+def _finish(u8: np.ndarray, method: Method, folder: Path, overlay) -> np.ndarray:
+    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written.
+
+    ``overlay``: (scene path, staging folder) to also write overlay.png, or None.
+    """
     import dask.array as da
 
     selo = method.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
     ensure_dir(folder)
     _write_png(folder / "selo_map.png", selo)
+    if overlay is not None:
+        from selo.pipeline.outputs import decimate, write_overlay
+        from selo.pipeline.raster import read_preview
+
+        with dask.config.set(scheduler="sync"):
+            preview = read_preview(open_scene(overlay[0], stage_dir=overlay[1]), 1024)
+        write_overlay(folder / "overlay.png", preview, decimate(selo, preview.shape[:2]))
     return selo
 
 

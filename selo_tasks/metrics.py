@@ -236,19 +236,23 @@ def _histogram(u: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 # --- attention centres ----------------------------------------------------------------------
 
 
-def attention_centres(selo_map: np.ndarray) -> list[tuple[int, int]]:
+def attention_centres(
+    selo_map: np.ndarray, *, box: int = BOX_SIZE, max_size: int = MAX_FILTER_SIZE
+) -> list[tuple[int, int]]:
     """Attention centres (x, y) of a map, best first (the published code's peak finding).
 
     G = uint8(P·255) is softened by five 50×50 box filters; pixels equal to the
     maximum of their 1000×1000 neighbourhood (and > 0) form 8-connected
     components, taken in raster order of their first pixel; each component's
     truncated centroid is a candidate, candidates are stably sorted by P there
-    (descending) and kept when P ≥ 0.5.
+    (descending) and kept when P ≥ 0.5. ``box`` and ``max_size`` change the two
+    filter sizes (only for approximations on decimated maps; the metrics use 50
+    and 1000).
     """
     gray = _gray(selo_map)
     for _ in range(BOX_PASSES):
-        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(BOX_SIZE, BOX_SIZE))
-    peaks = maximum_filter(gray, size=MAX_FILTER_SIZE) == gray
+        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
+    peaks = maximum_filter(gray, size=max_size) == gray
     peaks &= gray > 0
     candidates = [(int(cx), int(cy)) for cy, cx in _component_centroids(peaks)]
     probs = [_prob_at(selo_map, x, y) for x, y in candidates]

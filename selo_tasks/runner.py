@@ -69,7 +69,8 @@ class Embedded:
 
 
 def _preprocess(scene: Scene, encoder: Encoder) -> str:
-    return f"{scene.describe_conversion()}|cut{encoder.input_size}-bicubic"
+    """Everything between the file and the encoder's input: bands, uint8 conversion, cut."""
+    return f"bands={scene.bands}|{scene.conversion}|cut{encoder.input_size}-bicubic"
 
 
 def embed_scenes(

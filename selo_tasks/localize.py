@@ -1,0 +1,273 @@
+"""SeLo on one scene for one or more queries (``selo localize``).
+
+The scene is embedded once (or read from the cache) for all queries; each
+query's map is built on the cell grid (Gnt), finished chunk by chunk (Flt)
+into ``maps.zarr``, then written out:
+
+    OUT/run.json                    inputs, versions, encoder, windows, stage table
+    OUT/maps.zarr/qNN/{mean,selo}   float64 mean map and uint8 SeLo map per query
+    OUT/qNN-<words>/windows.csv     r0,r1,c0,c1,scale,score (full precision)
+    OUT/qNN-<words>/selo_map.png    lossless uint8 map, scene size
+    OUT/qNN-<words>/selo_map.tif    GeoTIFF with the scene's CRS and transform
+    OUT/qNN-<words>/overlay.png     downsampled scene with the heat map
+    OUT/qNN-<words>/regions.geojson attention centres and high-score regions
+    OUT/profile.html                Dask performance report (--profile)
+
+Memory is bounded by chunks: nothing holds the whole scene or map, except
+the attention centres of maps up to 100 megapixels (the metrics' exact rule
+on the full map); larger maps use a decimated map with scaled filter sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from selo.errors import ParameterError
+from selo.pipeline.accumulate import expand_lazy
+from selo.pipeline.outputs import (
+    decimate,
+    pixel_to_crs,
+    regions_from_map,
+    write_geojson,
+    write_geotiff,
+    write_overlay,
+    write_png,
+)
+from selo.pipeline.raster import Scene, open_scene, read_preview
+from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from selo.selo_tasks.airslt import write_windows_csv
+from selo.selo_tasks.methods import Method
+from selo.selo_tasks.metrics import attention_centres
+from selo.selo_tasks.runner import (
+    RunContext,
+    cell_maps,
+    describe_encoder,
+    embed_scenes,
+    query_contributions,
+)
+from selo.selo_tasks.session import SessionOptions, run_session, versions
+
+__all__ = ["LocalizeOptions", "QueryOutputs", "localize", "query_folder"]
+
+log = logging.getLogger(__name__)
+
+FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this size
+REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
+PREVIEW_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class LocalizeOptions:
+    """What ``selo localize`` does besides the session and the method."""
+
+    scene: Path
+    queries: tuple[str, ...]
+    out: Path
+    bands: tuple[int, int, int] | None = None
+    paper_compat: bool = False
+
+
+@dataclass(frozen=True)
+class QueryOutputs:
+    """The files written for one query."""
+
+    query: str
+    folder: Path
+    windows: int
+    seconds: float
+
+
+def query_folder(out: Path, index: int, query: str) -> Path:
+    """``OUT/qNN-first-words-of-the-query`` (at most 40 characters of words)."""
+    words = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")[:40].rstrip("-") or "query"
+    return out / f"q{index:02d}-{words}"
+
+
+def localize(options: LocalizeOptions, method: Method, session: SessionOptions) -> dict:
+    """Run SeLo on one scene for every query; returns the run record (also in run.json)."""
+    queries = tuple(q.strip() for q in options.queries)
+    if not queries or any(not q for q in queries):
+        raise ParameterError("every --query must be a non-empty sentence")
+    out = ensure_dir(options.out)
+    started = time.perf_counter()
+    record: dict = {
+        "command": "localize",
+        "status": "running",
+        "scene": str(options.scene),
+        "queries": list(queries),
+    }
+    atomic_write_text(out / "run.json", json.dumps(record, indent=1))
+    with run_session(session) as ctx:
+        for q in queries:
+            warning = ctx.encoder.check_query(q)
+            if warning:
+                log.warning("query %r: %s", q, warning)
+        with ctx.profiler.stage("cut"):
+            scene = open_scene(
+                options.scene,
+                bands=options.bands,
+                chunk=ctx.chunk,
+                stage_dir=ctx.cache.root / "staged",
+            )
+            table = method.scene_windows(*scene.info.shape)
+        if table.clamped:
+            size = f"{scene.info.width}x{scene.info.height}"
+            scales = ", ".join(map(str, table.clamped))
+            log.warning(
+                "%s: %s is smaller than window size(s) %s; those windows cover the whole scene",
+                options.scene, size, scales,
+            )  # fmt: skip
+        if scene.info.crs is None:
+            log.info(
+                "%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", options.scene
+            )
+        embedded = embed_scenes(ctx, [(scene, table)], what="windows")[0]
+        log.info(
+            "%d windows %s",
+            len(table),
+            "from the embedding cache" if embedded.cached else "embedded",
+        )
+        outputs = [
+            _one_query(ctx, method, embedded, i, q, out, options.paper_compat)
+            for i, q in enumerate(queries, start=1)
+        ]
+        stages = ctx.profiler.table()
+        record.update(
+            status="complete",
+            scene_info={
+                "height": scene.info.height,
+                "width": scene.info.width,
+                "bands": list(scene.bands),
+                "dtype": scene.info.dtype,
+                "crs": scene.info.crs,
+                "driver": scene.info.driver,
+                "nodata": scene.info.nodata,
+            },
+            encoder=describe_encoder(ctx),
+            method=method.describe(),
+            windows=len(table),
+            windows_cached=embedded.cached,
+            cluster=ctx.cluster.describe(),
+            versions=versions(),
+            outputs=[
+                {"query": o.query, "folder": str(o.folder), "windows": o.windows} for o in outputs
+            ],
+            stages=stages,
+            wall_seconds=time.perf_counter() - started,
+        )
+    atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
+    return record
+
+
+def _one_query(
+    ctx: RunContext, method: Method, embedded, index: int, query: str, out: Path, paper_compat: bool
+) -> QueryOutputs:
+    t0 = time.perf_counter()
+    scene: Scene = embedded.scene
+    info = scene.info
+    inputs = query_contributions(ctx, method, embedded, query)
+    with ctx.profiler.stage("gnt"):
+        cells = cell_maps(info.height, info.width, inputs, uncovered_counts=method.uncovered_counts)
+    valid = None if scene.valid is None else scene.valid.data
+    selo = method.finish(expand_lazy(cells.u8, ctx.chunk))
+    if valid is not None:
+        selo = da.where(valid, selo, np.uint8(0))
+    mean = expand_lazy(cells.mean, ctx.chunk)
+    with ctx.profiler.stage("flt"):
+        store = _store_maps(out / "maps.zarr", f"q{index:02d}", mean, selo)
+    folder = ensure_dir(query_folder(out, index, query))
+    with ctx.profiler.stage("write"):
+        selo_z = da.from_zarr(str(store / "selo"))
+        write_windows_csv(folder / "windows.csv", inputs)
+        write_geotiff(
+            folder / "selo_map.tif",
+            selo_z,
+            like=info,
+            nodata=0 if valid is not None else None,
+            nodata_mask=None if valid is None else ~valid,
+        )
+        write_png(folder / "selo_map.png", selo_z)
+        if paper_compat:
+            _write_jpeg_roundtrip(folder / "selo_map.jpg", selo_z)
+        preview = read_preview(scene, PREVIEW_SIDE)
+        heat = decimate(selo_z, preview.shape[:2])
+        write_overlay(folder / "overlay.png", preview, heat)
+        features = _centre_features(selo_z, heat, scene) + regions_from_map(
+            heat, info, threshold=REGION_THRESHOLD
+        )
+        write_geojson(folder / "regions.geojson", features, crs=info.crs)
+    return QueryOutputs(query, folder, len(inputs.windows), time.perf_counter() - t0)
+
+
+def _store_maps(root: Path, name: str, mean: da.Array, selo: da.Array) -> Path:
+    """Compute the mean and SeLo maps chunk by chunk into ``root/name`` (atomically)."""
+    import zarr
+
+    if not (root / "zarr.json").exists():
+        ensure_dir(root)
+        zarr.open_group(str(root), mode="a")
+    with atomic_path(root / name, folder=True) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        targets = []
+        for key, arr in (("mean", mean), ("selo", selo)):
+            chunks = tuple(c[0] for c in arr.chunks)
+            z = group.create_array(key, shape=arr.shape, dtype=arr.dtype, chunks=chunks)
+            targets.append(z)
+        da.store([mean, selo], targets, lock=False)
+    return root / name
+
+
+def _write_jpeg_roundtrip(path: Path, selo: da.Array) -> None:
+    """The published code's JPEG copy of the map (lossy; for comparisons only)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.asarray(selo))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
+def _centre_features(selo: da.Array, heat: np.ndarray, scene: Scene) -> list[dict]:
+    """Attention centres as point features (exact on maps up to 100 MP, else approximate)."""
+    h, w = scene.info.shape
+    if h * w <= FULL_MAP_PIXELS:
+        full = np.asarray(selo)
+        points = attention_centres(full)
+        values = [int(full[y, x]) for x, y in points]
+        exact = True
+    else:
+        fy, fx = h / heat.shape[0], w / heat.shape[1]
+        scale = (fy + fx) / 2
+        small = attention_centres(
+            heat, box=max(1, round(50 / scale)), max_size=max(1, round(1000 / scale))
+        )
+        values = [int(heat[y, x]) for x, y in small]
+        points = [
+            (min(w - 1, int((x + 0.5) * fx)), min(h - 1, int((y + 0.5) * fy))) for x, y in small
+        ]
+        exact = False
+    features = []
+    for rank, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
+        cx, cy = pixel_to_crs(scene.info, y, x)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [float(cx), float(cy)]},
+                "properties": {
+                    "kind": "centre",
+                    "rank": rank,
+                    "score": value / 255,
+                    "row": y,
+                    "col": x,
+                    "exact": exact,
+                },
+            }
+        )
+    return features
