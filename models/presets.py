@@ -73,7 +73,7 @@ SPEC_FORMS: tuple[Preset, ...] = (
 )
 
 _REMOTECLIP = "https://huggingface.co/chendelong/RemoteCLIP"
-_GEORSCLIP = "https://huggingface.co/Zilun/GeoRSCLIP (folder ckpt/)"
+_GEORSCLIP = "https://huggingface.co/Zilun/GeoRSCLIP"
 _LRSCLIP = "https://github.com/MitsuiChen14/LRSCLIP"
 _LRSCLIP_NOTE = (
     "Long-CLIP format. Checkpoints linked from the LRSCLIP repository "
@@ -115,8 +115,8 @@ PRESETS: dict[str, Preset] = {
             "RS5M_ViT-B-32.pt",
             _GEORSCLIP,
             rmi=0.7447,
-            notes="GeoRSCLIP (RS5M). The authors load it into OpenAI's ViT-B/32, which "
-            "uses QuickGELU.",
+            notes="GeoRSCLIP (RS5M), in the repository's ckpt/ folder. The authors load it "
+            "into OpenAI's ViT-B/32, which uses QuickGELU.",
         ),
         Preset(
             "georsclip-vit-h-14",
@@ -125,7 +125,8 @@ PRESETS: dict[str, Preset] = {
             "RS5M_ViT-H-14.pt",
             _GEORSCLIP,
             rmi=0.7494,
-            notes="GeoRSCLIP (RS5M) on open_clip ViT-H-14 (LAION-2B base).",
+            notes="GeoRSCLIP (RS5M), in the repository's ckpt/ folder; open_clip ViT-H-14 "
+            "(LAION-2B base).",
         ),
         Preset(
             "lrsclip-vit-b-16",

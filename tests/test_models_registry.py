@@ -188,3 +188,14 @@ def test_importing_models_and_color_does_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_selo_models_command_prints_the_table(monkeypatch, capsys):
+    from selo.selo_tasks.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for p in list_presets():
+        assert p.name in out and p.filename in out and p.source in out
+    assert "0.7447" in out and "0.7494" in out and "0.7071" in out
