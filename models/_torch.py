@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from selo.errors import CheckpointError, MissingDependencyError
-from selo.models.base import Encoder, as_nhwc, l2_normalize
+from selo.errors import CheckpointError, MissingDependencyError, ParameterError
+from selo.models.base import Encoder, as_nhwc, l2_normalize, select_device
 
 __all__ = [
     "CLIP_INPUT_SIZE",
@@ -41,6 +41,7 @@ __all__ = [
     "load_into",
     "load_state_dict",
     "require",
+    "torch_device",
 ]
 
 CLIP_INPUT_SIZE = 256
@@ -265,6 +266,18 @@ class ImageTransform:
 # --------------------------------------------------------------------------- inference
 
 
+def torch_device(device: str | None) -> str:
+    """The device to run on (``None``/``"auto"``: CUDA when present), checked to be usable."""
+    chosen = select_device(device)
+    try:
+        kind = torch.device(chosen).type
+    except RuntimeError as e:
+        raise ParameterError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from e
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} asked for, but CUDA is not available here")
+    return chosen
+
+
 def autocast(device: str) -> contextlib.AbstractContextManager:
     """Half precision on CUDA (bf16 where supported, else fp16); a null context elsewhere."""
     if not str(device).startswith("cuda"):
@@ -312,6 +325,8 @@ class TorchEncoder(Encoder):
         device: str,
         batch_size: int = 64,
     ) -> None:
+        if batch_size < 1:
+            raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
         self.name = name
         self._version = version
         self.model = model.to(device).eval()

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from selo.errors import ParameterError
 from selo.models.base import Encoder, as_nhwc, l2_normalize
 
 __all__ = [
@@ -253,6 +254,8 @@ class ColorEncoder(Encoder):
     device = "cpu"
 
     def __init__(self, *, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
 
     @property

@@ -27,8 +27,9 @@ from selo.models._torch import (
     TorchEncoder,
     check_keys,
     require,
+    torch_device,
 )
-from selo.models.base import file_digest, select_device
+from selo.models.base import file_digest
 
 __all__ = ["HFClipEncoder", "load_hfclip", "dir_digest", "hf_transform"]
 
@@ -144,7 +145,7 @@ def load_hfclip(
         embed_dim=int(model.config.projection_dim),
         context_length=int(model.config.text_config.max_position_embeddings),
         tokenizer=tokenizer,
-        device=select_device(device),
+        device=torch_device(device),
     )
 
 

@@ -21,8 +21,15 @@ from typing import Any
 import torch
 
 from selo.errors import ModelError
-from selo.models._torch import ImageTransform, TorchEncoder, load_into, load_state_dict, require
-from selo.models.base import file_digest, select_device
+from selo.models._torch import (
+    ImageTransform,
+    TorchEncoder,
+    load_into,
+    load_state_dict,
+    require,
+    torch_device,
+)
+from selo.models.base import file_digest
 
 __all__ = [
     "OpenClipEncoder",
@@ -149,6 +156,12 @@ def encoder_from_model(
     transform = transform_of(model)
     text_tower = model.text if hasattr(model, "text") else model
     context_length = int(text_tower.context_length)
+    # open_clip's plain BPE tokenizer (bundled vocabulary), as get_tokenizer would pick
+    # for the architectures arch_config accepts, without its log lines
+    text_cfg = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
+    tokenizer = open_clip.SimpleTokenizer(
+        context_length=context_length, **text_cfg.get("tokenizer_kwargs", {})
+    )
     return OpenClipEncoder(
         name=name or f"{kind}:{arch}",
         version=f"{kind}:{arch}@{weights}+{transform.tag}",
@@ -156,8 +169,8 @@ def encoder_from_model(
         transform=transform,
         embed_dim=int(model.visual.output_dim),
         context_length=context_length,
-        tokenizer=open_clip.get_tokenizer(arch, context_length=context_length),
-        device=select_device(device),
+        tokenizer=tokenizer,
+        device=torch_device(device),
         batch_size=batch_size,
     )
 

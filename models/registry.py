@@ -77,6 +77,9 @@ def get_encoder(
         )
     if kind == "color":
         return ColorEncoder()
+    from selo.models._torch import torch_device
+
+    device = torch_device(device)  # fail before loading weights
     if kind == "hf-clip":
         from selo.models.hfclip import load_hfclip
 

@@ -259,6 +259,15 @@ def test_transform_crops_non_square_windows_like_torchvision():
     assert float((got - ref).abs().mean()) < 0.01
 
 
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available")
+@pytest.mark.parametrize(("bf16", "dtype"), [(True, "bfloat16"), (False, "float16")])
+def test_autocast_on_cuda_uses_half_precision(monkeypatch, bf16, dtype):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    ctx = autocast("cuda:0")
+    assert isinstance(ctx, torch.autocast)
+    assert (ctx.device, ctx.fast_dtype) == ("cuda", getattr(torch, dtype))
+
+
 def test_autocast_is_a_null_context_on_cpu():
     with autocast("cpu"):
         assert not torch.is_autocast_enabled()

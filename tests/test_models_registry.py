@@ -90,6 +90,7 @@ def test_preset_resolves_to_its_kind_and_arch(monkeypatch):
 
 def test_encoder_spec_fields_are_used_and_overridable(monkeypatch):
     calls = []
+    monkeypatch.setattr("selo.models._torch.torch_device", lambda device: device)
     monkeypatch.setattr(
         "selo.models.longclip.load_longclip",
         lambda arch, ckpt, *, name, device: calls.append((arch, ckpt, device)),
@@ -98,6 +99,20 @@ def test_encoder_spec_fields_are_used_and_overridable(monkeypatch):
     get_encoder(spec)
     get_encoder(spec, checkpoint="b.pt", device="cuda:1")
     assert calls == [("ViT-B-16", "a.pt", "cpu"), ("ViT-B-16", "b.pt", "cuda:1")]
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        pytest.param("gpu", "unknown device 'gpu'", id="unknown"),
+        pytest.param("cuda:0", "CUDA is not available", id="no-cuda"),
+    ],
+)
+def test_unusable_device_fails_before_loading(monkeypatch, device, message):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParameterError, match=message):
+        get_encoder("openclip:ViT-B-32", checkpoint="never-read.pt", device=device)
 
 
 def test_presets_table():
