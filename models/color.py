@@ -246,14 +246,17 @@ def _colour_shares(windows: np.ndarray) -> np.ndarray:
 
 
 class ColorEncoder(Encoder):
-    """Colour words of the query vs colour shares of the window (see the module docstring)."""
+    """Colour words of the query vs colour shares of the window (see the module docstring).
+
+    ``batch_size`` windows are binned at a time (16 keeps the bin counts in cache).
+    """
 
     name = "color"
     input_size = COLOR_INPUT_SIZE
     embed_dim = len(PROTOTYPES)
     device = "cpu"
 
-    def __init__(self, *, batch_size: int = 64) -> None:
+    def __init__(self, *, batch_size: int = 16) -> None:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
