@@ -152,8 +152,9 @@ PRESETS: dict[str, Preset] = {
             "https://huggingface.co/timm/vit_base_patch32_clip_224.openai",
             rmi=0.7071,
             notes="OpenAI CLIP ViT-B/32 as an open_clip state dict (open_clip_pytorch_model.bin "
-            "works too; open_clip keeps a copy in ~/.cache/huggingface/hub). OpenAI's own "
-            "ViT-B-32.pt is a TorchScript archive and is refused.",
+            "works too, the timm-format model.safetensors does not; open_clip caches these "
+            "files in ~/.cache/huggingface/hub). OpenAI's own ViT-B-32.pt is a TorchScript "
+            "archive and is refused.",
         ),
     )
 }
