@@ -5,5 +5,15 @@
 """
 
 from selo.models.base import Encoder, EncoderSpec, l2_normalize, select_device
+from selo.models.registry import cached_encoder, get_encoder, list_presets, parse_spec
 
-__all__ = ["Encoder", "EncoderSpec", "l2_normalize", "select_device"]
+__all__ = [
+    "Encoder",
+    "EncoderSpec",
+    "cached_encoder",
+    "get_encoder",
+    "l2_normalize",
+    "list_presets",
+    "parse_spec",
+    "select_device",
+]

@@ -475,3 +475,31 @@ def demo_cmd(out, **kw):
         baselines=baselines,
     )
     console.print(f"maps and overlays: {run.out}/case_NN/selo_map.png and overlay.png")
+
+
+@cli.command("models")
+def models_cmd() -> None:
+    """The encoders selo can use: spec forms and presets for known checkpoints.
+
+    \b
+    Use one with:  --model NAME [--checkpoint PATH]
+    selo never downloads weights: fetch the expected file and pass its path.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from selo.models import list_presets
+
+    rows = list_presets()
+    table = Table(title="selo encoders", box=box.SIMPLE_HEAD)
+    for column in ("name", "kind", "architecture", "expected file"):
+        table.add_column(column, overflow="fold")
+    table.add_column("Rmi", justify="right")
+    for p in rows:
+        rmi = f"{p.rmi:.4f}" if p.rmi is not None else ""
+        table.add_row(p.name, p.kind, p.arch, p.filename, rmi)
+    console = Console()
+    console.print(table)
+    for p in rows:
+        console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)

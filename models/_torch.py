@@ -1,0 +1,381 @@
+"""Torch helpers shared by the CLIP-family encoders.
+
+One safe checkpoint loader (``weights_only=True``, wrapped state dicts unwrapped),
+one key-mismatch report, one batched preprocessing transform, one batching loop
+under ``torch.inference_mode`` with half precision on CUDA, and the encoder base
+class built on them. Imported only when a CLIP-family encoder is built, so
+``import selo.models`` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import pickle
+import re
+import warnings
+from abc import abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from selo.errors import CheckpointError, MissingDependencyError, ParameterError
+from selo.models.base import Encoder, as_nhwc, l2_normalize, select_device
+
+__all__ = [
+    "CLIP_INPUT_SIZE",
+    "OPENAI_MEAN",
+    "OPENAI_STD",
+    "ImageTransform",
+    "TorchEncoder",
+    "autocast",
+    "check_keys",
+    "embed_batches",
+    "load_into",
+    "load_state_dict",
+    "require",
+    "torch_device",
+]
+
+CLIP_INPUT_SIZE = 256
+"""Window side handed to CLIP-family encoders: the published SeLo cut size."""
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_CLIP_EXTRA = "pip install 'selo[clip]'"
+
+
+def require(module: str, install: str = _CLIP_EXTRA) -> ModuleType:
+    """Import an optional dependency, or raise an error that says what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"this encoder needs the optional package {module!r}, which is not installed "
+            f"({e}); install it with: {install}"
+        ) from e
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a local checkpoint file, read without running any pickled code.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which refuses pickles that carry code or
+    arbitrary objects. Training checkpoints that wrap the weights (under
+    ``state_dict``, ``model`` or ``module``, or with ``module.`` key prefixes from
+    DataParallel) are unwrapped.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"checkpoint file not found: {p}")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {p}")
+    if p.suffix == ".safetensors":
+        safetensors_torch = require("safetensors.torch", "pip install safetensors")
+        try:
+            obj: Any = safetensors_torch.load_file(str(p), device="cpu")
+        except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
+            raise CheckpointError(f"cannot read safetensors checkpoint {p}: {e}") from e
+    else:
+        obj = _torch_load(p)
+    return _unwrap(obj, p)
+
+
+def _torch_load(p: Path) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*TorchScript archive")
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r"GLOBAL (\S+)", str(e))
+        if blocked:
+            raise CheckpointError(
+                f"refusing checkpoint {p}: it is not a plain state dict but a pickle that "
+                f"references {blocked.group(1)} (code or Python objects), and selo only "
+                "loads tensors (torch.load(weights_only=True)). If you trust the file, "
+                "re-save its weights with torch.save(model.state_dict(), PATH)."
+            ) from e
+        raise CheckpointError(f"cannot read checkpoint {p}: {_last_line(e)}") from e
+    except RuntimeError as e:
+        if "TorchScript" in str(e):
+            raise CheckpointError(
+                f"refusing checkpoint {p}: it is a TorchScript archive (such as OpenAI's "
+                "original CLIP .pt files), which contains code; use the plain state-dict "
+                "release of the same weights (see `selo models`)."
+            ) from e
+        raise CheckpointError(f"cannot read checkpoint {p}: {_last_line(e)}") from e
+    except (EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+
+
+def _last_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+_WRAPPER_KEYS = ("state_dict", "model", "module")
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, Mapping) and not _all_tensors(obj):
+        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj or not _all_tensors(obj):
+        found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is not a state dict of tensors (found: {found}); "
+            "expected a file saved with torch.save(model.state_dict(), PATH)"
+        )
+    state = {str(k): v for k, v in obj.items()}
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _all_tensors(m: Mapping) -> bool:
+    return all(isinstance(v, torch.Tensor) for v in m.values())
+
+
+def check_keys(
+    source: str,
+    *,
+    missing: Sequence[str],
+    unexpected: Sequence[str],
+    mismatched: Sequence[str] = (),
+) -> None:
+    """Raise a :class:`CheckpointError` that counts and names the keys that do not fit."""
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [
+        f"{len(keys)} {label} ({_examples(keys)})"
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("keys with the wrong shape", mismatched),
+        )
+        if keys
+    ]
+    raise CheckpointError(
+        f"{source} does not fit the architecture: {', '.join(parts)}. "
+        "Check that the spec names the architecture the checkpoint was trained with."
+    )
+
+
+def _examples(keys: Sequence[str], n: int = 3) -> str:
+    shown = ", ".join(sorted(keys)[:n])
+    return shown + (", ..." if len(keys) > n else "")
+
+
+def load_into(
+    model: torch.nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    *,
+    optional: frozenset[str] = frozenset(),
+    ignored: frozenset[str] = frozenset(),
+) -> None:
+    """Load ``state`` into ``model``, all or nothing, or explain what does not fit.
+
+    ``optional`` model keys may be absent (they keep their initial values; e.g.
+    ``logit_scale``, unused for embeddings); ``ignored`` checkpoint keys are
+    dropped (bookkeeping entries some exporters add).
+    """
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k not in ignored}
+    missing = [k for k in own if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    check_keys(source, missing=missing, unexpected=unexpected, mismatched=mismatched)
+    model.load_state_dict(state, strict=False)
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """A CLIP eval transform applied in torch to a whole batch.
+
+    Resize the shortest side to ``resize`` (antialiased, like PIL), round to
+    the 8-bit grid the PIL pipeline would produce, centre-crop ``crop`` × ``crop``,
+    scale to [0, 1] and normalise with ``mean``/``std``. Equivalent to
+    torchvision's ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize``.
+    """
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float] = OPENAI_MEAN
+    std: tuple[float, float, float] = OPENAI_STD
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in ("bicubic", "bilinear"):
+            raise CheckpointError(
+                f"unsupported image interpolation {self.interpolation!r} "
+                "(expected 'bicubic' or 'bilinear')"
+            )
+        if not 0 < self.crop <= self.resize:
+            raise CheckpointError(f"bad image sizes: resize {self.resize}, crop {self.crop}")
+
+    @property
+    def tag(self) -> str:
+        """Short text naming the preprocessing, part of an encoder's ``version``."""
+        size = f"{self.crop}" if self.resize == self.crop else f"{self.resize}c{self.crop}"
+        tag = f"pre{size}-{self.interpolation}"
+        if (self.mean, self.std) != (OPENAI_MEAN, OPENAI_STD):
+            stats = repr((self.mean, self.std)).encode()
+            tag += "-" + hashlib.sha256(stats).hexdigest()[:6]
+        return tag
+
+    def __call__(self, images: np.ndarray, device: str) -> torch.Tensor:
+        """uint8 N×H×W×3 RGB windows as a float32 N×3×crop×crop model input on ``device``."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        x = x.permute(0, 3, 1, 2).float()
+        h, w = x.shape[-2:]
+        short, long = (h, w) if h <= w else (w, h)
+        new_long = int(self.resize * long / short)
+        size = (self.resize, new_long) if h <= w else (new_long, self.resize)
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode=self.interpolation, antialias=True)
+            x = x.clamp_(0, 255).round_()  # PIL hands back uint8 here
+        top = int(round((size[0] - self.crop) / 2.0))
+        left = int(round((size[1] - self.crop) / 2.0))
+        x = x[..., top : top + self.crop, left : left + self.crop]
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255
+        return (x - mean) / std
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def torch_device(device: str | None) -> str:
+    """The device to run on (``None``/``"auto"``: CUDA when present), checked to be usable."""
+    chosen = select_device(device)
+    try:
+        kind = torch.device(chosen).type
+    except RuntimeError as e:
+        raise ParameterError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from e
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} asked for, but CUDA is not available here")
+    return chosen
+
+
+def autocast(device: str) -> contextlib.AbstractContextManager:
+    """Half precision on CUDA (bf16 where supported, else fp16); a null context elsewhere."""
+    if not str(device).startswith("cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def embed_batches(
+    fn: Callable[[Any], torch.Tensor],
+    items: Sequence[Any] | np.ndarray,
+    *,
+    batch_size: int,
+    device: str,
+    dim: int,
+) -> np.ndarray:
+    """``fn`` over consecutive batches of ``items``, as one float32 L2-normalised N×dim array."""
+    if len(items) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    with torch.inference_mode(), autocast(device):
+        parts = [
+            fn(items[i : i + batch_size]).float().cpu() for i in range(0, len(items), batch_size)
+        ]
+    return l2_normalize(torch.cat(parts).numpy())
+
+
+class TorchEncoder(Encoder):
+    """A CLIP-family model: batched, on its device, with its own preprocessing.
+
+    Subclasses say how to tokenize and how to run each tower; windows arrive as
+    uint8 ``CLIP_INPUT_SIZE`` squares and go through ``transform`` on the device.
+    """
+
+    input_size = CLIP_INPUT_SIZE
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        model: torch.nn.Module,
+        transform: ImageTransform,
+        embed_dim: int,
+        context_length: int,
+        device: str,
+        batch_size: int = 64,
+    ) -> None:
+        if batch_size < 1:
+            raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
+        self.name = name
+        self._version = version
+        self.model = model.to(device).eval()
+        self.transform = transform
+        self.embed_dim = embed_dim
+        self.context_length = context_length
+        self.device = device
+        self.batch_size = batch_size
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @abstractmethod
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unnormalised image embeddings of a preprocessed N×3×S×S batch."""
+
+    @abstractmethod
+    def _text_features(self, texts: list[str]) -> torch.Tensor:
+        """Unnormalised text embeddings of a batch of sentences."""
+
+    @abstractmethod
+    def _token_count(self, text: str) -> int:
+        """Number of tokens ``text`` needs, start and end tokens included."""
+
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        windows = as_nhwc(images)
+        return embed_batches(
+            lambda b: self._image_features(self.transform(b, self.device)),
+            windows,
+            batch_size=self.batch_size,
+            device=self.device,
+            dim=self.embed_dim,
+        )
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return embed_batches(
+            lambda b: self._text_features(list(b)),
+            list(texts),
+            batch_size=self.batch_size,
+            device=self.device,
+            dim=self.embed_dim,
+        )
+
+    def check_query(self, text: str) -> str | None:
+        n = self._token_count(text)
+        if n > self.context_length:
+            return (
+                f"the query has {n} tokens but {self.name} reads at most "
+                f"{self.context_length}; the end of the sentence is ignored"
+            )
+        return None

@@ -1,0 +1,161 @@
+"""The model table: the spec forms and named presets for known remote-sensing checkpoints.
+
+A preset is data: which loader (``kind``) and architecture a published
+checkpoint needs, the file name it is distributed under, where users download
+it, and its published SeLo Rmi on AIR-SLT where one is known. selo never
+downloads: users fetch the file and pass its path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Preset", "PRESETS", "SPEC_FORMS", "KINDS"]
+
+KINDS = ("color", "openclip", "hf-clip", "longclip")
+"""Encoder kinds, i.e. the prefixes of a spec (``openclip:ViT-B-32``)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One row of the model table.
+
+    For a spec form, ``name`` is the pattern (``openclip:<arch>``) and ``arch``
+    and ``filename`` are empty; for a named preset they say what to pass.
+    """
+
+    name: str
+    kind: str
+    arch: str
+    filename: str
+    source: str
+    rmi: float | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"preset {self.name!r}: unknown kind {self.kind!r}")
+
+
+SPEC_FORMS: tuple[Preset, ...] = (
+    Preset(
+        "color",
+        "color",
+        "",
+        "",
+        "built in",
+        notes="Default. Colour words of the query vs colour shares of the window; no weights.",
+    ),
+    Preset(
+        "openclip:<arch>",
+        "openclip",
+        "",
+        "",
+        "your own file",
+        notes="Any CLIP architecture built into open_clip; --checkpoint PATH to a state dict.",
+    ),
+    Preset(
+        "hf-clip:<dir>",
+        "hf-clip",
+        "",
+        "",
+        "your own folder",
+        notes="A local Hugging Face CLIP folder (config.json, weights, tokenizer).",
+    ),
+    Preset(
+        "longclip:<arch>",
+        "longclip",
+        "",
+        "",
+        "your own file",
+        notes="A Long-CLIP state dict (248-token text); --checkpoint PATH.",
+    ),
+)
+
+_REMOTECLIP = "https://huggingface.co/chendelong/RemoteCLIP"
+_GEORSCLIP = "https://huggingface.co/Zilun/GeoRSCLIP"
+_LRSCLIP = "https://github.com/MitsuiChen14/LRSCLIP"
+_LRSCLIP_NOTE = (
+    "Long-CLIP format. Checkpoints linked from the LRSCLIP repository "
+    "(Hugging Face cwz14/LRSCLIP_{arch}); file name as distributed by the authors. "
+    "The paper's best Rmi is 0.7653 (variant not recorded here)."
+)
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "remoteclip-rn50",
+            "openclip",
+            "RN50",
+            "RemoteCLIP-RN50.pt",
+            _REMOTECLIP,
+            notes="open_clip state dict, loaded into open_clip RN50 as the authors do.",
+        ),
+        Preset(
+            "remoteclip-vit-b-32",
+            "openclip",
+            "ViT-B-32",
+            "RemoteCLIP-ViT-B-32.pt",
+            _REMOTECLIP,
+            notes="open_clip state dict, loaded into open_clip ViT-B-32 as the authors do.",
+        ),
+        Preset(
+            "remoteclip-vit-l-14",
+            "openclip",
+            "ViT-L-14",
+            "RemoteCLIP-ViT-L-14.pt",
+            _REMOTECLIP,
+            notes="open_clip state dict, loaded into open_clip ViT-L-14 as the authors do.",
+        ),
+        Preset(
+            "georsclip-vit-b-32",
+            "openclip",
+            "ViT-B-32-quickgelu",
+            "RS5M_ViT-B-32.pt",
+            _GEORSCLIP,
+            rmi=0.7447,
+            notes="GeoRSCLIP (RS5M), in the repository's ckpt/ folder. The authors load it "
+            "into OpenAI's ViT-B/32, which uses QuickGELU.",
+        ),
+        Preset(
+            "georsclip-vit-h-14",
+            "openclip",
+            "ViT-H-14",
+            "RS5M_ViT-H-14.pt",
+            _GEORSCLIP,
+            rmi=0.7494,
+            notes="GeoRSCLIP (RS5M), in the repository's ckpt/ folder; open_clip ViT-H-14 "
+            "(LAION-2B base).",
+        ),
+        Preset(
+            "lrsclip-vit-b-16",
+            "longclip",
+            "ViT-B-16",
+            "LRSCLIP_ViT-B-16.pt",
+            _LRSCLIP,
+            notes=_LRSCLIP_NOTE.format(arch="ViT-B-16"),
+        ),
+        Preset(
+            "lrsclip-vit-l-14",
+            "longclip",
+            "ViT-L-14",
+            "LRSCLIP_ViT-L-14.pt",
+            _LRSCLIP,
+            notes=_LRSCLIP_NOTE.format(arch="ViT-L-14"),
+        ),
+        Preset(
+            "openai-vit-b-32",
+            "openclip",
+            "ViT-B-32-quickgelu",
+            "open_clip_model.safetensors",
+            "https://huggingface.co/timm/vit_base_patch32_clip_224.openai",
+            rmi=0.7071,
+            notes="OpenAI CLIP ViT-B/32 as an open_clip state dict (open_clip_pytorch_model.bin "
+            "works too, the timm-format model.safetensors does not; open_clip caches these "
+            "files in ~/.cache/huggingface/hub). OpenAI's own ViT-B-32.pt is a TorchScript "
+            "archive and is refused.",
+        ),
+    )
+}
+"""Named presets: ``get_encoder(name, checkpoint=PATH)``."""

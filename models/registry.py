@@ -1,0 +1,116 @@
+"""Build encoders from spec strings: ``color``, ``openclip:<arch>``, ``hf-clip:<dir>``,
+``longclip:<arch>`` and the named presets of :mod:`selo.models.presets`.
+
+The CLIP-family loaders (and torch, open_clip, transformers) are imported only
+when such an encoder is built. :func:`cached_encoder` keeps one encoder per
+spec and process, so Dask workers load a model once, not once per task.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from selo.errors import CheckpointError, ModelError, ParameterError
+from selo.models.base import Encoder, EncoderSpec
+from selo.models.color import ColorEncoder
+from selo.models.presets import KINDS, PRESETS, SPEC_FORMS, Preset
+
+__all__ = ["get_encoder", "cached_encoder", "list_presets", "parse_spec"]
+
+
+def parse_spec(name: str) -> tuple[str, str]:
+    """Split a spec into (kind, argument): ``"openclip:ViT-B-32"`` → ``("openclip", "ViT-B-32")``.
+
+    ``color`` gives ``("color", "")`` and a preset name ``("preset", name)``.
+    Only the first colon separates, so directory arguments may contain colons.
+    """
+    spec = name.strip()
+    kind, sep, arg = spec.partition(":")
+    if not sep:
+        if spec == "color":
+            return "color", ""
+        if spec in PRESETS:
+            return "preset", spec
+    elif kind in KINDS and kind != "color" and arg.strip():
+        return kind, arg.strip()
+    raise ModelError(
+        f"unknown encoder spec {name!r}; use one of: color, openclip:<arch>, hf-clip:<dir>, "
+        f"longclip:<arch>, or a preset: {', '.join(PRESETS)} (`selo models` lists them)"
+    )
+
+
+def list_presets() -> list[Preset]:
+    """The model table: the spec forms, then the named presets."""
+    return [*SPEC_FORMS, *PRESETS.values()]
+
+
+def get_encoder(
+    spec: str | EncoderSpec,
+    checkpoint: str | Path | None = None,
+    device: str | None = None,
+) -> Encoder:
+    """The encoder a spec names, with weights from ``checkpoint`` where it needs one.
+
+    ``checkpoint`` and ``device`` given here override those of an
+    :class:`EncoderSpec`. ``device`` ``None``/``"auto"`` means CUDA when present,
+    else CPU.
+    """
+    if isinstance(spec, EncoderSpec):
+        checkpoint = checkpoint if checkpoint is not None else spec.checkpoint
+        device = device if device is not None else spec.device
+        spec = spec.name
+    kind, arg = parse_spec(spec)
+    name = spec.strip()
+    if kind == "preset":
+        preset = PRESETS[arg]
+        if checkpoint is None:
+            raise CheckpointError(
+                f"preset {preset.name} needs its checkpoint file {preset.filename} "
+                f"(download it from {preset.source}); pass its path with --checkpoint"
+            )
+        kind, arg = preset.kind, preset.arch
+    if kind in ("color", "hf-clip") and checkpoint is not None:
+        raise ParameterError(
+            f"{name} takes no checkpoint (got {checkpoint}); "
+            + ("it needs no weights" if kind == "color" else "the weights are in the folder")
+        )
+    if kind == "color":
+        return ColorEncoder()
+    from selo.models._torch import torch_device
+
+    device = torch_device(device)  # fail before loading weights
+    if kind == "hf-clip":
+        from selo.models.hfclip import load_hfclip
+
+        return load_hfclip(arg, name=name, device=device)
+    if checkpoint is None:
+        raise CheckpointError(
+            f"{name} needs a checkpoint: pass --checkpoint PATH to a local "
+            f"{'Long-CLIP' if kind == 'longclip' else 'open_clip'} state dict "
+            "(or use a preset; `selo models` lists them)"
+        )
+    if kind == "longclip":
+        from selo.models.longclip import load_longclip
+
+        return load_longclip(arg, checkpoint, name=name, device=device)
+    from selo.models.openclip import load_openclip
+
+    return load_openclip(arg, checkpoint, name=name, device=device)
+
+
+_CACHE: dict[EncoderSpec, Encoder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_encoder(spec: EncoderSpec) -> Encoder:
+    """The encoder for ``spec``, built once per process (thread-safe).
+
+    Dask tasks carry the small, picklable spec; the first task on a worker
+    process builds the model and later ones reuse it.
+    """
+    with _CACHE_LOCK:
+        encoder = _CACHE.get(spec)
+        if encoder is None:
+            encoder = _CACHE[spec] = get_encoder(spec)
+        return encoder
