@@ -82,6 +82,8 @@ def connect(
     """Yield a :class:`RunCluster`; an embedded cluster is closed on exit."""
     from distributed import Client
 
+    _quiet_distributed()
+
     if scheduler and gpu:
         raise ParameterError(
             "--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded"
@@ -129,6 +131,15 @@ def connect(
             client.close()
         with suppress(Exception):
             cluster.close()
+
+
+def _quiet_distributed() -> None:
+    """Keep distributed's start/stop chatter out of the user's terminal (unless debugging)."""
+    if logging.getLogger("selo").getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _local_cluster(workers: int | None, threads: int | None, processes: bool):
