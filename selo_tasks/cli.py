@@ -237,6 +237,11 @@ def run_options(f):
             help="Embedded cluster: threads per worker.",
         ),
         click.option(
+            "--in-process",
+            is_flag=True,
+            help="Embedded cluster: workers as threads of this process (quick start, no isolation).",
+        ),
+        click.option(
             "--profile", is_flag=True, help="Also write a Dask performance report (profile.html)."
         ),
     ]
@@ -261,6 +266,7 @@ def _session_and_method(kw: dict, out, *, show_progress: bool):
         gpu=kw["gpu"],
         workers=kw["workers"],
         threads=kw["threads"],
+        processes=not kw["in_process"],
         cache_dir=kw["cache_dir"],
         chunk=kw["chunk"],
         batch=kw["batch"],

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scenes import square
 
 
 @pytest.fixture
@@ -19,10 +20,6 @@ def run_cli(capsys):
         return code, out, err
 
     return run
-
-
-def square(x0: float, y0: float, size: float) -> list[list[float]]:
-    return [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size]]
 
 
 @pytest.fixture
@@ -40,3 +37,11 @@ def small_anno(tmp_path) -> Path:
     path = tmp_path / "anno.json"
     path.write_text(json.dumps(cases))
     return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A private selo cache for the test (embeddings, staged scenes)."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("SELO_CACHE_DIR", str(d))
+    return d

@@ -1,0 +1,48 @@
+"""Small scenes and shapes the tests build (never downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def square(x0: float, y0: float, size: float) -> list[list[float]]:
+    """The corners of an axis-aligned square, as [x, y] points."""
+    return [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size]]
+
+
+def write_geotiff_scene(path, rgb, *, crs="EPSG:32633", nodata=None, dtype=None):
+    """Write an (H, W, 3) array as a tiled GeoTIFF with a UTM transform (0.5 m pixels)."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.moveaxis(np.asarray(rgb), -1, 0)
+    profile = dict(
+        driver="GTiff",
+        height=data.shape[1],
+        width=data.shape[2],
+        count=data.shape[0],
+        dtype=dtype or data.dtype,
+        crs=crs,
+        transform=from_origin(500000, 4600000, 0.5, 0.5),
+        nodata=nodata,
+    )
+    if data.shape[1] >= 256 and data.shape[2] >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data.astype(profile["dtype"]))
+    return Path(path)
+
+
+def colour_scene(shape=(700, 900), seed=0):
+    """A tawny textured scene with a white block and a green block (for `color`)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (200, 150, 90)
+    img[h // 8 : h // 3, w // 8 : w // 3] = (235, 235, 230)  # white
+    img[h // 2 : h - h // 8, w // 2 : w - w // 8] = (60, 150, 60)  # green
+    noise = rng.integers(-6, 7, img.shape)
+    return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)

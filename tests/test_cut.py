@@ -1,0 +1,64 @@
+"""Cut: batch planning and cropping."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selo.pipeline.cut import crop_batch, plan_batches
+from selo.pipeline.windows import window_table
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 5000),
+    w=st.integers(1, 5000),
+    tile=st.integers(64, 3000),
+    batch=st.integers(1, 100),
+)
+def test_every_window_in_exactly_one_batch_inside_its_bbox(h, w, tile, batch):
+    t = window_table(h, w, (256, 512, 768))
+    batches = plan_batches(t, tile=tile, batch=batch)
+    idx = np.concatenate([b.index for b in batches])
+    assert sorted(idx.tolist()) == list(range(len(t)))
+    for b in batches:
+        assert 1 <= len(b.index) <= batch
+        r0, r1, c0, c1 = b.bbox
+        win = t.windows[b.index]
+        assert (win[:, 0] >= r0).all() and (win[:, 1] <= r1).all()
+        assert (win[:, 2] >= c0).all() and (win[:, 3] <= c1).all()
+        # one tile per batch: the bounding box stays within tile + largest window
+        assert r1 - r0 <= tile + 768 and c1 - c0 <= tile + 768
+        rel = b.relative(t)
+        assert (rel >= 0).all()
+
+
+def test_crop_batch_equals_direct_crops():
+    rng = np.random.default_rng(0)
+    region = rng.integers(0, 256, (3, 300, 400), dtype=np.uint8)
+    windows = np.array([[0, 256, 0, 256], [44, 300, 144, 400], [10, 20, 30, 45]])
+    crops, has = crop_batch(region, windows, 64)
+    assert crops.shape == (3, 64, 64, 3) and crops.dtype == np.uint8 and has.all()
+    for crop, (r0, r1, c0, c1) in zip(crops, windows, strict=True):
+        direct = cv2.resize(
+            np.ascontiguousarray(region[:, r0:r1, c0:c1].transpose(1, 2, 0)),
+            (64, 64),
+            interpolation=cv2.INTER_CUBIC,
+        )
+        assert np.array_equal(crop, direct)
+
+
+def test_windows_without_data_are_flagged():
+    region = np.zeros((3, 100, 100), np.uint8)
+    valid = np.zeros((100, 100), bool)
+    valid[:10, :10] = True
+    _, has = crop_batch(region, np.array([[0, 50, 0, 50], [50, 100, 50, 100]]), 16, valid)
+    assert has.tolist() == [True, False]
+
+
+def test_bad_plan_arguments():
+    with pytest.raises(ValueError):
+        plan_batches(window_table(100, 100, (64,)), tile=0)

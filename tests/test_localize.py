@@ -1,0 +1,127 @@
+"""``selo localize`` end to end on small scenes: outputs, exactness, georeferencing, cache."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from scenes import colour_scene, write_geotiff_scene
+
+from selo.selo_tasks.reference import reference_mean_map, reference_selo_map
+
+FAST = ("--in-process", "--chunk", "256")
+
+
+def read_windows(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    windows = np.array([[int(r[k]) for k in ("r0", "r1", "c0", "c1")] for r in rows])
+    return windows, np.array([float(r["score"]) for r in rows]), np.array([int(r["scale"]) for r in rows])
+
+
+@pytest.fixture
+def scene(tmp_path):
+    return write_geotiff_scene(tmp_path / "scene.tif", colour_scene((700, 900)))
+
+
+def run_localize(run_cli, scene, out, *args):
+    code, stdout, stderr = run_cli("localize", scene, "--out", out, *FAST, *args)
+    assert code == 0, stderr
+    return json.loads((out / "run.json").read_text())
+
+
+def test_outputs_per_query_and_map_equals_reference_from_windows_csv(run_cli, scene, tmp_path, cache_dir):
+    out = tmp_path / "out"
+    record = run_localize(run_cli, scene, out, "-q", "white roofs", "-q", "green trees")
+    assert record["status"] == "complete" and record["windows"] > 0
+    assert {"cut", "sim", "gnt", "flt"} <= set(record["stages"])
+    assert [o["query"] for o in record["outputs"]] == ["white roofs", "green trees"]
+    for o in record["outputs"]:
+        folder = out / o["folder"].split("/")[-1]
+        for name in ("windows.csv", "selo_map.png", "selo_map.tif", "overlay.png", "regions.geojson"):
+            assert (folder / name).is_file(), name
+        windows, scores, scales = read_windows(folder / "windows.csv")
+        assert set(scales) == {256, 512, 768}
+        selo = cv2.imread(str(folder / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+        assert selo.shape == (700, 900) and selo.dtype == np.uint8
+        expected = reference_selo_map(reference_mean_map((700, 900), windows, scores))
+        assert np.array_equal(selo, expected)  # bit for bit
+        with rasterio.open(folder / "selo_map.tif") as ds, rasterio.open(scene) as src:
+            assert ds.crs == src.crs and ds.transform == src.transform
+            assert ds.block_shapes[0] != (1, 900) and ds.compression is not None
+            assert np.array_equal(ds.read(1), selo)
+        geo = json.loads((folder / "regions.geojson").read_text())
+        kinds = {f["properties"]["kind"] for f in geo["features"]}
+        assert "centre" in kinds
+    # the white block is top-left, the green block bottom-right
+    white = cv2.imread(str(out / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+    green = cv2.imread(str(out / "q02-green-trees" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+    assert white[150, 200] > white[500, 600] and green[500, 600] > green[150, 200]
+
+
+def test_second_run_embeds_nothing(run_cli, scene, tmp_path, cache_dir):
+    first = run_localize(run_cli, scene, tmp_path / "a", "-q", "white roofs")
+    second = run_localize(run_cli, scene, tmp_path / "b", "-q", "gray road")
+    assert not first["windows_cached"] and second["windows_cached"]
+    assert "sim" not in second["stages"]  # nothing was embedded
+
+
+def test_v2_method(run_cli, scene, tmp_path, cache_dir):
+    record = run_localize(run_cli, scene, tmp_path / "v2", "-q", "white roofs", "--method", "v2")
+    assert record["method"]["name"] == "v2"
+    folder = tmp_path / "v2" / "q01-white-roofs"
+    windows, scores, _ = read_windows(folder / "windows.csv")
+    selo = cv2.imread(str(folder / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+    mean = reference_mean_map((700, 900), windows, scores)
+    assert np.array_equal(selo, reference_selo_map(mean, finish="gaussian"))
+
+
+def test_scene_smaller_than_windows_and_one_band(run_cli, tmp_path, cache_dir):
+    gray = colour_scene((120, 200))[..., :1]
+    path = write_geotiff_scene(tmp_path / "small.tif", gray)
+    record = run_localize(run_cli, path, tmp_path / "o", "-q", "white")
+    assert record["windows"] == 1  # every scale clamps to the whole 200x120 scene
+    assert cv2.imread(str(tmp_path / "o" / "q01-white" / "selo_map.png"), cv2.IMREAD_UNCHANGED).shape == (120, 200)
+
+
+def test_jpeg_scene_without_crs(run_cli, tmp_path, cache_dir):
+    path = tmp_path / "scene.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(colour_scene((500, 600)), cv2.COLOR_RGB2BGR))
+    run_localize(run_cli, path, tmp_path / "o", "-q", "white roofs", "--scales", "128,256")
+    with rasterio.open(tmp_path / "o" / "q01-white-roofs" / "selo_map.tif") as ds:
+        assert ds.crs is None and ds.shape == (500, 600)
+
+
+def test_nodata_pixels_stay_nodata(run_cli, tmp_path, cache_dir):
+    img = colour_scene((600, 800)).astype(np.uint16) * 200
+    img[:, 500:] = 0  # right part without data
+    path = write_geotiff_scene(tmp_path / "nd.tif", img, nodata=0)
+    run_localize(run_cli, path, tmp_path / "o", "-q", "white roofs", "--scales", "128,256")
+    with rasterio.open(tmp_path / "o" / "q01-white-roofs" / "selo_map.tif") as ds:
+        assert ds.nodata == 0
+        band = ds.read(1)
+    assert (band[:, 520:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-q", "  "), "non-empty"),
+        (("-q", "x", "--scales", "0"), "scales must be positive"),
+        (("-q", "x", "--scales", "abc"), "whole numbers"),
+        (("-q", "x", "--model", "nope"), "nope"),
+        (("-q", "x", "--bands", "1,2"), "three bands"),
+    ],
+)
+def test_bad_options_are_one_line_errors(run_cli, scene, tmp_path, cache_dir, args, message):
+    code, _, err = run_cli("localize", scene, "--out", tmp_path / "o", *FAST, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_scene(run_cli, tmp_path):
+    code, _, err = run_cli("localize", tmp_path / "none.tif", "-q", "x")
+    assert code == 2 and "none.tif: scene not found" in err
