@@ -15,27 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import BENCHMARKS_MD, machine, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
-HEADING = "## Encoders"
-
-
-def machine() -> str:
-    """CPU model and core count, from /proc/cpuinfo where there is one."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = found.group(1).strip() if found else model
-    return f"{model}, {os.cpu_count()} cores"
+HEADING = "Encoders"
 
 
 def windows_per_second(encoder, batch: int, seconds: float, rounds: int, seed: int = 0) -> float:
@@ -72,25 +60,13 @@ def vit_b_32(batch: int):
     )
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the "Encoders" section of a markdown file."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per cell (best kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
 
     import torch
@@ -125,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             *rows,
         ]
     )
-    write_section(args.out, body)
-    print(f"\nwritten to {args.out}")
+    write_section(HEADING, body, args.out)
 
 
 if __name__ == "__main__":
