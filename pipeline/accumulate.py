@@ -43,9 +43,12 @@ class CellGrid:
     def shape(self) -> tuple[int, int]:
         return len(self.row_edges) - 1, len(self.col_edges) - 1
 
-    def cell_rows(self, start: int, stop: int) -> np.ndarray:
-        """Cell index of each pixel row in [start, stop)."""
-        return np.searchsorted(self.row_edges, np.arange(start, stop), side="right") - 1
+    def row_runs(self, start: int, stop: int) -> tuple[int, int, np.ndarray]:
+        """Cell rows ``first:last`` over pixel rows [start, stop) and the pixel rows of each."""
+        first = int(np.searchsorted(self.row_edges, start, side="right")) - 1
+        last = int(np.searchsorted(self.row_edges, stop, side="left"))
+        counts = np.diff(np.clip(self.row_edges[first : last + 1], start, stop))
+        return first, last, counts
 
     def cell_cols(self, start: int, stop: int) -> np.ndarray:
         """Cell index of each pixel column in [start, stop)."""
@@ -61,8 +64,13 @@ class CellMap:
     covered: np.ndarray  # bool, grid.shape: at least one window covers the cell
 
     def block(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """The pixels [r0:r1, c0:c1] of the map, expanded from the cells."""
-        return self.values[np.ix_(self.grid.cell_rows(r0, r1), self.grid.cell_cols(c0, c1))]
+        """The pixels [r0:r1, c0:c1] of the map, expanded from the cells.
+
+        Columns are gathered on the few cell rows involved, then each cell row is
+        repeated for the pixel rows it covers (a row copy per pixel row).
+        """
+        first, last, counts = self.grid.row_runs(r0, r1)
+        return np.repeat(self.values[first:last][:, self.grid.cell_cols(c0, c1)], counts, axis=0)
 
     def to_array(self) -> np.ndarray:
         """The whole map as a numpy array (only for small scenes and tests)."""

@@ -1,11 +1,12 @@
 """Cut: window pixels cropped from the scene's chunks and resized for the encoder.
 
 Windows are grouped by the tile (default 2048 px) holding their top-left
-corner, and each group is cut from one bounding-box slice of the lazy scene
-array, so a task touches only the chunks its windows need and memory is
-bounded by tile + largest window, whatever the scene size. Each window is
-resized to ``size`` × ``size`` with OpenCV's bicubic interpolation (no
-antialiasing), as the published code does.
+corner. Each tile's region (the bounding box of its windows) is read once
+from the lazy scene array, as rows of RGB pixels, and its batches crop their
+windows from it as views, so a task touches only the chunks its windows need
+and memory is bounded by tile + largest window, whatever the scene size. Each
+window is resized to ``size`` × ``size`` with OpenCV's bicubic interpolation
+(no antialiasing), as the published code does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from selo.pipeline.windows import WindowTable
 
-__all__ = ["Batch", "plan_batches", "crop_batch", "MIN_VALID_FRACTION"]
+__all__ = ["Batch", "plan_batches", "crop_batch", "to_rows", "MIN_VALID_FRACTION"]
 
 # A window whose pixels are all nodata is not embedded (it has nothing to show).
 MIN_VALID_FRACTION = 0.0
@@ -26,10 +27,14 @@ MIN_VALID_FRACTION = 0.0
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """Windows cut together: their rows in the table and the bounding box they need."""
+    """Windows cut together: their rows in the table and the region they are cut from.
+
+    ``bbox`` is the bounding box of all windows of the batch's tile, so the
+    batches of one tile share one region.
+    """
 
     index: np.ndarray  # (n,) rows of the window table
-    bbox: tuple[int, int, int, int]  # r0, r1, c0, c1 of the region to read
+    bbox: tuple[int, int, int, int]  # r0, r1, c0, c1 of the tile's region
 
     def relative(self, table: WindowTable) -> np.ndarray:
         """The batch's windows in coordinates relative to the bounding box."""
@@ -70,23 +75,27 @@ def _split_by_tile(order: np.ndarray, tr: np.ndarray, tc: np.ndarray) -> Iterato
     yield from np.split(order, change)
 
 
+def to_rows(region: np.ndarray) -> np.ndarray:
+    """A (3, h, w) band-first region as a contiguous (h, w, 3) array (one copy per tile)."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(region), 0, -1))
+
+
 def crop_batch(
-    region: np.ndarray,
+    rgb: np.ndarray,
     windows: np.ndarray,
     size: int,
     valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop ``windows`` (relative r0, r1, c0, c1) from a (3, h, w) uint8 region.
+    """Crop ``windows`` (relative r0, r1, c0, c1) from an (h, w, 3) uint8 region.
 
     Returns (n, size, size, 3) uint8 RGB windows resized bicubically, and a
     (n,) bool array: True where the window has data (always, without ``valid``).
+    Crops are views of ``rgb`` (OpenCV reads their rows in place).
     """
-    rgb = np.moveaxis(np.asarray(region), 0, -1)
     out = np.empty((len(windows), size, size, 3), dtype=np.uint8)
     has_data = np.ones(len(windows), dtype=bool)
     for i, (r0, r1, c0, c1) in enumerate(np.asarray(windows).tolist()):
-        crop = np.ascontiguousarray(rgb[r0:r1, c0:c1])
-        out[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)
+        out[i] = cv2.resize(rgb[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_CUBIC)
         if valid is not None:
             has_data[i] = valid[r0:r1, c0:c1].mean() > MIN_VALID_FRACTION
     return out, has_data

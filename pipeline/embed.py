@@ -30,7 +30,7 @@ import numpy as np
 
 from selo.errors import CacheError
 from selo.models import EncoderSpec
-from selo.pipeline.cut import crop_batch, plan_batches
+from selo.pipeline.cut import crop_batch, plan_batches, to_rows
 from selo.pipeline.raster import default_cache_dir
 from selo.pipeline.windows import WindowTable
 
@@ -125,22 +125,28 @@ def _rmtree(p: Path) -> None:
 class EmbeddingPlan:
     """The lazy Cut → Sim graph of a window table, one part per batch.
 
-    ``parts[i]`` is a pair of dask arrays (n_i×D float32 embeddings, n_i bool
-    has-data) for ``batches[i]``; compute them in any way (all at once, or as
-    futures for a progress bar) and :meth:`assemble` the results.
+    ``parts[i]`` is a dask Delayed of ``(embeddings n_i×D float32, has-data
+    n_i bool)`` for ``batches[i]``; compute them in any way (as futures for a
+    progress bar, or all at once with :meth:`lazy`) and :meth:`assemble` the
+    results. Task names start with ``cut-`` (region reads and crops) and
+    ``sim-`` (encoder), for the stage profiler; compute with graph
+    optimisation off so that they keep those names and each tile's region is
+    read once.
     """
 
     table: WindowTable
     batches: list
-    parts: list[tuple[da.Array, da.Array]]
+    parts: list
+    dim: int
 
     def lazy(self) -> tuple[da.Array, da.Array]:
         """All embeddings and has-data flags as two dask arrays, in table order."""
         order = self._order()
-        return (
-            da.concatenate([e for e, _ in self.parts])[order],
-            da.concatenate([f for _, f in self.parts])[order],
-        )
+        embs, flags = [], []
+        for b, part in zip(self.batches, self.parts, strict=True):
+            embs.append(da.from_delayed(part[0], shape=(len(b.index), self.dim), dtype=np.float32))
+            flags.append(da.from_delayed(part[1], shape=(len(b.index),), dtype=bool))
+        return da.concatenate(embs)[order], da.concatenate(flags)[order]
 
     def assemble(
         self, results: list[tuple[np.ndarray, np.ndarray]]
@@ -174,32 +180,37 @@ def embedding_plan(
     """
     batches = plan_batches(table, tile=tile, batch=batch)
     parts = []
+    regions: dict[tuple[int, int, int, int], tuple] = {}
     for b in batches:
-        r0, r1, c0, c1 = b.bbox
-        region = image[:, r0:r1, c0:c1]
-        mask = None if valid is None else valid[r0:r1, c0:c1]
+        if b.bbox not in regions:  # one read per tile, shared by its batches
+            r0, r1, c0, c1 = b.bbox
+            region = image[:, r0:r1, c0:c1]
+            mask = None if valid is None else valid[r0:r1, c0:c1]
+            rows = dask.delayed(to_rows, pure=True)(
+                region, dask_key_name=f"cut-region-{dask.base.tokenize(region)}"
+            )
+            regions[b.bbox] = (rows, mask)
+        rows, mask = regions[b.bbox]
         rel = b.relative(table)
-        token = dask.base.tokenize(region, rel, size, mask)
-        crops = dask.delayed(crop_batch, pure=True, nout=2)(
-            region, rel, size, mask, dask_key_name=f"cut-{token}"
+        token = dask.base.tokenize(rows.key, rel, size, mask)
+        crops = dask.delayed(crop_batch, pure=True)(
+            rows, rel, size, mask, dask_key_name=f"cut-{token}"
         )
         with dask.annotate(resources=resources) if resources else nullcontext():
-            emb = dask.delayed(_embed, pure=True)(
-                crops[0], crops[1], spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
+            part = dask.delayed(_embed, pure=True, nout=2)(
+                crops, spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
             )
-        parts.append(
-            (
-                da.from_delayed(emb, shape=(len(b.index), dim), dtype=np.float32),
-                da.from_delayed(crops[1], shape=(len(b.index),), dtype=bool),
-            )
-        )
-    return EmbeddingPlan(table, batches, parts)
+        parts.append(part)
+    return EmbeddingPlan(table, batches, parts, dim)
 
 
-def _embed(crops: np.ndarray, has_data: np.ndarray, spec: EncoderSpec) -> np.ndarray:
+def _embed(cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, has-data) of a cut batch; windows without data get zero rows."""
     from selo.models.registry import cached_encoder
 
-    out = np.zeros((len(crops), cached_encoder(spec).embed_dim), dtype=np.float32)
+    crops, has_data = cut
+    encoder = cached_encoder(spec)
+    out = np.zeros((len(crops), encoder.embed_dim), dtype=np.float32)
     if has_data.any():
-        out[has_data] = cached_encoder(spec).encode_images(crops[has_data])
-    return out
+        out[has_data] = encoder.encode_images(crops[has_data])
+    return out, has_data

@@ -241,9 +241,7 @@ def _finish(u8: np.ndarray, method: Method, folder: Path, overlay) -> np.ndarray
 
     ``overlay``: (scene path, staging folder) to also write overlay.png, or None.
     """
-    import dask.array as da
-
-    selo = method.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
+    selo = method.finish_array(u8)
     ensure_dir(folder)
     _write_png(folder / "selo_map.png", selo)
     if overlay is not None:

@@ -239,7 +239,7 @@ def run_options(f):
         click.option(
             "--in-process",
             is_flag=True,
-            help="Embedded cluster: workers as threads of this process (quick start, no isolation).",
+            help="Embedded cluster: workers as threads of this process (quick, no isolation).",
         ),
         click.option(
             "--profile", is_flag=True, help="Also write a Dask performance report (profile.html)."

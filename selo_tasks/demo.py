@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 
 from selo.selo_tasks.airslt import AirsltOptions, AirsltRun, run_airslt
@@ -55,6 +54,6 @@ def baseline_metrics(
         extra_scores = None if extra is None else rng.uniform(-1, 1, len(extra))
         inputs = method.contributions(table, scores, extra, extra_scores)
         u8 = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts).u8.to_array()
-        selo = method.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
+        selo = method.finish_array(u8)
         rand.append(evaluate(selo, case.polygon_arrays()))
     return {"flat map": mean_metrics(flat), "random scores": mean_metrics(rand)}

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this size
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
+MAP_CHUNK = 2048  # maps are small per pixel; smaller chunks filter in parallel sooner
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,12 @@ def _one_query(
     inputs = query_contributions(ctx, method, embedded, query)
     with ctx.profiler.stage("gnt"):
         cells = cell_maps(info.height, info.width, inputs, uncovered_counts=method.uncovered_counts)
-    valid = None if scene.valid is None else scene.valid.data
-    selo = method.finish(expand_lazy(cells.u8, ctx.chunk))
+    chunk = min(ctx.chunk, MAP_CHUNK)
+    valid = None if scene.valid is None else scene.valid.data.rechunk(chunk)
+    selo = method.finish(expand_lazy(cells.u8, chunk))
     if valid is not None:
         selo = da.where(valid, selo, np.uint8(0))
-    mean = expand_lazy(cells.mean, ctx.chunk)
+    mean = expand_lazy(cells.mean, chunk)
     with ctx.profiler.stage("flt"):
         store = _store_maps(out / "maps.zarr", f"q{index:02d}", mean, selo)
     folder = ensure_dir(query_folder(out, index, query))

@@ -28,7 +28,9 @@ def read_csv(path):
 
 
 def run_airslt(run_cli, synth, out, *args):
-    code, stdout, err = run_cli("airslt", "--images", synth.images, "--anno", synth.anno, "--out", out, *FAST, *args)
+    code, stdout, err = run_cli(
+        "airslt", "--images", synth.images, "--anno", synth.anno, "--out", out, *FAST, *args
+    )
     assert code == 0, err
     return stdout
 
@@ -64,7 +66,9 @@ def test_run_scores_every_case_and_writes_the_run_folder(run_cli, synth, tmp_pat
     rows = read_csv(out / "metrics.csv")
     assert [r["case"] for r in rows] == ["0", "1", "2", "3", "mean"]
     for row, case in zip(rows, synth.cases, strict=False):
-        selo = cv2.imread(str(out / f"case_{case.index:02d}" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+        selo = cv2.imread(
+            str(out / f"case_{case.index:02d}" / "selo_map.png"), cv2.IMREAD_UNCHANGED
+        )
         assert selo.shape == synth.sizes[case.image]
         m = evaluate(selo, case.polygon_arrays())  # the CSV holds the metrics of the written map
         assert float(row["rmi"]) == m.rmi and float(row["rsu"]) == m.rsu
@@ -105,10 +109,20 @@ def test_missing_scenes_are_listed(run_cli, synth, tmp_path, cache_dir):
     images = tmp_path / "images"
     images.mkdir()
     (images / "0.jpg").write_bytes((synth.images / "0.jpg").read_bytes())
-    code, _, err = run_cli("airslt", "--images", images, "--anno", synth.anno, "--out", tmp_path / "o", *FAST)
+    code, _, err = run_cli(
+        "airslt", "--images", images, "--anno", synth.anno, "--out", tmp_path / "o", *FAST
+    )
     assert code == 2 and "1 scene(s) named by the annotations are missing: 13.jpg" in err
     code, out, _ = run_cli(
-        "airslt", "--images", images, "--anno", synth.anno, "--out", tmp_path / "o", *FAST, "--skip-missing"
+        "airslt",
+        "--images",
+        images,
+        "--anno",
+        synth.anno,
+        "--out",
+        tmp_path / "o",
+        *FAST,
+        "--skip-missing",
     )
     assert code == 0 and "2 case(s) skipped" in out
     assert [r["case"] for r in read_csv(tmp_path / "o" / "metrics.csv")] == ["0", "1", "mean"]

@@ -9,7 +9,7 @@ import pytest
 
 from selo.models import EncoderSpec
 from selo.models.registry import get_encoder
-from selo.pipeline.cut import crop_batch
+from selo.pipeline.cut import crop_batch, to_rows
 from selo.pipeline.embed import EmbeddingCache, EmbeddingKey, embedding_plan
 from selo.pipeline.profile import key_prefix
 from selo.pipeline.windows import window_table
@@ -45,7 +45,7 @@ def test_plan_is_lazy_and_in_table_order(image):
     assert len(calls) == len(plan.batches) > 1
     assert has.all() and emb.shape == (len(table), enc.embed_dim)
     # row i is window i of the table
-    direct, _ = crop_batch(image, table.windows, enc.input_size)
+    direct, _ = crop_batch(to_rows(image), table.windows, enc.input_size)
     assert np.allclose(emb, enc.encode_images(direct), atol=1e-6)
 
 

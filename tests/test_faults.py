@@ -64,7 +64,9 @@ def test_killed_worker_does_not_change_results(synth, tmp_path):
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and not killed:
                 for addr, keys in client.processing().items():
-                    if any(str(k).startswith(("('sim-", "sim-", "flt-case", "eval-case")) for k in keys):
+                    if any(
+                        str(k).startswith(("('sim-", "sim-", "flt-case", "eval-case")) for k in keys
+                    ):
                         os.kill(pids[addr], signal.SIGKILL)
                         killed.append((addr, keys))
                         return
@@ -80,7 +82,16 @@ def test_killed_worker_does_not_change_results(synth, tmp_path):
 
 def start_run(synth, out: Path, cache: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
-    cmd = [sys.executable, "-m", "selo", "airslt", "--images", str(synth.images), "--anno", str(synth.anno)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "selo",
+        "airslt",
+        "--images",
+        str(synth.images),
+        "--anno",
+        str(synth.anno),
+    ]
     return subprocess.Popen(
         [*cmd, "--out", str(out), "--workers", "2", "--batch", "8", *extra],
         env=env,
@@ -116,4 +127,6 @@ def test_interrupted_run_resumes_to_identical_metrics(synth, tmp_path, sig):
     assert (out / "metrics.csv").read_text() == expected
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing done twice
     # no half-written file is left under a final name
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") and ".tmp-" in p.name and p.is_dir()]
+    assert not [
+        p for p in out.rglob("*") if p.name.startswith(".") and ".tmp-" in p.name and p.is_dir()
+    ]

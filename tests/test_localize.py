@@ -20,7 +20,11 @@ def read_windows(path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     windows = np.array([[int(r[k]) for k in ("r0", "r1", "c0", "c1")] for r in rows])
-    return windows, np.array([float(r["score"]) for r in rows]), np.array([int(r["scale"]) for r in rows])
+    return (
+        windows,
+        np.array([float(r["score"]) for r in rows]),
+        np.array([int(r["scale"]) for r in rows]),
+    )
 
 
 @pytest.fixture
@@ -34,7 +38,9 @@ def run_localize(run_cli, scene, out, *args):
     return json.loads((out / "run.json").read_text())
 
 
-def test_outputs_per_query_and_map_equals_reference_from_windows_csv(run_cli, scene, tmp_path, cache_dir):
+def test_outputs_per_query_and_map_equals_reference_from_windows_csv(
+    run_cli, scene, tmp_path, cache_dir
+):
     out = tmp_path / "out"
     record = run_localize(run_cli, scene, out, "-q", "white roofs", "-q", "green trees")
     assert record["status"] == "complete" and record["windows"] > 0
@@ -42,7 +48,13 @@ def test_outputs_per_query_and_map_equals_reference_from_windows_csv(run_cli, sc
     assert [o["query"] for o in record["outputs"]] == ["white roofs", "green trees"]
     for o in record["outputs"]:
         folder = out / o["folder"].split("/")[-1]
-        for name in ("windows.csv", "selo_map.png", "selo_map.tif", "overlay.png", "regions.geojson"):
+        for name in (
+            "windows.csv",
+            "selo_map.png",
+            "selo_map.tif",
+            "overlay.png",
+            "regions.geojson",
+        ):
             assert (folder / name).is_file(), name
         windows, scores, scales = read_windows(folder / "windows.csv")
         assert set(scales) == {256, 512, 768}
@@ -85,7 +97,9 @@ def test_scene_smaller_than_windows_and_one_band(run_cli, tmp_path, cache_dir):
     path = write_geotiff_scene(tmp_path / "small.tif", gray)
     record = run_localize(run_cli, path, tmp_path / "o", "-q", "white")
     assert record["windows"] == 1  # every scale clamps to the whole 200x120 scene
-    assert cv2.imread(str(tmp_path / "o" / "q01-white" / "selo_map.png"), cv2.IMREAD_UNCHANGED).shape == (120, 200)
+    assert cv2.imread(
+        str(tmp_path / "o" / "q01-white" / "selo_map.png"), cv2.IMREAD_UNCHANGED
+    ).shape == (120, 200)
 
 
 def test_jpeg_scene_without_crs(run_cli, tmp_path, cache_dir):

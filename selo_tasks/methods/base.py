@@ -68,6 +68,10 @@ class Method(ABC):
     def finish(self, u8: da.Array) -> da.Array:
         """The filter that turns the quantised mean map into the SeLo map."""
 
+    def finish_array(self, u8: np.ndarray) -> np.ndarray:
+        """:meth:`finish` of an in-memory map, as one block in this thread."""
+        return self.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
+
     def describe(self) -> dict:
         """Parameters for run.json."""
         return {"name": self.name}
