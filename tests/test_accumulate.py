@@ -104,3 +104,18 @@ def test_scores_and_windows_must_match():
     grid = CellGrid.from_windows(10, 10, np.array([[0, 5, 0, 5]]))
     with pytest.raises(ValueError, match="1 windows but 2 scores"):
         accumulate(grid, np.array([[0, 5, 0, 5]]), np.array([1.0, 2.0]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_any_block_equals_the_slice_of_the_whole_map(seed, data):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+    windows = random_windows(rng, h, w, int(rng.integers(1, 12)))
+    cells = accumulate(CellGrid.from_windows(h, w, windows), windows, rng.normal(size=len(windows)))
+    full = cells.to_array()
+    r0 = data.draw(st.integers(0, h - 1))
+    r1 = data.draw(st.integers(r0 + 1, h))
+    c0 = data.draw(st.integers(0, w - 1))
+    c1 = data.draw(st.integers(c0 + 1, w))
+    assert np.array_equal(cells.block(r0, r1, c0, c1), full[r0:r1, c0:c1])
