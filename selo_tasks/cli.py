@@ -28,8 +28,8 @@ class _State:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="selo")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
-@click.option("--quiet", is_flag=True, help="Only print warnings and errors.")
-def cli(debug: bool, quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also log what each step does.")
+def cli(debug: bool, verbose: bool) -> None:
     """Semantic localization (SeLo) on large remote-sensing rasters.
 
     \b
@@ -40,7 +40,7 @@ def cli(debug: bool, quiet: bool) -> None:
       selo eval --maps DIR           the SeLo metrics (Rsu, Ras, Rda, Rmi) of existing maps
     """
     _State.debug = debug
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("distributed", "bokeh", "tornado", "rasterio", "numcodecs", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
@@ -53,8 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("selo: interrupted", err=True)
         code = 130
+    except click.UsageError as e:
+        where = (
+            f"selo {e.ctx.info_name} --help"
+            if e.ctx is not None and e.ctx.parent
+            else "selo --help"
+        )
+        if _State.debug:
+            e.show()
+        click.echo(f"selo: error: {e.format_message()} (see {where})", err=True)
+        code = e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"selo: error: {e.format_message()}", err=True)
         code = e.exit_code
     except click.exceptions.Exit as e:
         code = e.exit_code

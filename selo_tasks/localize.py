@@ -41,7 +41,7 @@ from selo.pipeline.outputs import (
     write_overlay,
     write_png,
 )
-from selo.pipeline.raster import Scene, open_scene, read_preview
+from selo.pipeline.raster import Scene, inspect_scene, open_scene, read_preview
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.airslt import write_windows_csv
 from selo.selo_tasks.methods import Method
@@ -97,6 +97,7 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
     queries = tuple(q.strip() for q in options.queries)
     if not queries or any(not q for q in queries):
         raise ParameterError("every --query must be a non-empty sentence")
+    inspect_scene(options.scene)  # a bad scene fails before any cluster starts
     out = ensure_dir(options.out)
     started = time.perf_counter()
     record: dict = {

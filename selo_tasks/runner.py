@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selo.cluster import RunCluster
+from selo.errors import SceneError
 from selo.models import Encoder, EncoderSpec
 from selo.pipeline.accumulate import CellGrid, CellMap, accumulate, quantize
 from selo.pipeline.embed import EmbeddingCache, EmbeddingKey, EmbeddingPlan, embedding_plan
@@ -109,6 +110,12 @@ def embed_scenes(
             j, key, plan = todo[i]
             ctx.cache.put(key, plan.table, emb, has)
             results[j] = Embedded(items[j][0], plan.table, emb, has, cached=False)
+    for e in results:
+        if not e.has_data.any():
+            raise SceneError(
+                f"{e.scene.info.path}: every pixel is nodata, nothing to localize "
+                f"(nodata value {e.scene.info.nodata}); check the file or choose another scene"
+            )
     return results  # type: ignore[return-value]
 
 

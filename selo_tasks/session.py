@@ -61,7 +61,7 @@ def run_session(options: SessionOptions) -> Iterator[RunContext]:
         threads=options.threads,
         processes=options.processes,
     ) as cluster:
-        log.info("Dask cluster: %s", _describe(cluster.describe()))
+        log.debug("Dask cluster: %s", _describe(cluster.describe()))
         _warm_up(cluster, spec)
         report = nullcontext()
         if options.profile_html is not None:
