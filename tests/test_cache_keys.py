@@ -1,4 +1,4 @@
-"""The embedding cache is reused only when scene, encoder, window table and preprocessing all match."""
+"""Embeddings are reused only when scene, encoder, window table and preprocessing all match."""
 
 from __future__ import annotations
 
