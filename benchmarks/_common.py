@@ -100,3 +100,25 @@ class PeakMemory:
 
 def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
+
+
+def run_selo(args: list[str], *, cache: Path) -> tuple[float, int, str]:
+    """Run ``python -m selo ARGS`` with its own cache; (wall seconds, peak bytes, stdout)."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selo", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with PeakMemory(proc.pid) as mem:
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"selo {' '.join(args)} failed:\n{err}")
+    return time.perf_counter() - t0, mem.peak, out

@@ -72,6 +72,10 @@ __all__ = [
 STAGED_DRIVERS = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
 """GDAL drivers whose files are staged to zarr before windowed reading."""
 
+# GDAL's block cache defaults to 5 % of RAM per process; every Dask worker
+# reads scenes, so keep it modest unless the user set it.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
+
 _STAGE_CHUNK = 1024
 _STAGE_FORMAT = 1
 _STAGE_MARKER = "selo-stage.json"
