@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,41 +34,19 @@ import cv2
 import numpy as np
 
 from selo.errors import ParameterError
+from selo.models.color import PROTOTYPES, query_colours
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case, load_annotations
 
-__all__ = ["scene_sizes", "caption_colour", "render_scene", "build_synthetic_airslt", "PALETTE"]
+__all__ = ["scene_sizes", "caption_colour", "render_scene", "build_synthetic_airslt"]
 
 LARGE_EXTENT = 5000
 LARGE_SIZE = (10000, 10001)  # rows, columns: 20.jpg in the published log
 MIN_SIZE = (2300, 3000)
 
-# sRGB colours of the words AIR-SLT captions use, and of their dark/light forms.
-PALETTE: dict[str, tuple[int, int, int]] = {
-    "white": (235, 235, 230),
-    "gray": (128, 128, 128),
-    "light gray": (185, 185, 185),
-    "dark gray": (75, 75, 75),
-    "black": (25, 25, 28),
-    "red": (190, 45, 40),
-    "dark red": (110, 25, 20),
-    "green": (60, 150, 60),
-    "dark green": (25, 80, 35),
-    "light green": (140, 205, 120),
-    "blue": (45, 80, 190),
-    "dark blue": (20, 35, 100),
-    "light blue": (130, 170, 230),
-    "cyan": (40, 190, 200),
-    "yellow": (225, 205, 45),
-    "orange": (235, 140, 35),
-    "brown": (120, 75, 40),
-    "tawny": (200, 150, 90),
-    "purple": (120, 60, 150),
-}
-_SYNONYMS = {"grey": "gray", "tan": "tawny"}
-_NEUTRAL = (150, 140, 125)  # concrete: for captions without a colour word
+# Concrete, for captions that name no colour (``color`` cannot find those).
+_NEUTRAL = (150, 140, 125)
 _BACKGROUNDS = ("tawny", "brown", "purple")
-_WORD = re.compile(r"[a-z]+")
 
 
 def scene_sizes(cases: Sequence[Case]) -> dict[str, tuple[int, int]]:
@@ -94,30 +71,16 @@ def _round_up(v: float, step: int = 100) -> int:
 
 
 def caption_colour(caption: str) -> tuple[str, tuple[int, int, int]] | None:
-    """The first colour a caption names, with a dark/light modifier: (name, RGB), or None.
+    """The first colour a caption names, in the ``color`` encoder's vocabulary: (name, RGB).
 
-    Compound words (``grayblack``, ``bluegray``, ``whiteroofed``) name their first colour.
+    Uses the encoder's own reading of the caption (synonyms, compounds such as
+    ``grayblack``, dark/light modifiers), so the scene shows what it looks for.
     """
-    words = _WORD.findall(caption.lower())
-    for i, word in enumerate(words):
-        name = _colour_word(word)
-        if name is None:
-            continue
-        modifier = words[i - 1] if i else ""
-        if modifier in ("dark", "light") and f"{modifier} {name}" in PALETTE:
-            name = f"{modifier} {name}"
-        return name, PALETTE[name]
-    return None
-
-
-def _colour_word(word: str) -> str | None:
-    word = _SYNONYMS.get(word, word)
-    if word in PALETTE:
-        return word
-    for name in sorted((*PALETTE, *_SYNONYMS), key=len, reverse=True):  # compounds
-        if " " not in name and word.startswith(name) and len(word) > len(name):
-            return _SYNONYMS.get(name, name)
-    return None
+    named = query_colours(caption)
+    if not named:
+        return None
+    first = next(iter(named))
+    return first, PROTOTYPES[first]
 
 
 def render_scene(
@@ -125,8 +88,8 @@ def render_scene(
 ) -> np.ndarray:
     """An RGB uint8 scene of ``shape`` with each case's polygons painted in its caption's colour."""
     rng = np.random.default_rng(seed)
-    named = {c[0].split()[-1] for c in map(caption_colour, (k.query for k in cases)) if c}
-    background = next((PALETTE[b] for b in _BACKGROUNDS if b not in named), PALETTE["purple"])
+    named = {colour for case in cases for colour in query_colours(case.query)}
+    background = PROTOTYPES[next((b for b in _BACKGROUNDS if b not in named), "purple")]
     img = _textured(shape, background, rng)
     h, w = shape
     for case in cases:
