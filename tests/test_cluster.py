@@ -1,0 +1,136 @@
+"""cluster/: embedded clusters, encoder once per worker, GPU resource routing (simulated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from distributed import Client, get_task_stream
+from scenes import colour_scene, write_geotiff_scene
+
+from selo.cluster import RunCluster, connect, default_layout
+from selo.errors import ClusterError, ParameterError
+from selo.models import EncoderSpec
+from selo.models.registry import get_encoder
+from selo.pipeline.embed import EmbeddingCache
+from selo.pipeline.profile import StageProfiler, key_prefix
+from selo.pipeline.raster import open_scene
+from selo.pipeline.windows import window_table
+from selo.selo_tasks.runner import RunContext, embed_scenes
+
+
+@pytest.mark.parametrize(
+    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (4, (4, 1)), (16, (4, 4))]
+)
+def test_default_layout(cores, expected):
+    assert default_layout(cores) == expected
+
+
+def context(cluster: RunCluster, cache) -> RunContext:
+    return RunContext(
+        cluster=cluster,
+        profiler=StageProfiler(cluster.client),
+        spec=EncoderSpec("color"),
+        encoder=get_encoder("color"),
+        cache=EmbeddingCache(cache),
+        batch=4,
+        show_progress=False,
+    )
+
+
+@pytest.mark.slow
+def test_process_cluster_loads_the_encoder_once_per_worker(tmp_path):
+    scene = open_scene(
+        write_geotiff_scene(tmp_path / "s.tif", colour_scene((600, 800))), stage_dir=tmp_path
+    )
+    with connect(workers=2, threads=1) as cluster:
+        assert cluster.workers == 2 and cluster.describe()["kind"] == "local"
+        embedded = embed_scenes(
+            context(cluster, tmp_path / "c"), [(scene, window_table(600, 800, (128, 256)))]
+        )[0]
+        assert embedded.has_data.all() and len(embedded.embeddings) > 20  # many batches of 4
+        from selo.models import registry
+
+        loaded = cluster.client.run(lambda: len(registry._CACHE))
+        assert len(loaded) == 2 and set(loaded.values()) == {1}  # one encoder per process
+
+
+def test_encoder_tasks_run_only_where_the_gpu_resource_is(tmp_path):
+    scene = open_scene(
+        write_geotiff_scene(tmp_path / "s.tif", colour_scene((400, 500))), stage_dir=tmp_path
+    )
+    from distributed import Scheduler, SpecCluster, Worker
+
+    workers = {
+        "plain": {"cls": Worker, "options": {"nthreads": 1}},
+        "gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as sc, Client(sc) as client:
+        cluster = RunCluster(client, "gpu", sc.scheduler_address, workers=2, threads=2, gpu=True)
+        assert cluster.encoder_resources == {"GPU": 1}
+        with get_task_stream(client=client) as ts:
+            embed_scenes(
+                context(cluster, tmp_path / "c"), [(scene, window_table(400, 500, (128,)))]
+            )
+        by_prefix: dict[str, set] = {}
+        for r in ts.data:
+            by_prefix.setdefault(key_prefix(r["key"]), set()).add(r["worker"])
+        assert by_prefix["sim"] == {
+            sc.workers["gpu"].address
+        }  # encoder tasks only on the GPU worker
+
+
+def test_connect_refuses_contradictory_options():
+    with pytest.raises(ParameterError, match="exclude each other"):
+        with connect("tcp://127.0.0.1:1", gpu=True):
+            pass
+    with pytest.raises(ClusterError, match="cannot reach"):
+        with connect("tcp://127.0.0.1:9", timeout=1):
+            pass
+
+
+def test_profiler_attributes_tasks_by_stage_with_and_without_a_client():
+    import dask
+    import dask.array as da
+
+    def work():
+        x = da.ones((400, 400), chunks=100)
+        cut = x.map_blocks(lambda b: b + 1, token="cut-demo")
+        sim = cut.map_blocks(lambda b: b * 2, token="sim-demo")
+        return sim.sum()
+
+    local = StageProfiler()
+    with local.stage("flt"), dask.config.set(scheduler="threads"):
+        work().compute()
+    table = local.table()
+    assert {"cut", "sim", "flt"} <= set(
+        table
+    )  # unprefixed tasks (ones, sum) count in the block's stage
+    assert table["cut"]["tasks"] == 16 and table["sim"]["tasks"] == 16
+    assert (
+        abs(
+            sum(s["wall"] for s in table.values())
+            - table["flt"]["wall"]
+            - table["cut"]["wall"]
+            - table["sim"]["wall"]
+        )
+        < 1e-9
+    )
+
+    with connect(processes=False) as cluster:
+        remote = StageProfiler(cluster.client)
+        with remote.stage("gnt"):
+            cluster.client.compute(work()).result()
+        t = remote.table()
+        assert t["cut"]["tasks"] == 16 and t["sim"]["tasks"] == 16 and t["gnt"]["tasks"] >= 1
+        assert np.isclose(
+            sum(s["wall"] for s in t.values()),
+            t["gnt"]["wall"] + t["cut"]["wall"] + t["sim"]["wall"],
+        )
+
+
+def test_key_prefix():
+    assert key_prefix(("flt-median-3f2ab8c91d0e4a7b", 0, 1)) == "flt-median"
+    assert key_prefix("sim-0123456789abcdef0123") == "sim"
+    assert key_prefix("gnt-case-3-9f8e7d6c5b4a3f2e") == "gnt-case-3"
+    assert key_prefix("plain") == "plain"
