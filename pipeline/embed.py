@@ -184,24 +184,46 @@ def embedding_plan(
     for b in batches:
         if b.bbox not in regions:  # one read per tile, shared by its batches
             r0, r1, c0, c1 = b.bbox
-            region = image[:, r0:r1, c0:c1]
-            mask = None if valid is None else valid[r0:r1, c0:c1]
-            rows = dask.delayed(to_rows, pure=True)(
-                region, dask_key_name=f"cut-region-{dask.base.tokenize(region)}"
+            region = _Region(image[:, r0:r1, c0:c1], None if valid is None else valid[r0:r1, c0:c1])
+            regions[b.bbox] = dask.delayed(_read_region, pure=True)(
+                region, dask_key_name=f"cut-region-{region.token}"
             )
-            regions[b.bbox] = (rows, mask)
-        rows, mask = regions[b.bbox]
+        region = regions[b.bbox]
         rel = b.relative(table)
-        token = dask.base.tokenize(rows.key, rel, size, mask)
-        crops = dask.delayed(crop_batch, pure=True)(
-            rows, rel, size, mask, dask_key_name=f"cut-{token}"
-        )
+        token = dask.base.tokenize(region.key, rel, size)
+        crops = dask.delayed(_crop, pure=True)(region, rel, size, dask_key_name=f"cut-{token}")
         with dask.annotate(resources=resources) if resources else nullcontext():
             part = dask.delayed(_embed, pure=True, nout=2)(
                 crops, spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
             )
         parts.append(part)
     return EmbeddingPlan(table, batches, parts, dim)
+
+
+class _Region:
+    """A window of the lazy scene (and of its has-data mask), read inside the task that needs it.
+
+    Held in a plain object so that dask does not fold the window into the outer
+    graph: computed in the task with graph optimisation, the read fuses down to
+    exactly this window of the file (or staged store), so memory per task is
+    one region, never whole chunks.
+    """
+
+    def __init__(self, pixels: da.Array, valid: da.Array | None) -> None:
+        self.pixels = pixels
+        self.valid = valid
+        self.token = dask.base.tokenize(pixels.name, None if valid is None else valid.name)
+
+
+def _read_region(region: _Region) -> tuple[np.ndarray, np.ndarray | None]:
+    parts = [region.pixels] if region.valid is None else [region.pixels, region.valid]
+    computed = dask.compute(*parts, scheduler="sync")
+    return to_rows(computed[0]), (computed[1] if len(computed) > 1 else None)
+
+
+def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, size: int):
+    rows, valid = region
+    return crop_batch(rows, windows, size, valid)
 
 
 def _embed(cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec) -> tuple[np.ndarray, np.ndarray]:

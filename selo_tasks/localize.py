@@ -20,10 +20,12 @@ on the full map); larger maps use a decimated map with scaled filter sizes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +139,9 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
             len(table),
             "from the embedding cache" if embedded.cached else "embedded",
         )
+        preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE))  # once per scene
         outputs = [
-            _one_query(ctx, method, embedded, i, q, out, options.paper_compat)
+            _one_query(ctx, method, embedded, i, q, out, options.paper_compat, preview)
             for i, q in enumerate(queries, start=1)
         ]
         stages = ctx.profiler.table()
@@ -170,8 +173,16 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
 
 
 def _one_query(
-    ctx: RunContext, method: Method, embedded, index: int, query: str, out: Path, paper_compat: bool
+    ctx: RunContext,
+    method: Method,
+    embedded,
+    index: int,
+    query: str,
+    out: Path,
+    paper_compat: bool,
+    preview,
 ) -> QueryOutputs:
+    """One query's maps and files; ``preview()`` is the scene's (cached) overlay background."""
     t0 = time.perf_counter()
     scene: Scene = embedded.scene
     info = scene.info
@@ -189,24 +200,29 @@ def _one_query(
     folder = ensure_dir(query_folder(out, index, query))
     with ctx.profiler.stage("write"):
         selo_z = da.from_zarr(str(store / "selo"))
-        write_windows_csv(folder / "windows.csv", inputs)
-        write_geotiff(
-            folder / "selo_map.tif",
-            selo_z,
-            like=info,
-            nodata=0 if valid is not None else None,
-            nodata_mask=None if valid is None else ~valid,
-        )
-        write_png(folder / "selo_map.png", selo_z)
+        nodata_mask = None if valid is None else ~valid
+
+        def geotiff() -> None:
+            nodata = None if valid is None else 0
+            write_geotiff(
+                folder / "selo_map.tif", selo_z, like=info, nodata=nodata, nodata_mask=nodata_mask
+            )
+
+        def overlay_and_regions() -> None:
+            heat = decimate(selo_z, preview().shape[:2])
+            write_overlay(folder / "overlay.png", preview(), heat)
+            features = _centre_features(selo_z, heat, scene)
+            features += regions_from_map(heat, info, threshold=REGION_THRESHOLD)
+            write_geojson(folder / "regions.geojson", features, crs=info.crs)
+
+        jobs = [geotiff, lambda: write_png(folder / "selo_map.png", selo_z), overlay_and_regions]
         if paper_compat:
-            _write_jpeg_roundtrip(folder / "selo_map.jpg", selo_z)
-        preview = read_preview(scene, PREVIEW_SIDE)
-        heat = decimate(selo_z, preview.shape[:2])
-        write_overlay(folder / "overlay.png", preview, heat)
-        features = _centre_features(selo_z, heat, scene) + regions_from_map(
-            heat, info, threshold=REGION_THRESHOLD
-        )
-        write_geojson(folder / "regions.geojson", features, crs=info.crs)
+            jobs.append(lambda: _write_jpeg_roundtrip(folder / "selo_map.jpg", selo_z))
+        write_windows_csv(folder / "windows.csv", inputs)
+        # the writers are compression and I/O in C (GIL released): run them side by side
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            for job in [pool.submit(j) for j in jobs]:
+                job.result()
     return QueryOutputs(query, folder, len(inputs.windows), time.perf_counter() - t0)
 
 

@@ -133,10 +133,14 @@ def _compute_plans(ctx: RunContext, plans: list[EmbeddingPlan], what: str):
         where = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan.parts))]
         # one submission: a tile's region, shared by several batches, is read once
         futures = client.compute([plans[i].parts[k] for i, k in where], optimize_graph=False)
-        owner = dict(zip(futures, where, strict=True))
-        for future in as_completed(list(owner)):
-            i, k = owner[future]
+        owner = {f.key: w for f, w in zip(futures, where, strict=True)}
+        pending = as_completed(futures)
+        del futures  # each result is released as soon as it is gathered (with its inputs)
+        for future in pending:
+            i, k = owner.pop(future.key)
             done[i][k] = future.result()
+            future.release()
+            del future
             advance()
             left[i] -= 1
             if left[i] == 0:
