@@ -24,7 +24,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -46,6 +46,7 @@ from selo.selo_tasks.runner import (
     describe_encoder,
     embed_scenes,
     query_contributions,
+    warn_if_clamped,
 )
 from selo.selo_tasks.session import SessionOptions, run_session, versions
 
@@ -72,7 +73,6 @@ class AirsltOptions:
     skip_missing: bool = False
     paper_compat: bool = False
     overlays: bool = False
-    extra: dict = field(default_factory=dict)  # anything else that changes results (for the digest)
 
 
 def case_dir(out: Path, case: Case) -> Path:
@@ -88,7 +88,6 @@ def config_digest(
         "method": method.describe(),
         "paper_compat": options.paper_compat,
         "cases": [(c.index, c.image, c.query, c.polygons) for c in cases],
-        "extra": options.extra,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -151,12 +150,7 @@ def run_cases(
         }
         tables = {name: method.scene_windows(*scenes[name].info.shape) for name in by_scene}
     for name, table in tables.items():
-        if table.clamped:
-            log.warning(
-                "%s: smaller than window size(s) %s; those windows cover the whole scene",
-                name,
-                table.clamped,
-            )
+        warn_if_clamped(name, table)
     embedded = dict(
         zip(
             by_scene,
@@ -183,11 +177,15 @@ def run_cases(
         ctx.profiler.stage("flt"),
         progress("maps and metrics", len(futures), enabled=ctx.show_progress) as advance,
     ):
-        for future in as_completed(list(futures)):
-            case = futures[future]
-            result = CaseResult(
-                case, Metrics(**future.result()), str(case_dir(options.out, case) / "selo_map.png")
-            )
+        pending = as_completed(list(futures))
+        cases_of = {f.key: c for f, c in futures.items()}
+        futures.clear()  # release each case (and the maps its tasks held) once gathered
+        for future in pending:
+            case = cases_of.pop(future.key)
+            metrics = Metrics(**future.result())
+            future.release()
+            del future
+            result = CaseResult(case, metrics, str(case_dir(options.out, case) / "selo_map.png"))
             results[case.index] = result
             advance()
             if on_result is not None:
@@ -329,7 +327,6 @@ def run_airslt(
         "options": {
             "resume": options.resume,
             "paper_compat": options.paper_compat,
-            **options.extra,
         },
         "versions": versions(),
     }

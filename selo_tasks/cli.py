@@ -454,6 +454,8 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
             record["stages"], title=f"Time per stage (total {record['wall_seconds']:.1f} s wall)"
         )
     )
+    if record["scene_info"]["crs"] is None:
+        console.print("the scene has no CRS: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
     console.print(f"run record: {Path(out) / 'run.json'}")

@@ -54,6 +54,7 @@ from selo.selo_tasks.runner import (
     describe_encoder,
     embed_scenes,
     query_contributions,
+    warn_if_clamped,
 )
 from selo.selo_tasks.session import SessionOptions, run_session, versions
 
@@ -122,13 +123,7 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
                 stage_dir=ctx.cache.root / "staged",
             )
             table = method.scene_windows(*scene.info.shape)
-        if table.clamped:
-            size = f"{scene.info.width}x{scene.info.height}"
-            scales = ", ".join(map(str, table.clamped))
-            log.warning(
-                "%s: %s is smaller than window size(s) %s; those windows cover the whole scene",
-                options.scene, size, scales,
-            )  # fmt: skip
+        warn_if_clamped(options.scene, table)
         if scene.info.crs is None:
             log.info(
                 "%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", options.scene

@@ -191,3 +191,15 @@ def describe_encoder(ctx: RunContext) -> dict:
         "input_size": enc.input_size,
         "device": enc.device,
     }
+
+
+def warn_if_clamped(scene: object, table: WindowTable) -> None:
+    """Say which window sizes exceed the scene (those windows cover it whole)."""
+    if table.clamped:
+        log.warning(
+            "%s: %dx%d is smaller than window size(s) %s; those windows cover the whole scene",
+            scene,
+            table.width,
+            table.height,
+            ", ".join(map(str, table.clamped)),
+        )
