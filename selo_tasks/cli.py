@@ -455,7 +455,7 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
         )
     )
     if record["scene_info"]["crs"] is None:
-        console.print("the scene has no CRS: selo_map.tif and regions.geojson use pixel coordinates")
+        console.print("no CRS in the scene: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
     console.print(f"run record: {Path(out) / 'run.json'}")
