@@ -92,26 +92,20 @@ def read_map(path: str | os.PathLike[str], *, case: object = None) -> np.ndarray
     """A SeLo map as uint8 H×W, decoded as the published code decodes it.
 
     The published evaluation reads maps with ``cv2.imread(path,
-    IMREAD_GRAYSCALE)``; so do we, so that JPEG maps decode to the same pixels.
-    Maps must be 8-bit; colour maps are converted to gray by that same call.
+    IMREAD_GRAYSCALE)``; so do we (with ``IMREAD_ANYDEPTH`` only to notice
+    16-bit files), so that JPEG maps decode to the same pixels, EXIF
+    orientation and colour-to-gray conversion included. Maps must be 8-bit.
+    Files OpenCV cannot read (e.g. some GeoTIFF layouts) are read with rasterio.
     """
     path = Path(path)
     where = f"case {case}: map {path}" if case is not None else f"map {path}"
     if not path.is_file():
         raise MapError(f"{where}: not found")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raw = _read_with_rasterio(path, where)
-    if raw.dtype != np.uint8:
-        raise MapError(f"{where}: is {raw.dtype}; SeLo maps are 8-bit (uint8) images")
-    if raw.ndim == 2:
-        return raw
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if gray is None:
-        raise MapError(f"{where}: cannot decode as an 8-bit image")
-    log.warning(
-        "%s: has %d channels; read as gray, as the published code does", where, raw.shape[2]
-    )
+        gray = _read_with_rasterio(path, where)
+    if gray.dtype != np.uint8:
+        raise MapError(f"{where}: is {gray.dtype}; SeLo maps are 8-bit (uint8) images")
     return gray
 
 
