@@ -7,7 +7,9 @@ the distributed scheduler's task stream when a client is active, else from
 a local scheduler callback. A task whose key starts with a stage name
 (``cut-…``, ``sim-…``, ``gnt-…``, ``flt-…``, ``eval-…``) is counted in that
 stage; other tasks (reads, slicing, overlap bookkeeping) in the stage of the
-block they ran in.
+block they ran in. Task names survive where graphs are computed without
+low-level fusion (the embedding graphs are); a fused task counts in the stage
+of its block.
 
 In a dataflow, stages run at the same time (windows are cut while others are
 embedded). A block's wall time is therefore shared among the stages whose
