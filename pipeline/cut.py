@@ -19,7 +19,14 @@ import numpy as np
 
 from selo.pipeline.windows import WindowTable
 
-__all__ = ["Batch", "plan_batches", "crop_batch", "to_rows", "MIN_VALID_FRACTION"]
+__all__ = [
+    "Batch",
+    "plan_batches",
+    "crop_batch",
+    "to_rows",
+    "jpeg_round_trip",
+    "MIN_VALID_FRACTION",
+]
 
 # A window whose pixels are all nodata is not embedded (it has nothing to show).
 MIN_VALID_FRACTION = 0.0
@@ -85,17 +92,36 @@ def crop_batch(
     windows: np.ndarray,
     size: int,
     valid: np.ndarray | None = None,
+    *,
+    jpeg: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop ``windows`` (relative r0, r1, c0, c1) from an (h, w, 3) uint8 region.
 
     Returns (n, size, size, 3) uint8 RGB windows resized bicubically, and a
     (n,) bool array: True where the window has data (always, without ``valid``).
-    Crops are views of ``rgb`` (OpenCV reads their rows in place).
+    Crops are views of ``rgb`` (OpenCV reads their rows in place). With
+    ``jpeg`` each resized window makes the published code's round trip: written
+    as JPEG by OpenCV (quality 95) and read back by PIL.
     """
     out = np.empty((len(windows), size, size, 3), dtype=np.uint8)
     has_data = np.ones(len(windows), dtype=bool)
     for i, (r0, r1, c0, c1) in enumerate(np.asarray(windows).tolist()):
         out[i] = cv2.resize(rgb[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_CUBIC)
+        if jpeg:
+            out[i] = jpeg_round_trip(out[i])
         if valid is not None:
             has_data[i] = valid[r0:r1, c0:c1].mean() > MIN_VALID_FRACTION
     return out, has_data
+
+
+def jpeg_round_trip(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` after the published code's crop files: ``cv2.imwrite`` JPEG (of the BGR
+    image), then ``PIL.Image.open(...).convert("RGB")``."""
+    import io
+
+    from PIL import Image
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("OpenCV could not encode a window as JPEG")
+    return np.asarray(Image.open(io.BytesIO(buf.tobytes())).convert("RGB"))

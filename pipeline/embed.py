@@ -172,11 +172,13 @@ def embedding_plan(
     tile: int = 2048,
     batch: int = 64,
     resources: dict | None = None,
+    jpeg: bool = False,
 ) -> EmbeddingPlan:
     """The lazy Cut → Sim graph of ``table`` over a (3, H, W) uint8 dask ``image``.
 
     ``valid``: (H, W) bool dask array (False = nodata), or None. Windows with no
-    data are not embedded (their rows are zero and flagged False).
+    data are not embedded (their rows are zero and flagged False). ``jpeg``:
+    windows make the published code's JPEG round trip before embedding.
     """
     batches = plan_batches(table, tile=tile, batch=batch)
     parts = []
@@ -190,8 +192,10 @@ def embedding_plan(
             )
         region = regions[b.bbox]
         rel = b.relative(table)
-        token = dask.base.tokenize(region.key, rel, size)
-        crops = dask.delayed(_crop, pure=True)(region, rel, size, dask_key_name=f"cut-{token}")
+        token = dask.base.tokenize(region.key, rel, size, jpeg)
+        crops = dask.delayed(_crop, pure=True)(
+            region, rel, size, jpeg, dask_key_name=f"cut-{token}"
+        )
         with dask.annotate(resources=resources) if resources else nullcontext():
             part = dask.delayed(_embed, pure=True, nout=2)(
                 crops, spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
@@ -221,9 +225,9 @@ def _read_region(region: _Region) -> tuple[np.ndarray, np.ndarray | None]:
     return to_rows(computed[0]), (computed[1] if len(computed) > 1 else None)
 
 
-def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, size: int):
+def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, size: int, jpeg: bool):
     rows, valid = region
-    return crop_batch(rows, windows, size, valid)
+    return crop_batch(rows, windows, size, valid, jpeg=jpeg)
 
 
 def _embed(cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -252,7 +252,9 @@ def run_options(f):
             help="Embedded cluster: workers as threads of this process (quick, no isolation).",
         ),
         click.option(
-            "--profile", is_flag=True, help="Also write a Dask performance report (profile.html)."
+            "--profile/--no-profile",
+            default=None,
+            help="Write a Dask performance report, profile.html (default: on for airslt only).",
         ),
     ]
     for option in reversed(options):
@@ -260,7 +262,10 @@ def run_options(f):
     return f
 
 
-def _session_and_method(kw: dict, out, *, show_progress: bool):
+def _session_and_method(
+    kw: dict, out, *, show_progress: bool, paper_compat: bool = False, profile: bool = False
+):
+    """The session options and method of a run command; ``profile``: report by default."""
     from pathlib import Path
 
     from selo.pipeline.windows import parse_scales
@@ -280,10 +285,15 @@ def _session_and_method(kw: dict, out, *, show_progress: bool):
         cache_dir=kw["cache_dir"],
         chunk=kw["chunk"],
         batch=kw["batch"],
-        profile_html=Path(out) / "profile.html" if kw["profile"] else None,
+        profile_html=Path(out) / "profile.html" if _flag(kw["profile"], profile) else None,
         show_progress=show_progress,
+        paper_compat=paper_compat,
     )
     return session, method
+
+
+def _flag(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
 
 
 @cli.command("airslt")
@@ -312,7 +322,7 @@ def _session_and_method(kw: dict, out, *, show_progress: bool):
 @click.option(
     "--paper-compat",
     is_flag=True,
-    help="Score the maps after a JPEG round trip, as the published code does.",
+    help="Make the published code's JPEG round trips: windows before embedding, maps before eval.",
 )
 @run_options
 def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
@@ -330,7 +340,9 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
     from selo.selo_tasks.report import console, err_console
 
     cases = load_annotations(anno)
-    session, method = _session_and_method(kw, out, show_progress=err_console.is_terminal)
+    session, method = _session_and_method(
+        kw, out, show_progress=err_console.is_terminal, paper_compat=paper_compat, profile=True
+    )
     options = AirsltOptions(
         images=Path(images),
         out=Path(out),
@@ -422,7 +434,9 @@ def _bands(value: str | None):
     help="Three 1-based bands to show the encoder, e.g. 4,3,2 (default: RGB).",
 )
 @click.option(
-    "--paper-compat", is_flag=True, help="Also write the map as JPEG, as the published code does."
+    "--paper-compat",
+    is_flag=True,
+    help="Make the published code's JPEG round trips: windows before embedding, map also as JPEG.",
 )
 @run_options
 def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
@@ -440,7 +454,9 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
 
     if not Path(scene).exists():
         raise InputNotFoundError(f"{scene}: scene not found")
-    session, method = _session_and_method(kw, out, show_progress=err_console.is_terminal)
+    session, method = _session_and_method(
+        kw, out, show_progress=err_console.is_terminal, paper_compat=paper_compat
+    )
     options = LocalizeOptions(
         scene=Path(scene),
         queries=tuple(queries),

@@ -49,6 +49,7 @@ class RunContext:
     chunk: int = 4096
     batch: int = 64
     show_progress: bool = True
+    paper_compat: bool = False  # windows make the published code's JPEG round trip
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,9 +69,10 @@ class Embedded:
         return s
 
 
-def _preprocess(scene: Scene, encoder: Encoder) -> str:
+def _preprocess(scene: Scene, encoder: Encoder, jpeg: bool) -> str:
     """Everything between the file and the encoder's input: bands, uint8 conversion, cut."""
-    return f"bands={scene.bands}|{scene.conversion}|cut{encoder.input_size}-bicubic"
+    cut = f"cut{encoder.input_size}-bicubic" + ("-jpeg" if jpeg else "")
+    return f"bands={scene.bands}|{scene.conversion}|{cut}"
 
 
 def embed_scenes(
@@ -86,7 +88,10 @@ def embed_scenes(
     enc = ctx.encoder
     for i, (scene, table) in enumerate(items):
         key = EmbeddingKey(
-            scene_key(scene.info.path), enc.version, table.digest, _preprocess(scene, enc)
+            scene_key(scene.info.path),
+            enc.version,
+            table.digest,
+            _preprocess(scene, enc, ctx.paper_compat),
         )
         hit = ctx.cache.get(key, table)
         if hit is not None:
@@ -103,6 +108,7 @@ def embed_scenes(
             valid=valid,
             batch=ctx.batch,
             resources=ctx.cluster.encoder_resources,
+            jpeg=ctx.paper_compat,
         )
         todo.append((i, key, plan))
     if todo:

@@ -45,6 +45,7 @@ class SessionOptions:
     batch: int = 64
     profile_html: Path | None = None
     show_progress: bool = True
+    paper_compat: bool = False
 
 
 @contextmanager
@@ -78,6 +79,7 @@ def run_session(options: SessionOptions) -> Iterator[RunContext]:
                 chunk=options.chunk,
                 batch=options.batch,
                 show_progress=options.show_progress,
+                paper_compat=options.paper_compat,
             )
     log.debug("session closed after %.1f s", time.perf_counter() - started)
 

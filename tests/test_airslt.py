@@ -144,3 +144,15 @@ def test_demo_beats_flat_and_random_maps(run_cli, tmp_path, cache_dir):
     assert float(rows[-1]["rmi"]) > 0.6
     assert "random scores" in out and "flat map" in out
     assert (tmp_path / "demo" / "run" / "case_00" / "overlay.png").is_file()
+
+
+def test_paper_compat_scores_the_decoded_jpeg(run_cli, synth, tmp_path, cache_dir):
+    out = tmp_path / "pc"
+    run_airslt(run_cli, synth, out, "--paper-compat")
+    rows = read_csv(out / "metrics.csv")
+    for row, case in zip(rows, synth.cases, strict=False):
+        jpeg = out / f"case_{case.index:02d}" / f"probmap_{case.index}.jpg"
+        decoded = cv2.imread(
+            str(jpeg), cv2.IMREAD_GRAYSCALE
+        )  # as the published evaluation reads it
+        assert float(row["rmi"]) == evaluate(decoded, case.polygon_arrays()).rmi

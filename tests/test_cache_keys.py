@@ -69,3 +69,10 @@ def test_clip_family_model_runs_end_to_end(run_cli, scene, tmp_path, cache_dir):
         str(tmp_path / "a" / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED
     )
     assert selo.shape == (500, 600) and np.ptp(selo) > 0
+
+
+def test_paper_compat_is_a_preprocessing_change(run_cli, scene, tmp_path, cache_dir):
+    assert not cached(run_cli, scene, tmp_path / "a", "--scales", "256")
+    assert not cached(run_cli, scene, tmp_path / "b", "--scales", "256", "--paper-compat")
+    assert (tmp_path / "b" / "q01-white-roofs" / "selo_map.jpg").is_file()
+    assert cached(run_cli, scene, tmp_path / "c", "--scales", "256", "--paper-compat")

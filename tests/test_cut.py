@@ -69,3 +69,20 @@ def test_windows_without_data_are_flagged():
 def test_bad_plan_arguments():
     with pytest.raises(ValueError):
         plan_batches(window_table(100, 100, (64,)), tile=0)
+
+
+def test_paper_compat_jpeg_round_trip_matches_the_published_files(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    region = to_rows(rng.integers(0, 256, (3, 300, 300), dtype=np.uint8))
+    crops, _ = crop_batch(region, np.array([[0, 256, 0, 256]]), 256, jpeg=True)
+    # what the published code does: cv2.imwrite of the BGR crop, PIL reads it as RGB
+    bgr = cv2.resize(
+        region[:256, :256][..., ::-1].copy(), (256, 256), interpolation=cv2.INTER_CUBIC
+    )
+    cv2.imwrite(str(tmp_path / "0_256_0_256.jpg"), bgr)
+    published = np.asarray(Image.open(tmp_path / "0_256_0_256.jpg").convert("RGB"))
+    assert np.array_equal(crops[0], published)
+    plain, _ = crop_batch(region, np.array([[0, 256, 0, 256]]), 256)
+    assert not np.array_equal(plain[0], crops[0])  # the round trip is lossy
