@@ -28,9 +28,9 @@ def test_plan_is_lazy_and_in_table_order(image):
     enc = get_encoder(spec)
     calls = []
 
-    def counting(region, *args):
+    def counting(region, *args, **kwargs):
         calls.append(1)
-        return crop_batch(region, *args)
+        return crop_batch(region, *args, **kwargs)
 
     arr = da.from_array(image, chunks=(3, 256, 256))
     with pytest.MonkeyPatch.context() as mp:
