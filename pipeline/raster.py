@@ -454,7 +454,12 @@ def _lazy_stage(
     group = zarr.open_group(store, mode="r")
     count = group["pixels"].shape[0]
     pixels = da.from_zarr(store, component="pixels", chunks=(count, *chunks))
-    pixels = pixels[[b - 1 for b in bands]].rechunk({0: -1})
+    first, last = bands[0] - 1, bands[-1]
+    if list(bands) == list(range(bands[0], last + 1)):
+        # a slice, not a list: dask then reads only the requested window of each chunk
+        pixels = pixels[first:last]
+    else:
+        pixels = pixels[[b - 1 for b in bands]].rechunk({0: -1})
     mask = da.from_zarr(store, component="mask", chunks=chunks) if "mask" in group else None
     return pixels, mask
 
