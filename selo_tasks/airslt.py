@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,13 +143,14 @@ def run_cases(
     by_scene: dict[str, list[Case]] = defaultdict(list)
     for case in todo:
         by_scene[case.image].append(case)
-    with ctx.profiler.stage("cut"):
-        scenes = {
-            name: open_scene(
-                options.images / name, chunk=ctx.chunk, stage_dir=ctx.cache.root / "staged"
-            )
-            for name in by_scene
-        }
+    stage_dir = ctx.cache.root / "staged"
+
+    def open_one(name: str):
+        return open_scene(options.images / name, chunk=ctx.chunk, stage_dir=stage_dir)
+
+    # JPEG scenes are staged on first open: decode and write in C, so in parallel
+    with ctx.profiler.stage("cut"), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        scenes = dict(zip(by_scene, pool.map(open_one, by_scene), strict=True))
         tables = {name: method.scene_windows(*scenes[name].info.shape) for name in by_scene}
     for name, table in tables.items():
         warn_if_clamped(name, table)
@@ -167,7 +170,6 @@ def run_cases(
         inputs = query_contributions(ctx, method, emb, case.query)
         with ctx.profiler.stage("gnt"):
             cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
-        stage_dir = ctx.cache.root / "staged"
         futures[
             _submit_case(client, method, case, cells.u8, inputs, options, digest, stage_dir)
         ] = case
