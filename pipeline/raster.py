@@ -20,9 +20,10 @@ uint8 bands, lazily and chunk by chunk, following these rules:
   band) says so. Such pixels are 0 in ``rgb`` and False in ``valid``.
 - **Staging**: JPEG, PNG, GIF and WEBP files cannot be read window by window
   without decoding everything before the window. :func:`open_scene` copies them
-  once, row strip by row strip, into a chunked zarr store in the cache folder
-  (``$SELO_CACHE_DIR``, else ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``)
-  keyed by the file's content hash, and reads from there. This is the only eager
+  once, row strip by row strip, into a tiled GeoTIFF (ZSTD, with the file's
+  mask as an internal mask) in the cache folder (``$SELO_CACHE_DIR``, else
+  ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``) keyed by the file's content
+  hash, and reads from there like any tiled GeoTIFF. This is the only eager
   I/O: one sequential pass over the file the first time a scene is opened.
 """
 
@@ -34,7 +35,6 @@ import json
 import math
 import os
 import secrets
-import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +45,6 @@ import numpy as np
 import rasterio
 import rioxarray
 import xarray as xr
-import zarr
 from affine import Affine
 from dask.base import tokenize
 from rasterio.enums import ColorInterp, Interleaving, MaskFlags
@@ -70,15 +69,15 @@ __all__ = [
 ]
 
 STAGED_DRIVERS = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
-"""GDAL drivers whose files are staged to zarr before windowed reading."""
+"""GDAL drivers whose files are staged to a tiled GeoTIFF before windowed reading."""
 
 # GDAL's block cache defaults to 5 % of RAM per process; every Dask worker
 # reads scenes, so keep it modest unless the user set it.
 os.environ.setdefault("GDAL_CACHEMAX", "256")
 
-_STAGE_CHUNK = 1024
-_STAGE_FORMAT = 1
-_STAGE_MARKER = "selo-stage.json"
+_STAGE_STRIP = 1024  # rows copied at a time while staging
+_STAGE_TILE = 512
+_STAGE_FORMAT = 2  # in the staged file's name: a new format never reuses an old file
 _SAMPLE_SIDE = 1024
 _PERCENTILES = (2.0, 98.0)
 _KEY_INDEX = "scene-keys.json"
@@ -151,7 +150,7 @@ class Scene:
     ``rgb`` (band=3, y, x; uint8) and ``valid`` (y, x; bool, True where there is
     data; None when the scene declares no nodata, no mask and is not float) are
     dask-backed and carry the scene's CRS and transform on ``.rio``. ``stage`` is
-    the zarr copy the pixels come from, for staged formats.
+    the tiled GeoTIFF copy the pixels come from, for staged formats.
     """
 
     info: SceneInfo
@@ -284,7 +283,7 @@ def open_scene(
     Chunks are at most ``chunk`` pixels in y and x, multiples of the file's
     block shape where it fits, all three bands in one chunk. Opening reads only
     headers, plus for non-uint8 scenes a decimated sample for the stretch, and
-    for staged formats (JPEG, PNG, GIF, WEBP) the one-time copy to zarr under
+    for staged formats (JPEG, PNG, GIF, WEBP) the one-time tiled GeoTIFF copy under
     ``stage_dir`` (default: ``default_cache_dir() / "staged"``).
     """
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -298,14 +297,17 @@ def open_scene(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         lazy = rioxarray.open_rasterio(path, cache=False, lock=False)
+    stage = None
+    source, source_lazy = path, lazy
     if info.driver in STAGED_DRIVERS:
         stage = _stage(path, info, Path(stage_dir or default_cache_dir() / "staged"))
-        chunks = _chunks((_STAGE_CHUNK, _STAGE_CHUNK), chunk)
-        pixels, mask = _lazy_stage(stage, bands, chunks)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            source, source_lazy = stage, rioxarray.open_rasterio(stage, cache=False, lock=False)
+        block = (_STAGE_TILE, _STAGE_TILE)
     else:
-        stage = None
-        chunks = _chunks(info.block_shape, chunk)
-        pixels, mask = _lazy_file(lazy, path, bands, chunks, masked)
+        block = info.block_shape
+    pixels, mask = _lazy_file(source_lazy, source, bands, _chunks(block, chunk), masked)
     if palette is not None:
         conversion = Conversion(palette=palette)
     elif info.dtype == "uint8":
@@ -448,37 +450,15 @@ def _read_mask_block(path: str, block_info=None) -> np.ndarray:
             return ds.dataset_mask(window=Window.from_slices((r0, r1), (c0, c1))) > 0
 
 
-def _lazy_stage(
-    store: Path, bands: tuple[int, int, int], chunks: tuple[int, int]
-) -> tuple[da.Array, da.Array | None]:
-    group = zarr.open_group(store, mode="r")
-    count = group["pixels"].shape[0]
-    pixels = da.from_zarr(store, component="pixels", chunks=(count, *chunks))
-    first, last = bands[0] - 1, bands[-1]
-    if list(bands) == list(range(bands[0], last + 1)):
-        # a slice, not a list: dask then reads only the requested window of each chunk
-        pixels = pixels[first:last]
-    else:
-        pixels = pixels[[b - 1 for b in bands]].rechunk({0: -1})
-    mask = da.from_zarr(store, component="mask", chunks=chunks) if "mask" in group else None
-    return pixels, mask
-
-
 def _decimated(
     info: SceneInfo,
     bands: tuple[int, int, int],
     stage: Path | None,
     out_shape: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pixels ``(3, rows, cols)`` and mask sampled by nearest neighbour."""
-    if stage is not None:
-        group = zarr.open_group(stage, mode="r")
-        rows = decimation_indices(info.height, out_shape[0])
-        cols = decimation_indices(info.width, out_shape[1])
-        pixels = group["pixels"].oindex[[b - 1 for b in bands], rows, cols]
-        mask = group["mask"].oindex[rows, cols] if "mask" in group else None
-        return pixels, mask
-    with _dataset(info.path) as ds:
+    """Pixels ``(3, rows, cols)`` and mask sampled by nearest neighbour (from the
+    staged copy, when there is one)."""
+    with _dataset(stage or info.path) as ds:
         pixels = ds.read(list(bands), out_shape=(3, *out_shape))
         mask = ds.dataset_mask(out_shape=out_shape) > 0 if _has_dataset_mask(ds) else None
     return pixels, mask
@@ -500,72 +480,69 @@ def _stretch(
 
 
 def _stage(path: Path, info: SceneInfo, stage_dir: Path) -> Path:
-    """The complete zarr copy of ``path`` in ``stage_dir``, made if missing.
+    """The tiled GeoTIFF copy of ``path`` in ``stage_dir``, made if missing.
 
-    Written under a temporary name, marked complete, then renamed, so a store
-    without the marker is a leftover of an interrupted run and is rebuilt."""
+    Written under a temporary name and renamed when complete, so a file under
+    the final name is always whole."""
     key = scene_key(path)
-    store = stage_dir / f"{key}.zarr"
-    if _stage_complete(store):
-        return store
+    staged = stage_dir / f"{key}.v{_STAGE_FORMAT}.tif"
+    if staged.is_file():
+        return staged
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        if store.exists():
-            shutil.rmtree(store)
     except OSError as e:
         raise OutputError(
             f"{stage_dir}: cannot prepare the staging folder for {path} ({e.strerror}); "
             "set SELO_CACHE_DIR or pass stage_dir to a writable folder"
         ) from e
-    partial = stage_dir / f".{key}.{secrets.token_hex(4)}.partial"
+    partial = stage_dir / f".{key}.{secrets.token_hex(4)}.partial.tif"
     try:
         _write_stage(path, info, partial)
-        (partial / _STAGE_MARKER).write_text(
-            json.dumps({"format": _STAGE_FORMAT, "source": str(path), "sha256": key})
-        )
-        os.replace(partial, store)
+        os.replace(partial, staged)
     except OSError as e:
-        if _stage_complete(store):  # another process staged the same file first
-            return store
+        if staged.is_file():  # another process staged the same file first
+            return staged
         raise OutputError(
             f"{stage_dir}: cannot stage {path} there ({e.strerror or e}); free disk space, "
             "or set SELO_CACHE_DIR or pass stage_dir to another folder"
         ) from e
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return store
+        partial.unlink(missing_ok=True)
+    return staged
 
 
-def _stage_complete(store: Path) -> bool:
-    try:
-        marker = json.loads((store / _STAGE_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("format") == _STAGE_FORMAT
-
-
-def _write_stage(path: Path, info: SceneInfo, store: Path) -> None:
-    """Copy all bands (and the file's mask) strip by strip, top to bottom: one
-    strip of ``_STAGE_CHUNK`` full-width rows in memory at a time."""
-    group = zarr.open_group(store, mode="w")
-    pixels = group.create_array(
-        "pixels",
-        shape=(info.count, info.height, info.width),
-        chunks=(info.count, _STAGE_CHUNK, _STAGE_CHUNK),
-        dtype=info.dtype,
-    )
+def _write_stage(path: Path, info: SceneInfo, target: Path) -> None:
+    """Copy all bands (and the file's mask) strip by strip, top to bottom, into a
+    tiled GeoTIFF: one strip of ``_STAGE_STRIP`` full-width rows in memory at a time."""
+    profile = {
+        "driver": "GTiff",
+        "height": info.height,
+        "width": info.width,
+        "count": info.count,
+        "dtype": info.dtype,
+        "tiled": True,
+        "blockxsize": _STAGE_TILE,
+        "blockysize": _STAGE_TILE,
+        "compress": "zstd",
+        "zstd_level": 1,
+        "bigtiff": "if_safer",
+    }
+    if info.crs is not None:
+        profile.update(crs=info.crs, transform=info.transform)
     # libjpeg reports a truncated file as a warning and pads it with gray.
-    with _dataset(path) as ds, rasterio.Env(GDAL_ERROR_ON_LIBJPEG_WARNING=True):
-        mask = None
-        if _has_dataset_mask(ds):
-            mask = group.create_array(
-                "mask", shape=info.shape, chunks=(_STAGE_CHUNK, _STAGE_CHUNK), dtype=bool
-            )
-        for top in range(0, info.height, _STAGE_CHUNK):
-            window = Window(0, top, info.width, min(_STAGE_CHUNK, info.height - top))
-            pixels[:, top : top + window.height, :] = ds.read(window=window)
-            if mask is not None:
-                mask[top : top + window.height, :] = ds.dataset_mask(window=window) > 0
+    with (
+        rasterio.Env(GDAL_ERROR_ON_LIBJPEG_WARNING=True, GDAL_TIFF_INTERNAL_MASK=True),
+        _dataset(path) as ds,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        masked = _has_dataset_mask(ds)
+        with rasterio.open(target, "w", **profile) as out:
+            for top in range(0, info.height, _STAGE_STRIP):
+                window = Window(0, top, info.width, min(_STAGE_STRIP, info.height - top))
+                out.write(ds.read(window=window), window=window)
+                if masked:
+                    out.write_mask(ds.dataset_mask(window=window), window=window)
 
 
 def scene_key(path: str | os.PathLike) -> str:

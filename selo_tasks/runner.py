@@ -76,12 +76,17 @@ def _preprocess(scene: Scene, encoder: Encoder, jpeg: bool) -> str:
 
 
 def embed_scenes(
-    ctx: RunContext, items: Sequence[tuple[Scene, WindowTable]], *, what: str = "windows"
+    ctx: RunContext,
+    items: Sequence[tuple[Scene, WindowTable]],
+    *,
+    what: str = "windows",
+    require_data: bool = True,
 ) -> list[Embedded]:
     """Embeddings of each (scene, table), from the cache or computed in one pass on the cluster.
 
     All uncached tables are submitted together (the cluster balances them) and
-    each is cached as soon as it completes.
+    each is cached as soon as it completes. With ``require_data`` a scene whose
+    windows all lack data is an error (it has nothing to localize).
     """
     results: list[Embedded | None] = [None] * len(items)
     todo: list[tuple[int, EmbeddingKey, EmbeddingPlan]] = []
@@ -117,7 +122,7 @@ def embed_scenes(
             ctx.cache.put(key, plan.table, emb, has)
             results[j] = Embedded(items[j][0], plan.table, emb, has, cached=False)
     for e in results:
-        if not e.has_data.any():
+        if require_data and not e.has_data.any():
             raise SceneError(
                 f"{e.scene.info.path}: every pixel is nodata, nothing to localize "
                 f"(nodata value {e.scene.info.nodata}); check the file or choose another scene"
@@ -173,7 +178,9 @@ def query_contributions(
     extra = method.refine(table, scores) if len(table) else None
     extra_scores = None
     if extra is not None and len(extra):
-        second = embed_scenes(ctx, [(embedded.scene, extra)], what="expansion boxes")[0]
+        second = embed_scenes(
+            ctx, [(embedded.scene, extra)], what="expansion boxes", require_data=False
+        )[0]
         keep2 = np.flatnonzero(second.has_data)
         extra, extra_scores = extra.subset(keep2), second.scores(q)[keep2]
     return method.contributions(table, scores, extra, extra_scores)

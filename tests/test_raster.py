@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 
-from selo.errors import InputNotFoundError, ParameterError, SceneError
+from selo.errors import InputNotFoundError, OutputError, ParameterError, SceneError
 from selo.pipeline import raster
 from selo.pipeline.raster import (
     decimation_indices,
@@ -308,10 +308,12 @@ def write_image(path: Path, rgb: np.ndarray) -> Path:
 
 
 @pytest.mark.parametrize(("bands", "expected"), [(3, [0, 1, 2]), (1, [0, 0, 0])])
-def test_png_is_staged_and_read_from_zarr(tmp_path, bands, expected):
+def test_png_is_staged_and_read_from_the_staged_geotiff(tmp_path, bands, expected):
     path = write_image(tmp_path / "s.png", gradient(bands))
     scene = open_scene(path)
     assert scene.stage is not None and scene.stage.parent == tmp_path / "cache" / "staged"
+    with rasterio.open(scene.stage) as staged:  # a tiled, compressed GeoTIFF
+        assert staged.driver == "GTiff" and staged.profile.get("tiled") and staged.compression
     assert scene.info.crs is None and scene.info.transform == Affine.identity()
     assert scene.rgb.rio.transform() == Affine.identity()
     assert scene.rgb.data.chunks[0] == (3,)
@@ -364,17 +366,23 @@ def test_staged_store_is_reused(tmp_path, monkeypatch):
     np.testing.assert_array_equal(second.rgb.values, gradient())
 
 
-def test_incomplete_staged_store_is_rebuilt(tmp_path, monkeypatch):
+def test_interrupted_staging_leaves_nothing_and_is_redone(tmp_path, monkeypatch):
     path = write_image(tmp_path / "s.png", gradient())
-    store = open_scene(path).stage
-    (store / raster._STAGE_MARKER).unlink()
-    staged = []
     write_stage = raster._write_stage
-    monkeypatch.setattr(raster, "_write_stage", lambda *a: staged.append(a) or write_stage(*a))
+
+    def disk_full(source, info, target):
+        write_stage(source, info, target)  # the copy is written, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(raster, "_write_stage", disk_full)
+    with pytest.raises(OutputError, match="No space left"):
+        open_scene(path)
+    staged_dir = tmp_path / "cache" / "staged"
+    assert list(staged_dir.iterdir()) == []  # nothing half-written under any name
+    monkeypatch.setattr(raster, "_write_stage", write_stage)
     scene = open_scene(path)
-    assert len(staged) == 1 and scene.stage == store
     np.testing.assert_array_equal(scene.rgb.values, gradient())
-    assert [p.name for p in store.parent.iterdir()] == [store.name]  # no temporary left
+    assert [p.name for p in staged_dir.iterdir()] == [scene.stage.name]
 
 
 def test_truncated_jpeg_is_a_scene_error(tmp_path):
@@ -383,7 +391,7 @@ def test_truncated_jpeg_is_a_scene_error(tmp_path):
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(SceneError, match="bad.jpg"):
         open_scene(bad)
-    assert not list((tmp_path / "cache" / "staged").glob("*.zarr"))
+    assert not [p for p in (tmp_path / "cache" / "staged").glob("*") if p.suffix == ".tif"]
 
 
 def test_scene_key_follows_content_and_is_remembered(tmp_path, monkeypatch, cache_dir):
