@@ -46,6 +46,7 @@ from selo.pipeline.raster import SceneInfo, _reason, decimation_indices, tiff_da
 __all__ = [
     "decimate",
     "pixel_to_crs",
+    "png_from_geotiff",
     "regions_from_map",
     "write_geojson",
     "write_geotiff",
@@ -219,14 +220,26 @@ def write_png(path: str | os.PathLike, data: Map) -> Path:
         source = partial.with_name(partial.name + ".tif")
         try:
             _write_tiff(source, data, tile=_STRIP, compress="zstd", zstd_level=1)
-            rasterio.shutil.copy(source, partial, driver="PNG")
-            with partial.open("rb") as png:
-                png.seek(-len(_PNG_END), os.SEEK_END)
-                if png.read() != _PNG_END:
-                    raise OSError("the PNG ends early; is the disk full?")
+            _copy_to_png(source, partial)
         finally:
             source.unlink(missing_ok=True)
     return Path(path)
+
+
+def png_from_geotiff(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write a one-band uint8 GeoTIFF (e.g. from :func:`write_geotiff`) as PNG, atomically,
+    line by line (bounded memory)."""
+    with _atomic(path, "PNG") as partial:
+        _copy_to_png(Path(source), partial)
+    return Path(path)
+
+
+def _copy_to_png(source: Path, partial: Path) -> None:
+    rasterio.shutil.copy(source, partial, driver="PNG")
+    with partial.open("rb") as png:
+        png.seek(-len(_PNG_END), os.SEEK_END)
+        if png.read() != _PNG_END:
+            raise OSError("the PNG ends early; is the disk full?")
 
 
 def decimate(

@@ -37,11 +37,11 @@ from selo.pipeline.accumulate import expand_lazy
 from selo.pipeline.outputs import (
     decimate,
     pixel_to_crs,
+    png_from_geotiff,
     regions_from_map,
     write_geojson,
     write_geotiff,
     write_overlay,
-    write_png,
 )
 from selo.pipeline.raster import Scene, inspect_scene, open_scene, read_preview
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
@@ -66,6 +66,7 @@ FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this si
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
 MAP_CHUNK = 2048  # maps are small per pixel; smaller chunks filter in parallel sooner
+ZARR_ROW_BYTES = 256 * 2**20  # at most this much of a map in the client while storing it
 
 
 @dataclass(frozen=True)
@@ -189,40 +190,52 @@ def _one_query(
     selo = method.finish(expand_lazy(cells.u8, chunk))
     if valid is not None:
         selo = da.where(valid, selo, np.uint8(0))
-    mean = expand_lazy(cells.mean, chunk)
-    with ctx.profiler.stage("flt"):
-        store = _store_maps(out / "maps.zarr", f"q{index:02d}", mean, selo)
     folder = ensure_dir(query_folder(out, index, query))
+    with ctx.profiler.stage("flt"):  # the filter runs on the cluster as the GeoTIFF is written
+        tif = write_geotiff(
+            folder / "selo_map.tif",
+            selo,
+            like=info,
+            nodata=None if valid is None else 0,
+            nodata_mask=None if valid is None else ~valid,
+        )
+    finished = _open_map(tif, chunk)  # later outputs read the finished map, not the filter
     with ctx.profiler.stage("write"):
-        selo_z = da.from_zarr(str(store / "selo"))
-        nodata_mask = None if valid is None else ~valid
-
-        def geotiff() -> None:
-            nodata = None if valid is None else 0
-            write_geotiff(
-                folder / "selo_map.tif", selo_z, like=info, nodata=nodata, nodata_mask=nodata_mask
-            )
 
         def overlay_and_regions() -> None:
-            heat = decimate(selo_z, preview().shape[:2])
+            heat = decimate(finished, preview().shape[:2])
             write_overlay(folder / "overlay.png", preview(), heat)
-            features = _centre_features(selo_z, heat, scene)
+            features = _centre_features(finished, heat, scene)
             features += regions_from_map(heat, info, threshold=REGION_THRESHOLD)
             write_geojson(folder / "regions.geojson", features, crs=info.crs)
 
-        jobs = [geotiff, lambda: write_png(folder / "selo_map.png", selo_z), overlay_and_regions]
+        jobs = [lambda: png_from_geotiff(tif, folder / "selo_map.png"), overlay_and_regions]
         if paper_compat:
-            jobs.append(lambda: _write_jpeg_roundtrip(folder / "selo_map.jpg", selo_z))
+            jobs.append(lambda: _write_jpeg_roundtrip(folder / "selo_map.jpg", finished))
         write_windows_csv(folder / "windows.csv", inputs)
-        # the writers are compression and I/O in C (GIL released): run them side by side
+        # compression and I/O in C (GIL released): side by side
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             for job in [pool.submit(j) for j in jobs]:
                 job.result()
+        mean = expand_lazy(cells.mean, chunk)
+        _store_maps(out / "maps.zarr", f"q{index:02d}", {"mean": mean, "selo": finished})
     return QueryOutputs(query, folder, len(inputs.windows), time.perf_counter() - t0)
 
 
-def _store_maps(root: Path, name: str, mean: da.Array, selo: da.Array) -> Path:
-    """Compute the mean and SeLo maps chunk by chunk into ``root/name`` (atomically)."""
+def _open_map(path: Path, chunk: int) -> da.Array:
+    """A written one-band map as a lazy dask array (read through GDAL, chunk by chunk)."""
+    import rioxarray
+
+    return rioxarray.open_rasterio(path, chunks={"y": chunk, "x": chunk}, lock=False).data[0]
+
+
+def _store_maps(root: Path, name: str, arrays: dict[str, da.Array]) -> Path:
+    """Write maps into the zarr group ``root/name`` (atomically), from this thread.
+
+    Rows of blocks are computed on the cluster and written here, at most
+    ``ZARR_ROW_BYTES`` at a time: zarr is only ever used from the client thread
+    (zarr-python 3's synchronous calls were seen to hang in Dask worker threads).
+    """
     import zarr
 
     if not (root / "zarr.json").exists():
@@ -230,12 +243,12 @@ def _store_maps(root: Path, name: str, mean: da.Array, selo: da.Array) -> Path:
         zarr.open_group(str(root), mode="a")
     with atomic_path(root / name, folder=True) as tmp:
         group = zarr.open_group(str(tmp), mode="w")
-        targets = []
-        for key, arr in (("mean", mean), ("selo", selo)):
-            chunks = tuple(c[0] for c in arr.chunks)
-            z = group.create_array(key, shape=arr.shape, dtype=arr.dtype, chunks=chunks)
-            targets.append(z)
-        da.store([mean, selo], targets, lock=False)
+        for key, arr in arrays.items():
+            height, width = arr.shape
+            rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // (width * arr.dtype.itemsize))))
+            z = group.create_array(key, shape=arr.shape, dtype=arr.dtype, chunks=(rows, MAP_CHUNK))
+            for top in range(0, height, rows):
+                z[top : top + rows] = arr[top : top + rows].compute()
     return root / name
 
 

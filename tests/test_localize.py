@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import rasterio
+import zarr
 from scenes import colour_scene, write_geotiff_scene
 
 from selo.selo_tasks.reference import reference_mean_map, reference_selo_map
@@ -60,8 +61,11 @@ def test_outputs_per_query_and_map_equals_reference_from_windows_csv(
         assert set(scales) == {256, 512, 768}
         selo = cv2.imread(str(folder / "selo_map.png"), cv2.IMREAD_UNCHANGED)
         assert selo.shape == (700, 900) and selo.dtype == np.uint8
-        expected = reference_selo_map(reference_mean_map((700, 900), windows, scores))
+        mean = reference_mean_map((700, 900), windows, scores)
+        expected = reference_selo_map(mean)
         assert np.array_equal(selo, expected)  # bit for bit
+        maps = zarr.open_group(str(out / "maps.zarr" / folder.name[:3]), mode="r")
+        assert np.array_equal(maps["mean"][:], mean) and np.array_equal(maps["selo"][:], selo)
         with rasterio.open(folder / "selo_map.tif") as ds, rasterio.open(scene) as src:
             assert ds.crs == src.crs and ds.transform == src.transform
             assert ds.block_shapes[0] != (1, 900) and ds.compression is not None
