@@ -15,12 +15,10 @@ the top-left corner of the scene.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
@@ -33,15 +31,15 @@ import rasterio.features
 import rasterio.shutil
 import rasterio.transform
 from affine import Affine
-from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through as they are
 from rasterio.crs import CRS
 from rasterio.enums import Compression
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from skimage.measure import label, regionprops
 
-from selo.errors import MapError, OutputError, ParameterError
-from selo.pipeline.raster import SceneInfo, _reason, decimation_indices, tiff_data_end
+from selo.errors import MapError, ParameterError
+from selo.pipeline.raster import SceneInfo, decimation_indices, tiff_data_end
+from selo.pipeline.store import atomic_path
 
 __all__ = [
     "decimate",
@@ -59,35 +57,6 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk closing eve
 _PIXEL_COORDINATES = "pixel: x = column, y = row of the scene, origin at its top-left corner"
 
 Map = np.ndarray | da.Array
-
-
-@contextlib.contextmanager
-def _atomic(path: str | os.PathLike, what: str) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` if the body
-    succeeds, delete it otherwise. I/O failures become OutputError."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name for the {what}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(
-            f"{path}: cannot create the folder {path.parent} ({_reason(e)}); "
-            "choose a writable output folder"
-        ) from e
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:
-        yield partial
-        os.replace(partial, path)
-    except OutputError:
-        raise
-    except (OSError, RasterioError, CPLE_BaseError) as e:
-        raise OutputError(
-            f"{path}: cannot write the {what} ({_reason(e)}); "
-            "choose a writable folder with enough free space"
-        ) from e
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _check_map(data: Any, name: str, shape: tuple[int, int] | None = None) -> None:
@@ -204,7 +173,7 @@ def write_geotiff(
         profile["crs"] = like.crs
     if like.crs is not None or like.transform != Affine.identity():
         profile["transform"] = like.transform
-    with _atomic(path, "GeoTIFF") as partial:
+    with atomic_path(path, what="GeoTIFF") as partial:
         _write_tiff(partial, data, tile=tile, **profile)
     return Path(path)
 
@@ -216,7 +185,7 @@ def write_png(path: str | os.PathLike, data: Map) -> Path:
     GDAL then copies to PNG line by line: memory stays bounded whatever the size
     (measured: 0.9 s for 8000×8000, as fast as OpenCV at the same zlib level)."""
     _check_map(data, "the map")
-    with _atomic(path, "PNG") as partial:
+    with atomic_path(path, what="PNG") as partial:
         source = partial.with_name(partial.name + ".tif")
         try:
             _write_tiff(source, data, tile=_STRIP, compress="zstd", zstd_level=1)
@@ -229,13 +198,15 @@ def write_png(path: str | os.PathLike, data: Map) -> Path:
 def png_from_geotiff(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Write a one-band uint8 GeoTIFF (e.g. from :func:`write_geotiff`) as PNG, atomically,
     line by line (bounded memory)."""
-    with _atomic(path, "PNG") as partial:
+    with atomic_path(path, what="PNG") as partial:
         _copy_to_png(Path(source), partial)
     return Path(path)
 
 
 def _copy_to_png(source: Path, partial: Path) -> None:
-    rasterio.shutil.copy(source, partial, driver="PNG")
+    # a plain image: no .aux.xml sidecar for georeferencing PNG cannot hold
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        rasterio.shutil.copy(source, partial, driver="PNG")
     with partial.open("rb") as png:
         png.seek(-len(_PNG_END), os.SEEK_END)
         if png.read() != _PNG_END:
@@ -296,7 +267,7 @@ def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.nda
     colours = cv2.applyColorMap(heat, cv2.COLORMAP_JET)  # BGR, as OpenCV writes it
     scene = cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR)
     _, png = cv2.imencode(".png", cv2.addWeighted(scene, 0.7, colours, 0.3, 0))
-    with _atomic(path, "overlay") as partial:
+    with atomic_path(path, what="overlay") as partial:
         partial.write_bytes(png.tobytes())
     return Path(path)
 
@@ -368,6 +339,6 @@ def write_geojson(
         name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else parsed.to_wkt()
         collection["crs"] = {"type": "name", "properties": {"name": name}}
     collection["features"] = list(features)
-    with _atomic(path, "GeoJSON") as partial:
+    with atomic_path(path, what="GeoJSON") as partial:
         partial.write_text(json.dumps(collection))
     return Path(path)

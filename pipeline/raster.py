@@ -52,6 +52,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from selo.errors import InputNotFoundError, OutputError, ParameterError, SceneError
+from selo.pipeline.store import error_reason
 
 __all__ = [
     "STAGED_DRIVERS",
@@ -204,16 +205,9 @@ def _dataset(path: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
                 yield ds
     except RasterioError as e:
         raise SceneError(
-            f"{path}: not a raster rasterio can read ({_reason(e)}); "
+            f"{path}: not a raster rasterio can read ({error_reason(e)}); "
             "check that the file is complete and in a format GDAL supports"
         ) from e
-
-
-def _reason(error: BaseException) -> str:
-    """The innermost message of an error chain: GDAL's or the OS's own words."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
-    return getattr(error, "strerror", None) or str(error).strip()
 
 
 def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:

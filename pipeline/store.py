@@ -19,20 +19,28 @@ from pathlib import Path
 
 from selo.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_write_text", "ensure_dir", "output_error"]
+__all__ = ["atomic_path", "atomic_write_text", "ensure_dir", "error_reason", "output_error"]
 
 
-def output_error(path: str | os.PathLike[str], e: OSError) -> OutputError:
-    """An OutputError for ``path`` that says what to do about ``e``."""
-    if e.errno == errno.ENOSPC:
-        hint = "the disk is full; free space or choose another --out"
-    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "permission denied; choose a writable --out"
-    elif e.errno == errno.ENOTDIR:
+def error_reason(error: BaseException) -> str:
+    """The innermost message of an error chain: GDAL's or the OS's own words."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return getattr(error, "strerror", None) or str(error).strip()
+
+
+def output_error(path: str | os.PathLike[str], e: BaseException, what: str = "file") -> OutputError:
+    """An OutputError for ``path`` that says what went wrong and what to do."""
+    code = getattr(e, "errno", None)
+    if code == errno.ENOSPC:
+        hint = "the disk is full: free space or choose another output folder"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "permission denied: choose a writable output folder"
+    elif code == errno.ENOTDIR:
         hint = "a parent of it is a file, not a folder"
     else:
-        hint = e.strerror or str(e)
-    return OutputError(f"{path}: cannot write ({hint})")
+        hint = "choose a writable folder with enough free space"
+    return OutputError(f"{path}: cannot write the {what} ({error_reason(e)}); {hint}")
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -43,24 +51,38 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise output_error(p, e) from None
+        raise OutputError(
+            f"{p}: cannot create this folder ({error_reason(e)}); choose a writable output folder"
+        ) from None
     if not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"{p}: folder is not writable; choose another output folder")
     return p
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], *, folder: bool = False) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], *, folder: bool = False, what: str = "file"
+) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it is renamed to ``path``.
 
     With ``folder=True`` the caller fills a folder (e.g. a zarr store) and an
     existing folder at ``path`` is replaced. On any exception the temporary is
-    deleted and ``path`` is left as it was.
+    deleted and ``path`` is left as it was; I/O failures (OS or GDAL) become an
+    OutputError naming ``path`` and the ``what`` being written.
     """
+    from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through as they are
+    from rasterio.errors import RasterioError
+
     final = Path(path)
     if final.is_dir() and not folder:
-        raise OutputError(f"{final}: is a folder; expected a file name")
-    ensure_dir(final.parent)
+        raise OutputError(f"{final}: is a folder; give a file name for the {what}")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"{final}: cannot create the folder {final.parent} ({error_reason(e)}); "
+            "choose a writable output folder"
+        ) from None
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
@@ -71,14 +93,12 @@ def atomic_path(path: str | os.PathLike[str], *, folder: bool = False) -> Iterat
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except OSError as e:
-        _remove(tmp)
-        if isinstance(e, OutputError):
-            raise
-        raise output_error(final, e) from None
-    except BaseException:
-        _remove(tmp)
+    except OutputError:
         raise
+    except (OSError, RasterioError, CPLE_BaseError) as e:
+        raise output_error(final, e, what) from e
+    finally:
+        _remove(tmp)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
