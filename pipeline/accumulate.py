@@ -76,6 +76,32 @@ class CellMap:
         """The whole map as a numpy array (only for small scenes and tests)."""
         return self.block(0, self.grid.height, 0, self.grid.width)
 
+    def to_zarr(self, group) -> None:
+        """Store the map exactly, as its cells: ``values``, ``covered``, ``row_edges``,
+        ``col_edges`` in a zarr group (kilobytes, whatever the scene size)."""
+        for name, arr in (
+            ("values", self.values),
+            ("covered", self.covered),
+            ("row_edges", self.grid.row_edges),
+            ("col_edges", self.grid.col_edges),
+        ):
+            group.create_array(name, shape=arr.shape, dtype=arr.dtype)[...] = arr
+        group.attrs.update(
+            {
+                "kind": "cell map",
+                "shape": [self.grid.height, self.grid.width],
+                "read": "selo.pipeline.accumulate.CellMap.from_zarr(group).to_array() "
+                "or expand_lazy(CellMap.from_zarr(group), chunks)",
+            }
+        )
+
+    @classmethod
+    def from_zarr(cls, group) -> CellMap:
+        """The map stored by :meth:`to_zarr`."""
+        height, width = group.attrs["shape"]
+        grid = CellGrid(int(height), int(width), group["row_edges"][:], group["col_edges"][:])
+        return cls(grid, group["values"][:], group["covered"][:])
+
 
 def accumulate(grid: CellGrid, windows: np.ndarray, scores: np.ndarray) -> CellMap:
     """Mean of the scores of the windows covering each cell (0 where none does)."""

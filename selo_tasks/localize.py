@@ -5,7 +5,8 @@ query's map is built on the cell grid (Gnt), finished chunk by chunk (Flt)
 into ``maps.zarr``, then written out:
 
     OUT/run.json                    inputs, versions, encoder, windows, stage table
-    OUT/maps.zarr/qNN/{mean,selo}   float64 mean map and uint8 SeLo map per query
+    OUT/maps.zarr/qNN/mean          the mean map, exactly, as its cells (CellMap.from_zarr)
+    OUT/maps.zarr/qNN/selo          the uint8 SeLo map
     OUT/qNN-<words>/windows.csv     r0,r1,c0,c1,scale,score (full precision)
     OUT/qNN-<words>/selo_map.png    lossless uint8 map, scene size
     OUT/qNN-<words>/selo_map.tif    GeoTIFF with the scene's CRS and transform
@@ -33,7 +34,7 @@ import dask.array as da
 import numpy as np
 
 from selo.errors import ParameterError
-from selo.pipeline.accumulate import expand_lazy
+from selo.pipeline.accumulate import CellMap, expand_lazy
 from selo.pipeline.outputs import (
     decimate,
     pixel_to_crs,
@@ -217,8 +218,7 @@ def _one_query(
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             for job in [pool.submit(j) for j in jobs]:
                 job.result()
-        mean = expand_lazy(cells.mean, chunk)
-        _store_maps(out / "maps.zarr", f"q{index:02d}", {"mean": mean, "selo": finished})
+        _store_maps(out / "maps.zarr", f"q{index:02d}", cells.mean, finished)
     return QueryOutputs(query, folder, len(inputs.windows), time.perf_counter() - t0)
 
 
@@ -229,26 +229,27 @@ def _open_map(path: Path, chunk: int) -> da.Array:
     return rioxarray.open_rasterio(path, chunks={"y": chunk, "x": chunk}, lock=False).data[0]
 
 
-def _store_maps(root: Path, name: str, arrays: dict[str, da.Array]) -> Path:
-    """Write maps into the zarr group ``root/name`` (atomically), from this thread.
+def _store_maps(root: Path, name: str, mean: CellMap, selo: da.Array) -> Path:
+    """The mean map (exactly, as its cells) and the SeLo map into ``root/name`` (atomically).
 
-    Rows of blocks are computed on the cluster and written here, at most
-    ``ZARR_ROW_BYTES`` at a time: zarr is only ever used from the client thread
-    (zarr-python 3's synchronous calls were seen to hang in Dask worker threads).
+    The SeLo map is computed row of blocks by row of blocks on the cluster and
+    written from this thread, at most ``ZARR_ROW_BYTES`` at a time: zarr is only
+    ever used from the client thread (zarr-python 3's synchronous calls were
+    seen to hang in Dask worker threads).
     """
     import zarr
 
     if not (root / "zarr.json").exists():
         ensure_dir(root)
         zarr.open_group(str(root), mode="a")
-    with atomic_path(root / name, folder=True) as tmp:
+    with atomic_path(root / name, folder=True, what="maps") as tmp:
         group = zarr.open_group(str(tmp), mode="w")
-        for key, arr in arrays.items():
-            height, width = arr.shape
-            rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // (width * arr.dtype.itemsize))))
-            z = group.create_array(key, shape=arr.shape, dtype=arr.dtype, chunks=(rows, MAP_CHUNK))
-            for top in range(0, height, rows):
-                z[top : top + rows] = arr[top : top + rows].compute()
+        mean.to_zarr(group.create_group("mean"))
+        height, width = selo.shape
+        rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // width)))
+        z = group.create_array("selo", shape=selo.shape, dtype=selo.dtype, chunks=(rows, MAP_CHUNK))
+        for top in range(0, height, rows):
+            z[top : top + rows] = selo[top : top + rows].compute()
     return root / name
 
 

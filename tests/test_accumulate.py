@@ -119,3 +119,16 @@ def test_any_block_equals_the_slice_of_the_whole_map(seed, data):
     c0 = data.draw(st.integers(0, w - 1))
     c1 = data.draw(st.integers(c0 + 1, w))
     assert np.array_equal(cells.block(r0, r1, c0, c1), full[r0:r1, c0:c1])
+
+
+def test_cell_map_round_trips_through_zarr(tmp_path):
+    import zarr
+
+    t = window_table(300, 500, scales=(128,))
+    scores = np.random.default_rng(4).normal(size=len(t))
+    cells = accumulate(CellGrid.from_windows(300, 500, t.windows), t.windows, scores)
+    group = zarr.open_group(str(tmp_path / "m.zarr"), mode="w")
+    cells.to_zarr(group)
+    back = type(cells).from_zarr(zarr.open_group(str(tmp_path / "m.zarr"), mode="r"))
+    assert np.array_equal(back.to_array(), reference_mean_map((300, 500), t.windows, scores))
+    assert group.attrs["shape"] == [300, 500]
