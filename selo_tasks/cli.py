@@ -330,8 +330,9 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
 
     Each scene is embedded once for all its queries (and cached). Writes per case
     windows.csv, selo_map.png and metrics.json; then metrics.csv (one row per case
-    and the mean), run.json with the stage table, stages.png and, with --profile,
-    profile.html. Interrupted runs continue with --resume.
+    and the mean), run.json with the stage table, stages.png and profile.html (a
+    Dask performance report; --no-profile skips it). Interrupted runs continue
+    with --resume.
     """
     from pathlib import Path
 
