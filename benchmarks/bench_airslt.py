@@ -71,9 +71,13 @@ def run_airslt(work: Path, images: Path, anno: Path, tag: str, extra: list[str])
     return record
 
 
+def stage_cells(r: dict) -> str:
+    """The wall seconds of each stage of a run record, as table cells."""
+    return " | ".join(f"{r['stages'].get(s, {}).get('wall', 0.0):.1f}" for s in STAGES)
+
+
 def row(name: str, r: dict) -> str:
-    st = r["stages"]
-    stages = " | ".join(f"{st.get(s, {}).get('wall', 0.0):.1f}" for s in STAGES)
+    stages = stage_cells(r)
     wall = r["bench"]["wall"]
     return (
         f"| {name} | {r['scored']} | {wall / 60:.2f} | {stages} | {gib(r['bench']['peak'])} | "

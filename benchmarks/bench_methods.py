@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from _common import gib, stamp, write_section
-from bench_airslt import STAGES, run_airslt, synthetic
+from bench_airslt import run_airslt, stage_cells, synthetic
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,10 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for method in ("v1", "v2"):
         r = run_airslt(args.workdir, images, anno, f"color-{method}", ["--method", method])
-        st, m = r["stages"], r["mean"]
-        stages = " | ".join(f"{st.get(s, {}).get('wall', 0.0):.1f}" for s in STAGES)
+        m = r["mean"]
         rows.append(
-            f"| {method} | {r['bench']['wall']:.1f} | {stages} | {gib(r['bench']['peak'])} | "
+            f"| {method} | {r['bench']['wall']:.1f} | {stage_cells(r)} | {gib(r['bench']['peak'])} | "
             f"{m['rsu']:.4f} | {m['rda']:.4f} | {m['ras']:.4f} | {m['rmi']:.4f} |"
         )
         print(rows[-1], flush=True)
