@@ -163,11 +163,10 @@ def run_cases(
     )
 
     client = ctx.cluster.client
+    all_inputs = query_contributions(ctx, method, [(embedded[c.image], c.query) for c in todo])
     futures = {}
-    for case in todo:
-        emb = embedded[case.image]
-        h, w = emb.scene.info.shape
-        inputs = query_contributions(ctx, method, emb, case.query)
+    for case, inputs in zip(todo, all_inputs, strict=True):
+        h, w = embedded[case.image].scene.info.shape
         with ctx.profiler.stage("gnt"):
             cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
         futures[

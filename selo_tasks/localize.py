@@ -47,7 +47,7 @@ from selo.pipeline.outputs import (
 from selo.pipeline.raster import Scene, inspect_scene, open_scene, read_preview
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.airslt import write_windows_csv
-from selo.selo_tasks.methods import Method
+from selo.selo_tasks.methods import MapInputs, Method
 from selo.selo_tasks.metrics import attention_centres
 from selo.selo_tasks.runner import (
     RunContext,
@@ -137,9 +137,10 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
             "from the embedding cache" if embedded.cached else "embedded",
         )
         preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE))  # once per scene
+        all_inputs = query_contributions(ctx, method, [(embedded, q) for q in queries])
         outputs = [
-            _one_query(ctx, method, embedded, i, q, out, options.paper_compat, preview)
-            for i, q in enumerate(queries, start=1)
+            _one_query(ctx, method, embedded, i, q, inputs, out, options.paper_compat, preview)
+            for i, (q, inputs) in enumerate(zip(queries, all_inputs, strict=True), start=1)
         ]
         stages = ctx.profiler.table()
         record.update(
@@ -175,6 +176,7 @@ def _one_query(
     embedded,
     index: int,
     query: str,
+    inputs: MapInputs,
     out: Path,
     paper_compat: bool,
     preview,
@@ -183,7 +185,6 @@ def _one_query(
     t0 = time.perf_counter()
     scene: Scene = embedded.scene
     info = scene.info
-    inputs = query_contributions(ctx, method, embedded, query)
     with ctx.profiler.stage("gnt"):
         cells = cell_maps(info.height, info.width, inputs, uncovered_counts=method.uncovered_counts)
     chunk = min(ctx.chunk, MAP_CHUNK)

@@ -90,6 +90,7 @@ def embed_scenes(
     """
     results: list[Embedded | None] = [None] * len(items)
     todo: list[tuple[int, EmbeddingKey, EmbeddingPlan]] = []
+    same: dict[str, list[int]] = {}  # identical requests (same key) are computed once
     enc = ctx.encoder
     for i, (scene, table) in enumerate(items):
         key = EmbeddingKey(
@@ -98,6 +99,10 @@ def embed_scenes(
             table.digest,
             _preprocess(scene, enc, ctx.paper_compat),
         )
+        if key.id in same:
+            same[key.id].append(i)
+            continue
+        same[key.id] = [i]
         hit = ctx.cache.get(key, table)
         if hit is not None:
             log.debug("embeddings of %s (%d windows) from the cache", scene.info.path, len(table))
@@ -121,6 +126,9 @@ def embed_scenes(
             j, key, plan = todo[i]
             ctx.cache.put(key, plan.table, emb, has)
             results[j] = Embedded(items[j][0], plan.table, emb, has, cached=False)
+    for indexes in same.values():
+        for i in indexes[1:]:
+            results[i] = results[indexes[0]]
     for e in results:
         if require_data and not e.has_data.any():
             raise SceneError(
@@ -168,22 +176,35 @@ class QueryCells:
 
 
 def query_contributions(
-    ctx: RunContext, method: Method, embedded: Embedded, query: str
-) -> MapInputs:
-    """The windows and scores whose mean is the query's map (embedding a second pass if any)."""
-    q = method.query_vector(ctx.encoder, query)
-    keep = np.flatnonzero(embedded.has_data)
-    table = embedded.table.subset(keep)
-    scores = embedded.scores(q)[keep]
-    extra = method.refine(table, scores) if len(table) else None
-    extra_scores = None
-    if extra is not None and len(extra):
-        second = embed_scenes(
-            ctx, [(embedded.scene, extra)], what="expansion boxes", require_data=False
-        )[0]
-        keep2 = np.flatnonzero(second.has_data)
-        extra, extra_scores = extra.subset(keep2), second.scores(q)[keep2]
-    return method.contributions(table, scores, extra, extra_scores)
+    ctx: RunContext, method: Method, requests: Sequence[tuple[Embedded, str]]
+) -> list[MapInputs]:
+    """The windows and scores whose mean is each (scene, query)'s map.
+
+    A method with a second pass (v2's expansion boxes) gets the extra windows
+    of all requests embedded in one submission, so the cluster works on them
+    together.
+    """
+    firsts = []
+    for embedded, query in requests:
+        q = method.query_vector(ctx.encoder, query)
+        keep = np.flatnonzero(embedded.has_data)
+        table = embedded.table.subset(keep)
+        scores = embedded.scores(q)[keep]
+        extra = method.refine(table, scores) if len(table) else None
+        firsts.append((q, table, scores, extra if extra is not None and len(extra) else None))
+    second = [
+        (e.scene, f[3]) for (e, _), f in zip(requests, firsts, strict=True) if f[3] is not None
+    ]
+    seconds = iter(embed_scenes(ctx, second, what="expansion boxes", require_data=False))
+    out = []
+    for q, table, scores, extra in firsts:
+        extra_scores = None
+        if extra is not None:
+            boxes = next(seconds)
+            keep2 = np.flatnonzero(boxes.has_data)
+            extra, extra_scores = extra.subset(keep2), boxes.scores(q)[keep2]
+        out.append(method.contributions(table, scores, extra, extra_scores))
+    return out
 
 
 def cell_maps(height: int, width: int, inputs: MapInputs, *, uncovered_counts: bool) -> QueryCells:
