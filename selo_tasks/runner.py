@@ -149,22 +149,32 @@ def _compute_plans(ctx: RunContext, plans: list[EmbeddingPlan], what: str):
     # The block is "cut": scene reads count there; "sim-" tasks count as Sim.
     bar = progress(f"embedding {what}", total, enabled=ctx.show_progress)
     with ctx.profiler.stage("cut"), bar as advance:
-        where = [(i, k) for i, plan in enumerate(plans) for k in range(len(plan.parts))]
+        # Plans of one scene can share batches (same region, same windows: same
+        # task key); each distinct task is computed once and serves all its owners.
+        owners: dict[str, list[tuple[int, int]]] = {}
+        unique = []
+        for i, plan in enumerate(plans):
+            for k, part in enumerate(plan.parts):
+                if part.key not in owners:
+                    owners[part.key] = []
+                    unique.append(part)
+                owners[part.key].append((i, k))
         # one submission: a tile's region, shared by several batches, is read once
-        futures = client.compute([plans[i].parts[k] for i, k in where], optimize_graph=False)
-        owner = {f.key: w for f, w in zip(futures, where, strict=True)}
+        futures = client.compute(unique, optimize_graph=False)
+        owner = {f.key: owners[part.key] for f, part in zip(futures, unique, strict=True)}
         pending = as_completed(futures)
         del futures  # each result is released as soon as it is gathered (with its inputs)
         for future in pending:
-            i, k = owner.pop(future.key)
-            done[i][k] = future.result()
+            result = future.result()
+            for i, k in owner.pop(future.key):
+                done[i][k] = result
+                advance()
+                left[i] -= 1
+                if left[i] == 0:
+                    emb, has = plans[i].assemble(done[i])
+                    yield i, emb, has
             future.release()
-            del future
-            advance()
-            left[i] -= 1
-            if left[i] == 0:
-                emb, has = plans[i].assemble(done[i])
-                yield i, emb, has
+            del future, result
 
 
 @dataclass(frozen=True, eq=False)
