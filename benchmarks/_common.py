@@ -17,6 +17,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+# the slow reference implementations (test oracles) live in tests/reference.py
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def machine() -> str:

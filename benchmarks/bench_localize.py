@@ -30,11 +30,10 @@ from published_v1 import published_v1
 from rasterio.transform import from_origin
 
 from selo.models.registry import get_encoder
-from selo.pipeline.accumulate import CellGrid, accumulate, quantize
+from selo.pipeline.gnt import CellGrid, accumulate, quantize
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.localize import LocalizeOptions, localize
-from selo.selo_tasks.methods import V1
-from selo.selo_tasks.session import SessionOptions
+from selo.selo_tasks.localize import localize
+from selo.selo_tasks.options import Options
 from selo.selo_tasks.synth import render_scene
 
 QUERY = "a white plane parked on a gray airport"
@@ -66,8 +65,8 @@ def run_selo(scene: Path, queries: tuple[str, ...], work: Path) -> dict:
     """``selo localize`` with an empty embedding cache; its record (stage table inside)."""
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    session = SessionOptions(cache_dir=str(cache), show_progress=False)
-    return localize(LocalizeOptions(scene=scene, queries=queries, out=work / "selo"), V1(), session)
+    options = Options(cache_dir=str(cache), show_progress=False)
+    return localize(scene, queries, work / "selo", options)
 
 
 def table(published: dict[str, float], ours: dict[str, float]) -> list[str]:

@@ -1,6 +1,6 @@
 """Time per case of the SeLo metrics: selo's against the straightforward implementation.
 
-The straightforward one (``selo.selo_tasks.reference.reference_metrics``) is
+The straightforward one (``tests/reference.py``: ``reference_metrics``) is
 the spec read literally with SciPy/OpenCV/scikit-image on float64 arrays, as
 the published evaluation code does it. Both score the same uint8 maps (smooth
 blobs, the shape of real SeLo maps) against real AIR-SLT polygons, at the
@@ -19,10 +19,10 @@ import time
 import cv2
 import numpy as np
 from _common import stamp, write_section
+from reference import reference_metrics
 
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.metrics import evaluate
-from selo.selo_tasks.reference import reference_metrics
 
 SIZES = {
     "2300×3000 (case 19, scene 15.jpg)": ((2300, 3000), 19),

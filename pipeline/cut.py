@@ -2,11 +2,12 @@
 
 Windows are grouped by the tile (default 2048 px) holding their top-left
 corner. Each tile's region (the bounding box of its windows) is read once
-from the lazy scene array, as rows of RGB pixels, and its batches crop their
+from the lazy (y, x, band) scene array, and its batches crop their
 windows from it as views, so a task touches only the chunks its windows need
 and memory is bounded by tile + largest window, whatever the scene size. Each
 window is resized to ``size`` × ``size`` with OpenCV's bicubic interpolation
-(no antialiasing), as the published code does.
+(no antialiasing), as the published code does; :class:`CutSpec` says how, and its
+``key`` is the part of the embedding cache key that follows the cut.
 """
 
 from __future__ import annotations
@@ -21,15 +22,38 @@ from selo.pipeline.windows import WindowTable
 
 __all__ = [
     "Batch",
+    "CutSpec",
     "plan_batches",
     "crop_batch",
-    "to_rows",
+    "jpeg_bytes",
     "jpeg_round_trip",
     "MIN_VALID_FRACTION",
 ]
 
 # A window whose pixels are all nodata is not embedded (it has nothing to show).
 MIN_VALID_FRACTION = 0.0
+DEFAULT_BATCH = 64
+"""Default number of windows per encoder batch."""
+JPEG_QUALITY = 95  # cv2.imwrite's default, which the published code uses
+
+
+@dataclass(frozen=True)
+class CutSpec:
+    """How windows become encoder input: resized to ``size`` × ``size`` with OpenCV's
+    bicubic interpolation (no antialiasing); with ``jpeg`` each resized window also
+    makes the published code's round trip through a JPEG file (quality 95)."""
+
+    size: int
+    jpeg: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"the cut size must be a positive number of pixels, got {self.size}")
+
+    @property
+    def key(self) -> str:
+        """Names everything this cut does (part of the embedding cache key)."""
+        return f"cut{self.size}-opencv-bicubic" + (f"-jpeg{JPEG_QUALITY}" if self.jpeg else "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,46 +106,56 @@ def _split_by_tile(order: np.ndarray, tr: np.ndarray, tc: np.ndarray) -> Iterato
     yield from np.split(order, change)
 
 
-def to_rows(region: np.ndarray) -> np.ndarray:
-    """A (3, h, w) band-first region as a contiguous (h, w, 3) array (one copy per tile)."""
-    return np.ascontiguousarray(np.moveaxis(np.asarray(region), 0, -1))
-
-
 def crop_batch(
     rgb: np.ndarray,
     windows: np.ndarray,
-    size: int,
+    cut: CutSpec | int,
     valid: np.ndarray | None = None,
-    *,
-    jpeg: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop ``windows`` (relative r0, r1, c0, c1) from an (h, w, 3) uint8 region.
 
-    Returns (n, size, size, 3) uint8 RGB windows resized bicubically, and a
-    (n,) bool array: True where the window has data (always, without ``valid``).
-    Crops are views of ``rgb`` (OpenCV reads their rows in place). With
-    ``jpeg`` each resized window makes the published code's round trip: written
-    as JPEG by OpenCV (quality 95) and read back by PIL.
+    Returns (n, size, size, 3) uint8 RGB windows cut as ``cut`` says (a size alone:
+    bicubic, no JPEG), and a (n,) bool array: True where the window has data
+    (always, without ``valid``). Crops are views of ``rgb`` (OpenCV reads their
+    rows in place).
     """
+    cut = cut if isinstance(cut, CutSpec) else CutSpec(int(cut))
+    size = cut.size
     out = np.empty((len(windows), size, size, 3), dtype=np.uint8)
     has_data = np.ones(len(windows), dtype=bool)
     for i, (r0, r1, c0, c1) in enumerate(np.asarray(windows).tolist()):
         out[i] = cv2.resize(rgb[r0:r1, c0:c1], (size, size), interpolation=cv2.INTER_CUBIC)
-        if jpeg:
+        if cut.jpeg:
             out[i] = jpeg_round_trip(out[i])
         if valid is not None:
             has_data[i] = valid[r0:r1, c0:c1].mean() > MIN_VALID_FRACTION
     return out, has_data
 
 
-def jpeg_round_trip(rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` after the published code's crop files: ``cv2.imwrite`` JPEG (of the BGR
-    image), then ``PIL.Image.open(...).convert("RGB")``."""
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    """The JPEG file ``cv2.imwrite`` writes for a gray or BGR ``image`` (quality 95)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("OpenCV could not encode an image as JPEG")
+    return buf.tobytes()
+
+
+def jpeg_round_trip(image: np.ndarray, *, reader: str = "pil") -> np.ndarray:
+    """``image`` after a trip through a JPEG file as the published code makes it.
+
+    An (h, w, 3) RGB window is written by ``cv2.imwrite`` (as BGR, quality 95) and
+    read back by ``PIL.Image.open(...).convert("RGB")`` (the crop files);
+    ``reader="opencv"`` decodes with ``cv2.imread`` instead — a 2-D map is written
+    and read as 8-bit gray, as the published code stores and scores its maps."""
+    gray = image.ndim == 2
+    data = jpeg_bytes(image if gray else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if reader == "opencv":
+        decoded = cv2.imdecode(
+            np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+        )
+        return decoded if gray else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     import io
 
     from PIL import Image
 
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("OpenCV could not encode a window as JPEG")
-    return np.asarray(Image.open(io.BytesIO(buf.tobytes())).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L" if gray else "RGB"))

@@ -63,3 +63,12 @@ def _overlap_filter(u: da.Array, ksize: int, func, token: str) -> da.Array:
         token=token,
         ksize=ksize,
     )
+
+
+def filter_block(u: np.ndarray, kind: str, ksize: int) -> np.ndarray:
+    """OpenCV's whole-image ``kind`` filter ("median" or "gaussian") of one uint8 array."""
+    if kind == "median":
+        return _median_block(u, ksize)
+    if kind == "gaussian":
+        return _gaussian_block(u, ksize)
+    raise ParameterError(f"unknown finishing filter {kind!r}; use 'median' or 'gaussian'")

@@ -1,4 +1,5 @@
-"""Georeferenced outputs of a SeLo map: GeoTIFF, PNG, overlay PNG, GeoJSON regions.
+"""Writers of a SeLo map's files: GeoTIFF, PNG, JPEG, overlay PNG, GeoJSON regions,
+windows.csv and the maps zarr store — one writer per kind of file.
 
 Every writer writes to a hidden temporary file in the target folder and renames
 it to the final name only when it is complete, so a file under the final name is
@@ -18,10 +19,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterable
-from itertools import pairwise
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import dask.array as da
@@ -38,19 +38,27 @@ from rasterio.windows import Window
 from skimage.measure import label, regionprops
 
 from selo.errors import MapError, ParameterError
-from selo.pipeline.raster import SceneInfo, decimation_indices, tiff_data_end
-from selo.pipeline.store import atomic_path
+from selo.pipeline.cut import jpeg_bytes
+from selo.pipeline.preview import each_strip
+from selo.pipeline.scene import Grid
+from selo.pipeline.scenefile import tiff_data_end
+from selo.pipeline.store import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
-    "decimate",
     "pixel_to_crs",
     "png_from_geotiff",
     "regions_from_map",
     "write_geojson",
     "write_geotiff",
+    "write_jpeg",
     "write_overlay",
     "write_png",
+    "write_maps_zarr",
+    "write_windows_csv",
 ]
+
+MAP_CHUNK = 2048
+ZARR_ROW_BYTES = 256 * 2**20  # at most this much of a map in this process while storing it
 
 _STRIP = 512  # rows per strip of a numpy map, and the tile of temporary GeoTIFFs
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk closing every PNG
@@ -65,32 +73,6 @@ def _check_map(data: Any, name: str, shape: tuple[int, int] | None = None) -> No
         raise MapError(f"{name} must be a 2-D uint8 numpy or dask array, got {got}")
     if shape is not None and data.shape != tuple(shape):
         raise MapError(f"{name} has shape {data.shape}, but the scene is {tuple(shape)}")
-
-
-def _each_strip(data: Map, rows: int, use: Callable[[int, np.ndarray], object]) -> None:
-    """Call ``use(first row, pixels)`` on strips covering ``data`` top to bottom,
-    each a multiple of ``rows`` high but the last.
-
-    A dask array is computed one row of chunks at a time, rows left over carried
-    to the next strip, and each strip is dropped before the next is computed:
-    memory stays near two chunk rows (dask joins a row's chunks into a copy)."""
-    if not isinstance(data, da.Array):
-        for top in range(0, data.shape[0], rows):
-            use(top, data[top : top + rows])
-        return
-    top, carry = 0, data[:0].compute()
-    for first, last in pairwise(np.cumsum((0, *data.chunks[0]))):
-        block = data[first:last].compute()
-        if len(carry):
-            block = np.concatenate([carry, block])
-        keep = len(block) // rows * rows
-        carry = block[keep:].copy()
-        if keep:
-            use(top, block[:keep])
-            top += keep
-        del block
-    if len(carry):
-        use(top, carry)
 
 
 def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
@@ -117,7 +99,7 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
             NUM_THREADS="ALL_CPUS",
             **profile,
         ) as dst:
-            _each_strip(
+            each_strip(
                 data,
                 tile,
                 lambda top, rows: dst.write(rows, 1, window=Window(0, top, width, len(rows))),
@@ -131,7 +113,7 @@ def write_geotiff(
     path: str | os.PathLike,
     data: Map,
     *,
-    like: SceneInfo,
+    like: Grid,
     nodata: int | None = None,
     nodata_mask: Map | None = None,
     tile: int = 512,
@@ -181,10 +163,12 @@ def write_geotiff(
 def write_png(path: str | os.PathLike, data: Map) -> Path:
     """Write a uint8 map of any size as a lossless 8-bit gray PNG.
 
-    The map goes strip by strip into a temporary ZSTD-compressed GeoTIFF, which
-    GDAL then copies to PNG line by line: memory stays bounded whatever the size
-    (measured: 0.9 s for 8000×8000, as fast as OpenCV at the same zlib level)."""
+    An in-memory map is encoded by OpenCV in one call; a dask map goes strip by
+    strip into a temporary ZSTD-compressed GeoTIFF, which GDAL then copies to PNG
+    line by line: memory stays bounded whatever the size."""
     _check_map(data, "the map")
+    if isinstance(data, np.ndarray):
+        return atomic_write_bytes(path, _encode(".png", data), what="PNG")
     with atomic_path(path, what="PNG") as partial:
         source = partial.with_name(partial.name + ".tif")
         try:
@@ -213,50 +197,12 @@ def _copy_to_png(source: Path, partial: Path) -> None:
             raise OSError("the PNG ends early; is the disk full?")
 
 
-def decimate(
-    data: Map, out_shape: tuple[int, int], *, method: Literal["nearest", "area"] = "nearest"
-) -> np.ndarray:
-    """Shrink a 2-D map to ``out_shape``, a small numpy array, with bounded memory.
-
-    ``nearest`` keeps the pixel under each output pixel's centre (the sampling of
-    :func:`~selo.pipeline.raster.read_preview`), computing a dask map chunk by
-    chunk; ``area`` averages, one row of chunks at a time, all pixels whose index
-    ``i`` falls in output cell ``floor(i * out / size)`` on each axis, rounded to
-    the input dtype.
-    """
-    out_h, out_w = (int(n) for n in out_shape)
-    height, width = data.shape
-    if data.ndim != 2 or not (1 <= out_h <= height and 1 <= out_w <= width):
-        raise ParameterError(
-            f"cannot decimate a map of shape {data.shape} to {tuple(out_shape)}: "
-            "give a 2-D map and a smaller, non-empty output shape"
-        )
-    if method == "nearest":
-        rows, cols = decimation_indices(height, out_h), decimation_indices(width, out_w)
-        return np.asarray(data[rows][:, cols])
-    if method != "area":
-        raise ParameterError(f"unknown decimation method {method!r}; use 'nearest' or 'area'")
-    row_cell = np.arange(height) * out_h // height
-    col_starts = np.searchsorted(np.arange(width) * out_w // width, np.arange(out_w))
-    sums = np.zeros((out_h, out_w))
-
-    def add(top: int, strip: np.ndarray) -> None:
-        for first in range(top, top + len(strip), 64):  # 64 rows: small float copies
-            rows = strip[first - top : first - top + 64]
-            cells = row_cell[first : first + len(rows)]
-            np.add.at(sums, cells, np.add.reduceat(rows, col_starts, 1, np.float64))
-
-    _each_strip(data, _STRIP, add)
-    counts = np.outer(np.bincount(row_cell), np.diff([*col_starts, width]))
-    return np.rint(sums / counts).astype(data.dtype)
-
-
 def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.ndarray) -> Path:
     """Write the published SeLo overlay as PNG: the map through OpenCV's JET
     colour map, blended ``0.7 * scene + 0.3 * colours``.
 
     ``preview_rgb`` is ``(rows, cols, 3)`` uint8 in RGB order (as
-    :func:`~selo.pipeline.raster.read_preview` gives), ``heat`` a uint8 map of the
+    :func:`~selo.pipeline.preview.read_preview` gives), ``heat`` a uint8 map of the
     same rows and cols (see :func:`decimate`)."""
     if preview_rgb.dtype != np.uint8 or preview_rgb.ndim != 3 or preview_rgb.shape[2] != 3:
         raise ParameterError(
@@ -266,14 +212,11 @@ def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.nda
     _check_map(heat, "the overlay map", preview_rgb.shape[:2])
     colours = cv2.applyColorMap(heat, cv2.COLORMAP_JET)  # BGR, as OpenCV writes it
     scene = cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR)
-    _, png = cv2.imencode(".png", cv2.addWeighted(scene, 0.7, colours, 0.3, 0))
-    with atomic_path(path, what="overlay") as partial:
-        partial.write_bytes(png.tobytes())
-    return Path(path)
+    return atomic_write_bytes(path, _encode(".png", cv2.addWeighted(scene, 0.7, colours, 0.3, 0)))
 
 
 def pixel_to_crs(
-    info: SceneInfo, rows: np.ndarray | float, cols: np.ndarray | float
+    info: Grid, rows: np.ndarray | float, cols: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scene CRS coordinates ``(x, y)`` of pixel centres (pixel coordinates plus
     one half for a scene without georeferencing)."""
@@ -282,7 +225,7 @@ def pixel_to_crs(
 
 
 def regions_from_map(
-    heat: np.ndarray, info: SceneInfo, *, threshold: int, min_pixels: int = 1
+    heat: np.ndarray, info: Grid, *, threshold: int, min_pixels: int = 1
 ) -> list[dict[str, Any]]:
     """GeoJSON polygon features of the connected areas (8-neighbour) where a uint8
     map is at least ``threshold``, in the scene's CRS, strongest first.
@@ -339,6 +282,63 @@ def write_geojson(
         name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else parsed.to_wkt()
         collection["crs"] = {"type": "name", "properties": {"name": name}}
     collection["features"] = list(features)
-    with atomic_path(path, what="GeoJSON") as partial:
-        partial.write_text(json.dumps(collection))
-    return Path(path)
+    return atomic_write_text(path, json.dumps(collection), what="GeoJSON")
+
+
+def write_windows_csv(
+    path: str | os.PathLike, windows: np.ndarray, scales: np.ndarray, scores: np.ndarray
+) -> Path:
+    """``r0,r1,c0,c1,scale,score`` per window, in accumulation order.
+
+    Scores are written with full precision (``repr``), so the map can be rebuilt
+    exactly from this file."""
+    rows = zip(windows.tolist(), scales.tolist(), scores.tolist(), strict=True)
+    lines = ["r0,r1,c0,c1,scale,score"]
+    lines += [f"{r0},{r1},{c0},{c1},{scale},{score!r}" for (r0, r1, c0, c1), scale, score in rows]
+    return atomic_write_text(path, "\n".join(lines) + "\n", what="windows table")
+
+
+def write_jpeg(path: str | os.PathLike, data: np.ndarray) -> np.ndarray:
+    """Write a uint8 map as the published code stores it (``cv2.imwrite`` JPEG, quality
+    95; lossy, for comparisons with published numbers) and return the map the published
+    evaluation reads back from that file (``cv2.imread`` as 8-bit gray)."""
+    _check_map(data, "the map")
+    encoded = jpeg_bytes(np.asarray(data))
+    atomic_write_bytes(path, encoded, what="JPEG")
+    return cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def _encode(ext: str, image: np.ndarray, params: Iterable[int] = ()) -> bytes:
+    ok, buf = cv2.imencode(ext, image, list(params))
+    if not ok:
+        raise MapError(f"OpenCV could not encode a {image.shape} {image.dtype} image as {ext}")
+    return buf.tobytes()
+
+
+def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) -> Path:
+    """The mean map (exactly, as its cells: a :class:`~selo.pipeline.gnt.CellMap`) and the
+    SeLo map into the zarr group ``root/name``, atomically.
+
+    The SeLo map is computed row of blocks by row of blocks (through whichever dask
+    scheduler is active) and written from this thread, at most ``ZARR_ROW_BYTES`` at a
+    time: zarr is only ever used from the calling thread (zarr-python 3's synchronous
+    calls were seen to hang in Dask worker threads)."""
+    import zarr
+
+    from selo.pipeline.store import ensure_dir
+
+    root = Path(root)
+    if not (root / "zarr.json").exists():
+        ensure_dir(root)
+        zarr.open_group(str(root), mode="a")
+    with atomic_path(root / name, folder=True, what="maps") as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        mean.to_zarr(group.create_group("mean"))
+        height, width = selo.shape
+        rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // max(width, 1))))
+        z = group.create_array(
+            "selo", shape=selo.shape, dtype=selo.dtype, chunks=(rows, min(MAP_CHUNK, width))
+        )
+        for top in range(0, height, rows):
+            z[top : top + rows] = np.asarray(selo[top : top + rows])
+    return root / name

@@ -19,7 +19,14 @@ from pathlib import Path
 
 from selo.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_write_text", "ensure_dir", "error_reason", "output_error"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "ensure_dir",
+    "error_reason",
+    "output_error",
+]
 
 
 def error_reason(error: BaseException) -> str:
@@ -101,11 +108,17 @@ def atomic_path(
         _remove(tmp)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, what: str = "file") -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path, what=what) as tmp:
+        tmp.write_bytes(data)
     return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, what: str = "file") -> Path:
+    """Write ``text`` to ``path`` atomically, as UTF-8 (characters UTF-8 cannot hold,
+    such as lone surrogates, are written as ``\\uXXXX`` escapes instead of failing)."""
+    return atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"), what=what)
 
 
 def _remove(p: Path) -> None:

@@ -1,9 +1,9 @@
 """The whole AIR-SLT test set as one resumable run (``selo airslt``).
 
-Every scene is embedded once for all of its queries (and cached); then each
-case runs as three tasks on the cluster — ``gnt`` (expand the cell map),
-``flt`` (finishing filter, map written) and ``eval`` (metrics, written last) —
-so cases of different scenes run side by side. A case is finished when its
+Every scene is embedded once for all of its queries (and cached); the driver gives
+each case's cells (Gnt, in this process); then each case runs as two tasks on the
+cluster — ``flt`` (the finished map from its cells, selo_map.png written) and
+``eval`` (metrics, written last) — so cases of different scenes run side by side. A case is finished when its
 ``metrics.json`` exists (written atomically, after its map); ``--resume``
 keeps finished cases whose configuration matches and recomputes the rest.
 
@@ -29,28 +29,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import dask
 import numpy as np
 
 from selo.errors import SceneError
-from selo.pipeline.accumulate import CellMap
-from selo.pipeline.raster import open_scene
-from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from selo.pipeline.cache import Cache
+from selo.pipeline.gnt import CellMap
+from selo.pipeline.outputs import write_jpeg, write_png, write_windows_csv
+from selo.pipeline.scene import open_scene
+from selo.pipeline.store import atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.evaluate import CaseResult, write_metrics_csv
-from selo.selo_tasks.methods import MapInputs, Method
+from selo.selo_tasks.driver import QueryMap
+from selo.selo_tasks.eval import CaseResult, write_metrics_csv
+from selo.selo_tasks.methods import Method
 from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+from selo.selo_tasks.options import Options
 from selo.selo_tasks.report import progress, stage_chart
-from selo.selo_tasks.runner import (
-    RunContext,
-    cell_maps,
-    describe_encoder,
-    embed_scenes,
-    query_contributions,
-    warn_if_clamped,
-)
-from selo.selo_tasks.session import SessionOptions, run_session, versions
+from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
 
 __all__ = [
     "AirsltOptions",
@@ -67,13 +62,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AirsltOptions:
-    """Options of an AIR-SLT run that are not the cluster, encoder or method."""
+    """What an AIR-SLT run reads and writes (how it computes is in :class:`Options`)."""
 
     images: Path
     out: Path
     resume: bool = False
     skip_missing: bool = False
-    paper_compat: bool = False
     overlays: bool = False
 
 
@@ -81,14 +75,12 @@ def case_dir(out: Path, case: Case) -> Path:
     return out / f"case_{case.index:02d}"
 
 
-def config_digest(
-    ctx: RunContext, method: Method, options: AirsltOptions, cases: Sequence[Case]
-) -> str:
+def config_digest(ctx: RunContext, cases: Sequence[Case]) -> str:
     """A hash of everything that changes a case's results (resume keeps only matching cases)."""
     parts = {
         "encoder": ctx.encoder.version,
-        "method": method.describe(),
-        "paper_compat": options.paper_compat,
+        "method": ctx.method.describe(),
+        "paper_compat": ctx.options.paper_compat,
         "cases": [(c.index, c.image, c.query, c.polygons) for c in cases],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -120,7 +112,6 @@ def _natural(name: str):
 
 def run_cases(
     ctx: RunContext,
-    method: Method,
     cases: Sequence[Case],
     options: AirsltOptions,
     *,
@@ -128,7 +119,7 @@ def run_cases(
 ) -> tuple[list[CaseResult], list[Case]]:
     """Run and score ``cases``: (results in case order, cases skipped for missing scenes)."""
     cases, skipped = find_images(cases, options.images, skip_missing=options.skip_missing)
-    digest = config_digest(ctx, method, options, cases)
+    digest = config_digest(ctx, cases)
     results: dict[int, CaseResult] = {}
     todo = []
     for case in cases:
@@ -143,41 +134,34 @@ def run_cases(
     by_scene: dict[str, list[Case]] = defaultdict(list)
     for case in todo:
         by_scene[case.image].append(case)
-    stage_dir = ctx.cache.root / "staged"
 
     def open_one(name: str):
-        return open_scene(options.images / name, chunk=ctx.chunk, stage_dir=stage_dir)
+        return open_scene(options.images / name, chunk=ctx.options.chunk, cache=ctx.cache)
 
+    driver = ctx.driver
     # JPEG scenes are staged on first open: decode and write in C, so in parallel
     with ctx.profiler.stage("cut"), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         scenes = dict(zip(by_scene, pool.map(open_one, by_scene), strict=True))
-        tables = {name: method.scene_windows(*scenes[name].info.shape) for name in by_scene}
-    for name, table in tables.items():
-        warn_if_clamped(name, table)
+        tables = {name: driver.table(scenes[name]) for name in by_scene}
     embedded = dict(
         zip(
             by_scene,
-            embed_scenes(ctx, [(scenes[n], tables[n]) for n in by_scene], what="scenes"),
+            driver.embed([(scenes[n], tables[n]) for n in by_scene], what="scenes"),
             strict=True,
         )
     )
-
+    maps = driver.query_maps([(embedded[c.image], c.query) for c in todo])
     client = ctx.cluster.client
-    all_inputs = query_contributions(ctx, method, [(embedded[c.image], c.query) for c in todo])
-    futures = {}
-    for case, inputs in zip(todo, all_inputs, strict=True):
-        h, w = embedded[case.image].scene.info.shape
-        with ctx.profiler.stage("gnt"):
-            cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
-        futures[
-            _submit_case(client, method, case, cells.u8, inputs, options, digest, stage_dir)
-        ] = case
+    paper_compat = ctx.options.paper_compat
+    futures = {
+        _submit_case(client, case, qm, options, paper_compat, digest, ctx.cache): case
+        for case, qm in zip(todo, maps, strict=True)
+    }
+    del maps
     from distributed import as_completed
 
-    with (
-        ctx.profiler.stage("flt"),
-        progress("maps and metrics", len(futures), enabled=ctx.show_progress) as advance,
-    ):
+    bar = progress("maps and metrics", len(futures), enabled=ctx.options.show_progress)
+    with ctx.profiler.stage("flt"), bar as advance:
         pending = as_completed(list(futures))
         cases_of = {f.key: c for f, c in futures.items()}
         futures.clear()  # release each case (and the maps its tasks held) once gathered
@@ -199,79 +183,61 @@ def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
     path = case_dir(out, case) / "metrics.json"
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("config") != digest or data.get("case") != case.index:
-        return None
-    return CaseResult(case, Metrics(**data["metrics"]), str(case_dir(out, case) / "selo_map.png"))
+        if not isinstance(data, dict) or data.get("config") != digest:
+            return None
+        if data.get("case") != case.index:
+            return None
+        metrics = Metrics(**{k: float(data["metrics"][k]) for k in ("rsu", "rda", "ras", "rmi")})
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return None  # not a finished case (or a damaged record): computed again
+    return CaseResult(case, metrics, str(case_dir(out, case) / "selo_map.png"))
 
 
-def _submit_case(
-    client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest, ctx_stage_dir
-):
+def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest, cache: Cache):
     key = dask.base.tokenize(case, digest)
-    full = dask.delayed(_expand, pure=True)(u8_cells, dask_key_name=f"gnt-case-{case.index}-{key}")
-    overlay = (options.images / case.image, ctx_stage_dir) if options.overlays else None
+    folder = case_dir(options.out, case)
+    overlay = (options.images / case.image, cache) if options.overlays else None
     selo = dask.delayed(_finish, pure=True)(
-        full,
-        method,
-        case_dir(options.out, case),
-        overlay,
-        dask_key_name=f"flt-case-{case.index}-{key}",
+        qm.u8, qm.method, folder, overlay, dask_key_name=f"flt-case-{case.index}-{key}"
     )
     metrics = dask.delayed(_evaluate, pure=True)(
         selo,
         case,
-        inputs,
-        case_dir(options.out, case),
-        options.paper_compat,
+        qm.inputs,
+        folder,
+        paper_compat,
         digest,
         dask_key_name=f"eval-case-{case.index}-{key}",
     )
     return client.compute(metrics)
 
 
-def _expand(cells: CellMap) -> np.ndarray:
-    return cells.to_array()
-
-
-def _finish(u8: np.ndarray, method: Method, folder: Path, overlay) -> np.ndarray:
+def _finish(u8: CellMap, method: Method, folder: Path, overlay) -> np.ndarray:
     """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written.
 
-    ``overlay``: (scene path, staging folder) to also write overlay.png, or None.
+    ``overlay``: (scene path, cache) to also write overlay.png, or None.
     """
     selo = method.finish_array(u8)
     ensure_dir(folder)
-    _write_png(folder / "selo_map.png", selo)
+    write_png(folder / "selo_map.png", selo)
     if overlay is not None:
-        from selo.pipeline.outputs import decimate, write_overlay
-        from selo.pipeline.raster import read_preview
+        from selo.pipeline.outputs import write_overlay
+        from selo.pipeline.preview import decimate, read_preview
 
         with dask.config.set(scheduler="sync"):
-            preview = read_preview(open_scene(overlay[0], stage_dir=overlay[1]), 1024)
+            preview = read_preview(open_scene(overlay[0], cache=overlay[1]), 1024)
         write_overlay(folder / "overlay.png", preview, decimate(selo, preview.shape[:2]))
     return selo
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-
-
-def _evaluate(selo, case, inputs: MapInputs, folder: Path, paper_compat: bool, digest: str) -> dict:
+def _evaluate(selo, case, inputs, folder: Path, paper_compat: bool, digest: str) -> dict:
     """Metrics of the finished map; windows.csv and metrics.json (last: marks the case done)."""
     if paper_compat:  # the published code stores the map as JPEG and scores the decoded JPEG
-        ok, buf = cv2.imencode(".jpg", selo)
-        with atomic_path(folder / f"probmap_{case.index}.jpg") as tmp:
-            tmp.write_bytes(buf.tobytes())
-        selo = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        selo = write_jpeg(folder / f"probmap_{case.index}.jpg", selo)
     t0 = time.perf_counter()
     m = evaluate(selo, case.polygon_arrays(), case=case.index).as_dict()
     seconds = time.perf_counter() - t0
-    write_windows_csv(folder / "windows.csv", inputs)
+    write_windows_csv(folder / "windows.csv", inputs.windows, inputs.scales, inputs.scores)
     record = {
         "case": case.index,
         "image": case.image,
@@ -282,18 +248,6 @@ def _evaluate(selo, case, inputs: MapInputs, folder: Path, paper_compat: bool, d
     }
     atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
     return m
-
-
-def write_windows_csv(path: Path, inputs: MapInputs) -> None:
-    """``r0,r1,c0,c1,scale,score`` per contributing window, in accumulation order.
-
-    Scores are written with full precision, so the map can be rebuilt exactly
-    from this file.
-    """
-    rows = zip(inputs.windows.tolist(), inputs.scales.tolist(), inputs.scores.tolist(), strict=True)
-    lines = ["r0,r1,c0,c1,scale,score"]
-    lines += [f"{r0},{r1},{c0},{c1},{scale},{score!r}" for (r0, r1, c0, c1), scale, score in rows]
-    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 @dataclass
@@ -310,9 +264,8 @@ class AirsltRun:
 
 def run_airslt(
     cases: Sequence[Case],
-    method: Method,
     options: AirsltOptions,
-    session: SessionOptions,
+    run: Options,
     *,
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> AirsltRun:
@@ -324,19 +277,16 @@ def run_airslt(
         "status": "running",
         "images": str(options.images),
         "cases": len(cases),
-        "method": method.describe(),
-        "options": {
-            "resume": options.resume,
-            "paper_compat": options.paper_compat,
-        },
+        "method": run.build_method().describe(),
+        "options": {"resume": options.resume, **run.describe()},
         "versions": versions(),
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
     started = time.perf_counter()
-    with run_session(session) as ctx:
+    with run_session(run) as ctx:
         record["encoder"] = describe_encoder(ctx)
         record["cluster"] = ctx.cluster.describe()
-        results, skipped = run_cases(ctx, method, cases, options, on_result=on_result)
+        results, skipped = run_cases(ctx, cases, options, on_result=on_result)
         stages = ctx.profiler.table()
     wall = time.perf_counter() - started
     csv_path = write_metrics_csv(out / "metrics.csv", results) if results else None

@@ -15,6 +15,9 @@ import click
 
 from selo import __version__
 from selo.errors import SeloError
+from selo.pipeline.cut import DEFAULT_BATCH
+from selo.pipeline.scene import DEFAULT_CHUNK
+from selo.selo_tasks.options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
 __all__ = ["main", "cli"]
 
@@ -136,7 +139,7 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
     from pathlib import Path
 
     from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.evaluate import evaluate_cases, write_metrics_csv
+    from selo.selo_tasks.eval import evaluate_cases, write_metrics_csv
     from selo.selo_tasks.report import console, err_console, metrics_table, progress
 
     cases = load_annotations(anno)
@@ -195,30 +198,28 @@ def run_options(f):
         ),
         click.option(
             "--scales",
-            default="256,512,768",
-            show_default=True,
-            help="v1 window sizes in pixels, comma-separated.",
+            default=None,
+            help="v1 only: window sizes in pixels, comma-separated [default: 256,512,768].",
         ),
         click.option(
             "--seed",
             type=int,
-            default=0,
-            show_default=True,
-            help="v2: seed of the query word shuffles.",
+            default=None,
+            help="v2 only: seed of the query word shuffles [default: 0].",
         ),
         click.option(
             "--chunk",
-            type=click.IntRange(256),
-            default=4096,
+            type=int,
+            default=DEFAULT_CHUNK,
             show_default=True,
-            help="Dask chunk side (px).",
+            help=f"Dask chunk side (px), {MIN_CHUNK} to {MAX_CHUNK}.",
         ),
         click.option(
             "--batch",
-            type=click.IntRange(1),
-            default=64,
+            type=int,
+            default=DEFAULT_BATCH,
             show_default=True,
-            help="Windows per encoder batch.",
+            help=f"Windows per encoder batch, 1 to {MAX_BATCH}.",
         ),
         click.option(
             "--cache-dir",
@@ -236,13 +237,13 @@ def run_options(f):
         ),
         click.option(
             "--workers",
-            type=click.IntRange(1),
+            type=int,
             default=None,
             help="Embedded cluster: worker processes.",
         ),
         click.option(
             "--threads",
-            type=click.IntRange(1),
+            type=int,
             default=None,
             help="Embedded cluster: threads per worker.",
         ),
@@ -262,34 +263,34 @@ def run_options(f):
     return f
 
 
-def _session_and_method(
-    kw: dict, out, *, show_progress: bool, paper_compat: bool = False, profile: bool = False
-):
-    """The session options and method of a run command; ``profile``: report by default."""
+def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False, **extra):
+    """The run's :class:`~selo.selo_tasks.options.Options` from the shared options;
+    ``profile``: write profile.html unless --no-profile."""
     from pathlib import Path
 
-    from selo.pipeline.windows import parse_scales
-    from selo.selo_tasks.methods import get_method
-    from selo.selo_tasks.session import SessionOptions
+    from selo.selo_tasks.options import Options
+    from selo.selo_tasks.report import err_console
 
-    method = get_method(kw["method"], scales=parse_scales(kw["scales"]), seed=kw["seed"])
-    session = SessionOptions(
+    return Options(
         model=kw["model"],
         checkpoint=kw["checkpoint"],
         device=kw["device"],
+        method=kw["method"],
+        scales=kw["scales"],
+        seed=kw["seed"],
+        chunk=kw["chunk"],
+        batch=kw["batch"],
+        cache_dir=kw["cache_dir"],
+        paper_compat=paper_compat,
         scheduler=kw["scheduler"],
         gpu=kw["gpu"],
         workers=kw["workers"],
         threads=kw["threads"],
-        processes=not kw["in_process"],
-        cache_dir=kw["cache_dir"],
-        chunk=kw["chunk"],
-        batch=kw["batch"],
+        in_process=kw["in_process"],
         profile_html=Path(out) / "profile.html" if _flag(kw["profile"], profile) else None,
-        show_progress=show_progress,
-        paper_compat=paper_compat,
+        show_progress=err_console.is_terminal,
+        extra=extra,
     )
-    return session, method
 
 
 def _flag(value: bool | None, default: bool) -> bool:
@@ -338,21 +339,15 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
 
     from selo.selo_tasks.airslt import AirsltOptions, run_airslt
     from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.report import console, err_console
+    from selo.selo_tasks.report import console
 
+    options = _options(kw, out, paper_compat=paper_compat, profile=True)
     cases = load_annotations(anno)
-    session, method = _session_and_method(
-        kw, out, show_progress=err_console.is_terminal, paper_compat=paper_compat, profile=True
+    files = AirsltOptions(
+        images=Path(images), out=Path(out), resume=resume, skip_missing=skip_missing
     )
-    options = AirsltOptions(
-        images=Path(images),
-        out=Path(out),
-        resume=resume,
-        skip_missing=skip_missing,
-        paper_compat=paper_compat,
-    )
-    run = run_airslt(cases, method, options, session)
-    _print_run(console, run, title=f"AIR-SLT, {method.name}, {kw['model']}")
+    run = run_airslt(cases, files, options)
+    _print_run(console, run, title=f"AIR-SLT, {options.method}, {kw['model']}")
 
 
 def _print_run(console, run, *, title: str, baselines=None) -> None:
@@ -450,22 +445,13 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     from pathlib import Path
 
     from selo.errors import InputNotFoundError
-    from selo.selo_tasks.localize import LocalizeOptions, localize
-    from selo.selo_tasks.report import console, err_console, stage_table
+    from selo.selo_tasks.localize import localize
+    from selo.selo_tasks.report import console, stage_table
 
+    options = _options(kw, out, paper_compat=paper_compat)
     if not Path(scene).exists():
         raise InputNotFoundError(f"{scene}: scene not found")
-    session, method = _session_and_method(
-        kw, out, show_progress=err_console.is_terminal, paper_compat=paper_compat
-    )
-    options = LocalizeOptions(
-        scene=Path(scene),
-        queries=tuple(queries),
-        out=Path(out),
-        bands=_bands(bands),
-        paper_compat=paper_compat,
-    )
-    record = localize(options, method, session)
+    record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
     console.print(
         stage_table(
             record["stages"], title=f"Time per stage (total {record['wall_seconds']:.1f} s wall)"
@@ -497,16 +483,14 @@ def demo_cmd(out, **kw):
     from pathlib import Path
 
     from selo.selo_tasks.demo import run_demo
-    from selo.selo_tasks.report import console, err_console
+    from selo.selo_tasks.report import console
 
-    session, method = _session_and_method(
-        kw, Path(out) / "run", show_progress=err_console.is_terminal
-    )
-    run, baselines = run_demo(Path(out), method, session)
+    options = _options(kw, Path(out) / "run")
+    run, baselines = run_demo(Path(out), options)
     _print_run(
         console,
         run,
-        title=f"synthetic AIR-SLT demo, {method.name}, {kw['model']}",
+        title=f"synthetic AIR-SLT demo, {options.method}, {kw['model']}",
         baselines=baselines,
     )
     console.print(f"maps and overlays: {run.out}/case_NN/selo_map.png and overlay.png")

@@ -1,4 +1,4 @@
-"""``selo demo``: a small synthetic AIR-SLT, end to end, in about a minute.
+"""``selo demo``: a small synthetic AIR-SLT, end to end, in seconds.
 
 Twelve real AIR-SLT cases over four scenes (their captions name colours), drawn
 at half size by :mod:`selo.selo_tasks.synth`, run with the weight-free
@@ -16,10 +16,10 @@ import numpy as np
 
 from selo.selo_tasks.airslt import AirsltOptions, AirsltRun, run_airslt
 from selo.selo_tasks.annotations import Case
+from selo.selo_tasks.driver import cell_maps
 from selo.selo_tasks.methods import Method
 from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
-from selo.selo_tasks.runner import cell_maps
-from selo.selo_tasks.session import SessionOptions
+from selo.selo_tasks.options import Options
 from selo.selo_tasks.synth import build_synthetic_airslt
 
 __all__ = ["DEMO_CASES", "DEMO_SCALE", "run_demo", "baseline_metrics"]
@@ -29,14 +29,15 @@ DEMO_SCALE = 0.5
 
 
 def run_demo(
-    out: Path, method: Method, session: SessionOptions, *, cases: Sequence[int] = DEMO_CASES
+    out: Path, options: Options, *, cases: Sequence[int] = DEMO_CASES
 ) -> tuple[AirsltRun, dict[str, Metrics]]:
     """Build the synthetic subset under ``out/data``, run it into ``out/run``; returns the
     run and the baselines' mean metrics on the same cases."""
     synth = build_synthetic_airslt(out / "data", scale=DEMO_SCALE, cases=cases)
-    options = AirsltOptions(images=synth.images, out=out / "run", overlays=True)
-    run = run_airslt(synth.cases, method, options, session)
-    return run, baseline_metrics(synth.cases, synth.sizes, method)
+    run = run_airslt(
+        synth.cases, AirsltOptions(images=synth.images, out=out / "run", overlays=True), options
+    )
+    return run, baseline_metrics(synth.cases, synth.sizes, options.build_method())
 
 
 def baseline_metrics(
@@ -50,10 +51,9 @@ def baseline_metrics(
         flat.append(evaluate(np.zeros((h, w), np.uint8), case.polygon_arrays()))
         table = method.scene_windows(h, w)
         scores = rng.uniform(-1, 1, len(table))
-        extra = method.refine(table, scores)  # second-pass methods: random box scores too
-        extra_scores = None if extra is None else rng.uniform(-1, 1, len(extra))
-        inputs = method.contributions(table, scores, extra, extra_scores)
-        u8 = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts).u8.to_array()
-        selo = method.finish_array(u8)
-        rand.append(evaluate(selo, case.polygon_arrays()))
+        refinement = method.refine(table, scores)  # second-pass methods: random box scores too
+        extra = None if refinement is None else rng.uniform(-1, 1, len(refinement.extra))
+        inputs = method.contributions(table, scores, refinement, extra)
+        _, u8 = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
+        rand.append(evaluate(method.finish_array(u8), case.polygon_arrays()))
     return {"flat map": mean_metrics(flat), "random scores": mean_metrics(rand)}

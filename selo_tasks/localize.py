@@ -1,8 +1,8 @@
 """SeLo on one scene for one or more queries (``selo localize``).
 
-The scene is embedded once (or read from the cache) for all queries; each
-query's map is built on the cell grid (Gnt), finished chunk by chunk (Flt)
-into ``maps.zarr``, then written out:
+The scene is embedded once (or read from the cache) for all queries; the driver
+gives each query's cells (Gnt) and lazy finished map (Flt); this module only
+decides what to write:
 
     OUT/run.json                    inputs, versions, encoder, windows, stage table
     OUT/maps.zarr/qNN/mean          the mean map, exactly, as its cells (CellMap.from_zarr)
@@ -32,53 +32,37 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import xarray as xr
 
 from selo.errors import ParameterError
-from selo.pipeline.accumulate import CellMap, expand_lazy
 from selo.pipeline.outputs import (
-    decimate,
+    MAP_CHUNK,
     pixel_to_crs,
     png_from_geotiff,
     regions_from_map,
     write_geojson,
     write_geotiff,
+    write_jpeg,
+    write_maps_zarr,
     write_overlay,
+    write_windows_csv,
 )
-from selo.pipeline.raster import Scene, inspect_scene, open_scene, read_preview
-from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
-from selo.selo_tasks.airslt import write_windows_csv
-from selo.selo_tasks.methods import MapInputs, Method
+from selo.pipeline.preview import decimate, read_preview
+from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
+from selo.pipeline.scenefile import inspect_scene
+from selo.pipeline.store import atomic_write_text, ensure_dir
+from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.metrics import attention_centres
-from selo.selo_tasks.runner import (
-    RunContext,
-    cell_maps,
-    describe_encoder,
-    embed_scenes,
-    query_contributions,
-    warn_if_clamped,
-)
-from selo.selo_tasks.session import SessionOptions, run_session, versions
+from selo.selo_tasks.options import Options
+from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
 
-__all__ = ["LocalizeOptions", "QueryOutputs", "localize", "query_folder"]
+__all__ = ["QueryOutputs", "check_queries", "localize", "query_folder"]
 
 log = logging.getLogger(__name__)
 
 FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this size
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
-MAP_CHUNK = 2048  # maps are small per pixel; smaller chunks filter in parallel sooner
-ZARR_ROW_BYTES = 256 * 2**20  # at most this much of a map in the client while storing it
-
-
-@dataclass(frozen=True)
-class LocalizeOptions:
-    """What ``selo localize`` does besides the session and the method."""
-
-    scene: Path
-    queries: tuple[str, ...]
-    out: Path
-    bands: tuple[int, int, int] | None = None
-    paper_compat: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,65 +81,61 @@ def query_folder(out: Path, index: int, query: str) -> Path:
     return out / f"q{index:02d}-{words}"
 
 
-def localize(options: LocalizeOptions, method: Method, session: SessionOptions) -> dict:
-    """Run SeLo on one scene for every query; returns the run record (also in run.json)."""
-    queries = tuple(q.strip() for q in options.queries)
-    if not queries or any(not q for q in queries):
+def check_queries(queries) -> tuple[str, ...]:
+    """The sentences, stripped; an empty list or an empty sentence is a ParameterError."""
+    if isinstance(queries, str):
+        queries = (queries,)
+    out = tuple(q.strip() if isinstance(q, str) else q for q in queries)
+    if not out or any(not isinstance(q, str) or not q for q in out):
         raise ParameterError("every --query must be a non-empty sentence")
-    inspect_scene(options.scene)  # a bad scene fails before any cluster starts
-    out = ensure_dir(options.out)
+    return out
+
+
+def localize(
+    scene_path: Path,
+    queries: tuple[str, ...],
+    out: Path,
+    options: Options,
+    *,
+    bands: tuple[int, int, int] | None = None,
+) -> dict:
+    """Run SeLo on one scene for every query; returns the run record (also in run.json)."""
+    queries = check_queries(queries)
+    inspect_scene(scene_path)  # a bad scene fails before any cluster starts
+    out = ensure_dir(out)
     started = time.perf_counter()
     record: dict = {
         "command": "localize",
         "status": "running",
-        "scene": str(options.scene),
+        "scene": str(scene_path),
         "queries": list(queries),
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1))
-    with run_session(session) as ctx:
+    with run_session(options) as ctx:
         for q in queries:
             warning = ctx.encoder.check_query(q)
             if warning:
                 log.warning("query %r: %s", q, warning)
         with ctx.profiler.stage("cut"):
-            scene = open_scene(
-                options.scene,
-                bands=options.bands,
-                chunk=ctx.chunk,
-                stage_dir=ctx.cache.root / "staged",
-            )
-            table = method.scene_windows(*scene.info.shape)
-        warn_if_clamped(options.scene, table)
-        if scene.info.crs is None:
-            log.info(
-                "%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", options.scene
-            )
-        embedded = embed_scenes(ctx, [(scene, table)], what="windows")[0]
+            scene = open_scene(scene_path, bands=bands, chunk=options.chunk, cache=ctx.cache)
+            table = ctx.driver.table(scene)
+        if scene.rio.crs is None:
+            log.info("%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", scene_path)
+        embedded = ctx.driver.embed([(scene, table)], what="windows")[0]
         log.info(
-            "%d windows %s",
-            len(table),
-            "from the embedding cache" if embedded.cached else "embedded",
+            "%d windows %s", len(table), "from the embedding cache" if embedded.cached else "embedded"
         )
         preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE))  # once per scene
-        all_inputs = query_contributions(ctx, method, [(embedded, q) for q in queries])
+        maps = ctx.driver.query_maps([(embedded, q) for q in queries])
         outputs = [
-            _one_query(ctx, method, embedded, i, q, inputs, out, options.paper_compat, preview)
-            for i, (q, inputs) in enumerate(zip(queries, all_inputs, strict=True), start=1)
+            _write_query(ctx, scene, i, qm, out, preview) for i, qm in enumerate(maps, start=1)
         ]
-        stages = ctx.profiler.table()
         record.update(
             status="complete",
-            scene_info={
-                "height": scene.info.height,
-                "width": scene.info.width,
-                "bands": list(scene.bands),
-                "dtype": scene.info.dtype,
-                "crs": scene.info.crs,
-                "driver": scene.info.driver,
-                "nodata": scene.info.nodata,
-            },
+            scene_info=source_info(scene),
             encoder=describe_encoder(ctx),
-            method=method.describe(),
+            method=ctx.method.describe(),
+            options=options.describe(),
             windows=len(table),
             windows_cached=embedded.cached,
             cluster=ctx.cluster.describe(),
@@ -163,41 +143,29 @@ def localize(options: LocalizeOptions, method: Method, session: SessionOptions) 
             outputs=[
                 {"query": o.query, "folder": str(o.folder), "windows": o.windows} for o in outputs
             ],
-            stages=stages,
+            stages=ctx.profiler.table(),
             wall_seconds=time.perf_counter() - started,
         )
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
     return record
 
 
-def _one_query(
-    ctx: RunContext,
-    method: Method,
-    embedded,
-    index: int,
-    query: str,
-    inputs: MapInputs,
-    out: Path,
-    paper_compat: bool,
-    preview,
+def _write_query(
+    ctx: RunContext, scene: xr.DataArray, index: int, qm: QueryMap, out: Path, preview
 ) -> QueryOutputs:
-    """One query's maps and files; ``preview()`` is the scene's (cached) overlay background."""
+    """One query's files; ``preview()`` is the scene's (cached) overlay background."""
     t0 = time.perf_counter()
-    scene: Scene = embedded.scene
-    info = scene.info
-    with ctx.profiler.stage("gnt"):
-        cells = cell_maps(info.height, info.width, inputs, uncovered_counts=method.uncovered_counts)
-    chunk = min(ctx.chunk, MAP_CHUNK)
-    valid = None if scene.valid is None else scene.valid.data.rechunk(chunk)
-    selo = method.finish(expand_lazy(cells.u8, chunk))
-    if valid is not None:
-        selo = da.where(valid, selo, np.uint8(0))
-    folder = ensure_dir(query_folder(out, index, query))
+    grid = scene_grid(scene)
+    chunk = min(ctx.options.chunk, MAP_CHUNK)
+    valid = scene_valid(scene)
+    valid = None if valid is None else valid.rechunk(chunk)
+    selo = qm.selo(chunk, valid)
+    folder = ensure_dir(query_folder(out, index, qm.query))
     with ctx.profiler.stage("flt"):  # the filter runs on the cluster as the GeoTIFF is written
         tif = write_geotiff(
             folder / "selo_map.tif",
             selo,
-            like=info,
+            like=grid,
             nodata=None if valid is None else 0,
             nodata_mask=None if valid is None else ~valid,
         )
@@ -207,20 +175,21 @@ def _one_query(
         def overlay_and_regions() -> None:
             heat = decimate(finished, preview().shape[:2])
             write_overlay(folder / "overlay.png", preview(), heat)
-            features = _centre_features(finished, heat, scene)
-            features += regions_from_map(heat, info, threshold=REGION_THRESHOLD)
-            write_geojson(folder / "regions.geojson", features, crs=info.crs)
+            features = _centre_features(finished, heat, grid)
+            features += regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
+            write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
         jobs = [lambda: png_from_geotiff(tif, folder / "selo_map.png"), overlay_and_regions]
-        if paper_compat:
-            jobs.append(lambda: _write_jpeg_roundtrip(folder / "selo_map.jpg", finished))
-        write_windows_csv(folder / "windows.csv", inputs)
+        if ctx.options.paper_compat:
+            jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))
+        i = qm.inputs
+        write_windows_csv(folder / "windows.csv", i.windows, i.scales, i.scores)
         # compression and I/O in C (GIL released): side by side
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             for job in [pool.submit(j) for j in jobs]:
                 job.result()
-        _store_maps(out / "maps.zarr", f"q{index:02d}", cells.mean, finished)
-    return QueryOutputs(query, folder, len(inputs.windows), time.perf_counter() - t0)
+        write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
+    return QueryOutputs(qm.query, folder, len(qm.inputs.windows), time.perf_counter() - t0)
 
 
 def _open_map(path: Path, chunk: int) -> da.Array:
@@ -230,42 +199,9 @@ def _open_map(path: Path, chunk: int) -> da.Array:
     return rioxarray.open_rasterio(path, chunks={"y": chunk, "x": chunk}, lock=False).data[0]
 
 
-def _store_maps(root: Path, name: str, mean: CellMap, selo: da.Array) -> Path:
-    """The mean map (exactly, as its cells) and the SeLo map into ``root/name`` (atomically).
-
-    The SeLo map is computed row of blocks by row of blocks on the cluster and
-    written from this thread, at most ``ZARR_ROW_BYTES`` at a time: zarr is only
-    ever used from the client thread (zarr-python 3's synchronous calls were
-    seen to hang in Dask worker threads).
-    """
-    import zarr
-
-    if not (root / "zarr.json").exists():
-        ensure_dir(root)
-        zarr.open_group(str(root), mode="a")
-    with atomic_path(root / name, folder=True, what="maps") as tmp:
-        group = zarr.open_group(str(tmp), mode="w")
-        mean.to_zarr(group.create_group("mean"))
-        height, width = selo.shape
-        rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // width)))
-        z = group.create_array("selo", shape=selo.shape, dtype=selo.dtype, chunks=(rows, MAP_CHUNK))
-        for top in range(0, height, rows):
-            z[top : top + rows] = selo[top : top + rows].compute()
-    return root / name
-
-
-def _write_jpeg_roundtrip(path: Path, selo: da.Array) -> None:
-    """The published code's JPEG copy of the map (lossy; for comparisons only)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.asarray(selo))
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
-
-
-def _centre_features(selo: da.Array, heat: np.ndarray, scene: Scene) -> list[dict]:
+def _centre_features(selo: da.Array, heat: np.ndarray, grid: Grid) -> list[dict]:
     """Attention centres as point features (exact on maps up to 100 MP, else approximate)."""
-    h, w = scene.info.shape
+    h, w = grid.shape
     if h * w <= FULL_MAP_PIXELS:
         full = np.asarray(selo)
         points = attention_centres(full)
@@ -284,7 +220,7 @@ def _centre_features(selo: da.Array, heat: np.ndarray, scene: Scene) -> list[dic
         exact = False
     features = []
     for rank, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
-        cx, cy = pixel_to_crs(scene.info, y, x)
+        cx, cy = pixel_to_crs(grid, y, x)
         features.append(
             {
                 "type": "Feature",

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from selo.selo_tasks.evaluate import CaseResult
+from selo.selo_tasks.eval import CaseResult
 from selo.selo_tasks.metrics import Metrics, mean_metrics
 
 __all__ = ["console", "metrics_table", "stage_table", "progress", "shorten"]

@@ -1,4 +1,4 @@
-"""A run session: encoder, cluster, cache, profiler and reports set up once, torn down once.
+"""A run session: encoder, cluster, cache, profiler and driver set up once, torn down once.
 
 The encoder is built in the client process first, so that a bad model name,
 a missing checkpoint or a missing dependency is reported before any cluster
@@ -13,75 +13,100 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 from selo import __version__
-from selo.cluster import connect
-from selo.models import EncoderSpec
+from selo.cluster import RunCluster, connect
+from selo.models import Encoder, EncoderSpec
 from selo.models.registry import get_encoder
-from selo.pipeline.embed import EmbeddingCache
+from selo.pipeline.cache import Cache
 from selo.pipeline.profile import StageProfiler
-from selo.selo_tasks.runner import RunContext
+from selo.pipeline.scenefile import configure_gdal
+from selo.selo_tasks.driver import ClientExecutor, Driver
+from selo.selo_tasks.methods import Method
+from selo.selo_tasks.options import Options
+from selo.selo_tasks.report import progress
 
-__all__ = ["SessionOptions", "run_session", "versions"]
+__all__ = ["RunContext", "build_context", "describe_encoder", "run_session", "versions"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SessionOptions:
-    """Where a run computes and with what model (the CLI's shared options)."""
+@dataclass
+class RunContext:
+    """What a run needs everywhere: its options, cluster, profiler, encoder, cache, driver."""
 
-    model: str = "color"
-    checkpoint: str | None = None
-    device: str | None = None
-    scheduler: str | None = None
-    gpu: bool = False
-    workers: int | None = None
-    threads: int | None = None
-    processes: bool = True
-    cache_dir: str | None = None
-    chunk: int = 4096
-    batch: int = 64
-    profile_html: Path | None = None
-    show_progress: bool = True
-    paper_compat: bool = False
+    options: Options
+    cluster: RunCluster
+    profiler: StageProfiler
+    spec: EncoderSpec
+    encoder: Encoder
+    cache: Cache
+    method: Method
+    driver: Driver
 
 
 @contextmanager
-def run_session(options: SessionOptions) -> Iterator[RunContext]:
-    """Yield a :class:`RunContext`; with ``profile_html`` a Dask performance report is written."""
-    spec = EncoderSpec(options.model, options.checkpoint, options.device)
-    encoder = get_encoder(spec)
-    cache = EmbeddingCache(options.cache_dir)
+def run_session(options: Options) -> Iterator[RunContext]:
+    """Yield a :class:`RunContext`; with ``options.profile_html`` a Dask performance
+    report is written there."""
+    options.build_method()  # a bad method option fails before anything is loaded
+    encoder = get_encoder(options.encoder_spec)
+    configure_gdal()  # before workers start: they inherit it
     started = time.perf_counter()
     with connect(
         options.scheduler,
         gpu=options.gpu,
         workers=options.workers,
         threads=options.threads,
-        processes=options.processes,
+        processes=not options.in_process,
     ) as cluster:
         log.debug("Dask cluster: %s", _describe(cluster.describe()))
-        _warm_up(cluster, spec)
+        _warm_up(cluster, options.encoder_spec)
         report = nullcontext()
         if options.profile_html is not None:
             from distributed import performance_report
 
             report = performance_report(filename=str(options.profile_html))
         with report:
-            yield RunContext(
-                cluster=cluster,
-                profiler=StageProfiler(cluster.client),
-                spec=spec,
-                encoder=encoder,
-                cache=cache,
-                chunk=options.chunk,
-                batch=options.batch,
-                show_progress=options.show_progress,
-                paper_compat=options.paper_compat,
-            )
+            yield build_context(options, cluster, encoder=encoder)
     log.debug("session closed after %.1f s", time.perf_counter() - started)
+
+
+def build_context(
+    options: Options, cluster: RunCluster, *, encoder: Encoder | None = None
+) -> RunContext:
+    """The run context of ``options`` on a connected cluster (the encoder built if not given)."""
+    spec = options.encoder_spec
+    encoder = encoder or get_encoder(spec)
+    method = options.build_method()
+    cache = Cache(options.cache_dir)
+    profiler = StageProfiler(cluster.client)
+    bar = (lambda what, total: progress(what, total)) if options.show_progress else None
+    executor = ClientExecutor(cluster.client, resources=cluster.encoder_resources, progress=bar)
+    driver = Driver(
+        encoder=encoder,
+        spec=spec,
+        method=method,
+        cut=options.cut(encoder.input_size),
+        cache=cache,
+        executor=executor,
+        batch=options.batch,
+        profiler=profiler,
+    )
+    return RunContext(options, cluster, profiler, spec, encoder, cache, method, driver)
+
+
+def describe_encoder(ctx: RunContext) -> dict:
+    """The encoder as run.json records it."""
+    enc = ctx.encoder
+    return {
+        "spec": ctx.spec.name,
+        "checkpoint": ctx.spec.checkpoint,
+        "version": enc.version,
+        "dim": enc.embed_dim,
+        "input_size": enc.input_size,
+        "device": enc.device,
+    }
 
 
 def _warm_up(cluster, spec: EncoderSpec) -> None:
@@ -98,10 +123,12 @@ def _warm_up(cluster, spec: EncoderSpec) -> None:
 def _prepare_worker(spec: EncoderSpec) -> None:
     import numpy as np
 
-    import selo.pipeline.embed  # noqa: F401 - imports cv2, rasterio, zarr, dask.array
-    import selo.pipeline.raster  # noqa: F401
+    import selo.pipeline.scene  # noqa: F401 - imports rasterio, rioxarray
+    import selo.pipeline.sim  # noqa: F401 - imports cv2, dask.array
     from selo.models.registry import cached_encoder
+    from selo.pipeline.scenefile import configure_gdal
 
+    configure_gdal()
     encoder = cached_encoder(spec)
     side = encoder.input_size
     encoder.encode_images(np.zeros((1, side, side, 3), np.uint8))  # first-call set-up

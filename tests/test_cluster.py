@@ -9,13 +9,12 @@ from scenes import colour_scene, write_geotiff_scene
 
 from selo.cluster import RunCluster, connect, default_layout
 from selo.errors import ClusterError, ParameterError
-from selo.models import EncoderSpec
-from selo.models.registry import get_encoder
-from selo.pipeline.embed import EmbeddingCache
+from selo.pipeline.cache import Cache
 from selo.pipeline.profile import StageProfiler, key_prefix
-from selo.pipeline.raster import open_scene
+from selo.pipeline.scene import open_scene
 from selo.pipeline.windows import window_table
-from selo.selo_tasks.runner import RunContext, embed_scenes
+from selo.selo_tasks.options import Options
+from selo.selo_tasks.session import RunContext, build_context
 
 
 @pytest.mark.parametrize(
@@ -26,26 +25,18 @@ def test_default_layout(cores, expected):
 
 
 def context(cluster: RunCluster, cache) -> RunContext:
-    return RunContext(
-        cluster=cluster,
-        profiler=StageProfiler(cluster.client),
-        spec=EncoderSpec("color"),
-        encoder=get_encoder("color"),
-        cache=EmbeddingCache(cache),
-        batch=4,
-        show_progress=False,
-    )
+    return build_context(Options(cache_dir=str(cache), batch=4, show_progress=False), cluster)
 
 
 @pytest.mark.slow
 def test_process_cluster_loads_the_encoder_once_per_worker(tmp_path):
     scene = open_scene(
-        write_geotiff_scene(tmp_path / "s.tif", colour_scene((600, 800))), stage_dir=tmp_path
+        write_geotiff_scene(tmp_path / "s.tif", colour_scene((600, 800))), cache=Cache(tmp_path)
     )
     with connect(workers=2, threads=1) as cluster:
         assert cluster.workers == 2 and cluster.describe()["kind"] == "local"
-        embedded = embed_scenes(
-            context(cluster, tmp_path / "c"), [(scene, window_table(600, 800, (128, 256)))]
+        embedded = context(cluster, tmp_path / "c").driver.embed(
+            [(scene, window_table(600, 800, (128, 256)))]
         )[0]
         assert embedded.has_data.all() and len(embedded.embeddings) > 20  # many batches of 4
         from selo.models import registry
@@ -56,7 +47,7 @@ def test_process_cluster_loads_the_encoder_once_per_worker(tmp_path):
 
 def test_encoder_tasks_run_only_where_the_gpu_resource_is(tmp_path):
     scene = open_scene(
-        write_geotiff_scene(tmp_path / "s.tif", colour_scene((400, 500))), stage_dir=tmp_path
+        write_geotiff_scene(tmp_path / "s.tif", colour_scene((400, 500))), cache=Cache(tmp_path)
     )
     from distributed import Scheduler, SpecCluster, Worker
 
@@ -69,9 +60,7 @@ def test_encoder_tasks_run_only_where_the_gpu_resource_is(tmp_path):
         cluster = RunCluster(client, "gpu", sc.scheduler_address, workers=2, threads=2, gpu=True)
         assert cluster.encoder_resources == {"GPU": 1}
         with get_task_stream(client=client) as ts:
-            embed_scenes(
-                context(cluster, tmp_path / "c"), [(scene, window_table(400, 500, (128,)))]
-            )
+            context(cluster, tmp_path / "c").driver.embed([(scene, window_table(400, 500, (128,)))])
         by_prefix: dict[str, set] = {}
         for r in ts.data:
             by_prefix.setdefault(key_prefix(r["key"]), set()).add(r["worker"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selo.pipeline.cut import crop_batch, plan_batches, to_rows
+from selo.pipeline.cut import CutSpec, crop_batch, plan_batches
 from selo.pipeline.windows import window_table
 
 
@@ -44,13 +44,13 @@ def test_every_window_in_exactly_one_batch_inside_its_bbox(h, w, tile, batch):
 
 def test_crop_batch_equals_direct_crops():
     rng = np.random.default_rng(0)
-    region = rng.integers(0, 256, (3, 300, 400), dtype=np.uint8)
+    region = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
     windows = np.array([[0, 256, 0, 256], [44, 300, 144, 400], [10, 20, 30, 45]])
-    crops, has = crop_batch(to_rows(region), windows, 64)
+    crops, has = crop_batch(region, windows, 64)
     assert crops.shape == (3, 64, 64, 3) and crops.dtype == np.uint8 and has.all()
     for crop, (r0, r1, c0, c1) in zip(crops, windows, strict=True):
         direct = cv2.resize(
-            np.ascontiguousarray(region[:, r0:r1, c0:c1].transpose(1, 2, 0)),
+            np.ascontiguousarray(region[r0:r1, c0:c1]),
             (64, 64),
             interpolation=cv2.INTER_CUBIC,
         )
@@ -58,11 +58,11 @@ def test_crop_batch_equals_direct_crops():
 
 
 def test_windows_without_data_are_flagged():
-    region = np.zeros((3, 100, 100), np.uint8)
+    region = np.zeros((100, 100, 3), np.uint8)
     valid = np.zeros((100, 100), bool)
     valid[:10, :10] = True
     windows = np.array([[0, 50, 0, 50], [50, 100, 50, 100]])
-    _, has = crop_batch(to_rows(region), windows, 16, valid)
+    _, has = crop_batch(region, windows, 16, valid)
     assert has.tolist() == [True, False]
 
 
@@ -75,8 +75,8 @@ def test_paper_compat_jpeg_round_trip_matches_the_published_files(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(5)
-    region = to_rows(rng.integers(0, 256, (3, 300, 300), dtype=np.uint8))
-    crops, _ = crop_batch(region, np.array([[0, 256, 0, 256]]), 256, jpeg=True)
+    region = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    crops, _ = crop_batch(region, np.array([[0, 256, 0, 256]]), CutSpec(256, jpeg=True))
     # what the published code does: cv2.imwrite of the BGR crop, PIL reads it as RGB
     bgr = cv2.resize(
         region[:256, :256][..., ::-1].copy(), (256, 256), interpolation=cv2.INTER_CUBIC
@@ -86,3 +86,9 @@ def test_paper_compat_jpeg_round_trip_matches_the_published_files(tmp_path):
     assert np.array_equal(crops[0], published)
     plain, _ = crop_batch(region, np.array([[0, 256, 0, 256]]), 256)
     assert not np.array_equal(plain[0], crops[0])  # the round trip is lossy
+
+
+def test_cut_key_names_everything_the_cut_does():
+    assert CutSpec(256).key != CutSpec(256, jpeg=True).key != CutSpec(224).key
+    with pytest.raises(ValueError, match="positive"):
+        CutSpec(0)

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from selo.models import EncoderSpec
-from selo.models.registry import get_encoder
-from selo.pipeline.embed import EmbeddingCache
-from selo.pipeline.profile import StageProfiler
 from selo.selo_tasks.airslt import AirsltOptions, run_cases
-from selo.selo_tasks.methods import V1
-from selo.selo_tasks.runner import RunContext
+from selo.selo_tasks.options import Options
+from selo.selo_tasks.session import build_context
 from selo.selo_tasks.synth import build_synthetic_airslt
 
 pytestmark = pytest.mark.slow
@@ -36,17 +32,9 @@ def metrics_of(results):
 
 
 def run_with(cluster, synth, out: Path, cache: Path):
-    ctx = RunContext(
-        cluster=cluster,
-        profiler=StageProfiler(cluster.client),
-        spec=EncoderSpec("color"),
-        encoder=get_encoder("color"),
-        cache=EmbeddingCache(cache),
-        chunk=512,
-        batch=8,
-        show_progress=False,
-    )
-    return run_cases(ctx, V1(), synth.cases, AirsltOptions(images=synth.images, out=out))[0]
+    options = Options(cache_dir=str(cache), chunk=512, batch=8, show_progress=False)
+    ctx = build_context(options, cluster)
+    return run_cases(ctx, synth.cases, AirsltOptions(images=synth.images, out=out))[0]
 
 
 def test_killed_worker_does_not_change_results(synth, tmp_path):

@@ -12,8 +12,8 @@ import rasterio
 import zarr
 from scenes import colour_scene, write_geotiff_scene
 
-from selo.pipeline.accumulate import CellMap
-from selo.selo_tasks.reference import reference_mean_map, reference_selo_map
+from selo.pipeline.gnt import CellMap
+from reference import reference_mean_map, reference_selo_map
 
 FAST = ("--in-process", "--chunk", "256")
 

@@ -91,16 +91,35 @@ def test_v2_contributions_are_kept_windows_then_boxes():
     m = V2()
     table = m.scene_windows(2048, 2048)  # 16 windows -> 3 kept
     scores = np.linspace(0, 1, len(table))
-    extra = m.refine(table, scores)
-    inputs = m.contributions(table, scores, extra, np.zeros(len(extra)))
+    refinement = m.refine(table, scores)
+    inputs = m.contributions(table, scores, refinement, np.zeros(len(refinement.extra)))
     kept = top_windows(scores)
+    assert np.array_equal(refinement.kept, kept)  # the top windows, computed once
     assert np.array_equal(inputs.windows[: len(kept)], table.windows[kept])
-    assert np.array_equal(inputs.windows[len(kept) :], extra.windows)
+    assert np.array_equal(inputs.windows[len(kept) :], refinement.extra.windows)
     assert np.array_equal(inputs.scores[: len(kept)], scores[kept])
 
 
 def test_get_method():
     assert get_method("v1", scales=(128,)).scales == (128,)
+    assert get_method("v1", scales="128,256").scales == (128, 256)
+    assert get_method("v1").scales == (256, 512, 768)
     assert get_method("v2", seed=5).seed == 5
+    assert get_method("v2").seed == 0
     with pytest.raises(ParameterError, match="v3"):
         get_method("v3")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("v1", {"seed": 3}, "--seed applies to v2 only"),
+        ("v2", {"scales": (256,)}, "--scales applies to v1 only"),
+        ("v2", {"seed": -1}, "--seed must be a whole number from 0"),
+        ("v2", {"seed": 2**64}, "--seed must be a whole number from 0"),
+        ("v1", {"scales": "0"}, "scales must be positive"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(name, options, message):
+    with pytest.raises(ParameterError, match=message):
+        get_method(name, **options)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from selo.errors import AnnotationError, MapError
 from selo.selo_tasks import metrics as M
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.reference import reference_centres, reference_metrics
+from reference import reference_centres, reference_metrics
 
 
 def square(x0, y0, size):

@@ -21,7 +21,6 @@ from rasterio.transform import from_origin
 from selo.errors import MapError, OutputError, ParameterError
 from selo.pipeline import outputs
 from selo.pipeline.outputs import (
-    decimate,
     pixel_to_crs,
     regions_from_map,
     write_geojson,
@@ -29,25 +28,20 @@ from selo.pipeline.outputs import (
     write_overlay,
     write_png,
 )
-from selo.pipeline.raster import SceneInfo
+from selo.pipeline.preview import decimate
+from selo.pipeline.scene import Grid
 
 UTM = "EPSG:32633"
 TRANSFORM = from_origin(500_000, 4_000_000, 10, 10)
 
 
-def scene(height: int = 200, width: int = 300, *, georeferenced: bool = True) -> SceneInfo:
-    """The header of a scene, georeferenced in UTM 33N or not at all."""
-    return SceneInfo(
-        path=Path("scene.tif"),
+def scene(height: int = 200, width: int = 300, *, georeferenced: bool = True) -> Grid:
+    """The grid of a scene, georeferenced in UTM 33N or not at all."""
+    return Grid(
         height=height,
         width=width,
-        count=3,
-        dtype="uint8",
         crs=UTM if georeferenced else None,
         transform=TRANSFORM if georeferenced else Affine.identity(),
-        nodata=None,
-        driver="GTiff",
-        block_shape=(256, 256),
     )
 
 
@@ -281,19 +275,22 @@ def write_each(path: Path, kind: str) -> Path:
         return write_geotiff(path, selo_map(), like=scene())
     if kind == "png":
         return write_png(path, selo_map())
+    if kind == "png-lazy":
+        return write_png(path, da.from_array(selo_map(), chunks=64))
     if kind == "overlay":
         return write_overlay(path, np.zeros((20, 30, 3), np.uint8), np.zeros((20, 30), np.uint8))
     return write_geojson(path, [], crs=UTM)
 
 
-KINDS = ["geotiff", "png", "overlay", "geojson"]
+KINDS = ["geotiff", "png", "png-lazy", "overlay", "geojson"]
 
 # Where each writer's bytes go, to make them fail like a full disk.
 WRITE_CALLS = {
     "geotiff": (rasterio.io.DatasetWriter, "write"),
-    "png": (rasterio.shutil, "copy"),
+    "png": (pathlib.Path, "write_bytes"),
+    "png-lazy": (rasterio.shutil, "copy"),
     "overlay": (pathlib.Path, "write_bytes"),
-    "geojson": (pathlib.Path, "write_text"),
+    "geojson": (pathlib.Path, "write_bytes"),
 }
 
 

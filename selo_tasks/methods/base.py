@@ -1,10 +1,10 @@
 """What a SeLo method is: window proposal, query embedding, map finishing.
 
-The run machinery (Cut → Sim → Gnt → Flt) is shared; a method only says
-which windows to embed for a scene, how to embed a query, which extra
-windows to embed once the first scores are known, which windows feed the
-mean map, and which filter finishes it. A third method is a new module
-registered in :data:`METHODS`, not a branch in every stage.
+The run machinery (Cut → Sim → Gnt → Flt) is shared and driven in one place
+(:mod:`selo.selo_tasks.driver`); a method only says which windows to embed for a
+scene, how to embed a query, which extra windows to embed once the first scores
+are known, which windows feed the mean map, and which filter finishes it. A third
+method is a new module registered in :data:`METHODS`, not a branch in every stage.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import dask.array as da
 import numpy as np
 
 from selo.models import Encoder
+from selo.pipeline import flt
+from selo.pipeline.gnt import CellMap
 from selo.pipeline.windows import WindowTable
 
-__all__ = ["Method", "MapInputs"]
+__all__ = ["Method", "MapInputs", "Refinement"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,10 +36,21 @@ class MapInputs:
     scores: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class Refinement:
+    """A second pass: the first-pass windows kept (indexes, in order) and the extra
+    windows to embed and score."""
+
+    kept: np.ndarray
+    extra: WindowTable
+
+
 class Method(ABC):
     """A SeLo method. Subclasses are small frozen configurations."""
 
     name: str
+    #: the finishing filter (:mod:`selo.pipeline.flt`): "median" or "gaussian"
+    filter: flt.FilterKind
     #: cells no window covers take part in the min-max normalisation as 0 (the
     #: published rule); without data the run leaves them out instead
     uncovered_counts: bool = True
@@ -50,27 +63,30 @@ class Method(ABC):
         """The query's unit-length text embedding (D,)."""
         return encoder.encode_texts([query])[0]
 
-    def refine(self, table: WindowTable, scores: np.ndarray) -> WindowTable | None:
-        """Extra windows to embed once the scene windows are scored (None: no second pass)."""
+    def refine(self, table: WindowTable, scores: np.ndarray) -> Refinement | None:
+        """The second pass once the scene windows are scored (None: no second pass)."""
         return None
 
     def contributions(
         self,
         table: WindowTable,
         scores: np.ndarray,
-        extra: WindowTable | None = None,
+        refinement: Refinement | None = None,
         extra_scores: np.ndarray | None = None,
     ) -> MapInputs:
         """The windows and scores whose per-pixel mean is the map."""
         return MapInputs(table.windows, table.scales, np.asarray(scores, dtype=np.float64))
 
-    @abstractmethod
-    def finish(self, u8: da.Array) -> da.Array:
-        """The filter that turns the quantised mean map into the SeLo map."""
+    def finish(
+        self, u8: CellMap, chunks, *, shape: tuple[int, int], valid: da.Array | None = None
+    ) -> da.Array:
+        """The lazy finished SeLo map from the quantised cells (``u8`` may be Delayed)."""
+        return flt.finish(u8, self.filter, chunks, shape=shape, valid=valid)
 
-    def finish_array(self, u8: np.ndarray) -> np.ndarray:
-        """:meth:`finish` of an in-memory map, as one block in this thread."""
-        return self.finish(da.from_array(u8, chunks=u8.shape)).compute(scheduler="sync")
+    def finish_array(self, u8: CellMap, valid: np.ndarray | None = None) -> np.ndarray:
+        """The finished map of an in-memory scene, as one block in this thread."""
+        h, w = u8.grid.height, u8.grid.width
+        return flt.finished_block(u8, self.filter, 0, h, 0, w, valid)
 
     def describe(self) -> dict:
         """Parameters for run.json."""

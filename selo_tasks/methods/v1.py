@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask.array as da
-
-from selo.pipeline.filters import MEDIAN_KSIZE, median_blur
+from selo.pipeline.flt import KSIZES
 from selo.pipeline.windows import DEFAULT_OFFSETS, DEFAULT_SCALES, WindowTable, window_table
 from selo.selo_tasks.methods.base import Method
 
@@ -19,6 +17,7 @@ class V1(Method):
 
     scales: tuple[int, ...] = DEFAULT_SCALES
     name: str = "v1"
+    filter: str = "median"
     # v1 windows cover every pixel; cells left uncovered can only be nodata
     # (windows without data are not scored), so they stay out of the min-max
     uncovered_counts: bool = False
@@ -26,8 +25,9 @@ class V1(Method):
     def scene_windows(self, height: int, width: int) -> WindowTable:
         return window_table(height, width, self.scales, DEFAULT_OFFSETS)
 
-    def finish(self, u8: da.Array) -> da.Array:
-        return median_blur(u8, MEDIAN_KSIZE)
-
     def describe(self) -> dict:
-        return {"name": self.name, "scales": list(self.scales), "filter": f"median {MEDIAN_KSIZE}"}
+        return {
+            "name": self.name,
+            "scales": list(self.scales),
+            "filter": f"median {KSIZES['median']}",
+        }

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask.array as da
 import numpy as np
 
 from selo.models import Encoder, l2_normalize
-from selo.pipeline.filters import GAUSSIAN_KSIZE, gaussian_blur
+from selo.pipeline.flt import KSIZES
 from selo.pipeline.windows import WindowTable, window_table
-from selo.selo_tasks.methods.base import MapInputs, Method
+from selo.selo_tasks.methods.base import MapInputs, Method, Refinement
 
 __all__ = ["V2", "expansion_boxes", "top_windows", "csm_variants"]
 
@@ -40,6 +39,7 @@ class V2(Method):
 
     seed: int = 0
     name: str = "v2"
+    filter: str = "gaussian"
 
     def scene_windows(self, height: int, width: int) -> WindowTable:
         return window_table(height, width, (STAGE1_SCALE,), (0.0,))
@@ -50,19 +50,19 @@ class V2(Method):
         # similarity, which normalises again: the direction is what counts
         return l2_normalize(vectors.mean(axis=0, keepdims=True))[0]
 
-    def refine(self, table: WindowTable, scores: np.ndarray) -> WindowTable:
+    def refine(self, table: WindowTable, scores: np.ndarray) -> Refinement:
         kept = top_windows(scores)
         boxes = expansion_boxes(table.windows[kept], table.height, table.width)
         sizes = (boxes[:, 1] - boxes[:, 0]).astype(np.int64)  # the box side, as its "scale"
-        return WindowTable(table.height, table.width, boxes, sizes)
+        return Refinement(kept, WindowTable(table.height, table.width, boxes, sizes))
 
-    def contributions(self, table, scores, extra=None, extra_scores=None) -> MapInputs:
+    def contributions(self, table, scores, refinement=None, extra_scores=None) -> MapInputs:
         """The kept stage-1 windows (best first), then the boxes in first-seen order."""
-        kept = top_windows(scores)
-        if extra is None:
-            extra = WindowTable(
-                table.height, table.width, np.empty((0, 4), np.int64), np.empty(0, np.int64)
-            )
+        if refinement is None:
+            refinement = self.refine(table, scores)
+        kept, extra = refinement.kept, refinement.extra
+        if extra_scores is None:  # boxes not scored (none had data): kept windows only
+            extra = extra.subset(np.empty(0, np.int64))
             extra_scores = np.empty(0)
         return MapInputs(
             np.concatenate([table.windows[kept], extra.windows]),
@@ -75,9 +75,6 @@ class V2(Method):
             ),
         )
 
-    def finish(self, u8: da.Array) -> da.Array:
-        return gaussian_blur(u8, GAUSSIAN_KSIZE)
-
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -86,7 +83,7 @@ class V2(Method):
             "half_sizes": list(HALF_SIZES),
             "csm_shuffles": SHUFFLES,
             "seed": self.seed,
-            "filter": f"gaussian {GAUSSIAN_KSIZE}",
+            "filter": f"gaussian {KSIZES['gaussian']}",
         }
 
 

@@ -1,4 +1,4 @@
-"""Tests for selo.pipeline.raster: lazy scene input, bands, stretch, nodata, staging."""
+"""Scenes: lazy (y, x, band) DataArrays from files — bands, stretch, nodata, staging, previews."""
 
 from __future__ import annotations
 
@@ -21,15 +21,12 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 
 from selo.errors import InputNotFoundError, OutputError, ParameterError, SceneError
-from selo.pipeline import raster
-from selo.pipeline.raster import (
-    decimation_indices,
-    inspect_scene,
-    open_scene,
-    preview_shape,
-    read_preview,
-    scene_key,
-)
+from selo.pipeline import cache as cache_module
+from selo.pipeline.bands import Conversion
+from selo.pipeline.cache import Cache
+from selo.pipeline.preview import decimation_indices, preview_shape, read_preview
+from selo.pipeline.scene import conversion_of, open_scene
+from selo.pipeline.scenefile import inspect_scene
 
 UTM = "EPSG:32633"
 TRANSFORM = from_origin(500_000, 4_000_000, 10, 10)
@@ -62,6 +59,23 @@ def gradient(bands: int = 3, rows: int = 96, cols: int = 160) -> np.ndarray:
     """A uint8 image whose bands differ, so band order mistakes show."""
     y, x = np.mgrid[0:rows, 0:cols]
     return np.stack([(x * 255 // cols + 40 * b + y) % 256 for b in range(bands)]).astype(np.uint8)
+
+
+def rgb(scene) -> np.ndarray:
+    """The scene's pixels band-first, as the files hold them."""
+    return scene.transpose("band", "y", "x").values
+
+
+def valid_of(scene) -> np.ndarray | None:
+    return scene.coords["valid"].values if "valid" in scene.coords else None
+
+
+def staged_of(scene) -> Path | None:
+    return Path(scene.attrs["selo_staged"]) if scene.attrs["selo_staged"] else None
+
+
+def scene_key(path):
+    return Cache().scene_key(path)
 
 
 @pytest.fixture
@@ -104,12 +118,12 @@ def test_inspect_scene_reads_the_header(utm_tif):
 
 def test_open_scene_keeps_values_and_georeferencing(utm_tif):
     scene = open_scene(utm_tif, chunk=100)
-    assert scene.rgb.dims == ("band", "y", "x")
-    assert scene.rgb.dtype == np.uint8
-    np.testing.assert_array_equal(scene.rgb.values, gradient())
-    assert scene.rgb.rio.crs.to_string() == UTM
-    assert scene.rgb.rio.transform() == TRANSFORM
-    assert scene.valid is None
+    assert scene.dims == ("y", "x", "band")
+    assert scene.dtype == np.uint8
+    np.testing.assert_array_equal(rgb(scene), gradient())
+    assert scene.rio.crs.to_string() == UTM
+    assert scene.rio.transform() == TRANSFORM
+    assert valid_of(scene) is None
 
 
 @pytest.mark.parametrize(
@@ -126,7 +140,7 @@ def test_chunks_follow_the_file_blocks(tmp_path, block, chunk, expected):
     profile = {"tiled": True, "blockxsize": cols} if cols else {}
     profile["blockysize"] = rows
     scene = open_scene(write_tif(tmp_path / "s.tif", gradient(), **profile), chunk=chunk)
-    bands, rows, cols = scene.rgb.data.chunks
+    rows, cols, bands = scene.data.chunks
     assert bands == (3,)
     assert (rows[0], cols[0]) == expected
     assert max(rows) <= chunk and max(cols) <= chunk
@@ -136,7 +150,7 @@ def test_open_scene_reads_no_pixels_until_computed(utm_tif, monkeypatch):
     reads = CountReads(monkeypatch)
     scene = open_scene(utm_tif, chunk=64)
     assert reads.out_shapes == []
-    scene.rgb[:, :64, :64].compute()
+    scene[:64, :64].compute()
     assert reads.out_shapes == [None]  # one 3-band read of one chunk
 
 
@@ -149,9 +163,9 @@ def test_open_scene_samples_a_decimated_read_for_the_stretch(tmp_path, monkeypat
 
 def test_scene_pickles_for_process_workers(utm_tif):
     scene = open_scene(utm_tif, chunk=64)
-    copy = pickle.loads(pickle.dumps(scene.rgb.data))
+    copy = pickle.loads(pickle.dumps(scene.data))
     with dask.config.set(scheduler="synchronous"):
-        np.testing.assert_array_equal(copy.compute(), gradient())
+        np.testing.assert_array_equal(np.moveaxis(copy.compute(), -1, 0), gradient())
 
 
 @pytest.mark.parametrize(
@@ -173,8 +187,8 @@ def test_band_choice(tmp_path, count, interp, bands, expected):
         with rasterio.open(path, "r+") as ds:
             ds.colorinterp = [ColorInterp[name] for name in interp]
     scene = open_scene(path, bands=bands)
-    assert scene.bands == expected
-    np.testing.assert_array_equal(scene.rgb.values, data[[b - 1 for b in expected]])
+    assert tuple(scene.attrs["selo_bands"]) == expected
+    np.testing.assert_array_equal(rgb(scene), data[[b - 1 for b in expected]])
 
 
 @pytest.mark.parametrize(
@@ -196,25 +210,25 @@ def test_uint16_is_stretched_from_the_2nd_to_the_98th_percentile(tmp_path):
     ramp = np.arange(100 * 100, dtype=np.uint16).reshape(1, 100, 100)
     data = np.concatenate([ramp, ramp // 2, np.full_like(ramp, 7)])  # last band constant
     scene = open_scene(write_tif(tmp_path / "u16.tif", data))
-    (lo, hi), (lo2, hi2), (lo3, hi3) = scene.conversion.stretch
+    (lo, hi), (lo2, hi2), (lo3, hi3) = conversion_of(scene).stretch
     assert (lo, hi) == pytest.approx(np.percentile(ramp, [2, 98]))
-    rgb = scene.rgb.values
+    pixels = rgb(scene)
     expected = np.clip(np.rint((ramp[0] - lo) * np.float32(255 / (hi - lo))), 0, 255)
-    np.testing.assert_array_equal(rgb[0], expected)
-    assert rgb[0, 0, 0] == 0 and rgb[0, -1, -1] == 255
-    assert not rgb[2].any()  # a constant band maps to 0
+    np.testing.assert_array_equal(pixels[0], expected)
+    assert pixels[0, 0, 0] == 0 and pixels[0, -1, -1] == 255
+    assert not pixels[2].any()  # a constant band maps to 0
 
 
 def test_float_nan_is_nodata_and_ignored_by_the_stretch(tmp_path):
     data = np.linspace(-1, 1, 60 * 80, dtype=np.float32).reshape(1, 60, 80)
     data[0, :10] = np.nan
     scene = open_scene(write_tif(tmp_path / "f.tif", data))
-    lo, hi = scene.conversion.stretch[0]
+    lo, hi = conversion_of(scene).stretch[0]
     assert np.isfinite([lo, hi]).all()
-    valid = scene.valid.values
+    valid = valid_of(scene)
     assert not valid[:10].any() and valid[10:].all()
-    assert not scene.rgb.values[:, :10].any()
-    assert scene.rgb.values[:, -1, -1].tolist() == [255, 255, 255]
+    assert not rgb(scene)[:, :10].any()
+    assert rgb(scene)[:, -1, -1].tolist() == [255, 255, 255]
 
 
 def test_nodata_needs_every_selected_band(tmp_path):
@@ -222,7 +236,7 @@ def test_nodata_needs_every_selected_band(tmp_path):
     data[:, 0, 0] = 0  # nodata in all bands
     data[0, 0, 1] = 0  # in one band only: still data
     scene = open_scene(write_tif(tmp_path / "n.tif", data, nodata=0))
-    valid = scene.valid.values
+    valid = valid_of(scene)
     assert not valid[0, 0] and valid[0, 1]
     assert valid.sum() == valid.size - 1
 
@@ -231,9 +245,9 @@ def test_uint16_nodata_is_ignored_by_the_stretch(tmp_path):
     data = (gradient().astype(np.uint16) + 1000) * 10
     data[:, :20] = 65535
     scene = open_scene(write_tif(tmp_path / "n16.tif", data, nodata=65535))
-    assert all(hi < 65535 for _, hi in scene.conversion.stretch)
-    assert not scene.valid.values[:20].any()
-    assert not scene.rgb.values[:, :20].any()
+    assert all(hi < 65535 for _, hi in conversion_of(scene).stretch)
+    assert not valid_of(scene)[:20].any()
+    assert not rgb(scene)[:, :20].any()
 
 
 def test_internal_mask_marks_nodata(tmp_path):
@@ -243,23 +257,23 @@ def test_internal_mask_marks_nodata(tmp_path):
     with rasterio.open(path, "r+") as ds:
         ds.write_mask(mask)
     scene = open_scene(path, chunk=32)
-    np.testing.assert_array_equal(scene.valid.values, mask > 0)
-    assert not scene.rgb.values[:, 40:50, 60:70].any()
+    np.testing.assert_array_equal(valid_of(scene), mask > 0)
+    assert not rgb(scene)[:, 40:50, 60:70].any()
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
 def test_all_nodata_scene_opens(tmp_path, dtype):
     data = np.zeros((3, 20, 30), dtype)
     scene = open_scene(write_tif(tmp_path / "empty.tif", data, nodata=0))
-    assert not scene.valid.values.any()
-    assert not scene.rgb.values.any()
+    assert not valid_of(scene).any()
+    assert not rgb(scene).any()
     assert not read_preview(scene).any()
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
 def test_one_pixel_scene_opens(tmp_path, dtype):
     scene = open_scene(write_tif(tmp_path / "px.tif", np.ones((1, 1, 1), dtype)))
-    assert scene.rgb.shape == (3, 1, 1)
+    assert scene.shape == (1, 1, 3)
     assert read_preview(scene).shape == (1, 1, 3)
 
 
@@ -311,20 +325,19 @@ def write_image(path: Path, rgb: np.ndarray) -> Path:
 def test_png_is_staged_and_read_from_the_staged_geotiff(tmp_path, bands, expected):
     path = write_image(tmp_path / "s.png", gradient(bands))
     scene = open_scene(path)
-    assert scene.stage is not None and scene.stage.parent == tmp_path / "cache" / "staged"
-    with rasterio.open(scene.stage) as staged:  # a tiled, compressed GeoTIFF
+    assert staged_of(scene).parent == tmp_path / "cache" / "staged"
+    with rasterio.open(staged_of(scene)) as staged:  # a tiled, compressed GeoTIFF
         assert staged.driver == "GTiff" and staged.profile.get("tiled") and staged.compression
-    assert scene.info.crs is None and scene.info.transform == Affine.identity()
-    assert scene.rgb.rio.transform() == Affine.identity()
-    assert scene.rgb.data.chunks[0] == (3,)
+    assert scene.rio.crs is None and scene.rio.transform() == Affine.identity()
+    assert scene.data.chunks[2] == (3,)
     path.unlink()  # pixels now come from the stage only
-    np.testing.assert_array_equal(scene.rgb.values, gradient(bands)[expected])
+    np.testing.assert_array_equal(rgb(scene), gradient(bands)[expected])
 
 
 def test_jpeg_is_staged(tmp_path):
-    scene = open_scene(write_image(tmp_path / "s.jpg", gradient()), stage_dir=tmp_path / "st")
-    assert scene.stage.parent == tmp_path / "st"
-    error = np.abs(scene.rgb.values.astype(int) - gradient()).mean()
+    scene = open_scene(write_image(tmp_path / "s.jpg", gradient()), cache=Cache(tmp_path / "st"))
+    assert staged_of(scene).parent == tmp_path / "st" / "staged"
+    error = np.abs(rgb(scene).astype(int) - gradient()).mean()
     assert error < 3  # JPEG is lossy
 
 
@@ -332,9 +345,9 @@ def test_png_alpha_is_staged_as_the_mask(tmp_path):
     rgba = np.concatenate([gradient(), np.full((1, 96, 160), 255, np.uint8)])
     rgba[3, :, :30] = 0
     scene = open_scene(write_image(tmp_path / "a.png", rgba))
-    assert scene.bands == (1, 2, 3)
-    np.testing.assert_array_equal(scene.valid.values, rgba[3] > 0)
-    assert not scene.rgb.values[:, :, :30].any()
+    assert scene.attrs["selo_bands"] == [1, 2, 3]
+    np.testing.assert_array_equal(valid_of(scene), rgba[3] > 0)
+    assert not rgb(scene)[:, :, :30].any()
     expected = gradient().transpose(1, 2, 0)
     np.testing.assert_array_equal(read_preview(scene)[:, 30:], expected[:, 30:])
 
@@ -350,7 +363,7 @@ def test_paletted_png_goes_through_its_colour_table(tmp_path):
     rasterio.shutil.copy(path, png, driver="PNG")
     scene = open_scene(png)
     table = np.array([colours[i][:3] for i in range(4)], np.uint8)
-    np.testing.assert_array_equal(scene.rgb.values, table[index[0]].transpose(2, 0, 1))
+    np.testing.assert_array_equal(rgb(scene), table[index[0]].transpose(2, 0, 1))
 
 
 def test_staged_store_is_reused(tmp_path, monkeypatch):
@@ -360,29 +373,29 @@ def test_staged_store_is_reused(tmp_path, monkeypatch):
     def fail(*args):
         raise AssertionError("staged again")
 
-    monkeypatch.setattr(raster, "_write_stage", fail)
+    monkeypatch.setattr(cache_module, "write_staged_copy", fail)
     second = open_scene(path)
-    assert second.stage == first.stage
-    np.testing.assert_array_equal(second.rgb.values, gradient())
+    assert staged_of(second) == staged_of(first)
+    np.testing.assert_array_equal(rgb(second), gradient())
 
 
 def test_interrupted_staging_leaves_nothing_and_is_redone(tmp_path, monkeypatch):
     path = write_image(tmp_path / "s.png", gradient())
-    write_stage = raster._write_stage
+    write_stage = cache_module.write_staged_copy
 
     def disk_full(source, info, target):
         write_stage(source, info, target)  # the copy is written, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(raster, "_write_stage", disk_full)
+    monkeypatch.setattr(cache_module, "write_staged_copy", disk_full)
     with pytest.raises(OutputError, match="No space left"):
         open_scene(path)
     staged_dir = tmp_path / "cache" / "staged"
     assert list(staged_dir.iterdir()) == []  # nothing half-written under any name
-    monkeypatch.setattr(raster, "_write_stage", write_stage)
+    monkeypatch.setattr(cache_module, "write_staged_copy", write_stage)
     scene = open_scene(path)
-    np.testing.assert_array_equal(scene.rgb.values, gradient())
-    assert [p.name for p in staged_dir.iterdir()] == [scene.stage.name]
+    np.testing.assert_array_equal(rgb(scene), gradient())
+    assert [p.name for p in staged_dir.iterdir()] == [staged_of(scene).name]
 
 
 def test_truncated_jpeg_is_a_scene_error(tmp_path):
@@ -425,7 +438,7 @@ def test_read_preview_applies_the_stretch(tmp_path):
     scene = open_scene(write_tif(tmp_path / "f.tif", data))
     preview = read_preview(scene, max_side=100)
     rows, cols = decimation_indices(300, 60), decimation_indices(500, 100)
-    full = scene.rgb.values[:, rows][:, :, cols].transpose(1, 2, 0)
+    full = rgb(scene)[:, rows][:, :, cols].transpose(1, 2, 0)
     np.testing.assert_array_equal(preview, full)
 
 
@@ -439,9 +452,7 @@ def test_read_preview_applies_the_stretch(tmp_path):
     ],
 )
 def test_preview_shape(utm_tif, shape, max_side, expected):
-    info = inspect_scene(utm_tif)
-    info = type(info)(**{**info.__dict__, "height": shape[0], "width": shape[1]})
-    assert preview_shape(info, max_side) == expected
+    assert preview_shape(shape, max_side) == expected
 
 
 @given(st.integers(1, 5000), st.data())

@@ -4,7 +4,8 @@ Each function here is the straightforward reading of ``spec/metrics.md`` or
 ``spec/pipeline.md`` with plain NumPy/SciPy/OpenCV/scikit-image calls on whole
 float64 arrays: no histograms, lookup tables, compressed grids or chunking.
 The fast code in :mod:`selo.selo_tasks.metrics` and :mod:`selo.pipeline` is
-tested against these, and ``benchmarks/`` times both. Nothing in a run uses them.
+tested against these, and ``benchmarks/`` times both. They live with the tests,
+not in the package: nothing in a run uses them.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class CellMap:
             {
                 "kind": "cell map",
                 "shape": [self.grid.height, self.grid.width],
-                "read": "selo.pipeline.accumulate.CellMap.from_zarr(group).to_array() "
+                "read": "selo.pipeline.gnt.CellMap.from_zarr(group).to_array() "
                 "or expand_lazy(CellMap.from_zarr(group), chunks)",
             }
         )

@@ -1,4 +1,4 @@
-"""The run machinery shared by localize and airslt: embedding passes over several tables."""
+"""The method driver: embedding passes over several tables, query maps for every interface."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 from scenes import colour_scene, write_geotiff_scene
 
 from selo.pipeline.cut import crop_batch
-from selo.pipeline.raster import open_scene
+from selo.pipeline.scene import open_scene
 from selo.pipeline.windows import WindowTable
-from selo.selo_tasks.runner import embed_scenes
-from selo.selo_tasks.session import SessionOptions, run_session
+from selo.selo_tasks.options import Options
+from selo.selo_tasks.session import run_session
 
 
 def _table(h: int, w: int, windows: list[tuple[int, int, int, int]]) -> WindowTable:
@@ -25,12 +25,10 @@ def test_tables_sharing_batches_are_embedded_together(tmp_path):
     shared = [(0, 128, 0, 128), (64, 192, 64, 192), (500, 756, 0, 256)]
     a = _table(h, w, shared)
     b = _table(h, w, [*shared, (2100, 2228, 100, 228)])  # one more window, in another tile
-    options = SessionOptions(
-        processes=False, cache_dir=str(tmp_path / "cache"), show_progress=False
-    )
+    options = Options(in_process=True, cache_dir=str(tmp_path / "cache"), show_progress=False)
     with run_session(options) as ctx:
-        scene = open_scene(scene_path, chunk=ctx.chunk, stage_dir=ctx.cache.root / "staged")
-        together = embed_scenes(ctx, [(scene, a), (scene, b), (scene, a)])
+        scene = open_scene(scene_path, chunk=options.chunk, cache=ctx.cache)
+        together = ctx.driver.embed([(scene, a), (scene, b), (scene, a)])
         crops, _ = crop_batch(colour_scene((h, w)), b.windows, ctx.encoder.input_size)
         direct = ctx.encoder.encode_images(crops)
     assert [len(e.table) for e in together] == [3, 4, 3]

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selo.pipeline.accumulate import CellGrid, accumulate, expand_lazy, quantize
+from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.windows import window_table
-from selo.selo_tasks.reference import reference_mean_map
+from reference import reference_mean_map
 
 
 def random_windows(rng, h, w, n):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.evaluate import read_map
+from selo.selo_tasks.eval import read_map
 from selo.selo_tasks.metrics import evaluate
 
 

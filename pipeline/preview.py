@@ -1,0 +1,135 @@
+"""Small pictures of large rasters: decimated scenes and maps for overlays and regions.
+
+One sampling rule everywhere: output pixel ``i`` of a side shrunk from ``size``
+to ``out_size`` shows the source pixel under its centre,
+``floor((i + 1/2) · size / out_size)`` (:func:`decimation_indices`). A file scene is
+sampled by GDAL (from overviews when the file has them); any other scene array and
+every map by indexing, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Literal
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from selo.errors import ParameterError
+from selo.pipeline.bands import to_rgb
+from selo.pipeline.scene import conversion_of, file_window
+from selo.pipeline.scenefile import SceneInfo, inspect_scene, read_decimated
+
+__all__ = [
+    "decimate",
+    "decimation_indices",
+    "each_strip",
+    "preview_shape",
+    "read_preview",
+]
+
+Map = np.ndarray | da.Array
+
+
+def preview_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The (rows, cols) of ``shape`` shrunk so its longer side is at most ``max_side``:
+    each side times ``min(1, max_side / longer side)``, rounded, at least 1."""
+    if max_side < 1:
+        raise ParameterError(f"max_side must be a positive number of pixels, got {max_side}")
+    height, width = shape
+    factor = min(1.0, max_side / max(height, width))
+    return (max(1, round(height * factor)), max(1, round(width * factor)))
+
+
+def decimation_indices(size: int, out_size: int) -> np.ndarray:
+    """The source index that output index ``i`` samples when ``size`` pixels
+    shrink to ``out_size``: the pixel under the output pixel's centre,
+    ``floor((i + 1/2) * size / out_size)``."""
+    return (np.arange(out_size) * 2 + 1) * size // (2 * out_size)
+
+
+def read_preview(scene: xr.DataArray, max_side: int = 2048) -> np.ndarray:
+    """A decimated ``(rows, cols, 3)`` uint8 RGB image of the scene for overlays.
+
+    The shape is :func:`preview_shape`; pixels are those of the scene under each
+    output pixel's centre. A whole file scene is sampled by GDAL (using the file's
+    overviews) and converted like the scene; other scenes are indexed lazily."""
+    height, width = int(scene.sizes["y"]), int(scene.sizes["x"])
+    out_shape = preview_shape((height, width), max_side)
+    window = file_window(scene)
+    a = scene.attrs
+    if window is not None and window == (0, 0, *a["selo_file_shape"]):
+        source = a["selo_staged"] or a["selo_source"]
+        info: SceneInfo = inspect_scene(source)
+        info = SceneInfo(**{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]})
+        pixels, mask = read_decimated(source, tuple(a["selo_bands"]), out_shape)
+        rgb, _ = to_rgb(pixels, mask, info, conversion_of(scene))
+        return np.ascontiguousarray(np.asarray(rgb).transpose(1, 2, 0))
+    rows = decimation_indices(height, out_shape[0])
+    cols = decimation_indices(width, out_shape[1])
+    return np.ascontiguousarray(np.asarray(scene.data[rows][:, cols]))
+
+
+def each_strip(data: Map, rows: int, use: Callable[[int, np.ndarray], object]) -> None:
+    """Call ``use(first row, pixels)`` on strips covering ``data`` top to bottom,
+    each a multiple of ``rows`` high but the last.
+
+    A dask array is computed one row of chunks at a time, rows left over carried
+    to the next strip, and each strip is dropped before the next is computed:
+    memory stays near two chunk rows (dask joins a row's chunks into a copy)."""
+    if not isinstance(data, da.Array):
+        for top in range(0, data.shape[0], rows):
+            use(top, data[top : top + rows])
+        return
+    top, carry = 0, data[:0].compute()
+    for first, last in pairwise(np.cumsum((0, *data.chunks[0]))):
+        block = data[first:last].compute()
+        if len(carry):
+            block = np.concatenate([carry, block])
+        keep = len(block) // rows * rows
+        carry = block[keep:].copy()
+        if keep:
+            use(top, block[:keep])
+            top += keep
+        del block
+    if len(carry):
+        use(top, carry)
+
+
+def decimate(
+    data: Map, out_shape: tuple[int, int], *, method: Literal["nearest", "area"] = "nearest"
+) -> np.ndarray:
+    """Shrink a 2-D map to ``out_shape``, a small numpy array, with bounded memory.
+
+    ``nearest`` keeps the pixel under each output pixel's centre (the sampling of
+    :func:`read_preview`), computing a dask map chunk by chunk; ``area`` averages,
+    one row of chunks at a time, all pixels whose index ``i`` falls in output cell
+    ``floor(i * out / size)`` on each axis, rounded to the input dtype.
+    """
+    out_h, out_w = (int(n) for n in out_shape)
+    height, width = data.shape
+    if data.ndim != 2 or not (1 <= out_h <= height and 1 <= out_w <= width):
+        raise ParameterError(
+            f"cannot decimate a map of shape {data.shape} to {tuple(out_shape)}: "
+            "give a 2-D map and a smaller, non-empty output shape"
+        )
+    if method == "nearest":
+        rows, cols = decimation_indices(height, out_h), decimation_indices(width, out_w)
+        return np.asarray(data[rows][:, cols])
+    if method != "area":
+        raise ParameterError(f"unknown decimation method {method!r}; use 'nearest' or 'area'")
+    row_cell = np.arange(height) * out_h // height
+    col_starts = np.searchsorted(np.arange(width) * out_w // width, np.arange(out_w))
+    sums = np.zeros((out_h, out_w))
+
+    def add(top: int, strip: np.ndarray) -> None:
+        for first in range(top, top + len(strip), 64):  # 64 rows: small float copies
+            part = strip[first - top : first - top + 64]
+            cells = row_cell[first : first + len(part)]
+            np.add.at(sums, cells, np.add.reduceat(part, col_starts, 1, np.float64))
+
+    each_strip(data, 512, add)
+    counts = np.outer(np.bincount(row_cell), np.diff([*col_starts, width]))
+    return np.rint(sums / counts).astype(data.dtype)

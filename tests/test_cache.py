@@ -1,0 +1,102 @@
+"""The cache: scene keys, staged copies and embeddings under one root, checked when read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from selo.errors import CacheError
+from selo.pipeline.cache import Cache, EmbeddingKey, default_cache_dir
+from selo.pipeline.scene import open_scene
+from selo.pipeline.windows import window_table
+
+KEY = EmbeddingKey(scene="abc", encoder="color-v1", windows="w1", preprocess="p1")
+
+
+def test_cache_round_trip_and_key_parts(tmp_path):
+    cache = Cache(tmp_path)
+    table = window_table(300, 300, (128,))
+    emb = np.random.default_rng(1).normal(size=(len(table), 5)).astype(np.float32)
+    has = np.ones(len(table), bool)
+    assert cache.get_embeddings(KEY, table) is None
+    cache.put_embeddings(KEY, table, emb, has)
+    got = cache.get_embeddings(KEY, table)
+    assert got is not None and np.array_equal(got[0], emb) and got[1].all()
+    # a change in any part of the key is a miss
+    for field in ("scene", "encoder", "windows", "preprocess"):
+        other = EmbeddingKey(**{**KEY.__dict__, field: "changed"})
+        assert cache.get_embeddings(other, table) is None
+    # the same key with a different table (digest collision guard) is a miss
+    assert cache.get_embeddings(KEY, window_table(300, 301, (128,))) is None
+
+
+def test_damaged_or_partial_entries_are_ignored_and_replaced(tmp_path):
+    cache = Cache(tmp_path)
+    table = window_table(300, 300, (128,))
+    cache.put_embeddings(KEY, table, np.zeros((len(table), 3), np.float32), np.ones(len(table), bool))
+    entry = cache.embeddings_path / KEY.id
+    (entry / "embeddings" / "zarr.json").write_text("{broken")
+    assert cache.get_embeddings(KEY, table) is None
+    # leftovers of an interrupted write never count
+    (cache.embeddings_path / f".{KEY.id}.tmp-1234").mkdir()
+    assert cache.get_embeddings(EmbeddingKey("x", "y", "z", "w"), table) is None
+    # a new put replaces the damaged entry
+    cache.put_embeddings(KEY, table, np.ones((len(table), 3), np.float32), np.ones(len(table), bool))
+    assert cache.get_embeddings(KEY, table)[0].all()
+
+
+def test_non_finite_embeddings_are_not_trusted(tmp_path):
+    cache = Cache(tmp_path)
+    table = window_table(300, 300, (128,))
+    emb = np.zeros((len(table), 3), np.float32)
+    emb[0, 0] = np.nan
+    cache.put_embeddings(KEY, table, emb, np.ones(len(table), bool))
+    assert cache.get_embeddings(KEY, table) is None
+
+
+def test_root_follows_the_argument_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELO_CACHE_DIR", str(tmp_path / "env"))
+    assert Cache().root == tmp_path / "env" == default_cache_dir()
+    assert Cache(tmp_path / "arg").root == tmp_path / "arg"
+    monkeypatch.delenv("SELO_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert Cache().root == tmp_path / "xdg" / "selo"
+
+
+@pytest.mark.parametrize("from_env", [True, False])
+def test_a_file_as_cache_folder_is_a_clear_error(tmp_path, monkeypatch, from_env):
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    if from_env:
+        monkeypatch.setenv("SELO_CACHE_DIR", str(taken))
+    with pytest.raises(CacheError, match="taken: .* is a file, not a folder"):
+        Cache() if from_env else Cache(taken)
+
+
+def test_scene_keys_live_under_the_given_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELO_CACHE_DIR", str(tmp_path / "default"))
+    scene = tmp_path / "s.bin"
+    scene.write_bytes(b"pixels")
+    Cache(tmp_path / "mine").scene_key(scene)
+    assert (tmp_path / "mine" / "scene-keys.json").is_file()
+    assert not (tmp_path / "default").exists()
+
+
+def test_damaged_staged_copy_is_staged_again(tmp_path):
+    import cv2
+
+    png = tmp_path / "s.png"
+    image = np.random.default_rng(0).integers(0, 256, (600, 700, 3), dtype=np.uint8)
+    cv2.imwrite(str(png), image)
+    cache = Cache(tmp_path / "cache")
+    first = open_scene(png, cache=cache)
+    staged = first.attrs["selo_staged"]
+    data = open(staged, "rb").read()
+    with open(staged, "wb") as f:  # a truncated copy under the final name
+        f.write(data[: len(data) // 2])
+    again = open_scene(png, cache=cache)
+    assert again.attrs["selo_staged"] == staged
+    with rasterio.open(staged) as ds:
+        assert ds.read().shape == (3, 600, 700)
+    np.testing.assert_array_equal(again.values, image[:, :, ::-1])
