@@ -85,6 +85,10 @@ class Encoder(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.embed_dim} device={self.device}>"
 
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        """Dask task names follow the encoder's version (not its weights' bytes)."""
+        return (type(self).__qualname__, self.version)
+
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` scaled to unit Euclidean length (zero rows stay zero), as float32."""

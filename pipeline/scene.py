@@ -172,6 +172,8 @@ def as_scene(scene: xr.DataArray | np.ndarray | str | os.PathLike, **open_kw) ->
         raise SceneError(f"the scene is empty ({scene.sizes['y']}×{scene.sizes['x']} pixels)")
     if "valid" in scene.coords and scene.coords["valid"].dims != ("y", "x"):
         raise ParameterError("a scene's 'valid' coordinate must have dims (y, x)")
+    if scene.chunks is None:  # in memory: chunks named by the pixels' content
+        scene = scene.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
     return scene.assign_coords(band=list(BANDS))
 
 

@@ -21,7 +21,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from selo.models import EncoderSpec
+from selo.models import Encoder, EncoderSpec
 from selo.pipeline.cut import DEFAULT_BATCH, CutSpec, crop_batch, plan_batches
 from selo.pipeline.windows import WindowTable
 
@@ -81,7 +81,7 @@ def scores(embeddings: np.ndarray, has_data: np.ndarray, query: np.ndarray) -> n
 def embedding_plan(
     image: da.Array,
     table: WindowTable,
-    spec: EncoderSpec,
+    spec: EncoderSpec | Encoder,
     *,
     cut: CutSpec,
     dim: int,
@@ -144,12 +144,17 @@ def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, cut
     return crop_batch(rows, windows, cut, valid)
 
 
-def _embed(cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, has-data) of a cut batch; windows without data get zero rows."""
+def _embed(
+    cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec | Encoder
+) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, has-data) of a cut batch; windows without data get zero rows.
+
+    ``spec`` builds the encoder once per process; an :class:`Encoder` object (a user's
+    own model) travels with the task as it is."""
     from selo.models.registry import cached_encoder
 
     crops, has_data = cut
-    encoder = cached_encoder(spec)
+    encoder = spec if isinstance(spec, Encoder) else cached_encoder(spec)
     out = np.zeros((len(crops), encoder.embed_dim), dtype=np.float32)
     if has_data.any():
         out[has_data] = encoder.encode_images(crops[has_data])
