@@ -104,12 +104,14 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def run_selo(args: list[str], *, cache: Path) -> tuple[float, int, str]:
-    """Run ``python -m selo ARGS`` with its own cache; (wall seconds, peak bytes, stdout)."""
+def run_selo(args: list[str], *, cache: Path, fresh: bool = True) -> tuple[float, int, str]:
+    """Run ``python -m selo ARGS`` with its own cache (emptied first unless ``fresh`` is
+    False); (wall seconds, peak bytes, stdout)."""
     import shutil
     import subprocess
 
-    shutil.rmtree(cache, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(

@@ -1,5 +1,7 @@
 """Where a run's Dask cluster comes from — the only module that knows.
 
+- ``threads=True`` (what one scene needs): no cluster at all, dask's threaded
+  scheduler in this process — nothing to start or stop;
 - default: an embedded ``distributed.LocalCluster`` sized for this machine
   (no set-up; it lives as long as the run);
 - ``scheduler="tcp://host:8786"``: an existing scheduler (started by hand, by
@@ -30,9 +32,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunCluster:
-    """A connected Dask client and what the run needs to know about its workers."""
+    """A connected Dask client and what the run needs to know about its workers
+    (``client`` is None for the threaded scheduler of this process)."""
 
-    client: object
+    client: object | None
     kind: str  # "local", "address" or "gpu"
     address: str
     workers: int
@@ -77,9 +80,22 @@ def connect(
     workers: int | None = None,
     threads: int | None = None,
     processes: bool = True,
+    local_threads: bool = False,
     timeout: float = 10.0,
 ) -> Iterator[RunCluster]:
-    """Yield a :class:`RunCluster`; an embedded cluster is closed on exit."""
+    """Yield a :class:`RunCluster`; an embedded cluster is closed on exit.
+
+    ``local_threads``: no cluster, dask's threaded scheduler here (``threads`` of them)."""
+    if local_threads:
+        if scheduler or gpu or workers:
+            raise ParameterError("local threads take no scheduler, GPU cluster or workers")
+        n = threads or os.cpu_count() or 1
+        import dask
+
+        with dask.config.set(scheduler="threads", num_workers=n):
+            yield RunCluster(None, "threads", "", workers=1, threads=n)
+        return
+
     from distributed import Client
 
     _quiet_distributed()

@@ -3,7 +3,7 @@
 ``Cache(root)`` is the only place that knows the layout::
 
     <root>/scene-keys.json    content hash (SHA-256) per file path, size and mtime
-    <root>/staged/<key>.v2.tif tiled GeoTIFF copies of JPEG/PNG/GIF/WEBP scenes
+    <root>/staged/<key>.v3.tif tiled GeoTIFF copies of JPEG/PNG/GIF/WEBP scenes
     <root>/embeddings.zarr/<id> window embeddings per EmbeddingKey
 
 The root is ``root`` when given, else ``$SELO_CACHE_DIR``, else
@@ -39,7 +39,7 @@ __all__ = ["Cache", "EmbeddingKey", "default_cache_dir"]
 log = logging.getLogger(__name__)
 
 _KEY_INDEX = "scene-keys.json"
-_STAGE_FORMAT = 2  # in the staged file's name: a new format never reuses an old file
+_STAGE_FORMAT = 3  # in the staged file's name: a new format never reuses an old file
 
 
 def default_cache_dir() -> Path:

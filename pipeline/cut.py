@@ -1,18 +1,19 @@
-"""Cut: window pixels cropped from the scene's chunks and resized for the encoder.
+"""Cut: window pixels cropped from the scene and resized for the encoder.
 
-Windows are grouped by the tile (default 2048 px) holding their top-left
-corner. Each tile's region (the bounding box of its windows) is read once
-from the lazy (y, x, band) scene array, and its batches crop their
-windows from it as views, so a task touches only the chunks its windows need
-and memory is bounded by tile + largest window, whatever the scene size. Each
-window is resized to ``size`` × ``size`` with OpenCV's bicubic interpolation
-(no antialiasing), as the published code does; :class:`CutSpec` says how, and its
-``key`` is the part of the embedding cache key that follows the cut.
+Windows are grouped by the strip of rows holding their top edge; each strip's
+region (the bounding box of its windows: usually full-width rows) is read once,
+with one windowed read of the file (:func:`selo.pipeline.scene.region_reader`), and
+its batches crop their windows from it as views. Strips are as tall as a memory
+budget allows (4096 rows for a 10,000-pixel-wide scene), so every pixel is decoded
+about once — rows under the tallest window are read by two strips — and memory is
+bounded by a strip, whatever the scene's height. Each window is resized to ``size`` ×
+``size`` with OpenCV's bicubic interpolation (no antialiasing), as the published
+code does; :class:`CutSpec` says how, and its ``key`` is the part of the embedding
+cache key that follows the cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -60,12 +61,12 @@ class CutSpec:
 class Batch:
     """Windows cut together: their rows in the table and the region they are cut from.
 
-    ``bbox`` is the bounding box of all windows of the batch's tile, so the
-    batches of one tile share one region.
+    ``bbox`` is the bounding box of all windows of the batch's strip, so the
+    batches of one strip share one region.
     """
 
     index: np.ndarray  # (n,) rows of the window table
-    bbox: tuple[int, int, int, int]  # r0, r1, c0, c1 of the tile's region
+    bbox: tuple[int, int, int, int]  # r0, r1, c0, c1 of the strip's region
 
     def relative(self, table: WindowTable) -> np.ndarray:
         """The batch's windows in coordinates relative to the bounding box."""
@@ -75,35 +76,44 @@ class Batch:
         return w
 
 
-def plan_batches(table: WindowTable, *, tile: int = 2048, batch: int = 64) -> list[Batch]:
-    """Batches of at most ``batch`` windows, grouped by the tile of their top-left corner.
+STRIP_BYTES = 128 * 2**20  # RGB bytes of a strip's own rows (its region adds the overlap)
+MIN_STRIP, MAX_STRIP = 256, 4096
 
-    Every window is in exactly one batch; batches are ordered by tile (row
-    major), windows inside a batch keep table order.
-    """
-    if tile < 1 or batch < 1:
-        raise ValueError(f"tile and batch must be positive, got {tile} and {batch}")
+
+def strip_rows(width: int, *, budget: int = STRIP_BYTES) -> int:
+    """Rows per strip for a scene ``width`` pixels wide: ``budget / (3 · width)``, clamped
+    to 256–4096 and rounded down to a multiple of 256 (the tiles of tiled files)."""
+    rows = budget // max(1, 3 * width)
+    return int(min(MAX_STRIP, max(MIN_STRIP, rows // 256 * 256)))
+
+
+def plan_batches(table: WindowTable, *, strip: int | None = None, batch: int = 64) -> list[Batch]:
+    """Batches of at most ``batch`` windows, grouped by the strip of their top edge
+    (``r0 // strip``; default :func:`strip_rows` of the scene's width).
+
+    Every window is in exactly one batch; batches are ordered by strip, windows inside a
+    batch keep table order; all batches of a strip share one region (their strip's
+    windows' bounding box)."""
+    strip = strip_rows(table.width) if strip is None else strip
+    if strip < 1 or batch < 1:
+        raise ValueError(f"strip and batch must be positive, got {strip} and {batch}")
     w = table.windows
-    tr, tc = w[:, 0] // tile, w[:, 2] // tile
-    order = np.lexsort((np.arange(len(w)), tc, tr))
+    band = w[:, 0] // strip
+    order = np.lexsort((np.arange(len(w)), band))
     batches = []
-    for group in _split_by_tile(order, tr[order], tc[order]):
+    for group in np.split(order, np.flatnonzero(np.diff(band[order])) + 1):
+        if not len(group):
+            continue
+        sel = w[group]
+        bbox = (
+            int(sel[:, 0].min()),
+            int(sel[:, 1].max()),
+            int(sel[:, 2].min()),
+            int(sel[:, 3].max()),
+        )
         for i in range(0, len(group), batch):
-            idx = group[i : i + batch]
-            sel = w[idx]
-            bbox = (
-                int(sel[:, 0].min()),
-                int(sel[:, 1].max()),
-                int(sel[:, 2].min()),
-                int(sel[:, 3].max()),
-            )
-            batches.append(Batch(idx, bbox))
+            batches.append(Batch(group[i : i + batch], bbox))
     return batches
-
-
-def _split_by_tile(order: np.ndarray, tr: np.ndarray, tc: np.ndarray) -> Iterator[np.ndarray]:
-    change = np.flatnonzero((np.diff(tr) != 0) | (np.diff(tc) != 0)) + 1
-    yield from np.split(order, change)
 
 
 def crop_batch(

@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import rioxarray
@@ -45,6 +46,7 @@ from selo.pipeline.scenefile import (
     has_dataset_mask,
     inspect_scene,
     read_decimated,
+    strict_reads,
 )
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Grid",
     "as_scene",
     "open_scene",
+    "region_reader",
     "scene_grid",
     "scene_key",
     "scene_label",
@@ -281,6 +284,73 @@ def scene_key(scene: xr.DataArray, cache: Cache) -> str:
         [cache.scene_key(a["selo_source"]), str(a["selo_bands"]), a["selo_conversion"], str(window)]
     )
     return "file:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class FileRegions:
+    """Regions of a file scene, each read with one windowed rasterio read of the file
+    (or its staged copy), converted and masked like the scene: each tile of the file
+    is decoded once per region, with no dask graph in between."""
+
+    def __init__(self, scene: xr.DataArray, window: tuple[int, int, int, int]) -> None:
+        a = scene.attrs
+        self.path = a["selo_staged"] or a["selo_source"]
+        self.bands = tuple(a["selo_bands"])
+        self.conversion = conversion_of(scene)
+        info = inspect_scene(self.path)
+        self.info = SceneInfo(**{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]})
+        self.offset = window[:2]
+        stat = Path(self.path).stat()
+        self.token = tokenize(self.path, stat.st_size, stat.st_mtime_ns, self.bands, window)
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def __call__(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(rgb (h, w, 3) uint8, valid (h, w) bool or None)`` of scene rows r0:r1, cols c0:c1."""
+        from rasterio.errors import RasterioError
+        from rasterio.windows import Window
+
+        from selo.pipeline.store import error_reason
+
+        window = Window(c0 + self.offset[1], r0 + self.offset[0], c1 - c0, r1 - r0)
+        try:
+            with strict_reads(), dataset(self.path) as ds:
+                pixels = ds.read(list(self.bands), window=window)
+                mask = ds.dataset_mask(window=window) > 0 if has_dataset_mask(ds) else None
+        except RasterioError as e:
+            raise SceneError(
+                f"{self.path}: damaged pixel data in rows {r0}-{r1}, columns {c0}-{c1} "
+                f"({error_reason(e)}); copy or download the file again"
+            ) from None
+        rgb, valid = to_rgb(pixels, mask, self.info, self.conversion)
+        return np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), valid
+
+
+class ArrayRegions:
+    """Regions of any (y, x, band) scene array, computed slice by slice in the task."""
+
+    def __init__(self, scene: xr.DataArray) -> None:
+        self.pixels = scene.data
+        self.valid = scene_valid(scene)
+        self.token = tokenize(self.pixels, self.valid)
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def __call__(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        parts = [self.pixels[r0:r1, c0:c1]]
+        if self.valid is not None:
+            parts.append(self.valid[r0:r1, c0:c1])
+        computed = dask.compute(*parts, scheduler="sync")
+        valid = np.asarray(computed[1], bool) if len(computed) > 1 else None
+        return np.ascontiguousarray(computed[0]), valid
+
+
+def region_reader(scene: xr.DataArray) -> FileRegions | ArrayRegions:
+    """How Cut reads regions of ``scene``: straight from its file when it is a file scene
+    (or a slice of one), else through its dask graph."""
+    window = file_window(scene)
+    return FileRegions(scene, window) if window is not None else ArrayRegions(scene)
 
 
 def _conversion_json(conversion: Conversion) -> str:

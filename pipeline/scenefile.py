@@ -209,7 +209,9 @@ def read_decimated(
 
 def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
     """Copy all bands (and the file's mask) strip by strip, top to bottom, into a
-    tiled GeoTIFF: one strip of full-width rows in memory at a time.
+    tiled, uncompressed GeoTIFF: one strip of full-width rows in memory at a time.
+    Uncompressed, the copy costs little more than decoding the source once, and
+    reading its tiles back costs nothing to decode.
 
     Damaged source data (a truncated JPEG or PNG, a corrupt block) raises a
     SceneError naming the source instead of being copied as zeros or gray."""
@@ -222,8 +224,6 @@ def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
         "tiled": True,
         "blockxsize": STAGE_TILE,
         "blockysize": STAGE_TILE,
-        "compress": "zstd",
-        "zstd_level": 1,
         "bigtiff": "if_safer",
     }
     if info.crs is not None:

@@ -4,9 +4,9 @@ Image embeddings do not depend on the query, so they are the expensive,
 reusable artefact of a scene (kept by :class:`selo.pipeline.cache.Cache`); a
 query's scores are then one matrix product (:func:`scores`).
 
-Graph: for each :class:`~selo.pipeline.cut.Batch`, a ``cut-…`` task crops and
-resizes its windows from a slice of the lazy scene array and a ``sim-…`` task
-embeds them with the encoder, which each worker process loads once
+Graph: for each strip of rows a ``cut-region-…`` task reads its region once; for
+each :class:`~selo.pipeline.cut.Batch` a ``cut-…`` task crops and resizes its windows
+from the region and a ``sim-…`` task embeds them with the encoder, which each worker process loads once
 (:func:`selo.models.registry.cached_encoder`). On GPU clusters ``sim`` tasks
 ask for the ``GPU`` resource.
 """
@@ -14,6 +14,7 @@ ask for the ``GPU`` resource.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -79,34 +80,33 @@ def scores(embeddings: np.ndarray, has_data: np.ndarray, query: np.ndarray) -> n
 
 
 def embedding_plan(
-    image: da.Array,
+    regions: Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]],
     table: WindowTable,
     spec: EncoderSpec | Encoder,
     *,
     cut: CutSpec,
     dim: int,
-    valid: da.Array | None = None,
-    tile: int = 2048,
+    strip: int | None = None,
     batch: int = DEFAULT_BATCH,
     resources: dict | None = None,
 ) -> EmbeddingPlan:
-    """The lazy Cut → Sim graph of ``table`` over an (H, W, 3) uint8 dask ``image``.
+    """The lazy Cut → Sim graph of ``table`` over a scene's ``regions``.
 
-    ``valid``: (H, W) bool dask array (False = nodata), or None. Windows with no
-    data are not embedded (their rows are zero and flagged False). ``cut`` says
-    how windows become encoder input.
+    ``regions(r0, r1, c0, c1)`` gives ``(rgb (h, w, 3) uint8, valid (h, w) bool or None)``
+    (:func:`selo.pipeline.scene.region_reader`); it is called once per strip, inside
+    the task. Windows with no data are not embedded (their rows are zero and flagged
+    False). ``cut`` says how windows become encoder input.
     """
-    batches = plan_batches(table, tile=tile, batch=batch)
+    batches = plan_batches(table, strip=strip, batch=batch)
     parts = []
-    regions: dict[tuple[int, int, int, int], tuple] = {}
+    reads: dict[tuple[int, int, int, int], object] = {}
     for b in batches:
-        if b.bbox not in regions:  # one read per tile, shared by its batches
-            r0, r1, c0, c1 = b.bbox
-            region = _Region(image[r0:r1, c0:c1], None if valid is None else valid[r0:r1, c0:c1])
-            regions[b.bbox] = dask.delayed(_read_region, pure=True)(
-                region, dask_key_name=f"cut-region-{region.token}"
+        if b.bbox not in reads:  # one read per strip, shared by its batches
+            token = dask.base.tokenize(regions, b.bbox)
+            reads[b.bbox] = dask.delayed(regions, pure=True)(
+                *b.bbox, dask_key_name=f"cut-region-{token}"
             )
-        region = regions[b.bbox]
+        region = reads[b.bbox]
         rel = b.relative(table)
         token = dask.base.tokenize(region.key, rel, cut)
         crops = dask.delayed(_crop, pure=True)(region, rel, cut, dask_key_name=f"cut-{token}")
@@ -116,27 +116,6 @@ def embedding_plan(
             )
         parts.append(part)
     return EmbeddingPlan(table, batches, parts, dim)
-
-
-class _Region:
-    """A window of the lazy scene (and of its has-data mask), read inside the task that needs it.
-
-    Held in a plain object so that dask does not fold the window into the outer
-    graph: computed in the task with graph optimisation, the read fuses down to
-    exactly this window of the file (or staged store), so memory per task is
-    one region, never whole chunks.
-    """
-
-    def __init__(self, pixels: da.Array, valid: da.Array | None) -> None:
-        self.pixels = pixels
-        self.valid = valid
-        self.token = dask.base.tokenize(pixels.name, None if valid is None else valid.name)
-
-
-def _read_region(region: _Region) -> tuple[np.ndarray, np.ndarray | None]:
-    parts = [region.pixels] if region.valid is None else [region.pixels, region.valid]
-    computed = dask.compute(*parts, scheduler="sync")
-    return np.ascontiguousarray(computed[0]), (computed[1] if len(computed) > 1 else None)
 
 
 def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, cut: CutSpec):

@@ -34,7 +34,7 @@ from selo.pipeline.cache import Cache, EmbeddingKey
 from selo.pipeline.cut import DEFAULT_BATCH, CutSpec
 from selo.pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
 from selo.pipeline.profile import StageProfiler
-from selo.pipeline.scene import scene_key, scene_label, scene_valid
+from selo.pipeline.scene import region_reader, scene_key, scene_label
 from selo.pipeline.sim import EmbeddingPlan, embedding_plan, scores
 from selo.pipeline.windows import WindowTable
 from selo.selo_tasks.methods import MapInputs, Method, Refinement
@@ -114,13 +114,15 @@ class LocalExecutor:
     resources: dict | None = None
 
     def run(self, parts: list, what: str) -> Iterator[tuple[int, object]]:
+        from dask.callbacks import Callback
+
         bar = self.progress(f"embedding {what}", len(parts)) if self.progress else nullcontext()
         with bar as advance:
-            results = dask.compute(*parts, scheduler="threads", optimize_graph=False)
-            for i, result in enumerate(results):
-                if advance:
-                    advance()
-                yield i, result
+            keys = {p.key for p in parts}
+            done = Callback(posttask=lambda key, *_: key in keys and advance and advance())
+            with done:
+                results = dask.compute(*parts, scheduler="threads", optimize_graph=False)
+            yield from enumerate(results)
 
 
 class ClientExecutor:
@@ -228,12 +230,11 @@ class Driver:
                 results[i] = Embedded(scene, table, hit[0], hit[1], cached=True)
                 continue
             plan = embedding_plan(
-                scene.data,
+                region_reader(scene),
                 table,
                 self.spec,
                 cut=self.cut,
                 dim=self.encoder.embed_dim,
-                valid=scene_valid(scene),
                 batch=self.batch,
                 resources=self.executor.resources,
             )

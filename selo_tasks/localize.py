@@ -111,7 +111,7 @@ def localize(
         "queries": list(queries),
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1))
-    with run_session(options) as ctx:
+    with run_session(options, one_scene=True) as ctx:
         for q in queries:
             warning = ctx.encoder.check_query(q)
             if warning:

@@ -21,7 +21,7 @@ from selo.models.registry import get_encoder
 from selo.pipeline.cache import Cache
 from selo.pipeline.profile import StageProfiler
 from selo.pipeline.scenefile import configure_gdal
-from selo.selo_tasks.driver import ClientExecutor, Driver
+from selo.selo_tasks.driver import ClientExecutor, Driver, LocalExecutor
 from selo.selo_tasks.methods import Method
 from selo.selo_tasks.options import Options
 from selo.selo_tasks.report import progress
@@ -46,22 +46,36 @@ class RunContext:
 
 
 @contextmanager
-def run_session(options: Options) -> Iterator[RunContext]:
+def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunContext]:
     """Yield a :class:`RunContext`; with ``options.profile_html`` a Dask performance
-    report is written there."""
+    report is written there.
+
+    The cluster follows the work: ``one_scene`` work with no cluster option given runs
+    on dask's threads in this process (nothing to start: a single scene keeps every
+    core busy without worker processes); otherwise the embedded cluster, the given
+    scheduler or the GPU cluster."""
     options.build_method()  # a bad method option fails before anything is loaded
     encoder = get_encoder(options.encoder_spec)
     configure_gdal()  # before workers start: they inherit it
     started = time.perf_counter()
+    local = one_scene and not (
+        options.scheduler
+        or options.gpu
+        or options.workers
+        or options.in_process
+        or options.profile_html
+    )
     with connect(
         options.scheduler,
         gpu=options.gpu,
         workers=options.workers,
         threads=options.threads,
         processes=not options.in_process,
+        local_threads=local,
     ) as cluster:
         log.debug("Dask cluster: %s", _describe(cluster.describe()))
-        _warm_up(cluster, options.encoder_spec)
+        if cluster.client is not None:
+            _warm_up(cluster, options.encoder_spec)
         report = nullcontext()
         if options.profile_html is not None:
             from distributed import performance_report
@@ -82,7 +96,10 @@ def build_context(
     cache = Cache(options.cache_dir)
     profiler = StageProfiler(cluster.client)
     bar = (lambda what, total: progress(what, total)) if options.show_progress else None
-    executor = ClientExecutor(cluster.client, resources=cluster.encoder_resources, progress=bar)
+    if cluster.client is None:
+        executor = LocalExecutor(progress=bar)
+    else:
+        executor = ClientExecutor(cluster.client, resources=cluster.encoder_resources, progress=bar)
     driver = Driver(
         encoder=encoder,
         spec=spec,
@@ -135,6 +152,8 @@ def _prepare_worker(spec: EncoderSpec) -> None:
 
 
 def _describe(d: dict) -> str:
+    if d["kind"] == "threads":
+        return f"dask threads in this process ({d['threads']})"
     if d["kind"] == "address":
         return f"{d['address']} ({d['workers']} workers, {d['threads']} threads)"
     return (

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selo.pipeline.cut import CutSpec, crop_batch, plan_batches
+from selo.pipeline.cut import CutSpec, crop_batch, plan_batches, strip_rows
 from selo.pipeline.windows import window_table
 
 
@@ -16,19 +16,18 @@ from selo.pipeline.windows import window_table
 @given(
     h=st.integers(1, 5000),
     w=st.integers(1, 5000),
-    tile=st.integers(64, 3000),
+    strip=st.integers(64, 3000),
     batch=st.integers(1, 100),
 )
-def test_every_window_in_exactly_one_batch_inside_its_bbox(h, w, tile, batch):
+def test_every_window_in_exactly_one_batch_inside_its_bbox(h, w, strip, batch):
     t = window_table(h, w, (256, 512, 768))
-    batches = plan_batches(t, tile=tile, batch=batch)
+    batches = plan_batches(t, strip=strip, batch=batch)
     idx = np.concatenate([b.index for b in batches])
-    # the batches of one tile share their region (read once)
-    tiles = {
-        (b.bbox, int(t.windows[b.index[0], 0] // tile), int(t.windows[b.index[0], 2] // tile))
-        for b in batches
-    }
-    assert len(tiles) == len({b.bbox for b in batches})
+    # the batches of one strip share their region (read once)
+    strips = {(b.bbox, int(t.windows[b.index[0], 0] // strip)) for b in batches}
+    assert len(strips) == len({b.bbox for b in batches})
+    for b in batches:
+        assert len(set((t.windows[b.index, 0] // strip).tolist())) == 1
     assert sorted(idx.tolist()) == list(range(len(t)))
     for b in batches:
         assert 1 <= len(b.index) <= batch
@@ -36,8 +35,8 @@ def test_every_window_in_exactly_one_batch_inside_its_bbox(h, w, tile, batch):
         win = t.windows[b.index]
         assert (win[:, 0] >= r0).all() and (win[:, 1] <= r1).all()
         assert (win[:, 2] >= c0).all() and (win[:, 3] <= c1).all()
-        # one tile per batch: the bounding box stays within tile + largest window
-        assert r1 - r0 < tile + 768 and c1 - c0 < tile + 768
+        # one strip per batch: the bounding box stays within the strip + largest window
+        assert r1 - r0 < strip + 768
         rel = b.relative(t)
         assert (rel >= 0).all()
 
@@ -68,7 +67,7 @@ def test_windows_without_data_are_flagged():
 
 def test_bad_plan_arguments():
     with pytest.raises(ValueError):
-        plan_batches(window_table(100, 100, (64,)), tile=0)
+        plan_batches(window_table(100, 100, (64,)), strip=0)
 
 
 def test_paper_compat_jpeg_round_trip_matches_the_published_files(tmp_path):
@@ -92,3 +91,10 @@ def test_cut_key_names_everything_the_cut_does():
     assert CutSpec(256).key != CutSpec(256, jpeg=True).key != CutSpec(224).key
     with pytest.raises(ValueError, match="positive"):
         CutSpec(0)
+
+
+@pytest.mark.parametrize(
+    ("width", "rows"), [(1, 4096), (10_000, 4096), (20_000, 2048), (40_000, 1024), (10**7, 256)]
+)
+def test_strips_follow_the_memory_budget(width, rows):
+    assert strip_rows(width) == rows

@@ -326,8 +326,8 @@ def test_png_is_staged_and_read_from_the_staged_geotiff(tmp_path, bands, expecte
     path = write_image(tmp_path / "s.png", gradient(bands))
     scene = open_scene(path)
     assert staged_of(scene).parent == tmp_path / "cache" / "staged"
-    with rasterio.open(staged_of(scene)) as staged:  # a tiled, compressed GeoTIFF
-        assert staged.driver == "GTiff" and staged.profile.get("tiled") and staged.compression
+    with rasterio.open(staged_of(scene)) as staged:  # a tiled, uncompressed GeoTIFF
+        assert staged.driver == "GTiff" and staged.profile.get("tiled") and not staged.compression
     assert scene.rio.crs is None and scene.rio.transform() == Affine.identity()
     assert scene.data.chunks[2] == (3,)
     path.unlink()  # pixels now come from the stage only

@@ -10,6 +10,7 @@ import pytest
 from selo.models import EncoderSpec
 from selo.models.registry import get_encoder
 from selo.pipeline.cut import CutSpec, crop_batch
+from selo.pipeline.scene import as_scene, region_reader
 from selo.pipeline.sim import embedding_plan, scores
 from selo.pipeline.profile import key_prefix
 from selo.pipeline.windows import window_table
@@ -32,11 +33,11 @@ def test_plan_is_lazy_and_in_table_order(image):
         calls.append(1)
         return crop_batch(region, *args, **kwargs)
 
-    arr = da.from_array(image, chunks=(256, 256, 3))
+    arr = region_reader(as_scene(da.from_array(image, chunks=(256, 256, 3))))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("selo.pipeline.sim.crop_batch", counting)
         plan = embedding_plan(
-            arr, table, spec, cut=CutSpec(enc.input_size), dim=enc.embed_dim, tile=300, batch=7
+            arr, table, spec, cut=CutSpec(enc.input_size), dim=enc.embed_dim, strip=300, batch=7
         )
         assert calls == []  # building the graph computed nothing
         emb, has = plan.lazy()
@@ -56,7 +57,7 @@ def test_plan_is_chunk_independent(image):
     results = []
     for chunks in [(600, 800, 3), (100, 130, 3)]:
         plan = embedding_plan(
-            da.from_array(image, chunks=chunks),
+            region_reader(as_scene(da.from_array(image, chunks=chunks))),
             table,
             spec,
             cut=CutSpec(enc.input_size),
@@ -70,7 +71,7 @@ def test_plan_is_chunk_independent(image):
 def test_task_names_carry_the_stage(image):
     table = window_table(600, 800, (256,))
     spec = EncoderSpec("color")
-    plan = embedding_plan(da.from_array(image), table, spec, cut=CutSpec(64), dim=20)
+    plan = embedding_plan(region_reader(as_scene(image)), table, spec, cut=CutSpec(64), dim=20)
     prefixes = {key_prefix(k) for k in dict(plan.lazy()[0].__dask_graph__())}
     assert {"cut", "sim"} <= prefixes
 
@@ -81,3 +82,20 @@ def test_scores_are_cosine_similarities_with_nan_where_no_data():
     assert s.dtype == np.float64
     np.testing.assert_allclose(s[:2], [0.6, 1.0], rtol=1e-6)
     assert np.isnan(s[2])
+
+
+def test_file_regions_read_the_windows_of_the_file(tmp_path, cache_dir):
+    from scenes import colour_scene, write_geotiff_scene
+
+    from selo.pipeline.scene import FileRegions, open_scene
+
+    image = colour_scene((300, 400))
+    scene = open_scene(write_geotiff_scene(tmp_path / "s.tif", image), chunk=256)
+    reader = region_reader(scene)
+    assert isinstance(reader, FileRegions)
+    rgb, valid = reader(10, 200, 30, 390)
+    np.testing.assert_array_equal(rgb, image[10:200, 30:390])
+    assert valid is None and rgb.flags.c_contiguous
+    sub = region_reader(scene.isel(y=slice(50, 250), x=slice(100, 300)))
+    assert isinstance(sub, FileRegions)  # a slice is still read from the file
+    np.testing.assert_array_equal(sub(0, 20, 0, 30)[0], image[50:70, 100:130])
