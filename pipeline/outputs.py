@@ -20,6 +20,8 @@ import json
 import os
 import warnings
 from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ import rasterio.shutil
 import rasterio.transform
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Compression
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from skimage.measure import label, regionprops
@@ -45,9 +47,12 @@ from selo.pipeline.scenefile import tiff_data_end
 from selo.pipeline.store import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "COG_OPTIONS",
+    "PNG_LEVEL",
+    "SpooledMap",
     "pixel_to_crs",
-    "png_from_geotiff",
     "regions_from_map",
+    "spool",
     "write_geojson",
     "write_geotiff",
     "write_jpeg",
@@ -68,11 +73,48 @@ Map = np.ndarray | da.Array
 
 
 def _check_map(data: Any, name: str, shape: tuple[int, int] | None = None) -> None:
-    if not isinstance(data, np.ndarray | da.Array) or data.ndim != 2 or data.dtype != np.uint8:
+    if not isinstance(data, np.ndarray | da.Array | SpooledMap) or data.ndim != 2 or data.dtype != np.uint8:
         got = f"{type(data).__name__} {getattr(data, 'dtype', '')} {getattr(data, 'shape', '')}"
         raise MapError(f"{name} must be a 2-D uint8 numpy or dask array, got {got}")
     if shape is not None and data.shape != tuple(shape):
         raise MapError(f"{name} has shape {data.shape}, but the scene is {tuple(shape)}")
+
+
+@dataclass(frozen=True)
+class SpooledMap:
+    """A finished map too large for memory, held once in an uncompressed tiled GeoTIFF
+    (with the scene's georeferencing) that every writer reads from: the map is computed
+    once, then compressed once per output format."""
+
+    path: Path
+    shape: tuple[int, int]
+    dtype: np.dtype = np.dtype(np.uint8)
+    ndim: int = 2
+
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        with rasterio.open(self.path) as ds:
+            return ds.read(1, window=Window(0, top, self.shape[1], bottom - top))
+
+    def decimated(self, out_shape: tuple[int, int]) -> np.ndarray:
+        """The pixel under each output pixel's centre (GDAL's nearest sampling)."""
+        with rasterio.open(self.path) as ds:
+            return ds.read(1, out_shape=out_shape, resampling=Resampling.nearest)
+
+
+def spool(path: str | os.PathLike, data: Map, *, like: Grid, nodata: int | None = None) -> SpooledMap:
+    """Compute a (dask) map once into an uncompressed tiled GeoTIFF at ``path``."""
+    _check_map(data, "the map", like.shape)
+    _write_tiff(Path(path), data, tile=_STRIP, **_georef(like, nodata))
+    return SpooledMap(Path(path), tuple(data.shape))
+
+
+def _georef(like: Grid, nodata: int | None) -> dict[str, Any]:
+    profile: dict[str, Any] = {"nodata": nodata}
+    if like.crs is not None:
+        profile["crs"] = like.crs
+    if like.crs is not None or like.transform != Affine.identity():
+        profile["transform"] = like.transform
+    return profile
 
 
 def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
@@ -96,6 +138,7 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
             tiled=True,
             blockxsize=tile,
             blockysize=tile,
+            BIGTIFF="IF_SAFER",
             NUM_THREADS="ALL_CPUS",
             **profile,
         ) as dst:
@@ -104,97 +147,119 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
                 tile,
                 lambda top, rows: dst.write(rows, 1, window=Window(0, top, width, len(rows))),
             )
-        with rasterio.open(path) as written:
-            if tiff_data_end(written) > path.stat().st_size:
-                raise OSError("pixel blocks are missing from the file; is the disk full?")
+    _check_complete(path)
+
+
+def _check_complete(path: Path) -> None:
+    with rasterio.open(path) as written:
+        if tiff_data_end(written) > path.stat().st_size:
+            raise OSError("pixel blocks are missing from the file; is the disk full?")
+
+
+@contextmanager
+def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch: Path):
+    """The map as an open rasterio dataset: in memory, the spooled file, or a dask map
+    spooled to ``scratch`` first (removed afterwards)."""
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if isinstance(data, SpooledMap):
+            with rasterio.open(data.path) as ds:
+                yield ds
+            return
+        if isinstance(data, da.Array):
+            try:
+                with rasterio.open(spool(scratch, data, like=like, nodata=nodata).path) as ds:
+                    yield ds
+            finally:
+                scratch.unlink(missing_ok=True)
+            return
+        height, width = data.shape
+        profile = dict(driver="GTiff", height=height, width=width, count=1, dtype="uint8")
+        with MemoryFile() as memory:
+            with memory.open(**profile, **_georef(like, nodata)) as ds:
+                ds.write(data, 1)
+            with memory.open() as ds:
+                yield ds
+
+
+COG_OPTIONS = {
+    "COMPRESS": "DEFLATE",
+    "LEVEL": 6,
+    "PREDICTOR": "YES",
+    "BLOCKSIZE": 512,
+    "OVERVIEWS": "AUTO",
+    "OVERVIEW_RESAMPLING": "NEAREST",
+    "BIGTIFF": "IF_SAFER",
+    "NUM_THREADS": "ALL_CPUS",
+}
+"""GDAL COG driver options of selo_map.tif (chosen by ``benchmarks/bench_writes.py``)."""
 
 
 def write_geotiff(
     path: str | os.PathLike,
-    data: Map,
+    data: Map | SpooledMap,
     *,
     like: Grid,
     nodata: int | None = None,
     nodata_mask: Map | None = None,
-    tile: int = 512,
-    compress: str = "deflate",
 ) -> Path:
-    """Write a uint8 map of the scene's shape as a tiled, compressed GeoTIFF with
-    the scene's CRS and transform (none for a scene without georeferencing).
+    """Write a uint8 map of the scene's shape as a Cloud-Optimized GeoTIFF (GDAL's COG
+    layout: 512-pixel tiles, DEFLATE, overviews) with the scene's CRS and transform
+    (none for a scene without georeferencing), so that even a 40k² map opens at once in
+    QGIS and can be served as tiles.
 
-    Where ``nodata_mask`` is True the pixel becomes ``nodata``, which is also
-    declared as the file's nodata value. Rows of chunks are computed and written
-    one after the other (through whichever dask scheduler is active), so no lock
-    or shared file system is needed and memory stays near two chunk rows.
+    Where ``nodata_mask`` is True the pixel becomes ``nodata``, which is also declared
+    as the file's nodata value. A dask map is computed once, one row of chunks at a time
+    (through whichever dask scheduler is active), into a temporary file next to ``path``.
     """
     _check_map(data, "the map", like.shape)
-    if not isinstance(tile, int) or tile < 16 or tile % 16:
-        raise ParameterError(f"tile must be a positive multiple of 16 pixels, got {tile!r}")
-    if compress.lower() not in Compression.__members__:
-        known = ", ".join(Compression.__members__)
-        raise ParameterError(f"unknown GeoTIFF compression {compress!r}; use one of {known}")
     if nodata is not None and not (isinstance(nodata, int) and 0 <= nodata <= 255):
         raise ParameterError(f"nodata must be an integer from 0 to 255, got {nodata!r}")
     if nodata_mask is not None:
         if nodata is None:
             raise ParameterError("nodata_mask needs a nodata value to write there")
+        if isinstance(data, SpooledMap):
+            raise ParameterError("apply the nodata mask before spooling the map")
         if nodata_mask.shape != like.shape or nodata_mask.dtype != bool:
             raise MapError(
                 f"nodata_mask must be a boolean array of shape {like.shape}, "
                 f"got {nodata_mask.dtype} {nodata_mask.shape}"
             )
         data = np.where(nodata_mask, np.uint8(nodata), data)
-    profile: dict[str, Any] = {
-        "compress": compress,
-        "nodata": nodata,
-        "BIGTIFF": "IF_SAFER",
-    }
-    if compress.lower() in ("deflate", "lzw", "zstd"):
-        profile["predictor"] = 2
-    if like.crs is not None:
-        profile["crs"] = like.crs
-    if like.crs is not None or like.transform != Affine.identity():
-        profile["transform"] = like.transform
     with atomic_path(path, what="GeoTIFF") as partial:
-        _write_tiff(partial, data, tile=tile, **profile)
+        scratch = partial.with_name(partial.name + ".spool.tif")
+        with _dataset_of(data, like, nodata, scratch) as source, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            rasterio.shutil.copy(source, partial, driver="COG", **COG_OPTIONS)
+        _check_complete(partial)
     return Path(path)
 
 
-def write_png(path: str | os.PathLike, data: Map) -> Path:
+PNG_LEVEL = 1
+"""zlib level of selo_map.png (chosen by ``benchmarks/bench_writes.py``: SeLo maps are
+smooth, so level 1 is nearly as small as 6 and much faster)."""
+
+
+def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
     """Write a uint8 map of any size as a lossless 8-bit gray PNG.
 
-    An in-memory map is encoded by OpenCV in one call; a dask map goes strip by
-    strip into a temporary ZSTD-compressed GeoTIFF, which GDAL then copies to PNG
-    line by line: memory stays bounded whatever the size."""
+    An in-memory map is encoded by OpenCV in one call; a spooled or dask map is copied
+    to PNG by GDAL line by line: memory stays bounded whatever the size."""
     _check_map(data, "the map")
     if isinstance(data, np.ndarray):
-        return atomic_write_bytes(path, _encode(".png", data), what="PNG")
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
+        return atomic_write_bytes(path, _encode(".png", data, params), what="PNG")
     with atomic_path(path, what="PNG") as partial:
-        source = partial.with_name(partial.name + ".tif")
-        try:
-            _write_tiff(source, data, tile=_STRIP, compress="zstd", zstd_level=1)
-            _copy_to_png(source, partial)
-        finally:
-            source.unlink(missing_ok=True)
+        scratch = partial.with_name(partial.name + ".spool.tif")
+        grid = Grid(data.shape[0], data.shape[1], None, Affine.identity())
+        with _dataset_of(data, grid, None, scratch) as source, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            rasterio.shutil.copy(source, partial, driver="PNG", ZLEVEL=PNG_LEVEL)
+        with partial.open("rb") as png:
+            png.seek(-len(_PNG_END), os.SEEK_END)
+            if png.read() != _PNG_END:
+                raise OSError("the PNG ends early; is the disk full?")
     return Path(path)
-
-
-def png_from_geotiff(source: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write a one-band uint8 GeoTIFF (e.g. from :func:`write_geotiff`) as PNG, atomically,
-    line by line (bounded memory)."""
-    with atomic_path(path, what="PNG") as partial:
-        _copy_to_png(Path(source), partial)
-    return Path(path)
-
-
-def _copy_to_png(source: Path, partial: Path) -> None:
-    # a plain image: no .aux.xml sidecar for georeferencing PNG cannot hold
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
-        rasterio.shutil.copy(source, partial, driver="PNG")
-    with partial.open("rb") as png:
-        png.seek(-len(_PNG_END), os.SEEK_END)
-        if png.read() != _PNG_END:
-            raise OSError("the PNG ends early; is the disk full?")
 
 
 def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.ndarray) -> Path:
@@ -339,6 +404,5 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
         z = group.create_array(
             "selo", shape=selo.shape, dtype=selo.dtype, chunks=(rows, min(MAP_CHUNK, width))
         )
-        for top in range(0, height, rows):
-            z[top : top + rows] = np.asarray(selo[top : top + rows])
+        each_strip(selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip))
     return root / name

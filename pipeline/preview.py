@@ -78,7 +78,12 @@ def each_strip(data: Map, rows: int, use: Callable[[int, np.ndarray], object]) -
 
     A dask array is computed one row of chunks at a time, rows left over carried
     to the next strip, and each strip is dropped before the next is computed:
-    memory stays near two chunk rows (dask joins a row's chunks into a copy)."""
+    memory stays near two chunk rows (dask joins a row's chunks into a copy). A map
+    held in a file (:class:`~selo.pipeline.outputs.SpooledMap`) is read strip by strip."""
+    if hasattr(data, "rows"):
+        for top in range(0, data.shape[0], rows):
+            use(top, data.rows(top, min(top + rows, data.shape[0])))
+        return
     if not isinstance(data, da.Array):
         for top in range(0, data.shape[0], rows):
             use(top, data[top : top + rows])
@@ -116,6 +121,8 @@ def decimate(
             "give a 2-D map and a smaller, non-empty output shape"
         )
     if method == "nearest":
+        if hasattr(data, "decimated"):
+            return data.decimated((out_h, out_w))
         rows, cols = decimation_indices(height, out_h), decimation_indices(width, out_w)
         return np.asarray(data[rows][:, cols])
     if method != "area":

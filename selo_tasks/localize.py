@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -38,19 +37,20 @@ from selo.errors import ParameterError
 from selo.pipeline.outputs import (
     MAP_CHUNK,
     pixel_to_crs,
-    png_from_geotiff,
     regions_from_map,
+    spool,
     write_geojson,
     write_geotiff,
     write_jpeg,
     write_maps_zarr,
     write_overlay,
+    write_png,
     write_windows_csv,
 )
 from selo.pipeline.preview import decimate, read_preview
 from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
 from selo.pipeline.scenefile import inspect_scene
-from selo.pipeline.store import atomic_write_text, ensure_dir
+from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.metrics import attention_centres
 from selo.selo_tasks.options import Options
@@ -61,6 +61,7 @@ __all__ = ["QueryOutputs", "check_queries", "localize", "query_folder"]
 log = logging.getLogger(__name__)
 
 FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this size
+IN_MEMORY_PIXELS = 256_000_000  # finished maps up to this size are held in memory
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
 
@@ -153,57 +154,57 @@ def localize(
 def _write_query(
     ctx: RunContext, scene: xr.DataArray, index: int, qm: QueryMap, out: Path, preview
 ) -> QueryOutputs:
-    """One query's files; ``preview()`` is the scene's (cached) overlay background."""
+    """One query's files, all from the finished map computed once: in memory up to
+    ``IN_MEMORY_PIXELS``, else spooled once to an uncompressed file. ``preview()`` is the
+    scene's (cached) overlay background."""
     t0 = time.perf_counter()
     grid = scene_grid(scene)
     chunk = min(ctx.options.chunk, MAP_CHUNK)
     valid = scene_valid(scene)
-    valid = None if valid is None else valid.rechunk(chunk)
-    selo = qm.selo(chunk, valid)
-    folder = ensure_dir(query_folder(out, index, qm.query))
-    with ctx.profiler.stage("flt"):  # the filter runs on the cluster as the GeoTIFF is written
-        tif = write_geotiff(
-            folder / "selo_map.tif",
-            selo,
-            like=grid,
-            nodata=None if valid is None else 0,
-            nodata_mask=None if valid is None else ~valid,
-        )
-    finished = _open_map(tif, chunk)  # later outputs read the finished map, not the filter
-    with ctx.profiler.stage("write"):
+    nodata = None if valid is None else 0
+    selo = qm.selo(chunk, None if valid is None else valid.rechunk(chunk))
+    final = query_folder(out, index, qm.query)
+    # the query's files appear together, complete, or not at all
+    with atomic_path(final, folder=True, what="query outputs") as folder:
+        folder.mkdir()
+        spooled = folder / ".selo_map.spool.tif"
+        with ctx.profiler.stage("flt"):
+            if grid.height * grid.width <= IN_MEMORY_PIXELS:
+                finished = selo.compute()
+            else:
+                finished = spool(spooled, selo, like=grid, nodata=nodata)
+        with ctx.profiler.stage("write"):
 
-        def overlay_and_regions() -> None:
-            heat = decimate(finished, preview().shape[:2])
-            write_overlay(folder / "overlay.png", preview(), heat)
-            features = _centre_features(finished, heat, grid)
-            features += regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
-            write_geojson(folder / "regions.geojson", features, crs=grid.crs)
+            def overlay_and_regions() -> None:
+                heat = decimate(finished, preview().shape[:2])
+                write_overlay(folder / "overlay.png", preview(), heat)
+                features = _centre_features(finished, heat, grid)
+                features += regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
+                write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
-        jobs = [lambda: png_from_geotiff(tif, folder / "selo_map.png"), overlay_and_regions]
-        if ctx.options.paper_compat:
-            jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))
-        i = qm.inputs
-        write_windows_csv(folder / "windows.csv", i.windows, i.scales, i.scores)
-        # compression and I/O in C (GIL released): side by side
-        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            for job in [pool.submit(j) for j in jobs]:
-                job.result()
-        write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
-    return QueryOutputs(qm.query, folder, len(qm.inputs.windows), time.perf_counter() - t0)
-
-
-def _open_map(path: Path, chunk: int) -> da.Array:
-    """A written one-band map as a lazy dask array (read through GDAL, chunk by chunk)."""
-    import rioxarray
-
-    return rioxarray.open_rasterio(path, chunks={"y": chunk, "x": chunk}, lock=False).data[0]
+            jobs = [
+                lambda: write_geotiff(folder / "selo_map.tif", finished, like=grid, nodata=nodata),
+                lambda: write_png(folder / "selo_map.png", finished),
+                overlay_and_regions,
+            ]
+            if ctx.options.paper_compat:
+                jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))
+            i = qm.inputs
+            write_windows_csv(folder / "windows.csv", i.windows, i.scales, i.scores)
+            # compression and I/O in C (GIL released): side by side
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                for job in [pool.submit(j) for j in jobs]:
+                    job.result()
+            write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
+            spooled.unlink(missing_ok=True)
+    return QueryOutputs(qm.query, final, len(qm.inputs.windows), time.perf_counter() - t0)
 
 
-def _centre_features(selo: da.Array, heat: np.ndarray, grid: Grid) -> list[dict]:
+def _centre_features(selo, heat: np.ndarray, grid: Grid) -> list[dict]:
     """Attention centres as point features (exact on maps up to 100 MP, else approximate)."""
     h, w = grid.shape
     if h * w <= FULL_MAP_PIXELS:
-        full = np.asarray(selo)
+        full = selo if isinstance(selo, np.ndarray) else selo.rows(0, h)
         points = attention_centres(full)
         values = [int(full[y, x]) for x, y in points]
         exact = True
