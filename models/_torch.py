@@ -1,10 +1,10 @@
 """Torch helpers shared by the CLIP-family encoders.
 
 One safe checkpoint loader (``weights_only=True``, wrapped state dicts unwrapped),
-one key-mismatch report, one batched preprocessing transform, one batching loop
-under ``torch.inference_mode`` with half precision on CUDA, and the encoder base
-class built on them. Imported only when a CLIP-family encoder is built, so
-``import selo.models`` stays light.
+one key-mismatch report, one batched preprocessing transform (Pillow's exact
+pixels), one batching loop under ``torch.inference_mode`` in the chosen
+precision, and the encoder base class built on them. Imported only when a
+torch encoder is built, so ``import selo.models`` stays light.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from selo.errors import CheckpointError, MissingDependencyError, ParameterError
 from selo.models.base import Encoder, as_nhwc, l2_normalize, select_device
+from selo.models.resample import pil_resize, resize_like_pil
 
 __all__ = [
     "CLIP_INPUT_SIZE",
@@ -209,14 +209,22 @@ def load_into(
 # --------------------------------------------------------------------------- preprocessing
 
 
+_PILLOW_DEVICES = ("cpu",)
+"""Devices whose windows Pillow itself resizes (faster there); elsewhere the integer passes."""
+
+
 @dataclass(frozen=True)
 class ImageTransform:
-    """A CLIP eval transform applied in torch to a whole batch.
+    """A torchvision-on-PIL eval transform applied to a whole batch, pixel for pixel.
 
-    Resize the shortest side to ``resize`` (antialiased, like PIL), round to
-    the 8-bit grid the PIL pipeline would produce, centre-crop ``crop`` × ``crop``,
-    scale to [0, 1] and normalise with ``mean``/``std``. Equivalent to
-    torchvision's ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize``.
+    ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize(mean, std)`` as
+    torchvision applies it to a PIL image: the resize gives Pillow's own uint8
+    pixels (:mod:`selo.models.resample`; Pillow in threads on CPU, its integer
+    re-implementation on other devices), then the same float32 operations.
+    ``resize_mode`` ``"shortest"`` resizes the shortest side to ``resize``
+    (torchvision ``Resize(int)``); ``"squash"`` resizes to ``resize`` ×
+    ``resize`` (``Resize((s, s))``). ``crop_offset`` ``"round"`` centres the
+    crop as torchvision does, ``"floor"`` as Hugging Face image processors do.
     """
 
     resize: int
@@ -224,6 +232,8 @@ class ImageTransform:
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
     interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    crop_offset: str = "round"
 
     def __post_init__(self) -> None:
         if self.interpolation not in ("bicubic", "bilinear"):
@@ -233,34 +243,57 @@ class ImageTransform:
             )
         if not 0 < self.crop <= self.resize:
             raise CheckpointError(f"bad image sizes: resize {self.resize}, crop {self.crop}")
+        if self.resize_mode not in ("shortest", "squash"):
+            raise CheckpointError(f"unsupported resize mode {self.resize_mode!r}")
+        if self.crop_offset not in ("round", "floor"):
+            raise CheckpointError(f"unsupported crop offset {self.crop_offset!r}")
 
     @property
     def tag(self) -> str:
-        """Short text naming the preprocessing, part of an encoder's ``version``."""
+        """Short text naming the preprocessing, part of an encoder's ``version``.
+
+        ``-pil``: resized to Pillow's exact pixels (embeddings made before that
+        used a float resize, so their cache entries are not reused).
+        """
         size = f"{self.crop}" if self.resize == self.crop else f"{self.resize}c{self.crop}"
-        tag = f"pre{size}-{self.interpolation}"
+        tag = f"pre{size}-{self.interpolation}-pil"
+        if self.resize_mode != "shortest":
+            tag += f"-{self.resize_mode}"
+        if self.crop_offset != "round" and self.resize != self.crop:
+            tag += f"-crop{self.crop_offset}"
         if (self.mean, self.std) != (OPENAI_MEAN, OPENAI_STD):
             stats = repr((self.mean, self.std)).encode()
             tag += "-" + hashlib.sha256(stats).hexdigest()[:6]
         return tag
 
-    def __call__(self, images: np.ndarray, device: str) -> torch.Tensor:
-        """uint8 N×H×W×3 RGB windows as a float32 N×3×crop×crop model input on ``device``."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-        x = x.permute(0, 3, 1, 2).float()
-        h, w = x.shape[-2:]
+    def resized_size(self, h: int, w: int) -> tuple[int, int]:
+        """(h, w) after the resize step, with torchvision's rounding of the long side."""
+        if self.resize_mode == "squash":
+            return self.resize, self.resize
         short, long = (h, w) if h <= w else (w, h)
         new_long = int(self.resize * long / short)
-        size = (self.resize, new_long) if h <= w else (new_long, self.resize)
-        if size != (h, w):
-            x = F.interpolate(x, size=size, mode=self.interpolation, antialias=True)
-            x = x.clamp_(0, 255).round_()  # PIL hands back uint8 here
-        top = int(round((size[0] - self.crop) / 2.0))
-        left = int(round((size[1] - self.crop) / 2.0))
+        return (self.resize, new_long) if h <= w else (new_long, self.resize)
+
+    def __call__(self, images: np.ndarray, device: str) -> torch.Tensor:
+        """uint8 N×H×W×3 RGB windows as a float32 N×3×crop×crop model input on ``device``."""
+        a = np.ascontiguousarray(images)
+        h, w = a.shape[1:3]
+        size = self.resized_size(h, w)
+        if size != (h, w) and torch.device(device).type in _PILLOW_DEVICES:
+            a = pil_resize(a, size, self.interpolation)
+        x = torch.from_numpy(a).to(device).permute(0, 3, 1, 2)
+        if size != tuple(x.shape[-2:]):
+            x = resize_like_pil(x, size, self.interpolation)
+        if self.crop_offset == "round":
+            top = int(round((size[0] - self.crop) / 2.0))
+            left = int(round((size[1] - self.crop) / 2.0))
+        else:
+            top, left = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
         x = x[..., top : top + self.crop, left : left + self.crop]
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255
-        return (x - mean) / std
+        x = x.float().div(255)  # ToTensor
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        return x.sub(mean).div(std)  # Normalize
 
 
 # --------------------------------------------------------------------------- inference

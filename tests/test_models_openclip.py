@@ -101,7 +101,7 @@ def test_deterministic_batch_independent_and_accepts_nchw(encoder):
 
 def test_version_names_arch_weights_and_preprocessing(arch, model, encoder, checkpoint, tmp_path):
     assert encoder.version.startswith(f"openclip:{arch}@")
-    assert encoder.version.endswith("+pre64-bicubic")
+    assert encoder.version.endswith("+pre64-bicubic-pil")
     other = tmp_path / "other.pt"
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["ln_final.bias"] += 1
@@ -240,23 +240,22 @@ def test_unusable_architectures(arch_name, message, checkpoint):
         get_encoder(f"openclip:{arch_name}", checkpoint=checkpoint)
 
 
-def test_transform_matches_torchvision_pil_pipeline():
-    windows = smooth_windows(2)
-    for size in (224, 64):
+def test_transform_equals_open_clip_pil_pipeline_exactly():
+    """Pillow's pixels, then torchvision's float ops: the very tensor open_clip feeds its model."""
+    windows = np.random.default_rng(1).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
+    for size in (224, 64, 256):
         ref = open_clip.image_transform(size, is_train=False)
         expected = torch.stack([ref(Image.fromarray(w)) for w in windows])
         got = ImageTransform(size, size)(windows, "cpu")
-        assert got.shape == expected.shape == (2, 3, size, size)
-        diff = (got - expected).abs()
-        assert float(diff.mean()) < 0.01 and float(diff.max()) < 0.1
+        assert got.shape == expected.shape == (3, 3, size, size)
+        assert torch.equal(got, expected), size
 
 
 def test_transform_crops_non_square_windows_like_torchvision():
     windows = smooth_windows(1)[:, :, :200]  # 256 high, 200 wide
     ref = open_clip.image_transform(64, is_train=False)(Image.fromarray(windows[0]))
     got = ImageTransform(64, 64)(windows, "cpu")[0]
-    assert got.shape == ref.shape
-    assert float((got - ref).abs().mean()) < 0.01
+    assert torch.equal(got, ref)
 
 
 @pytest.mark.filterwarnings("ignore:.*CUDA is not available")
