@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import pickle
 import re
+import threading
 import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from selo.errors import CheckpointError, MissingDependencyError, ParameterError
-from selo.models.base import Encoder, as_nhwc, l2_normalize, select_device
+from selo.models.base import PRECISIONS, Encoder, as_nhwc, l2_normalize, select_device
 from selo.models.resample import pil_resize, resize_like_pil
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "load_into",
     "load_state_dict",
     "require",
+    "resolve_precision",
     "torch_device",
 ]
 
@@ -311,12 +313,60 @@ def torch_device(device: str | None) -> str:
     return chosen
 
 
-def autocast(device: str) -> contextlib.AbstractContextManager:
-    """Half precision on CUDA (bf16 where supported, else fp16); a null context elsewhere."""
-    if not str(device).startswith("cuda"):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def resolve_precision(precision: str | None, device: str) -> str:
+    """The precision the towers run in on ``device``: ``precision``, or automatically
+    bf16 on CUDA where supported, else fp16, and fp32 elsewhere."""
+    on_cuda = torch.device(device).type == "cuda"
+    if precision is None:
+        if not on_cuda:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in PRECISIONS:
+        raise ParameterError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and on_cuda and not torch.cuda.is_bf16_supported():
+        raise ParameterError("this GPU does not support bf16; use --precision fp16 or fp32")
+    return precision
+
+
+_HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: str, precision: str | None = None) -> contextlib.AbstractContextManager:
+    """The context the towers run in: autocast to bf16/fp16, or plain fp32.
+
+    fp32 on CUDA also turns TensorFloat-32 off for convolutions and matrix
+    products (cuDNN uses it for convolutions by default), so that fp32 means
+    what the published tools computed.
+    """
+    chosen = resolve_precision(precision, device)
+    kind = torch.device(device).type
+    if chosen == "fp32":
+        return _ieee_fp32() if kind == "cuda" else contextlib.nullcontext()
+    return torch.autocast(kind, dtype=_HALF[chosen])
+
+
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = 0
+_TF32_SAVED: tuple[bool, bool] = (False, False)
+
+
+@contextlib.contextmanager
+def _ieee_fp32():
+    """TF32 off while any thread embeds in fp32 (the flags are process-wide)."""
+    global _TF32_USERS, _TF32_SAVED
+    with _TF32_LOCK:
+        if _TF32_USERS == 0:
+            _TF32_SAVED = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        _TF32_USERS += 1
+    try:
+        yield
+    finally:
+        with _TF32_LOCK:
+            _TF32_USERS -= 1
+            if _TF32_USERS == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _TF32_SAVED
 
 
 def embed_batches(
@@ -326,11 +376,12 @@ def embed_batches(
     batch_size: int,
     device: str,
     dim: int,
+    precision: str | None = None,
 ) -> np.ndarray:
     """``fn`` over consecutive batches of ``items``, as one float32 L2-normalised N×dim array."""
     if len(items) == 0:
         return np.zeros((0, dim), dtype=np.float32)
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         parts = [
             fn(items[i : i + batch_size]).float().cpu() for i in range(0, len(items), batch_size)
         ]
@@ -341,7 +392,9 @@ class TorchEncoder(Encoder):
     """A CLIP-family model: batched, on its device, with its own preprocessing.
 
     Subclasses say how to tokenize and how to run each tower; windows arrive as
-    uint8 ``CLIP_INPUT_SIZE`` squares and go through ``transform`` on the device.
+    uint8 ``input_size`` squares and go through ``transform`` on the device. The
+    towers run in ``precision`` (:func:`resolve_precision`); a precision other
+    than fp32 is part of ``version``.
     """
 
     input_size = CLIP_INPUT_SIZE
@@ -357,6 +410,7 @@ class TorchEncoder(Encoder):
         context_length: int,
         device: str,
         batch_size: int = 64,
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
@@ -368,10 +422,11 @@ class TorchEncoder(Encoder):
         self.context_length = context_length
         self.device = device
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, device)
 
     @property
     def version(self) -> str:
-        return self._version
+        return self._version + ("" if self.precision == "fp32" else f"+{self.precision}")
 
     @abstractmethod
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -393,6 +448,7 @@ class TorchEncoder(Encoder):
             batch_size=self.batch_size,
             device=self.device,
             dim=self.embed_dim,
+            precision=self.precision,
         )
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -402,6 +458,7 @@ class TorchEncoder(Encoder):
             batch_size=self.batch_size,
             device=self.device,
             dim=self.embed_dim,
+            precision=self.precision,
         )
 
     def check_query(self, text: str) -> str | None:

@@ -114,7 +114,11 @@ class HFClipEncoder(TorchEncoder):
 
 
 def load_hfclip(
-    directory: str | Path, *, name: str | None = None, device: str | None = None
+    directory: str | Path,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> HFClipEncoder:
     """The ``hf-clip:<dir>`` encoder of a local Hugging Face CLIP directory."""
     d = Path(directory).expanduser()
@@ -147,6 +151,7 @@ def load_hfclip(
         context_length=int(model.config.text_config.max_position_embeddings),
         tokenizer=tokenizer,
         device=torch_device(device),
+        precision=precision,
     )
 
 

@@ -146,11 +146,13 @@ def encoder_from_model(
     name: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
+    precision: str | None = None,
 ) -> OpenClipEncoder:
     """Wrap an in-memory open_clip model of architecture ``arch`` as an encoder.
 
     ``weights`` identifies the weights (a checkpoint digest) and goes into
-    ``version`` together with ``kind``, ``arch`` and the preprocessing tag.
+    ``version`` together with ``kind``, ``arch``, the preprocessing tag and a
+    precision other than fp32.
     """
     open_clip = _open_clip()
     transform = transform_of(model)
@@ -172,6 +174,7 @@ def encoder_from_model(
         tokenizer=tokenizer,
         device=torch_device(device),
         batch_size=batch_size,
+        precision=precision,
     )
 
 
@@ -204,8 +207,11 @@ def load_openclip(
     *,
     name: str | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> OpenClipEncoder:
     """The ``openclip:<arch>`` encoder with weights from a local open_clip state dict."""
     model = build_model(arch)
     digest = load_weights(model, checkpoint, spec=f"openclip:{arch}")
-    return encoder_from_model(model, arch=arch, weights=digest, name=name, device=device)
+    return encoder_from_model(
+        model, arch=arch, weights=digest, name=name, device=device, precision=precision
+    )

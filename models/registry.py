@@ -49,17 +49,20 @@ def get_encoder(
     spec: str | EncoderSpec,
     checkpoint: str | Path | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> Encoder:
     """The encoder a spec names, with weights from ``checkpoint`` where it needs one.
 
-    ``checkpoint`` and ``device`` given here override those of an
+    ``checkpoint``, ``device`` and ``precision`` given here override those of an
     :class:`EncoderSpec`. ``device`` ``None``/``"auto"`` means CUDA when present,
-    else CPU.
+    else CPU; ``precision`` ``None`` means bf16/fp16 on CUDA, fp32 elsewhere.
     """
     if isinstance(spec, EncoderSpec):
         checkpoint = checkpoint if checkpoint is not None else spec.checkpoint
         device = device if device is not None else spec.device
+        precision = precision if precision is not None else spec.precision
         spec = spec.name
+    EncoderSpec(spec, precision=precision)  # checks the precision before loading anything
     kind, arg = parse_spec(spec)
     name = spec.strip()
     if kind == "preset":
@@ -83,7 +86,7 @@ def get_encoder(
     if kind == "hf-clip":
         from selo.models.hfclip import load_hfclip
 
-        return load_hfclip(arg, name=name, device=device)
+        return load_hfclip(arg, name=name, device=device, precision=precision)
     if checkpoint is None:
         raise CheckpointError(
             f"{name} needs a checkpoint: pass --checkpoint PATH to a local "
@@ -93,10 +96,10 @@ def get_encoder(
     if kind == "longclip":
         from selo.models.longclip import load_longclip
 
-        return load_longclip(arg, checkpoint, name=name, device=device)
+        return load_longclip(arg, checkpoint, name=name, device=device, precision=precision)
     from selo.models.openclip import load_openclip
 
-    return load_openclip(arg, checkpoint, name=name, device=device)
+    return load_openclip(arg, checkpoint, name=name, device=device, precision=precision)
 
 
 _CACHE: dict[EncoderSpec, Encoder] = {}

@@ -272,3 +272,44 @@ def test_autocast_is_a_null_context_on_cpu():
         assert not torch.is_autocast_enabled()
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_autocast_honours_an_explicit_precision_on_cpu():
+    with autocast("cpu", "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        y = torch.nn.Linear(2, 2)(torch.ones(2, 2))
+    assert y.dtype == torch.bfloat16
+    with autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_fp32_on_cuda_turns_tensorfloat32_off_and_back(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    with autocast("cuda:0", "fp32"):
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+        with autocast("cuda:0", "fp32"):  # nested (another thread): still off
+            assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+
+
+def test_precision_is_part_of_the_version_unless_fp32(arch, checkpoint, encoder):
+    half = get_encoder(f"openclip:{arch}", checkpoint=checkpoint, device="cpu", precision="bf16")
+    assert half.precision == "bf16" and half.version == encoder.version + "+bf16"
+    assert encoder.precision == "fp32" and not encoder.version.endswith("fp32")
+    windows = smooth_windows(3)
+    cos = np.sum(half.encode_images(windows) * encoder.encode_images(windows), axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(
+        half.encode_images(windows), encoder.encode_images(windows)
+    )
+
+
+def test_unknown_precision_is_a_parameter_error(arch, checkpoint):
+    from selo.errors import ParameterError
+    from selo.models import EncoderSpec
+
+    with pytest.raises(ParameterError, match="fp32, bf16, fp16"):
+        EncoderSpec(f"openclip:{arch}", str(checkpoint), precision="fp8")
+    with pytest.raises(ParameterError, match="unknown precision"):
+        get_encoder(f"openclip:{arch}", checkpoint=checkpoint, precision="int8")

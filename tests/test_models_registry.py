@@ -82,7 +82,7 @@ def test_preset_resolves_to_its_kind_and_arch(monkeypatch):
     calls = []
     monkeypatch.setattr(
         "selo.models.openclip.load_openclip",
-        lambda arch, ckpt, *, name, device: calls.append((arch, ckpt, name, device)),
+        lambda arch, ckpt, *, name, device, precision: calls.append((arch, ckpt, name, device)),
     )
     get_encoder("georsclip-vit-b-32", checkpoint="RS5M_ViT-B-32.pt", device="cpu")
     assert calls == [("ViT-B-32-quickgelu", "RS5M_ViT-B-32.pt", "georsclip-vit-b-32", "cpu")]
@@ -93,12 +93,14 @@ def test_encoder_spec_fields_are_used_and_overridable(monkeypatch):
     monkeypatch.setattr("selo.models._torch.torch_device", lambda device: device)
     monkeypatch.setattr(
         "selo.models.longclip.load_longclip",
-        lambda arch, ckpt, *, name, device: calls.append((arch, ckpt, device)),
+        lambda arch, ckpt, *, name, device, precision: calls.append(
+            (arch, ckpt, device, precision)
+        ),
     )
-    spec = EncoderSpec("longclip:ViT-B-16", checkpoint="a.pt", device="cpu")
+    spec = EncoderSpec("longclip:ViT-B-16", checkpoint="a.pt", device="cpu", precision="fp16")
     get_encoder(spec)
-    get_encoder(spec, checkpoint="b.pt", device="cuda:1")
-    assert calls == [("ViT-B-16", "a.pt", "cpu"), ("ViT-B-16", "b.pt", "cuda:1")]
+    get_encoder(spec, checkpoint="b.pt", device="cuda:1", precision="fp32")
+    assert calls == [("ViT-B-16", "a.pt", "cpu", "fp16"), ("ViT-B-16", "b.pt", "cuda:1", "fp32")]
 
 
 @pytest.mark.parametrize(
