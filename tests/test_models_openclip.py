@@ -313,3 +313,60 @@ def test_unknown_precision_is_a_parameter_error(arch, checkpoint):
         EncoderSpec(f"openclip:{arch}", str(checkpoint), precision="fp8")
     with pytest.raises(ParameterError, match="unknown precision"):
         get_encoder(f"openclip:{arch}", checkpoint=checkpoint, precision="int8")
+
+
+@pytest.mark.parametrize(
+    ("arch_name", "file", "keys", "expected"),
+    [
+        pytest.param("ViT-B-32", "RS5M_ViT-B-32.pt", (), "--model georsclip-vit-b-32", id="rs5m"),
+        pytest.param(
+            "ViT-B-16", "w.pt", ("input_resolution",), "openclip:ViT-B-16-quickgelu", id="export"
+        ),
+        pytest.param(
+            "ViT-B-32",
+            "hub/models--timm--vit_base_patch32_clip_224.openai/open_clip_model.safetensors",
+            (),
+            "openclip:ViT-B-32-quickgelu",
+            id="openai-path",
+        ),
+        pytest.param("ViT-B-32-quickgelu", "RS5M_ViT-B-32.pt", (), None, id="already-quickgelu"),
+        pytest.param("ViT-B-32", "RemoteCLIP-ViT-B-32.pt", (), None, id="gelu-weights"),
+        pytest.param("ViT-H-14", "RS5M_ViT-H-14.pt", (), None, id="georsclip-h-is-gelu"),
+        pytest.param("selo-test-vit", "RS5M_ViT-B-32.pt", (), None, id="no-quickgelu-twin"),
+    ],
+)
+def test_quick_gelu_warning_signals(arch, arch_name, file, keys, expected):
+    from selo.models.openclip import quick_gelu_warning
+
+    state = {k: torch.zeros(()) for k in ("positional_embedding", *keys)}
+    message = quick_gelu_warning(arch_name, file, state)
+    if expected is None:
+        assert message is None
+    else:
+        assert expected in message and "QuickGELU" in message
+
+
+def test_quickgelu_weights_in_a_gelu_arch_warn_but_presets_do_not(
+    tmp_path_factory, arch, model, monkeypatch
+):
+    register_arch(
+        tmp_path_factory.mktemp("twin"), f"{arch}-quickgelu", {**TINY_VIT, "quick_gelu": True}
+    )
+    path = tmp_path_factory.mktemp("rs5m") / "RS5M_ViT-B-32.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.warns(UserWarning, match="use --model georsclip-vit-b-32"):
+        get_encoder(f"openclip:{arch}", checkpoint=path, device="cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_encoder(f"openclip:{arch}-quickgelu", checkpoint=path, device="cpu")
+        monkeypatch.setattr("selo.models.registry.PRESETS", {"p": _preset(arch)})
+        monkeypatch.setattr("selo.models.openclip.PRESETS", {"p": _preset(arch)})
+        get_encoder("p", checkpoint=path, device="cpu")
+
+
+def _preset(arch):
+    from selo.models.presets import Preset
+
+    return Preset("p", "openclip", arch, "RS5M_ViT-B-32.pt", "nowhere")
