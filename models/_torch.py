@@ -41,6 +41,7 @@ __all__ = [
     "embed_batches",
     "load_into",
     "load_state_dict",
+    "numpy_scalar_globals",
     "require",
     "resolve_precision",
     "torch_device",
@@ -69,14 +70,31 @@ def require(module: str, install: str = _CLIP_EXTRA) -> ModuleType:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def numpy_scalar_globals() -> list[Any]:
+    """The globals a pickled NumPy number needs (``best_rsum`` of a training checkpoint).
+
+    A NumPy scalar is pickled as ``numpy._core.multiarray.scalar`` (NumPy 2) or
+    ``numpy.core.multiarray.scalar`` (NumPy 1), a ``numpy.dtype`` and its
+    DType class; these only rebuild numbers and run no other code.
+    """
+    scalar = np._core.multiarray.scalar
+    dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64)]
+    dtypes += [type(np.dtype(t)) for t in (np.int32, np.int16, np.int8, np.uint8, np.bool_)]
+    return [np.dtype, *dtypes, scalar, (scalar, "numpy.core.multiarray.scalar")]
+
+
+def load_state_dict(
+    path: str | Path, *, safe_globals: Sequence[Any] = ()
+) -> dict[str, torch.Tensor]:
     """The tensors of a local checkpoint file, read without running any pickled code.
 
     ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(weights_only=True)``, which refuses pickles that carry code or
-    arbitrary objects. Training checkpoints that wrap the weights (under
-    ``state_dict``, ``model`` or ``module``, or with ``module.`` key prefixes from
-    DataParallel) are unwrapped.
+    arbitrary objects; ``safe_globals`` are the only extra globals it may use
+    (``torch.serialization.safe_globals``), e.g. :func:`numpy_scalar_globals`.
+    Training checkpoints that wrap the weights (under ``state_dict``, ``model``
+    or ``module``, or with ``module.`` key prefixes from DataParallel) are
+    unwrapped.
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -90,13 +108,13 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
             raise CheckpointError(f"cannot read safetensors checkpoint {p}: {e}") from e
     else:
-        obj = _torch_load(p)
+        obj = _torch_load(p, safe_globals)
     return _unwrap(obj, p)
 
 
-def _torch_load(p: Path) -> Any:
+def _torch_load(p: Path, safe_globals: Sequence[Any] = ()) -> Any:
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.serialization.safe_globals(list(safe_globals)):
             warnings.filterwarnings("ignore", message=".*TorchScript archive")
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -123,6 +123,7 @@ def test_presets_table():
     assert [r.name for r in rows[len(SPEC_FORMS) :]] == list(PRESETS)
     assert {r.kind for r in SPEC_FORMS} == set(KINDS)
     expected = {
+        "amfmn-rsitmd": ("amfmn", "rsitmd_splits_vocab.json", "AMFMN.tar"),
         "remoteclip-rn50": ("openclip", "RN50", "RemoteCLIP-RN50.pt"),
         "remoteclip-vit-b-32": ("openclip", "ViT-B-32", "RemoteCLIP-ViT-B-32.pt"),
         "remoteclip-vit-l-14": ("openclip", "ViT-L-14", "RemoteCLIP-ViT-L-14.pt"),
@@ -136,12 +137,20 @@ def test_presets_table():
     assert PRESETS["georsclip-vit-b-32"].rmi == 0.7447
     assert PRESETS["georsclip-vit-h-14"].rmi == 0.7494
     assert PRESETS["openai-vit-b-32"].rmi == 0.7071
+    assert PRESETS["amfmn-rsitmd"].rmi == 0.6772
     assert all(p.source.startswith("https://") for p in PRESETS.values())
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+def test_the_amfmn_preset_vocabulary_is_bundled():
+    from selo.models.amfmn import read_vocabulary
+
+    vocab = read_vocabulary(PRESETS["amfmn-rsitmd"].arch)
+    assert len(vocab) == 1349 and vocab.word2idx["<unk>"] == 1349
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.kind != "amfmn"])
 def test_every_preset_architecture_builds_offline(name):
-    """Each preset's architecture is an open_clip built-in that needs no download."""
+    """Each CLIP preset's architecture is an open_clip built-in that needs no download."""
     pytest.importorskip("open_clip")
     from selo.models.openclip import arch_config
 
