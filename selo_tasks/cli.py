@@ -187,6 +187,13 @@ def run_options(f):
             help="cpu, cuda or cuda:N (default: CUDA when present, else CPU).",
         ),
         click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16"]),
+            default=None,
+            help="Encoder precision (default: bf16, or fp16, on CUDA; fp32 on CPU; "
+            "--paper-compat: fp32).",
+        ),
+        click.option(
             "--method",
             type=click.Choice(["v1", "v2"]),
             default="v1",
@@ -273,10 +280,15 @@ def _session_and_method(
     from selo.selo_tasks.session import SessionOptions
 
     method = get_method(kw["method"], scales=parse_scales(kw["scales"]), seed=kw["seed"])
+    if paper_compat and kw["precision"] not in (None, "fp32"):
+        from selo.errors import ParameterError
+
+        raise ParameterError("--paper-compat runs the encoder in fp32; leave out --precision")
     session = SessionOptions(
         model=kw["model"],
         checkpoint=kw["checkpoint"],
         device=kw["device"],
+        precision="fp32" if paper_compat else kw["precision"],
         scheduler=kw["scheduler"],
         gpu=kw["gpu"],
         workers=kw["workers"],

@@ -35,6 +35,7 @@ class SessionOptions:
     model: str = "color"
     checkpoint: str | None = None
     device: str | None = None
+    precision: str | None = None
     scheduler: str | None = None
     gpu: bool = False
     workers: int | None = None
@@ -51,7 +52,7 @@ class SessionOptions:
 @contextmanager
 def run_session(options: SessionOptions) -> Iterator[RunContext]:
     """Yield a :class:`RunContext`; with ``profile_html`` a Dask performance report is written."""
-    spec = EncoderSpec(options.model, options.checkpoint, options.device)
+    spec = EncoderSpec(options.model, options.checkpoint, options.device, options.precision)
     encoder = get_encoder(spec)
     cache = EmbeddingCache(options.cache_dir)
     started = time.perf_counter()
