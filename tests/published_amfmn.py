@@ -292,6 +292,33 @@ def model_init(word2idx: dict[str, int]) -> BaseModel:
     return BaseModel(OPTIONS["model"], vocab_word).eval()
 
 
+def random_model(word2idx: dict[str, int], seed: int = 0) -> BaseModel:
+    """The published model with random weights, BatchNorm statistics included (test data)."""
+    torch.manual_seed(seed)
+    model = model_init(word2idx)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+        model.text_feature.seq2vec.embedding.weight.mul_(0.3)
+    return model.eval()
+
+
+def save_checkpoint(model: BaseModel, path) -> None:
+    """``AMFMN.tar`` as the AMFMN training code saves it (``utils.save_checkpoint``)."""
+    state = {
+        "epoch": 38,
+        "arch": "baseline",
+        "model": model.state_dict(),
+        "best_rsum": np.float64(265.27),  # a NumPy number, as rsum is computed
+        "options": OPTIONS,
+        "Eiters": 12345,
+    }
+    torch.save(state, path)
+
+
 # ---- predict/model_encoder.py ----------------------------------------------------------------
 
 PUNCTUATIONS = [",", ".", ":", ";", "?", "(", ")", "[", "]", "&", "!", "*", "@", "#", "$", "%"]

@@ -36,34 +36,13 @@ def vocab():
 
 @pytest.fixture(scope="module")
 def reference(vocab):
-    """The published model with random weights (BatchNorm statistics too)."""
-    torch.manual_seed(0)
-    model = published.model_init(vocab.word2idx)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-        model.text_feature.seq2vec.embedding.weight.mul_(0.3)
-    return model.eval()
+    return published.random_model(vocab.word2idx)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, reference):
-    """``AMFMN.tar`` as the AMFMN training code saves it (``utils.save_checkpoint``)."""
     path = tmp_path_factory.mktemp("amfmn") / "AMFMN.tar"
-    torch.save(
-        {
-            "epoch": 38,
-            "arch": "baseline",
-            "model": reference.state_dict(),
-            "best_rsum": np.float64(265.27),  # a NumPy number, as rsum is computed
-            "options": published.OPTIONS,
-            "Eiters": 12345,
-        },
-        path,
-    )
+    published.save_checkpoint(reference, path)
     return path
 
 
