@@ -1,10 +1,10 @@
 """Torch helpers shared by the CLIP-family encoders.
 
 One safe checkpoint loader (``weights_only=True``, wrapped state dicts unwrapped),
-one key-mismatch report, one batched preprocessing transform, one batching loop
-under ``torch.inference_mode`` with half precision on CUDA, and the encoder base
-class built on them. Imported only when a CLIP-family encoder is built, so
-``import selo.models`` stays light.
+one key-mismatch report, one batched preprocessing transform (Pillow's exact
+pixels), one batching loop under ``torch.inference_mode`` in the chosen
+precision, and the encoder base class built on them. Imported only when a
+torch encoder is built, so ``import selo.models`` stays light.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import pickle
 import re
+import threading
 import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from selo.errors import CheckpointError, MissingDependencyError, ParameterError
-from selo.models.base import Encoder, as_nhwc, l2_normalize, select_device
+from selo.models.base import PRECISIONS, Encoder, as_nhwc, l2_normalize, select_device
+from selo.models.resample import pil_resize, resize_like_pil
 
 __all__ = [
     "CLIP_INPUT_SIZE",
@@ -40,7 +41,9 @@ __all__ = [
     "embed_batches",
     "load_into",
     "load_state_dict",
+    "numpy_scalar_globals",
     "require",
+    "resolve_precision",
     "torch_device",
 ]
 
@@ -67,14 +70,31 @@ def require(module: str, install: str = _CLIP_EXTRA) -> ModuleType:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def numpy_scalar_globals() -> list[Any]:
+    """The globals a pickled NumPy number needs (``best_rsum`` of a training checkpoint).
+
+    A NumPy scalar is pickled as ``numpy._core.multiarray.scalar`` (NumPy 2) or
+    ``numpy.core.multiarray.scalar`` (NumPy 1), a ``numpy.dtype`` and its
+    DType class; these only rebuild numbers and run no other code.
+    """
+    scalar = np._core.multiarray.scalar
+    dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64)]
+    dtypes += [type(np.dtype(t)) for t in (np.int32, np.int16, np.int8, np.uint8, np.bool_)]
+    return [np.dtype, *dtypes, scalar, (scalar, "numpy.core.multiarray.scalar")]
+
+
+def load_state_dict(
+    path: str | Path, *, safe_globals: Sequence[Any] = ()
+) -> dict[str, torch.Tensor]:
     """The tensors of a local checkpoint file, read without running any pickled code.
 
     ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(weights_only=True)``, which refuses pickles that carry code or
-    arbitrary objects. Training checkpoints that wrap the weights (under
-    ``state_dict``, ``model`` or ``module``, or with ``module.`` key prefixes from
-    DataParallel) are unwrapped.
+    arbitrary objects; ``safe_globals`` are the only extra globals it may use
+    (``torch.serialization.safe_globals``), e.g. :func:`numpy_scalar_globals`.
+    Training checkpoints that wrap the weights (under ``state_dict``, ``model``
+    or ``module``, or with ``module.`` key prefixes from DataParallel) are
+    unwrapped.
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -88,13 +108,13 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
             raise CheckpointError(f"cannot read safetensors checkpoint {p}: {e}") from e
     else:
-        obj = _torch_load(p)
+        obj = _torch_load(p, safe_globals)
     return _unwrap(obj, p)
 
 
-def _torch_load(p: Path) -> Any:
+def _torch_load(p: Path, safe_globals: Sequence[Any] = ()) -> Any:
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.serialization.safe_globals(list(safe_globals)):
             warnings.filterwarnings("ignore", message=".*TorchScript archive")
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -209,14 +229,22 @@ def load_into(
 # --------------------------------------------------------------------------- preprocessing
 
 
+_PILLOW_DEVICES = ("cpu",)
+"""Devices whose windows Pillow itself resizes (faster there); elsewhere the integer passes."""
+
+
 @dataclass(frozen=True)
 class ImageTransform:
-    """A CLIP eval transform applied in torch to a whole batch.
+    """A torchvision-on-PIL eval transform applied to a whole batch, pixel for pixel.
 
-    Resize the shortest side to ``resize`` (antialiased, like PIL), round to
-    the 8-bit grid the PIL pipeline would produce, centre-crop ``crop`` × ``crop``,
-    scale to [0, 1] and normalise with ``mean``/``std``. Equivalent to
-    torchvision's ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize``.
+    ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize(mean, std)`` as
+    torchvision applies it to a PIL image: the resize gives Pillow's own uint8
+    pixels (:mod:`selo.models.resample`; Pillow in threads on CPU, its integer
+    re-implementation on other devices), then the same float32 operations.
+    ``resize_mode`` ``"shortest"`` resizes the shortest side to ``resize``
+    (torchvision ``Resize(int)``); ``"squash"`` resizes to ``resize`` ×
+    ``resize`` (``Resize((s, s))``). ``crop_offset`` ``"round"`` centres the
+    crop as torchvision does, ``"floor"`` as Hugging Face image processors do.
     """
 
     resize: int
@@ -224,6 +252,8 @@ class ImageTransform:
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
     interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    crop_offset: str = "round"
 
     def __post_init__(self) -> None:
         if self.interpolation not in ("bicubic", "bilinear"):
@@ -233,34 +263,57 @@ class ImageTransform:
             )
         if not 0 < self.crop <= self.resize:
             raise CheckpointError(f"bad image sizes: resize {self.resize}, crop {self.crop}")
+        if self.resize_mode not in ("shortest", "squash"):
+            raise CheckpointError(f"unsupported resize mode {self.resize_mode!r}")
+        if self.crop_offset not in ("round", "floor"):
+            raise CheckpointError(f"unsupported crop offset {self.crop_offset!r}")
 
     @property
     def tag(self) -> str:
-        """Short text naming the preprocessing, part of an encoder's ``version``."""
+        """Short text naming the preprocessing, part of an encoder's ``version``.
+
+        ``-pil``: resized to Pillow's exact pixels (embeddings made before that
+        used a float resize, so their cache entries are not reused).
+        """
         size = f"{self.crop}" if self.resize == self.crop else f"{self.resize}c{self.crop}"
-        tag = f"pre{size}-{self.interpolation}"
+        tag = f"pre{size}-{self.interpolation}-pil"
+        if self.resize_mode != "shortest":
+            tag += f"-{self.resize_mode}"
+        if self.crop_offset != "round" and self.resize != self.crop:
+            tag += f"-crop{self.crop_offset}"
         if (self.mean, self.std) != (OPENAI_MEAN, OPENAI_STD):
             stats = repr((self.mean, self.std)).encode()
             tag += "-" + hashlib.sha256(stats).hexdigest()[:6]
         return tag
 
-    def __call__(self, images: np.ndarray, device: str) -> torch.Tensor:
-        """uint8 N×H×W×3 RGB windows as a float32 N×3×crop×crop model input on ``device``."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-        x = x.permute(0, 3, 1, 2).float()
-        h, w = x.shape[-2:]
+    def resized_size(self, h: int, w: int) -> tuple[int, int]:
+        """(h, w) after the resize step, with torchvision's rounding of the long side."""
+        if self.resize_mode == "squash":
+            return self.resize, self.resize
         short, long = (h, w) if h <= w else (w, h)
         new_long = int(self.resize * long / short)
-        size = (self.resize, new_long) if h <= w else (new_long, self.resize)
-        if size != (h, w):
-            x = F.interpolate(x, size=size, mode=self.interpolation, antialias=True)
-            x = x.clamp_(0, 255).round_()  # PIL hands back uint8 here
-        top = int(round((size[0] - self.crop) / 2.0))
-        left = int(round((size[1] - self.crop) / 2.0))
+        return (self.resize, new_long) if h <= w else (new_long, self.resize)
+
+    def __call__(self, images: np.ndarray, device: str) -> torch.Tensor:
+        """uint8 N×H×W×3 RGB windows as a float32 N×3×crop×crop model input on ``device``."""
+        a = np.ascontiguousarray(images)
+        h, w = a.shape[1:3]
+        size = self.resized_size(h, w)
+        if size != (h, w) and torch.device(device).type in _PILLOW_DEVICES:
+            a = pil_resize(a, size, self.interpolation)
+        x = torch.from_numpy(a).to(device).permute(0, 3, 1, 2)
+        if size != tuple(x.shape[-2:]):
+            x = resize_like_pil(x, size, self.interpolation)
+        if self.crop_offset == "round":
+            top = int(round((size[0] - self.crop) / 2.0))
+            left = int(round((size[1] - self.crop) / 2.0))
+        else:
+            top, left = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
         x = x[..., top : top + self.crop, left : left + self.crop]
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255
-        return (x - mean) / std
+        x = x.float().div(255)  # ToTensor
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        return x.sub(mean).div(std)  # Normalize
 
 
 # --------------------------------------------------------------------------- inference
@@ -278,12 +331,60 @@ def torch_device(device: str | None) -> str:
     return chosen
 
 
-def autocast(device: str) -> contextlib.AbstractContextManager:
-    """Half precision on CUDA (bf16 where supported, else fp16); a null context elsewhere."""
-    if not str(device).startswith("cuda"):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def resolve_precision(precision: str | None, device: str) -> str:
+    """The precision the towers run in on ``device``: ``precision``, or automatically
+    bf16 on CUDA where supported, else fp16, and fp32 elsewhere."""
+    on_cuda = torch.device(device).type == "cuda"
+    if precision is None:
+        if not on_cuda:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in PRECISIONS:
+        raise ParameterError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and on_cuda and not torch.cuda.is_bf16_supported():
+        raise ParameterError("this GPU does not support bf16; use --precision fp16 or fp32")
+    return precision
+
+
+_HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: str, precision: str | None = None) -> contextlib.AbstractContextManager:
+    """The context the towers run in: autocast to bf16/fp16, or plain fp32.
+
+    fp32 on CUDA also turns TensorFloat-32 off for convolutions and matrix
+    products (cuDNN uses it for convolutions by default), so that fp32 means
+    what the published tools computed.
+    """
+    chosen = resolve_precision(precision, device)
+    kind = torch.device(device).type
+    if chosen == "fp32":
+        return _ieee_fp32() if kind == "cuda" else contextlib.nullcontext()
+    return torch.autocast(kind, dtype=_HALF[chosen])
+
+
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = 0
+_TF32_SAVED: tuple[bool, bool] = (False, False)
+
+
+@contextlib.contextmanager
+def _ieee_fp32():
+    """TF32 off while any thread embeds in fp32 (the flags are process-wide)."""
+    global _TF32_USERS, _TF32_SAVED
+    with _TF32_LOCK:
+        if _TF32_USERS == 0:
+            _TF32_SAVED = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        _TF32_USERS += 1
+    try:
+        yield
+    finally:
+        with _TF32_LOCK:
+            _TF32_USERS -= 1
+            if _TF32_USERS == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _TF32_SAVED
 
 
 def embed_batches(
@@ -293,11 +394,12 @@ def embed_batches(
     batch_size: int,
     device: str,
     dim: int,
+    precision: str | None = None,
 ) -> np.ndarray:
     """``fn`` over consecutive batches of ``items``, as one float32 L2-normalised N×dim array."""
     if len(items) == 0:
         return np.zeros((0, dim), dtype=np.float32)
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         parts = [
             fn(items[i : i + batch_size]).float().cpu() for i in range(0, len(items), batch_size)
         ]
@@ -308,7 +410,9 @@ class TorchEncoder(Encoder):
     """A CLIP-family model: batched, on its device, with its own preprocessing.
 
     Subclasses say how to tokenize and how to run each tower; windows arrive as
-    uint8 ``CLIP_INPUT_SIZE`` squares and go through ``transform`` on the device.
+    uint8 ``input_size`` squares and go through ``transform`` on the device. The
+    towers run in ``precision`` (:func:`resolve_precision`); a precision other
+    than fp32 is part of ``version``.
     """
 
     input_size = CLIP_INPUT_SIZE
@@ -324,6 +428,7 @@ class TorchEncoder(Encoder):
         context_length: int,
         device: str,
         batch_size: int = 64,
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
@@ -335,10 +440,11 @@ class TorchEncoder(Encoder):
         self.context_length = context_length
         self.device = device
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, device)
 
     @property
     def version(self) -> str:
-        return self._version
+        return self._version + ("" if self.precision == "fp32" else f"+{self.precision}")
 
     @abstractmethod
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -360,6 +466,7 @@ class TorchEncoder(Encoder):
             batch_size=self.batch_size,
             device=self.device,
             dim=self.embed_dim,
+            precision=self.precision,
         )
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -369,6 +476,7 @@ class TorchEncoder(Encoder):
             batch_size=self.batch_size,
             device=self.device,
             dim=self.embed_dim,
+            precision=self.precision,
         )
 
     def check_query(self, text: str) -> str | None:

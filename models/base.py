@@ -20,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from selo.errors import ParameterError
+
 __all__ = [
+    "PRECISIONS",
     "Encoder",
     "EncoderSpec",
     "l2_normalize",
@@ -30,6 +33,10 @@ __all__ = [
 ]
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""Precisions a torch encoder can run its towers in (``None``: automatic)."""
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """What is needed to build an encoder anywhere (picklable; tasks carry it).
@@ -37,12 +44,21 @@ class EncoderSpec:
     ``name`` is a registry spec such as ``color``, ``openclip:ViT-B-32`` or a
     preset name; ``checkpoint`` a local weights path where the spec needs one;
     ``device`` ``None``/``"auto"`` (CUDA when present, else CPU), ``"cpu"``,
-    ``"cuda"`` or ``"cuda:N"``.
+    ``"cuda"`` or ``"cuda:N"``; ``precision`` one of :data:`PRECISIONS`, or
+    ``None`` for automatic (bf16 on CUDA where supported, else fp16; fp32 on
+    CPU). The ``color`` encoder computes in float32 whatever it says.
     """
 
     name: str = "color"
     checkpoint: str | None = None
     device: str | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in (None, *PRECISIONS):
+            raise ParameterError(
+                f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}"
+            )
 
 
 class Encoder(ABC):

@@ -6,8 +6,8 @@ weights (``model.safetensors`` or ``pytorch_model.bin``, possibly sharded),
 the tokenizer files and, usually, ``preprocessor_config.json``. Everything is
 read with ``local_files_only=True``. The preprocessing comes from
 ``preprocessor_config.json`` (resize the shortest edge, centre crop,
-``image_mean``/``image_std``); without it, CLIP's defaults at the vision
-tower's image size.
+``image_mean``/``image_std``), pixel for pixel as ``CLIPImageProcessor`` (the
+PIL one) applies it; without it, CLIP's defaults at the vision tower's image size.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def hf_transform(directory: Path, image_size: int) -> ImageTransform:
         mean=tuple(cfg.get("image_mean", OPENAI_MEAN)),
         std=tuple(cfg.get("image_std", OPENAI_STD)),
         interpolation=_RESAMPLE.get(cfg.get("resample", 3), "bicubic"),
+        crop_offset="floor",  # transformers' center_crop: (size - crop) // 2
     )
 
 
@@ -113,7 +114,11 @@ class HFClipEncoder(TorchEncoder):
 
 
 def load_hfclip(
-    directory: str | Path, *, name: str | None = None, device: str | None = None
+    directory: str | Path,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> HFClipEncoder:
     """The ``hf-clip:<dir>`` encoder of a local Hugging Face CLIP directory."""
     d = Path(directory).expanduser()
@@ -146,6 +151,7 @@ def load_hfclip(
         context_length=int(model.config.text_config.max_position_embeddings),
         tokenizer=tokenizer,
         device=torch_device(device),
+        precision=precision,
     )
 
 

@@ -55,11 +55,18 @@ def load_longclip(
     *,
     name: str | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> OpenClipEncoder:
     """The ``longclip:<arch>`` encoder with weights from a local Long-CLIP state dict."""
     model = build_model(arch, kind="longclip", quick_gelu=True, context_length=LONGCLIP_CONTEXT)
     spec = f"longclip:{arch}, a Long-CLIP state dict"
     digest = load_weights(model, checkpoint, spec=spec, adapt=fold_positional_embedding)
     return encoder_from_model(
-        model, arch=arch, kind="longclip", weights=digest, name=name, device=device
+        model,
+        arch=arch,
+        kind="longclip",
+        weights=digest,
+        name=name,
+        device=device,
+        precision=precision,
     )

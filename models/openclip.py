@@ -13,6 +13,7 @@ are refused (use ``hf-clip:<dir>`` for those), as are timm vision towers.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +31,7 @@ from selo.models._torch import (
     torch_device,
 )
 from selo.models.base import file_digest
+from selo.models.presets import PRESETS
 
 __all__ = [
     "OpenClipEncoder",
@@ -38,6 +40,7 @@ __all__ = [
     "encoder_from_model",
     "load_openclip",
     "load_weights",
+    "quick_gelu_warning",
     "transform_of",
 ]
 
@@ -46,7 +49,13 @@ _INSTALL = "pip install open_clip_torch  (or: pip install 'selo[clip]')"
 # Checkpoint entries that do not affect embeddings: the contrastive temperature
 # and bias, and bookkeeping fields of OpenAI-style exports.
 _OPTIONAL = frozenset({"logit_scale", "logit_bias"})
-_IGNORED = _OPTIONAL | {"input_resolution", "context_length", "vocab_size"}
+_OPENAI_EXPORT_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})
+_IGNORED = _OPTIONAL | _OPENAI_EXPORT_KEYS
+
+# Checkpoint file names of presets trained with QuickGELU (OpenAI CLIP and its fine-tunes).
+_QUICK_GELU_FILES = {
+    p.filename.lower(): p.name for p in PRESETS.values() if p.arch.endswith("-quickgelu")
+}
 
 
 def _open_clip() -> Any:
@@ -146,11 +155,13 @@ def encoder_from_model(
     name: str | None = None,
     device: str | None = None,
     batch_size: int = 64,
+    precision: str | None = None,
 ) -> OpenClipEncoder:
     """Wrap an in-memory open_clip model of architecture ``arch`` as an encoder.
 
     ``weights`` identifies the weights (a checkpoint digest) and goes into
-    ``version`` together with ``kind``, ``arch`` and the preprocessing tag.
+    ``version`` together with ``kind``, ``arch``, the preprocessing tag and a
+    precision other than fp32.
     """
     open_clip = _open_clip()
     transform = transform_of(model)
@@ -172,6 +183,43 @@ def encoder_from_model(
         tokenizer=tokenizer,
         device=torch_device(device),
         batch_size=batch_size,
+        precision=precision,
+    )
+
+
+def quick_gelu_warning(
+    arch: str, checkpoint: str | Path, state: dict[str, torch.Tensor]
+) -> str | None:
+    """A warning when ``openclip:<arch>`` (GELU) is given weights trained with QuickGELU.
+
+    The weights alone cannot say which activation they were trained with (the
+    keys and shapes are the same), so this looks for what reliably marks
+    OpenAI-CLIP-derived files: the bookkeeping entries of OpenAI's own exports
+    (``input_resolution``, ``context_length``, ``vocab_size``), the file name of
+    a QuickGELU preset (``RS5M_ViT-B-32.pt``), or ``openai`` in the file's path
+    (``timm/vit_base_patch32_clip_224.openai``). Nothing is said for an
+    architecture without a ``-quickgelu`` twin, or one that already uses QuickGELU.
+    """
+    open_clip = _open_clip()
+    twin = f"{arch}-quickgelu"
+    if arch.endswith("-quickgelu") or twin not in open_clip.list_models():
+        return None
+    if (open_clip.get_model_config(arch) or {}).get("quick_gelu"):
+        return None
+    path = Path(checkpoint)
+    preset = _QUICK_GELU_FILES.get(path.name.lower())
+    if preset is not None:
+        why, use = f"it is named like the {preset} checkpoint", f"--model {preset}"
+    elif _OPENAI_EXPORT_KEYS & set(state):
+        why, use = "it has the entries of an OpenAI CLIP export", f"--model openclip:{twin}"
+    elif "openai" in str(path).lower():
+        why, use = "its path names OpenAI", f"--model openclip:{twin}"
+    else:
+        return None
+    return (
+        f"checkpoint {checkpoint} looks like OpenAI-CLIP-derived weights, trained with "
+        f"QuickGELU activations ({why}), but openclip:{arch} uses GELU, which changes every "
+        f"embedding; use {use} (openclip:{twin} is the same architecture with QuickGELU)"
     )
 
 
@@ -181,13 +229,17 @@ def load_weights(
     *,
     spec: str,
     adapt: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    check: Callable[[dict[str, torch.Tensor]], None] | None = None,
 ) -> str:
     """Load a local state dict into an open_clip model (after ``adapt``); its digest.
 
-    Old-style checkpoints with the text tower at the top level are converted
-    for ``CustomTextCLIP`` models, as open_clip itself does.
+    ``check`` sees the state dict as read, before anything else. Old-style
+    checkpoints with the text tower at the top level are converted for
+    ``CustomTextCLIP`` models, as open_clip itself does.
     """
     state = load_state_dict(checkpoint)
+    if check is not None:
+        check(state)
     if adapt is not None:
         state = adapt(state)
     if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
@@ -204,8 +256,22 @@ def load_openclip(
     *,
     name: str | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> OpenClipEncoder:
-    """The ``openclip:<arch>`` encoder with weights from a local open_clip state dict."""
+    """The ``openclip:<arch>`` encoder with weights from a local open_clip state dict.
+
+    Weights that look trained with QuickGELU in a GELU architecture get a
+    warning naming the right preset (:func:`quick_gelu_warning`); presets are
+    loaded as their authors load them and get none.
+    """
+
+    def check(state: dict[str, torch.Tensor]) -> None:
+        message = None if name in PRESETS else quick_gelu_warning(arch, checkpoint, state)
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=4)
+
     model = build_model(arch)
-    digest = load_weights(model, checkpoint, spec=f"openclip:{arch}")
-    return encoder_from_model(model, arch=arch, weights=digest, name=name, device=device)
+    digest = load_weights(model, checkpoint, spec=f"openclip:{arch}", check=check)
+    return encoder_from_model(
+        model, arch=arch, weights=digest, name=name, device=device, precision=precision
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 __all__ = ["Preset", "PRESETS", "SPEC_FORMS", "KINDS"]
 
-KINDS = ("color", "openclip", "hf-clip", "longclip")
+KINDS = ("color", "openclip", "hf-clip", "longclip", "amfmn")
 """Encoder kinds, i.e. the prefixes of a spec (``openclip:ViT-B-32``)."""
 
 
@@ -70,8 +70,18 @@ SPEC_FORMS: tuple[Preset, ...] = (
         "your own file",
         notes="A Long-CLIP state dict (248-token text); --checkpoint PATH.",
     ),
+    Preset(
+        "amfmn:<vocab.json>",
+        "amfmn",
+        "",
+        "",
+        "your own file",
+        notes="An AMFMN training checkpoint (--checkpoint PATH) with its word vocabulary "
+        "(a vocabs.py JSON file; rsitmd_splits_vocab.json is bundled).",
+    ),
 )
 
+_SLM = "https://github.com/xiaoyuan1996/SemanticLocalizationMetrics"
 _REMOTECLIP = "https://huggingface.co/chendelong/RemoteCLIP"
 _GEORSCLIP = "https://huggingface.co/Zilun/GeoRSCLIP"
 _LRSCLIP = "https://github.com/MitsuiChen14/LRSCLIP"
@@ -84,6 +94,19 @@ _LRSCLIP_NOTE = (
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
+        Preset(
+            "amfmn-rsitmd",
+            "amfmn",
+            "rsitmd_splits_vocab.json",
+            "AMFMN.tar",
+            _SLM,
+            rmi=0.6772,
+            notes="AMFMN trained on RSITMD, the model of the published SeLo tables (v1 Rmi "
+            "0.6772, v2 0.7021). The checkpoint is in the Google Drive folder linked from the "
+            "repository's README (SLM_checkpoints.zip); the vocabulary (the repository's "
+            "predict/vocab/rsitmd_splits_vocab.json, MIT) is bundled with selo. No "
+            "skip-thoughts files are needed.",
+        ),
         Preset(
             "remoteclip-rn50",
             "openclip",

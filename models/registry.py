@@ -1,7 +1,8 @@
 """Build encoders from spec strings: ``color``, ``openclip:<arch>``, ``hf-clip:<dir>``,
-``longclip:<arch>`` and the named presets of :mod:`selo.models.presets`.
+``longclip:<arch>``, ``amfmn:<vocab.json>`` and the named presets of
+:mod:`selo.models.presets`.
 
-The CLIP-family loaders (and torch, open_clip, transformers) are imported only
+The torch loaders (and torch, open_clip, transformers) are imported only
 when such an encoder is built. :func:`cached_encoder` keeps one encoder per
 spec and process, so Dask workers load a model once, not once per task.
 """
@@ -36,7 +37,8 @@ def parse_spec(name: str) -> tuple[str, str]:
         return kind, arg.strip()
     raise ModelError(
         f"unknown encoder spec {name!r}; use one of: color, openclip:<arch>, hf-clip:<dir>, "
-        f"longclip:<arch>, or a preset: {', '.join(PRESETS)} (`selo models` lists them)"
+        f"longclip:<arch>, amfmn:<vocab.json>, or a preset: {', '.join(PRESETS)} "
+        "(`selo models` lists them)"
     )
 
 
@@ -49,17 +51,20 @@ def get_encoder(
     spec: str | EncoderSpec,
     checkpoint: str | Path | None = None,
     device: str | None = None,
+    precision: str | None = None,
 ) -> Encoder:
     """The encoder a spec names, with weights from ``checkpoint`` where it needs one.
 
-    ``checkpoint`` and ``device`` given here override those of an
+    ``checkpoint``, ``device`` and ``precision`` given here override those of an
     :class:`EncoderSpec`. ``device`` ``None``/``"auto"`` means CUDA when present,
-    else CPU.
+    else CPU; ``precision`` ``None`` means bf16/fp16 on CUDA, fp32 elsewhere.
     """
     if isinstance(spec, EncoderSpec):
         checkpoint = checkpoint if checkpoint is not None else spec.checkpoint
         device = device if device is not None else spec.device
+        precision = precision if precision is not None else spec.precision
         spec = spec.name
+    EncoderSpec(spec, precision=precision)  # checks the precision before loading anything
     kind, arg = parse_spec(spec)
     name = spec.strip()
     if kind == "preset":
@@ -83,20 +88,25 @@ def get_encoder(
     if kind == "hf-clip":
         from selo.models.hfclip import load_hfclip
 
-        return load_hfclip(arg, name=name, device=device)
+        return load_hfclip(arg, name=name, device=device, precision=precision)
     if checkpoint is None:
+        what = {"longclip": "Long-CLIP state dict", "amfmn": "AMFMN checkpoint"}
         raise CheckpointError(
             f"{name} needs a checkpoint: pass --checkpoint PATH to a local "
-            f"{'Long-CLIP' if kind == 'longclip' else 'open_clip'} state dict "
+            f"{what.get(kind, 'open_clip state dict')} "
             "(or use a preset; `selo models` lists them)"
         )
+    if kind == "amfmn":
+        from selo.models.amfmn import load_amfmn
+
+        return load_amfmn(arg, checkpoint, name=name, device=device, precision=precision)
     if kind == "longclip":
         from selo.models.longclip import load_longclip
 
-        return load_longclip(arg, checkpoint, name=name, device=device)
+        return load_longclip(arg, checkpoint, name=name, device=device, precision=precision)
     from selo.models.openclip import load_openclip
 
-    return load_openclip(arg, checkpoint, name=name, device=device)
+    return load_openclip(arg, checkpoint, name=name, device=device, precision=precision)
 
 
 _CACHE: dict[EncoderSpec, Encoder] = {}

@@ -190,6 +190,13 @@ def run_options(f):
             help="cpu, cuda or cuda:N (default: CUDA when present, else CPU).",
         ),
         click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16"]),
+            default=None,
+            help="Encoder precision (default: bf16, or fp16, on CUDA; fp32 on CPU; "
+            "--paper-compat: fp32).",
+        ),
+        click.option(
             "--method",
             type=click.Choice(["v1", "v2"]),
             default="v1",
@@ -275,6 +282,7 @@ def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False
         model=kw["model"],
         checkpoint=kw["checkpoint"],
         device=kw["device"],
+        precision=kw["precision"],
         method=kw["method"],
         scales=kw["scales"],
         seed=kw["seed"],

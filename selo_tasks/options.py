@@ -37,6 +37,7 @@ class Options:
     model: str = "color"
     checkpoint: str | None = None
     device: str | None = None
+    precision: str | None = None  # fp32, bf16, fp16; None: half on CUDA, fp32 elsewhere
     # method
     method: str = "v1"
     scales: tuple[int, ...] | str | None = None
@@ -77,6 +78,9 @@ class Options:
                     "--scheduler and --gpu exclude each other: a GPU cluster is either "
                     "yours or embedded"
                 )
+        self.encoder_spec  # noqa: B018 - an unknown precision fails here
+        if self.paper_compat and self.precision not in (None, "fp32"):
+            raise ParameterError("--paper-compat runs the encoder in fp32; leave out --precision")
         self.build_method()  # options that do not fit the method fail here
 
     def build_method(self) -> Method:
@@ -85,7 +89,9 @@ class Options:
 
     @property
     def encoder_spec(self) -> EncoderSpec:
-        return EncoderSpec(self.model, self.checkpoint, self.device)
+        """The encoder to build; ``--paper-compat`` runs it in fp32, as the published tools."""
+        precision = "fp32" if self.paper_compat else self.precision
+        return EncoderSpec(self.model, self.checkpoint, self.device, precision)
 
     def cut(self, input_size: int) -> CutSpec:
         """How windows become input for an encoder reading ``input_size`` squares."""
@@ -101,6 +107,7 @@ class Options:
             "model": self.model,
             "checkpoint": self.checkpoint,
             "device": self.device,
+            "precision": self.encoder_spec.precision,
             "chunk": self.chunk,
             "batch": self.batch,
             "cache_dir": self.cache_dir,

@@ -75,7 +75,7 @@ def test_shapes_norms_determinism_and_version(model_dir, encoder):
     assert (encoder.input_size, encoder.embed_dim, encoder.device) == (256, 32, "cpu")
     assert encoder.name == f"hf-clip:{model_dir}"
     assert encoder.version.startswith("hf-clip:tiny-clip@")
-    assert encoder.version.endswith("+pre64-bicubic")
+    assert encoder.version.endswith("+pre64-bicubic-pil")
     assert encoder.check_query("green trees") is None
     assert "at most 77" in encoder.check_query("gray " * 100)
 
@@ -117,7 +117,7 @@ def test_preprocessor_config_is_honoured(tmp_path):
         (0.25, 0.25, 0.25),
         "bilinear",
     )
-    assert t.tag.startswith("pre72c64-bilinear-")
+    assert t.tag.startswith("pre72c64-bilinear-pil-cropfloor-")
 
 
 def _copy_without(model_dir, tmp_path, *names):

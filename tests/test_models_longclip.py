@@ -97,7 +97,7 @@ def test_image_tower_and_attributes(arch, longclip_state, encoder):
     np.testing.assert_allclose(np.linalg.norm(img, axis=1), 1, atol=1e-5)
     assert encoder.context_length == LONGCLIP_CONTEXT
     assert encoder.version.startswith(f"longclip:{arch}@")
-    assert encoder.version.endswith("+pre64-bicubic")
+    assert encoder.version.endswith("+pre64-bicubic-pil")
     assert encoder.check_query(LONG_TEXT) is None  # fits in 248 tokens
     assert "at most 248" in encoder.check_query("gray " * 300)
 

@@ -101,7 +101,7 @@ def test_deterministic_batch_independent_and_accepts_nchw(encoder):
 
 def test_version_names_arch_weights_and_preprocessing(arch, model, encoder, checkpoint, tmp_path):
     assert encoder.version.startswith(f"openclip:{arch}@")
-    assert encoder.version.endswith("+pre64-bicubic")
+    assert encoder.version.endswith("+pre64-bicubic-pil")
     other = tmp_path / "other.pt"
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["ln_final.bias"] += 1
@@ -240,23 +240,22 @@ def test_unusable_architectures(arch_name, message, checkpoint):
         get_encoder(f"openclip:{arch_name}", checkpoint=checkpoint)
 
 
-def test_transform_matches_torchvision_pil_pipeline():
-    windows = smooth_windows(2)
-    for size in (224, 64):
+def test_transform_equals_open_clip_pil_pipeline_exactly():
+    """Pillow's pixels, then torchvision's float ops: the very tensor open_clip feeds its model."""
+    windows = np.random.default_rng(1).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
+    for size in (224, 64, 256):
         ref = open_clip.image_transform(size, is_train=False)
         expected = torch.stack([ref(Image.fromarray(w)) for w in windows])
         got = ImageTransform(size, size)(windows, "cpu")
-        assert got.shape == expected.shape == (2, 3, size, size)
-        diff = (got - expected).abs()
-        assert float(diff.mean()) < 0.01 and float(diff.max()) < 0.1
+        assert got.shape == expected.shape == (3, 3, size, size)
+        assert torch.equal(got, expected), size
 
 
 def test_transform_crops_non_square_windows_like_torchvision():
     windows = smooth_windows(1)[:, :, :200]  # 256 high, 200 wide
     ref = open_clip.image_transform(64, is_train=False)(Image.fromarray(windows[0]))
     got = ImageTransform(64, 64)(windows, "cpu")[0]
-    assert got.shape == ref.shape
-    assert float((got - ref).abs().mean()) < 0.01
+    assert torch.equal(got, ref)
 
 
 @pytest.mark.filterwarnings("ignore:.*CUDA is not available")
@@ -273,3 +272,101 @@ def test_autocast_is_a_null_context_on_cpu():
         assert not torch.is_autocast_enabled()
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_autocast_honours_an_explicit_precision_on_cpu():
+    with autocast("cpu", "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        y = torch.nn.Linear(2, 2)(torch.ones(2, 2))
+    assert y.dtype == torch.bfloat16
+    with autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_fp32_on_cuda_turns_tensorfloat32_off_and_back(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    with autocast("cuda:0", "fp32"):
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+        with autocast("cuda:0", "fp32"):  # nested (another thread): still off
+            assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+
+
+def test_precision_is_part_of_the_version_unless_fp32(arch, checkpoint, encoder):
+    half = get_encoder(f"openclip:{arch}", checkpoint=checkpoint, device="cpu", precision="bf16")
+    assert half.precision == "bf16" and half.version == encoder.version + "+bf16"
+    assert encoder.precision == "fp32" and not encoder.version.endswith("fp32")
+    windows = smooth_windows(3)
+    cos = np.sum(half.encode_images(windows) * encoder.encode_images(windows), axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(
+        half.encode_images(windows), encoder.encode_images(windows)
+    )
+
+
+def test_unknown_precision_is_a_parameter_error(arch, checkpoint):
+    from selo.errors import ParameterError
+    from selo.models import EncoderSpec
+
+    with pytest.raises(ParameterError, match="fp32, bf16, fp16"):
+        EncoderSpec(f"openclip:{arch}", str(checkpoint), precision="fp8")
+    with pytest.raises(ParameterError, match="unknown precision"):
+        get_encoder(f"openclip:{arch}", checkpoint=checkpoint, precision="int8")
+
+
+@pytest.mark.parametrize(
+    ("arch_name", "file", "keys", "expected"),
+    [
+        pytest.param("ViT-B-32", "RS5M_ViT-B-32.pt", (), "--model georsclip-vit-b-32", id="rs5m"),
+        pytest.param(
+            "ViT-B-16", "w.pt", ("input_resolution",), "openclip:ViT-B-16-quickgelu", id="export"
+        ),
+        pytest.param(
+            "ViT-B-32",
+            "hub/models--timm--vit_base_patch32_clip_224.openai/open_clip_model.safetensors",
+            (),
+            "openclip:ViT-B-32-quickgelu",
+            id="openai-path",
+        ),
+        pytest.param("ViT-B-32-quickgelu", "RS5M_ViT-B-32.pt", (), None, id="already-quickgelu"),
+        pytest.param("ViT-B-32", "RemoteCLIP-ViT-B-32.pt", (), None, id="gelu-weights"),
+        pytest.param("ViT-H-14", "RS5M_ViT-H-14.pt", (), None, id="georsclip-h-is-gelu"),
+        pytest.param("selo-test-vit", "RS5M_ViT-B-32.pt", (), None, id="no-quickgelu-twin"),
+    ],
+)
+def test_quick_gelu_warning_signals(arch, arch_name, file, keys, expected):
+    from selo.models.openclip import quick_gelu_warning
+
+    state = {k: torch.zeros(()) for k in ("positional_embedding", *keys)}
+    message = quick_gelu_warning(arch_name, file, state)
+    if expected is None:
+        assert message is None
+    else:
+        assert expected in message and "QuickGELU" in message
+
+
+def test_quickgelu_weights_in_a_gelu_arch_warn_but_presets_do_not(
+    tmp_path_factory, arch, model, monkeypatch
+):
+    register_arch(
+        tmp_path_factory.mktemp("twin"), f"{arch}-quickgelu", {**TINY_VIT, "quick_gelu": True}
+    )
+    path = tmp_path_factory.mktemp("rs5m") / "RS5M_ViT-B-32.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.warns(UserWarning, match="use --model georsclip-vit-b-32"):
+        get_encoder(f"openclip:{arch}", checkpoint=path, device="cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_encoder(f"openclip:{arch}-quickgelu", checkpoint=path, device="cpu")
+        monkeypatch.setattr("selo.models.registry.PRESETS", {"p": _preset(arch)})
+        monkeypatch.setattr("selo.models.openclip.PRESETS", {"p": _preset(arch)})
+        get_encoder("p", checkpoint=path, device="cpu")
+
+
+def _preset(arch):
+    from selo.models.presets import Preset
+
+    return Preset("p", "openclip", arch, "RS5M_ViT-B-32.pt", "nowhere")

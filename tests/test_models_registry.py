@@ -82,7 +82,7 @@ def test_preset_resolves_to_its_kind_and_arch(monkeypatch):
     calls = []
     monkeypatch.setattr(
         "selo.models.openclip.load_openclip",
-        lambda arch, ckpt, *, name, device: calls.append((arch, ckpt, name, device)),
+        lambda arch, ckpt, *, name, device, precision: calls.append((arch, ckpt, name, device)),
     )
     get_encoder("georsclip-vit-b-32", checkpoint="RS5M_ViT-B-32.pt", device="cpu")
     assert calls == [("ViT-B-32-quickgelu", "RS5M_ViT-B-32.pt", "georsclip-vit-b-32", "cpu")]
@@ -93,12 +93,14 @@ def test_encoder_spec_fields_are_used_and_overridable(monkeypatch):
     monkeypatch.setattr("selo.models._torch.torch_device", lambda device: device)
     monkeypatch.setattr(
         "selo.models.longclip.load_longclip",
-        lambda arch, ckpt, *, name, device: calls.append((arch, ckpt, device)),
+        lambda arch, ckpt, *, name, device, precision: calls.append(
+            (arch, ckpt, device, precision)
+        ),
     )
-    spec = EncoderSpec("longclip:ViT-B-16", checkpoint="a.pt", device="cpu")
+    spec = EncoderSpec("longclip:ViT-B-16", checkpoint="a.pt", device="cpu", precision="fp16")
     get_encoder(spec)
-    get_encoder(spec, checkpoint="b.pt", device="cuda:1")
-    assert calls == [("ViT-B-16", "a.pt", "cpu"), ("ViT-B-16", "b.pt", "cuda:1")]
+    get_encoder(spec, checkpoint="b.pt", device="cuda:1", precision="fp32")
+    assert calls == [("ViT-B-16", "a.pt", "cpu", "fp16"), ("ViT-B-16", "b.pt", "cuda:1", "fp32")]
 
 
 @pytest.mark.parametrize(
@@ -121,6 +123,7 @@ def test_presets_table():
     assert [r.name for r in rows[len(SPEC_FORMS) :]] == list(PRESETS)
     assert {r.kind for r in SPEC_FORMS} == set(KINDS)
     expected = {
+        "amfmn-rsitmd": ("amfmn", "rsitmd_splits_vocab.json", "AMFMN.tar"),
         "remoteclip-rn50": ("openclip", "RN50", "RemoteCLIP-RN50.pt"),
         "remoteclip-vit-b-32": ("openclip", "ViT-B-32", "RemoteCLIP-ViT-B-32.pt"),
         "remoteclip-vit-l-14": ("openclip", "ViT-L-14", "RemoteCLIP-ViT-L-14.pt"),
@@ -134,12 +137,20 @@ def test_presets_table():
     assert PRESETS["georsclip-vit-b-32"].rmi == 0.7447
     assert PRESETS["georsclip-vit-h-14"].rmi == 0.7494
     assert PRESETS["openai-vit-b-32"].rmi == 0.7071
+    assert PRESETS["amfmn-rsitmd"].rmi == 0.6772
     assert all(p.source.startswith("https://") for p in PRESETS.values())
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+def test_the_amfmn_preset_vocabulary_is_bundled():
+    from selo.models.amfmn import read_vocabulary
+
+    vocab = read_vocabulary(PRESETS["amfmn-rsitmd"].arch)
+    assert len(vocab) == 1349 and vocab.word2idx["<unk>"] == 1349
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.kind != "amfmn"])
 def test_every_preset_architecture_builds_offline(name):
-    """Each preset's architecture is an open_clip built-in that needs no download."""
+    """Each CLIP preset's architecture is an open_clip built-in that needs no download."""
     pytest.importorskip("open_clip")
     from selo.models.openclip import arch_config
 
