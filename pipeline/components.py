@@ -13,7 +13,6 @@ statistics and edge rows travel, never the whole label image.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import cv2
 import dask
@@ -111,7 +110,7 @@ def _merge(blocks: list[list[_Block]]) -> list[Component]:
     parent = np.arange(total + 1)  # id 0: background
 
     def ids(i: int, j: int, edge: np.ndarray) -> np.ndarray:
-        return np.where(edge > 0, edge.astype(np.int64) + offsets[i][j] - 1 + 1, 0)
+        return np.where(edge > 0, edge.astype(np.int64) + offsets[i][j], 0)
 
     pairs = []
     # horizontal chunk edges: the full-width rows above and below each edge
@@ -179,5 +178,3 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
     if ra != rb:
         parent[max(ra, rb)] = min(ra, rb)
 
-
-del pairwise  # (imported for readers of the module's history; unused)

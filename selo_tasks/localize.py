@@ -14,9 +14,9 @@ decides what to write:
     OUT/qNN-<words>/regions.geojson attention centres and high-score regions
     OUT/profile.html                Dask performance report (--profile)
 
-Memory is bounded by chunks: nothing holds the whole scene or map, except
-the attention centres of maps up to 100 megapixels (the metrics' exact rule
-on the full map); larger maps use a decimated map with scaled filter sizes.
+Memory is bounded by chunks: nothing holds the whole scene; the finished map is held
+in memory up to 256 megapixels, larger ones are spooled once to an uncompressed file
+that every writer reads (attention centres then chunk by chunk, exactly).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, sourc
 from selo.pipeline.scenefile import inspect_scene
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.driver import QueryMap
-from selo.selo_tasks.metrics import attention_centres
+from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
 from selo.selo_tasks.options import Options
 from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
 
@@ -60,7 +60,6 @@ __all__ = ["QueryOutputs", "check_queries", "localize", "query_folder"]
 
 log = logging.getLogger(__name__)
 
-FULL_MAP_PIXELS = 100_000_000  # attention centres on the full map up to this size
 IN_MEMORY_PIXELS = 256_000_000  # finished maps up to this size are held in memory
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
@@ -178,7 +177,7 @@ def _write_query(
             def overlay_and_regions() -> None:
                 heat = decimate(finished, preview().shape[:2])
                 write_overlay(folder / "overlay.png", preview(), heat)
-                features = _centre_features(finished, heat, grid)
+                features = _centre_features(finished, grid)
                 features += regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
                 write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
@@ -200,25 +199,18 @@ def _write_query(
     return QueryOutputs(qm.query, final, len(qm.inputs.windows), time.perf_counter() - t0)
 
 
-def _centre_features(selo, heat: np.ndarray, grid: Grid) -> list[dict]:
-    """Attention centres as point features (exact on maps up to 100 MP, else approximate)."""
-    h, w = grid.shape
-    if h * w <= FULL_MAP_PIXELS:
-        full = selo if isinstance(selo, np.ndarray) else selo.rows(0, h)
-        points = attention_centres(full)
-        values = [int(full[y, x]) for x, y in points]
-        exact = True
+def _centre_features(selo, grid: Grid) -> list[dict]:
+    """Attention centres as ranked point features, exact at any map size: on the map in
+    memory, or chunk by chunk on a spooled one (the same arithmetic)."""
+    if isinstance(selo, np.ndarray):
+        points = attention_centres(selo)
+        values = [int(selo[y, x]) for x, y in points]
     else:
-        fy, fx = h / heat.shape[0], w / heat.shape[1]
-        scale = (fy + fx) / 2
-        small = attention_centres(
-            heat, box=max(1, round(50 / scale)), max_size=max(1, round(1000 / scale))
-        )
-        values = [int(heat[y, x]) for x, y in small]
-        points = [
-            (min(w - 1, int((x + 0.5) * fx)), min(h - 1, int((y + 0.5) * fy))) for x, y in small
-        ]
-        exact = False
+        import rioxarray
+
+        lazy = rioxarray.open_rasterio(selo.path, chunks=4096, lock=False).data[0]
+        points = attention_centres_lazy(lazy)
+        values = lazy.vindex[[y for _, y in points], [x for x, _ in points]].compute().tolist()
     features = []
     for rank, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
         cx, cy = pixel_to_crs(grid, y, x)
@@ -229,10 +221,10 @@ def _centre_features(selo, heat: np.ndarray, grid: Grid) -> list[dict]:
                 "properties": {
                     "kind": "centre",
                     "rank": rank,
-                    "score": value / 255,
+                    "score": int(value) / 255,
                     "row": y,
                     "col": x,
-                    "exact": exact,
+                    "exact": True,
                 },
             }
         )

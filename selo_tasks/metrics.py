@@ -55,6 +55,7 @@ __all__ = [
     "gt_mask",
     "region_centre_radius",
     "attention_centres",
+    "attention_centres_lazy",
     "rsu",
     "ras",
     "rda",
@@ -258,6 +259,52 @@ def attention_centres(
     probs = [_prob_at(selo_map, x, y) for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
     return [candidates[i] for i in order if probs[i] >= CENTRE_MIN_PROB]
+
+
+def attention_centres_lazy(
+    selo_map, *, box: int = BOX_SIZE, max_size: int = MAX_FILTER_SIZE
+) -> list[tuple[int, int]]:
+    """:func:`attention_centres` of a uint8 map of any size, chunk by chunk, exactly.
+
+    Each chunk with a halo of the filters' reach (five box passes, then the maximum
+    filter) is softened and compared with its neighbourhood maximum exactly as the whole
+    map would be (OpenCV's and SciPy's border rules act at the map's true edges); the
+    local-maximum pixels are then joined into components across chunks
+    (:func:`selo.pipeline.components.components`)."""
+    import dask.array as da
+
+    from selo.pipeline.components import components
+
+    u = selo_map if isinstance(selo_map, da.Array) else da.from_array(np.asarray(selo_map))
+    if u.dtype != np.uint8 or u.ndim != 2:
+        raise MapError(f"attention centres need a 2-D uint8 map, got {u.ndim}-D {u.dtype}")
+    depth = BOX_PASSES * (box // 2) + max_size // 2
+    # chunks at least as deep as the halo (dask's rule), else 2048 pixels
+    u = u.rechunk({ax: max(depth, 2048) for ax in (0, 1) if min(u.chunks[ax]) < depth})
+    depth = {ax: (0 if len(u.chunks[ax]) == 1 else depth) for ax in (0, 1)}
+    peaks = u.map_overlap(
+        _peak_block,
+        depth=depth,
+        boundary="none",
+        dtype=bool,
+        meta=np.empty((0, 0), bool),
+        box=box,
+        max_size=max_size,
+    )
+    candidates = [(int(c.centroid[1]), int(c.centroid[0])) for c in components(peaks)]
+    if not candidates:
+        return []
+    values = u.vindex[[y for _, y in candidates], [x for x, _ in candidates]].compute()
+    probs = [int(v) / 255.0 for v in values]
+    order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
+    return [candidates[i] for i in order if probs[i] >= CENTRE_MIN_PROB]
+
+
+def _peak_block(block: np.ndarray, *, box: int, max_size: int) -> np.ndarray:
+    gray = _gray(np.ascontiguousarray(block))
+    for _ in range(BOX_PASSES):
+        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
+    return (maximum_filter(gray, size=max_size) == gray) & (gray > 0)
 
 
 def _gray(selo_map: np.ndarray) -> np.ndarray:

@@ -145,3 +145,33 @@ def test_bad_options_are_one_line_errors(run_cli, scene, tmp_path, cache_dir, ar
 def test_missing_scene(run_cli, tmp_path):
     code, _, err = run_cli("localize", tmp_path / "none.tif", "-q", "x")
     assert code == 2 and "none.tif: scene not found" in err
+
+
+def test_spooled_maps_give_the_same_files_as_maps_in_memory(
+    run_cli, scene, tmp_path, cache_dir, monkeypatch
+):
+    from selo.selo_tasks import localize
+
+    run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs")
+    monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
+    run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs")
+    a, b = tmp_path / "memory" / "q01-white-roofs", tmp_path / "spooled" / "q01-white-roofs"
+    for name in ("selo_map.png", "selo_map.tif"):
+        with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
+            np.testing.assert_array_equal(x.read(), y.read())
+    assert json.loads((a / "regions.geojson").read_text()) == json.loads(
+        (b / "regions.geojson").read_text()
+    )
+    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
+
+
+def test_one_scene_runs_on_threads_without_a_cluster(run_cli, scene, tmp_path, cache_dir):
+    code, _, err = run_cli("localize", scene, "-q", "white roofs", "--out", tmp_path / "t")
+    assert code == 0, err
+    record = json.loads((tmp_path / "t" / "run.json").read_text())
+    assert record["cluster"]["kind"] == "threads"
+    with rasterio.open(tmp_path / "t" / "q01-white-roofs" / "selo_map.tif") as ds:
+        threads = ds.read(1)
+    run_localize(run_cli, scene, tmp_path / "c", "-q", "white roofs")  # --in-process cluster
+    with rasterio.open(tmp_path / "c" / "q01-white-roofs" / "selo_map.tif") as ds:
+        np.testing.assert_array_equal(ds.read(1), threads)

@@ -345,3 +345,45 @@ def test_full_resolution_10k_map():
     left = s_gt / (np.sum(p) - s_gt + 1e-7)
     right = (u.size - mask.sum()) / mask.sum()
     assert close(m.rsu, 1 - np.exp(-0.707 * left * right))
+
+
+# --- attention centres chunk by chunk ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunks", [(64, 64), (100, 37), (1000, 1000)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lazy_attention_centres_equal_the_whole_map(chunks, seed):
+    import dask.array as da
+
+    from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
+
+    rng = np.random.default_rng(seed)
+    small = rng.random((6, 8))
+    m = cv2.resize(small, (400, 300), interpolation=cv2.INTER_CUBIC)
+    u = np.uint8(255 * (m - m.min()) / (m.max() - m.min()))
+    u[rng.random(u.shape) < 0.001] = 255  # isolated spikes: many small components
+    whole = attention_centres(u, box=6, max_size=40)
+    lazy = attention_centres_lazy(da.from_array(u, chunks=chunks), box=6, max_size=40)
+    assert lazy == whole and len(whole) > 3
+
+
+def test_lazy_attention_centres_of_flat_and_empty_maps():
+    from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
+
+    for value in (0, 200):
+        u = np.full((300, 400), value, np.uint8)
+        assert attention_centres_lazy(u, box=6, max_size=40) == attention_centres(
+            u, box=6, max_size=40
+        )
+
+
+def test_lazy_attention_centres_with_the_published_filter_sizes():
+    import dask.array as da
+
+    from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
+
+    rng = np.random.default_rng(7)
+    m = cv2.resize(rng.random((5, 6)), (1900, 1600), interpolation=cv2.INTER_CUBIC)
+    u = np.uint8(255 * (m - m.min()) / (m.max() - m.min()))
+    lazy = attention_centres_lazy(da.from_array(u, chunks=(700, 650)))
+    assert lazy == attention_centres(u) and lazy
