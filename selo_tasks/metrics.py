@@ -43,9 +43,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import maximum_filter
 
 from selo.errors import AnnotationError, MapError
+from selo.pipeline.morphology import maximum_filter
 
 __all__ = [
     "BETA_SU",
