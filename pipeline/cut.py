@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from selo.pipeline import DEFAULT_BATCH
 from selo.pipeline.windows import WindowTable
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
 
 # A window whose pixels are all nodata is not embedded (it has nothing to show).
 MIN_VALID_FRACTION = 0.0
-DEFAULT_BATCH = 64
-"""Default number of windows per encoder batch."""
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the published code uses
 
 

@@ -35,6 +35,7 @@ from dask.base import tokenize
 from rasterio.errors import NotGeoreferencedWarning
 
 from selo.errors import ParameterError, SceneError
+from selo.pipeline import DEFAULT_CHUNK
 from selo.pipeline.bands import Conversion, choose_bands, palette_of, stretch_limits, to_rgb
 from selo.pipeline.cache import Cache
 from selo.pipeline.scenefile import (
@@ -61,9 +62,6 @@ __all__ = [
     "scene_valid",
     "source_info",
 ]
-
-DEFAULT_CHUNK = 4096
-"""Default side of a scene chunk, in pixels."""
 
 _SAMPLE_SIDE = 1024  # decimated read for the stretch percentiles
 BANDS = ("red", "green", "blue")

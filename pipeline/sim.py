@@ -23,7 +23,8 @@ import dask.array as da
 import numpy as np
 
 from selo.models import Encoder, EncoderSpec
-from selo.pipeline.cut import DEFAULT_BATCH, CutSpec, crop_batch, plan_batches
+from selo.pipeline import DEFAULT_BATCH
+from selo.pipeline.cut import CutSpec, crop_batch, plan_batches
 from selo.pipeline.windows import WindowTable
 
 __all__ = ["EmbeddingPlan", "embedding_plan", "scores"]

@@ -30,7 +30,8 @@ from selo.errors import ParameterError
 from selo.models import Encoder, EncoderSpec
 from selo.models.registry import cached_encoder
 from selo.pipeline.cache import Cache
-from selo.pipeline.cut import DEFAULT_BATCH, CutSpec
+from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from selo.pipeline.cut import CutSpec
 from selo.pipeline.outputs import MAP_CHUNK
 from selo.pipeline.scene import as_scene, scene_valid
 from selo.pipeline.scene import open_scene as _open_scene
@@ -48,7 +49,7 @@ def open_scene(
     path: str | os.PathLike,
     *,
     bands: tuple[int, int, int] | None = None,
-    chunk: int = 4096,
+    chunk: int = DEFAULT_CHUNK,
     cache: Cache | str | os.PathLike | None = None,
 ) -> xr.DataArray:
     """A scene file as a lazy RGB uint8 ``DataArray`` (y, x, band) with ``.rio``

@@ -15,8 +15,7 @@ import click
 
 from selo import __version__
 from selo.errors import SeloError
-from selo.pipeline.cut import DEFAULT_BATCH
-from selo.pipeline.scene import DEFAULT_CHUNK
+from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 from selo.selo_tasks.options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
 __all__ = ["main", "cli"]

@@ -31,7 +31,8 @@ import xarray as xr
 from selo.errors import SceneError
 from selo.models import Encoder, EncoderSpec
 from selo.pipeline.cache import Cache, EmbeddingKey
-from selo.pipeline.cut import DEFAULT_BATCH, CutSpec
+from selo.pipeline import DEFAULT_BATCH
+from selo.pipeline.cut import CutSpec
 from selo.pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
 from selo.pipeline.profile import StageProfiler
 from selo.pipeline.scene import region_reader, scene_key, scene_label

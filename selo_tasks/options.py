@@ -16,9 +16,7 @@ import psutil
 
 from selo.errors import ParameterError
 from selo.models import EncoderSpec
-from selo.pipeline.cut import DEFAULT_BATCH, CutSpec
-from selo.pipeline.scene import DEFAULT_CHUNK
-from selo.selo_tasks.methods import Method, get_method
+from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 
 __all__ = ["Options", "MIN_CHUNK", "MAX_CHUNK", "MAX_BATCH"]
 
@@ -83,8 +81,10 @@ class Options:
             raise ParameterError("--paper-compat runs the encoder in fp32; leave out --precision")
         self.build_method()  # options that do not fit the method fail here
 
-    def build_method(self) -> Method:
+    def build_method(self):
         """The method these options name, with its own options (others refused)."""
+        from selo.selo_tasks.methods import get_method
+
         return get_method(self.method, scales=self.scales, seed=self.seed)
 
     @property
@@ -93,8 +93,10 @@ class Options:
         precision = "fp32" if self.paper_compat else self.precision
         return EncoderSpec(self.model, self.checkpoint, self.device, precision)
 
-    def cut(self, input_size: int) -> CutSpec:
+    def cut(self, input_size: int):
         """How windows become input for an encoder reading ``input_size`` squares."""
+        from selo.pipeline.cut import CutSpec
+
         return CutSpec(input_size, jpeg=self.paper_compat)
 
     def but(self, **changes) -> Options:
