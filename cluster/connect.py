@@ -178,7 +178,10 @@ def _local_cluster(workers: int | None, threads: int | None, processes: bool):
             threads_per_worker=t,
             processes=processes,
             memory_limit=memory if processes else 0,
-            dashboard_address=None,
+            # no dashboard, and the scheduler's HTTP server on a free port (not 8787,
+            # which another cluster on the machine may hold: no port warning)
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.ERROR,
             **extra,
         )
@@ -196,7 +199,10 @@ def _gpu_cluster():
         ) from None
     try:
         return LocalCUDACluster(
-            resources={"GPU": 1}, dashboard_address=None, silence_logs=logging.ERROR
+            resources={"GPU": 1},
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.ERROR,
         )
     except Exception as e:  # noqa: BLE001 - dask-cuda raises many kinds when no GPU is usable
         raise ClusterError(
