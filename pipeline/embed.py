@@ -173,13 +173,19 @@ def embedding_plan(
     batch: int = 64,
     resources: dict | None = None,
     jpeg: bool = False,
+    label: str = "",
 ) -> EmbeddingPlan:
     """The lazy Cut → Sim graph of ``table`` over a (3, H, W) uint8 dask ``image``.
 
     ``valid``: (H, W) bool dask array (False = nodata), or None. Windows with no
     data are not embedded (their rows are zero and flagged False). ``jpeg``:
     windows make the published code's JPEG round trip before embedding.
+    ``label`` (e.g. the scene's name, through
+    :func:`~selo.pipeline.profile.task_label`) goes into every task name —
+    ``cut-region-<label>-…``, ``cut-<label>-…``, ``sim-<label>-…`` — so that the
+    profiler can say how long each scene took.
     """
+    tag = f"{label}-" if label else ""
     batches = plan_batches(table, tile=tile, batch=batch)
     parts = []
     regions: dict[tuple[int, int, int, int], tuple] = {}
@@ -188,17 +194,17 @@ def embedding_plan(
             r0, r1, c0, c1 = b.bbox
             region = _Region(image[:, r0:r1, c0:c1], None if valid is None else valid[r0:r1, c0:c1])
             regions[b.bbox] = dask.delayed(_read_region, pure=True)(
-                region, dask_key_name=f"cut-region-{region.token}"
+                region, dask_key_name=f"cut-region-{tag}{region.token}"
             )
         region = regions[b.bbox]
         rel = b.relative(table)
         token = dask.base.tokenize(region.key, rel, size, jpeg)
         crops = dask.delayed(_crop, pure=True)(
-            region, rel, size, jpeg, dask_key_name=f"cut-{token}"
+            region, rel, size, jpeg, dask_key_name=f"cut-{tag}{token}"
         )
         with dask.annotate(resources=resources) if resources else nullcontext():
             part = dask.delayed(_embed, pure=True, nout=2)(
-                crops, spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
+                crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
             )
         parts.append(part)
     return EmbeddingPlan(table, batches, parts, dim)

@@ -9,11 +9,13 @@ keeps finished cases whose configuration matches and recomputes the rest.
 
 Run folder::
 
-    run.json          config, versions, encoder, stage table, status
+    run.json          config, versions, encoder, stage table, cases, scenes, status
     metrics.csv       one row per case and the mean row (written at the end)
-    stages.png        the stage-time chart
+    report.html       the run on one page: settings, metrics, charts, every case
+    stages.png        the stage-time chart; scenes.png: task seconds per scene
     profile.html      Dask performance report
-    case_NN/          windows.csv, selo_map.png, metrics.json (+ overlay.png, selo_map.tif)
+    case_NN/          windows.csv, selo_map.png, metrics.json, overlay.png, thumb.jpg
+                      (+ overlay_plain.png with plain_overlays)
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ from selo.pipeline.accumulate import CellMap
 from selo.pipeline.raster import open_scene
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case
+from selo.selo_tasks.case_overlay import submit_previews, write_case_overlays  # run report
 from selo.selo_tasks.evaluate import CaseResult, write_metrics_csv
 from selo.selo_tasks.methods import MapInputs, Method
-from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
-from selo.selo_tasks.report import progress, stage_chart
+from selo.selo_tasks.metrics import Metrics, evaluate_case, mean_metrics
+from selo.selo_tasks.report import progress
+from selo.selo_tasks.report_html import finish_run_folder  # run report
+from selo.selo_tasks.run_info import run_details  # run report
 from selo.selo_tasks.runner import (
     RunContext,
     cell_maps,
@@ -74,7 +79,8 @@ class AirsltOptions:
     resume: bool = False
     skip_missing: bool = False
     paper_compat: bool = False
-    overlays: bool = False
+    overlays: bool = True  # overlay.png + thumb.jpg per case (the run report shows them)
+    plain_overlays: bool = False  # also overlay_plain.png, the published style
 
 
 def case_dir(out: Path, case: Case) -> Path:
@@ -164,14 +170,20 @@ def run_cases(
 
     client = ctx.cluster.client
     all_inputs = query_contributions(ctx, method, [(embedded[c.image], c.query) for c in todo])
+    # run report: one preview per scene, read on the cluster, shared by the scene's cases
+    previews = submit_previews(
+        client, {n: options.images / n for n in by_scene if options.overlays}, stage_dir
+    )
     futures = {}
     for case, inputs in zip(todo, all_inputs, strict=True):
         h, w = embedded[case.image].scene.info.shape
         with ctx.profiler.stage("gnt"):
             cells = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
-        futures[
-            _submit_case(client, method, case, cells.u8, inputs, options, digest, stage_dir)
-        ] = case
+        preview = previews.get(case.image)
+        futures[_submit_case(client, method, case, cells.u8, inputs, options, digest, preview)] = (
+            case
+        )
+    previews.clear()  # each preview is released with the last case that uses it
     from distributed import as_completed
 
     with (
@@ -207,16 +219,14 @@ def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
 
 
 def _submit_case(
-    client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest, ctx_stage_dir
+    client, method, case, u8_cells: CellMap, inputs: MapInputs, options, digest, preview
 ):
     key = dask.base.tokenize(case, digest)
     full = dask.delayed(_expand, pure=True)(u8_cells, dask_key_name=f"gnt-case-{case.index}-{key}")
-    overlay = (options.images / case.image, ctx_stage_dir) if options.overlays else None
     selo = dask.delayed(_finish, pure=True)(
         full,
         method,
         case_dir(options.out, case),
-        overlay,
         dask_key_name=f"flt-case-{case.index}-{key}",
     )
     metrics = dask.delayed(_evaluate, pure=True)(
@@ -226,6 +236,8 @@ def _submit_case(
         case_dir(options.out, case),
         options.paper_compat,
         digest,
+        preview,
+        options.plain_overlays,
         dask_key_name=f"eval-case-{case.index}-{key}",
     )
     return client.compute(metrics)
@@ -235,21 +247,11 @@ def _expand(cells: CellMap) -> np.ndarray:
     return cells.to_array()
 
 
-def _finish(u8: np.ndarray, method: Method, folder: Path, overlay) -> np.ndarray:
-    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written.
-
-    ``overlay``: (scene path, staging folder) to also write overlay.png, or None.
-    """
+def _finish(u8: np.ndarray, method: Method, folder: Path) -> np.ndarray:
+    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
     selo = method.finish_array(u8)
     ensure_dir(folder)
     _write_png(folder / "selo_map.png", selo)
-    if overlay is not None:
-        from selo.pipeline.outputs import decimate, write_overlay
-        from selo.pipeline.raster import read_preview
-
-        with dask.config.set(scheduler="sync"):
-            preview = read_preview(open_scene(overlay[0], stage_dir=overlay[1]), 1024)
-        write_overlay(folder / "overlay.png", preview, decimate(selo, preview.shape[:2]))
     return selo
 
 
@@ -261,16 +263,29 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         tmp.write_bytes(buf.tobytes())
 
 
-def _evaluate(selo, case, inputs: MapInputs, folder: Path, paper_compat: bool, digest: str) -> dict:
-    """Metrics of the finished map; windows.csv and metrics.json (last: marks the case done)."""
+def _evaluate(
+    selo,
+    case,
+    inputs: MapInputs,
+    folder: Path,
+    paper_compat: bool,
+    digest: str,
+    preview: np.ndarray | None = None,
+    plain: bool = False,
+) -> dict:
+    """Metrics of the finished map; overlays (given the scene's ``preview``), windows.csv
+    and metrics.json (last: marks the case done)."""
     if paper_compat:  # the published code stores the map as JPEG and scores the decoded JPEG
         ok, buf = cv2.imencode(".jpg", selo)
         with atomic_path(folder / f"probmap_{case.index}.jpg") as tmp:
             tmp.write_bytes(buf.tobytes())
         selo = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     t0 = time.perf_counter()
-    m = evaluate(selo, case.polygon_arrays(), case=case.index).as_dict()
+    detail = evaluate_case(selo, case.polygon_arrays(), case=case.index)
+    m = detail.metrics.as_dict()
     seconds = time.perf_counter() - t0
+    if preview is not None:  # run report: annotated overlay.png and thumb.jpg
+        write_case_overlays(folder, selo, preview, case, detail, plain=plain)
     write_windows_csv(folder / "windows.csv", inputs)
     record = {
         "case": case.index,
@@ -279,6 +294,8 @@ def _evaluate(selo, case, inputs: MapInputs, folder: Path, paper_compat: bool, d
         "metrics": m,
         "config": digest,
         "eval_seconds": seconds,
+        "regions": detail.regions,  # run report: (cx, cy, r) and centres (x, y, counted)
+        "centres": [(*c, k) for c, k in zip(detail.centres, detail.counted(), strict=True)],
     }
     atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
     return m
@@ -338,6 +355,7 @@ def run_airslt(
         record["cluster"] = ctx.cluster.describe()
         results, skipped = run_cases(ctx, method, cases, options, on_result=on_result)
         stages = ctx.profiler.table()
+        task_seconds = ctx.profiler.prefix_seconds()  # run report: per-scene seconds
     wall = time.perf_counter() - started
     csv_path = write_metrics_csv(out / "metrics.csv", results) if results else None
     record.update(
@@ -348,8 +366,7 @@ def run_airslt(
         skipped=[c.index for c in skipped],
         mean=mean_metrics(r.metrics for r in results).as_dict() if results else None,
     )
+    record.update(run_details(cases, [r.case for r in results], options.images, task_seconds))
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
-    stage_chart(
-        out / "stages.png", stages, title=f"selo airslt: {len(results)} cases, {wall:.1f} s"
-    )
+    finish_run_folder(out, record)  # run report: stages.png, scenes.png, report.html
     return AirsltRun(results, skipped, stages, wall, out, csv_path)

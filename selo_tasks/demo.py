@@ -18,6 +18,7 @@ from selo.selo_tasks.airslt import AirsltOptions, AirsltRun, run_airslt
 from selo.selo_tasks.annotations import Case
 from selo.selo_tasks.methods import Method
 from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+from selo.selo_tasks.report_html import add_baselines
 from selo.selo_tasks.runner import cell_maps
 from selo.selo_tasks.session import SessionOptions
 from selo.selo_tasks.synth import build_synthetic_airslt
@@ -36,7 +37,9 @@ def run_demo(
     synth = build_synthetic_airslt(out / "data", scale=DEMO_SCALE, cases=cases)
     options = AirsltOptions(images=synth.images, out=out / "run", overlays=True)
     run = run_airslt(synth.cases, method, options, session)
-    return run, baseline_metrics(synth.cases, synth.sizes, method)
+    baselines = baseline_metrics(synth.cases, synth.sizes, method)
+    add_baselines(run.out, baselines)  # into run.json and report.html
+    return run, baselines
 
 
 def baseline_metrics(

@@ -19,7 +19,7 @@ from selo.errors import SceneError
 from selo.models import Encoder, EncoderSpec
 from selo.pipeline.accumulate import CellGrid, CellMap, accumulate, quantize
 from selo.pipeline.embed import EmbeddingCache, EmbeddingKey, EmbeddingPlan, embedding_plan
-from selo.pipeline.profile import StageProfiler
+from selo.pipeline.profile import StageProfiler, task_label
 from selo.pipeline.raster import Scene, scene_key
 from selo.pipeline.windows import WindowTable
 from selo.selo_tasks.methods import MapInputs, Method
@@ -119,6 +119,7 @@ def embed_scenes(
             batch=ctx.batch,
             resources=ctx.cluster.encoder_resources,
             jpeg=ctx.paper_compat,
+            label=task_label(scene.info.path.name),  # per-scene task seconds (run report)
         )
         todo.append((i, key, plan))
     if todo:
