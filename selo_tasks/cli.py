@@ -15,6 +15,7 @@ import click
 
 from selo import __version__
 from selo.errors import SeloError
+from selo.selo_tasks.compare import compare_cmd  # selo compare (defined with its logic)
 
 __all__ = ["main", "cli"]
 
@@ -538,3 +539,6 @@ def models_cmd() -> None:
     console.print(table)
     for p in rows:
         console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)
+
+
+cli.add_command(compare_cmd)  # selo compare
