@@ -214,7 +214,12 @@ def with_legend(
 
 def encode_image(image: np.ndarray, ext: str, params: Sequence[int] = ()) -> bytes:
     """``image`` encoded by OpenCV as ``ext`` (".png", ".jpg"); an error if it cannot be."""
-    ok, buf = cv2.imencode(ext, image, list(params))
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
+        raise ParameterError(f"cannot encode a {image.dtype} {image.shape} image; give uint8")
+    try:
+        ok, buf = cv2.imencode(ext, image, list(params))
+    except cv2.error as e:
+        raise ParameterError(f"OpenCV cannot encode an image as {ext!r}: {e.err}") from None
     if not ok:
         raise ParameterError(f"OpenCV cannot encode a {image.dtype} {image.shape} image as {ext}")
     return buf.tobytes()

@@ -69,6 +69,9 @@ def test_task_names_carry_the_stage(image):
     plan = embedding_plan(da.from_array(image), table, spec, size=64, dim=20)
     prefixes = {key_prefix(k) for k in dict(plan.lazy()[0].__dask_graph__())}
     assert {"cut", "sim"} <= prefixes
+    labelled = embedding_plan(da.from_array(image), table, spec, size=64, dim=20, label="0.jpg")
+    prefixes = {key_prefix(k) for k in dict(labelled.lazy()[0].__dask_graph__())}
+    assert {"cut-region-0.jpg", "cut-0.jpg", "sim-0.jpg"} <= prefixes  # per-scene seconds
 
 
 KEY = EmbeddingKey(scene="abc", encoder="color-v1", windows="w1", preprocess="p1")
