@@ -162,5 +162,9 @@ def published_comparison(record: Mapping) -> Comparison:
         and abs(pixels - ref_pixels) <= PIXEL_TOLERANCE * ref_pixels
     )
     if same:
-        return Comparison(True, f"comparable: {this}; {full}; model and machine may differ")
+        return Comparison(
+            True,
+            f"published times beside this run, which did the same work: {this}; {full}; "
+            "the model and the machine may differ",
+        )
     return Comparison(False, f"published times not shown: {this}; {full}")

@@ -175,3 +175,28 @@ def test_report_needs_the_run_files(method_runs, tmp_path, missing):
     (run / missing).unlink()
     with pytest.raises((SeloError, OSError)):
         write_report(run)
+
+
+def test_scene_previews_are_cached_by_content(method_runs, tmp_path, monkeypatch):
+    import shutil
+
+    from selo.selo_tasks import case_overlay
+
+    record = json.loads((method_runs["v1"] / "run.json").read_text())
+    scene = tmp_path / "images" / "0.jpg"
+    scene.parent.mkdir()
+    shutil.copy(Path(record["images"]) / "0.jpg", scene)
+    monkeypatch.setenv("SELO_CACHE_DIR", str(tmp_path / "cache"))
+    first = case_overlay.read_scene_preview(scene, None)
+    assert len(list((tmp_path / "cache" / "previews").glob("*.png"))) == 1
+
+    def no_decimation(*args):
+        raise AssertionError("the preview should come from the cache")
+
+    monkeypatch.setattr("selo.pipeline.raster.read_preview", no_decimation)
+    np.testing.assert_array_equal(case_overlay.read_scene_preview(scene, None), first)
+    cv2.imwrite(str(scene), cv2.imread(str(scene))[::-1])  # new content: a new preview
+    monkeypatch.undo()
+    monkeypatch.setenv("SELO_CACHE_DIR", str(tmp_path / "cache"))
+    assert not np.array_equal(case_overlay.read_scene_preview(scene, None), first)
+    assert len(list((tmp_path / "cache" / "previews").glob("*.png"))) == 2
