@@ -285,16 +285,9 @@ def write_report(out: Path) -> Path:
 <h2>Metrics</h2>
 <table class="metrics"><tr><th></th>{head}</tr>{"".join(metric_rows)}</table>
 <p class="note">↑ higher is better, ↓ lower is better. Per-case values are in
-<a href="metrics.csv">metrics.csv</a>.</p>
-<h2>Settings</h2>
-<table class="kv">{settings_rows}</table>
-<details><summary>cluster and versions</summary><p>{versions}</p></details>
-<h2>Time</h2>
-<div class="charts">{"<br>".join(charts)}</div>
-<table><tr><th>stage</th><th>wall s</th><th>task s</th><th>tasks</th></tr>{stage_rows}</table>
-<p class="note">Per-scene seconds are task seconds summed over workers (work in the client
-process — opening scenes, cell maps — is not in them).{profile}</p>
-<h2>Cases</h2>
+<a href="metrics.csv">metrics.csv</a>. On this page: <a href="#cases">cases</a> ·
+<a href="#time">time</a> · <a href="#settings">settings</a>.</p>
+<h2 id="cases">Cases</h2>
 <div class="sort">sort by <select id="sort-key" onchange="sortCases()">{options}</select>
 <select id="sort-order" onchange="sortCases()"><option value="worst">worst first</option>
 <option value="best">best first</option></select>
@@ -304,6 +297,14 @@ magenta crosses (not counted). Click for the full-size overlay.</span></div>
 <div id="gallery">
 {cards}
 </div>
+<h2 id="time">Time</h2>
+<div class="charts">{"<br>".join(charts)}</div>
+<table><tr><th>stage</th><th>wall s</th><th>task s</th><th>tasks</th></tr>{stage_rows}</table>
+<p class="note">Per-scene seconds are task seconds summed over workers (work in the client
+process — opening scenes, cell maps — is not in them).{profile}</p>
+<h2 id="settings">Settings</h2>
+<table class="kv">{settings_rows}</table>
+<details><summary>cluster and versions</summary><p>{versions}</p></details>
 <script>{_JS}</script>
 </body></html>
 """

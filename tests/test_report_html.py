@@ -16,7 +16,7 @@ import pytest
 from selo.pipeline.annotate import blend_overlay
 from selo.pipeline.outputs import decimate
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.case_overlay import read_scene_preview
+from selo.selo_tasks.case_overlay import read_scene_preview, write_case_overlays
 from selo.selo_tasks.metrics import Metrics, evaluate_case
 from selo.selo_tasks.report_html import add_baselines, write_report
 
@@ -90,7 +90,9 @@ def test_report_links_resolve_and_need_no_network(method_runs):
     images = 0
     for link in page.links:
         assert not link.startswith(("http:", "https:", "//")), link
-        if link.startswith("data:"):
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in (run / "report.html").read_text(), link
+        elif link.startswith("data:"):
             head, data = link.split(",", 1)
             raw = base64.b64decode(data, validate=True)
             assert cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) is not None, head
@@ -102,7 +104,7 @@ def test_report_links_resolve_and_need_no_network(method_runs):
     assert overlays == {f"case_{i:02d}/overlay.png" for i in range(4)}  # clicking opens them
 
 
-def test_overlay_png_is_the_published_overlay_with_marks_and_a_legend(method_runs):
+def test_overlay_png_is_the_published_overlay_with_marks_and_a_legend(method_runs, tmp_path):
     run = method_runs["v1"]
     record = json.loads((run / "run.json").read_text())
     images = Path(record["images"])
@@ -121,6 +123,9 @@ def test_overlay_png_is_the_published_overlay_with_marks_and_a_legend(method_run
     r, c = round(y * sy), round(x * sx)
     assert changed[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].any()
     assert not (folder / "overlay_plain.png").exists()  # only with plain_overlays
+    detail = evaluate_case(selo, case.polygon_arrays())
+    write_case_overlays(tmp_path, selo, preview, case, detail, plain=True)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "overlay_plain.png")), plain)
     assert cv2.imread(str(folder / "thumb.jpg")).shape[1] <= 320
     saved = json.loads((folder / "metrics.json").read_text())
     detail = evaluate_case(selo, case.polygon_arrays())
