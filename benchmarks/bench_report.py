@@ -1,7 +1,7 @@
 """What the run report adds to a run, part by part, measured one after the other in one
 process on a finished ``selo airslt`` run folder (its maps and scenes).
 
-python benchmarks/bench_report.py RUN --images DIR [--anno anno.json]
+python benchmarks/bench_report.py RUN --images DIR [--anno anno.json] [--whole] [--write]
 
 Parts: the scene previews (one per scene, on the cluster in a run), the overlays of each
 case (decimate, blend, marks, legend, overlay.png, thumb.jpg; in the case's eval task)
@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import cv2
+import dask
 from _common import stamp, write_section
 
+from selo.pipeline.raster import open_scene, read_preview
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.case_overlay import read_scene_preview, write_case_overlays
+from selo.selo_tasks.case_overlay import PREVIEW_SIDE, read_scene_preview, write_case_overlays
 from selo.selo_tasks.metrics import evaluate_case
 from selo.selo_tasks.report_html import finish_run_folder
 from selo.selo_tasks.run_info import run_details
@@ -42,11 +44,36 @@ class Timer:
         self.wall += time.perf_counter() - self._wall
 
 
+def whole_run(images: Path, anno: Path | None) -> Timer:
+    """CPU (the child process) and wall seconds of ``selo airslt`` on the same cases."""
+    import resource
+    import subprocess
+    import sys
+
+    timer = Timer()
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "selo", "airslt", "--images", str(images)]
+        command += ["--in-process", "--no-profile", "--out", str(Path(tmp) / "run")]
+        command += ["--anno", str(anno)] if anno else []
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        timer.wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timer.cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return timer
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--anno", type=Path, default=None)
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="Also time a whole run of the same cases (selo airslt --in-process, this cache).",
+    )
     parser.add_argument("--write", action="store_true", help="Write BENCHMARKS.md.")
     args = parser.parse_args(argv)
     record = json.loads((args.run / "run.json").read_text())
@@ -59,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     previews = {n: read_scene_preview(args.images / n, stage_dir) for n in names}  # warm up
     with Timer() as preview:
         previews = {n: read_scene_preview(args.images / n, stage_dir) for n in names}
+    with Timer() as decimated, dask.config.set(scheduler="sync"):  # what a first run pays
+        for n in names:
+            read_preview(open_scene(args.images / n, stage_dir=stage_dir), PREVIEW_SIDE)
     overlays = Timer()
     with tempfile.TemporaryDirectory() as tmp:
         for case in scored:
@@ -70,13 +100,24 @@ def main(argv: list[str] | None = None) -> None:
         run_details(cases, scored, args.images, {})
         finish_run_folder(args.run, record)
     parts = (
-        (f"scene previews ({len(previews)} scenes)", preview),
+        (f"scene previews ({len(previews)} scenes), cached", preview),
         (f"overlays ({len(scored)} cases)", overlays),
         ("client: scene headers, charts, report.html", client),
     )
     rows = [f"| {name} | {t.cpu:.2f} s | {t.wall:.2f} s |" for name, t in parts]
     cpu, wall = sum(t.cpu for _, t in parts), sum(t.wall for _, t in parts)
     rows.append(f"| **total** | **{cpu:.2f} s** | {wall:.2f} s |")
+    rows.append(
+        f"| (first run: previews not cached yet, decimated from the scenes) "
+        f"| ({decimated.cpu:.2f} s) | ({decimated.wall:.2f} s) |"
+    )
+    if args.whole:
+        whole = whole_run(args.images, args.anno)
+        rows.append(
+            f"| for scale: the whole run, `selo airslt --in-process` (report included) "
+            f"| {whole.cpu:.1f} s | {whole.wall:.1f} s |"
+        )
+        rows.append(f"| the report's share of the whole run | {cpu / whole.cpu:.0%} | |")
     body = "\n".join(
         [
             f"What `report.html` and the annotated overlays add to a run of {len(scored)}",

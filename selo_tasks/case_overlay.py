@@ -44,7 +44,9 @@ __all__ = [
 PREVIEW_SIDE = 1024
 THUMB_SIDE = 320
 OVERLAY, OVERLAY_PLAIN, THUMB = "overlay.png", "overlay_plain.png", "thumb.jpg"
-_PNG = (cv2.IMWRITE_PNG_COMPRESSION, 1)  # 2x quicker than the default, 4% larger
+# zlib level 1 with the "sub" filter only: measured on AIR-SLT-sized overlays, 35 ms and
+# 1.3 MB, against 31 ms and 1.5 MB for OpenCV's default and 60 ms with every filter tried
+_PNG = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
 _JPEG = (cv2.IMWRITE_JPEG_QUALITY, 80)
 
 LEGEND = (
