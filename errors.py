@@ -22,6 +22,8 @@ __all__ = [
     "OutputError",
     "ClusterError",
     "CacheError",
+    "RunFolderError",
+    "RunMismatchError",
 ]
 
 
@@ -85,3 +87,11 @@ class CacheError(SeloError, OSError):
 
     def __str__(self) -> str:
         return self.args[0] if self.args else ""
+
+
+class RunFolderError(SeloError, ValueError):
+    """A folder is not a finished run: run.json or metrics.csv is missing or malformed."""
+
+
+class RunMismatchError(SeloError, ValueError):
+    """Runs to compare did not score the same cases (or used other annotations)."""

@@ -20,6 +20,7 @@ reports its summed task seconds and its span (first task start to last end).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 from dask.callbacks import Callback
 
-__all__ = ["StageProfiler", "STAGES", "key_prefix"]
+__all__ = ["StageProfiler", "STAGES", "key_prefix", "task_label"]
 
 STAGES = ("cut", "sim", "gnt", "flt", "eval")
 
@@ -41,6 +42,13 @@ def key_prefix(key: object) -> str:
     if sep and len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail):
         return head
     return name
+
+
+def task_label(text: str) -> str:
+    """``text`` made safe inside a task key: runs of characters other than letters,
+    digits, ``.`` and ``_`` become ``_`` (so a label holds no ``-``, and a key such
+    as ``sim-<label>-<token>`` splits back into its parts)."""
+    return re.sub(r"[^A-Za-z0-9._]+", "_", text) or "_"
 
 
 @dataclass
@@ -64,6 +72,7 @@ class StageProfiler:
     def __init__(self, client=None) -> None:
         self.client = client
         self._stages: dict[str, _Stage] = defaultdict(_Stage)
+        self._by_prefix: dict[str, float] = defaultdict(float)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -91,6 +100,7 @@ class StageProfiler:
             prefix = key_prefix(key)
             owner = next((s for s in STAGES if prefix == s or prefix.startswith(s + "-")), name)
             self._stages[owner].add(t0, t1)
+            self._by_prefix[prefix] += t1 - t0
             busy[owner] += t1 - t0
         total = sum(busy.values())
         if total <= 0:
@@ -102,6 +112,11 @@ class StageProfiler:
     def add_wall(self, name: str, seconds: float) -> None:
         """Count ``seconds`` of wall time measured elsewhere into stage ``name``."""
         self._stages[name].wall += seconds
+
+    def prefix_seconds(self) -> dict[str, float]:
+        """Summed task seconds per task-name prefix (:func:`key_prefix`), e.g. per case
+        (``flt-case-3``) or per labelled scene (``sim-0.jpg``)."""
+        return dict(self._by_prefix)
 
     def table(self) -> dict[str, dict[str, float]]:
         """{stage: {wall, task, span, tasks}} in the order stages first appeared."""

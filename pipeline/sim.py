@@ -90,14 +90,19 @@ def embedding_plan(
     strip: int | None = None,
     batch: int = DEFAULT_BATCH,
     resources: dict | None = None,
+    label: str = "",
 ) -> EmbeddingPlan:
     """The lazy Cut → Sim graph of ``table`` over a scene's ``regions``.
 
     ``regions(r0, r1, c0, c1)`` gives ``(rgb (h, w, 3) uint8, valid (h, w) bool or None)``
     (:func:`selo.pipeline.scene.region_reader`); it is called once per strip, inside
     the task. Windows with no data are not embedded (their rows are zero and flagged
-    False). ``cut`` says how windows become encoder input.
+    False). ``cut`` says how windows become encoder input. ``label`` (e.g. the scene's
+    name, through :func:`~selo.pipeline.profile.task_label`) goes into every task name —
+    ``cut-region-<label>-…``, ``cut-<label>-…``, ``sim-<label>-…`` — so that the
+    profiler can say how long each scene took.
     """
+    tag = f"{label}-" if label else ""
     batches = plan_batches(table, strip=strip, batch=batch)
     parts = []
     reads: dict[tuple[int, int, int, int], object] = {}
@@ -105,15 +110,17 @@ def embedding_plan(
         if b.bbox not in reads:  # one read per strip, shared by its batches
             token = dask.base.tokenize(regions, b.bbox)
             reads[b.bbox] = dask.delayed(regions, pure=True)(
-                *b.bbox, dask_key_name=f"cut-region-{token}"
+                *b.bbox, dask_key_name=f"cut-region-{tag}{token}"
             )
         region = reads[b.bbox]
         rel = b.relative(table)
         token = dask.base.tokenize(region.key, rel, cut)
-        crops = dask.delayed(_crop, pure=True)(region, rel, cut, dask_key_name=f"cut-{token}")
+        crops = dask.delayed(_crop, pure=True)(
+            region, rel, cut, dask_key_name=f"cut-{tag}{token}"
+        )
         with dask.annotate(resources=resources) if resources else nullcontext():
             part = dask.delayed(_embed, pure=True, nout=2)(
-                crops, spec, dask_key_name=f"sim-{dask.base.tokenize(token, spec)}"
+                crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
             )
         parts.append(part)
     return EmbeddingPlan(table, batches, parts, dim)

@@ -11,9 +11,10 @@ Run folder::
 
     run.json          config, versions, encoder, stage table, status
     metrics.csv       one row per case and the mean row (written at the end)
-    stages.png        the stage-time chart
+    stages.png        the stage-time chart (scenes.png: time per scene)
+    report.html       the run on one page: settings, metrics, every case's overlay
     profile.html      Dask performance report
-    case_NN/          windows.csv, selo_map.png, metrics.json (+ overlay.png, selo_map.tif)
+    case_NN/          windows.csv, selo_map.png, overlay.png, thumb.jpg, metrics.json
 """
 
 from __future__ import annotations
@@ -33,18 +34,20 @@ import dask
 import numpy as np
 
 from selo.errors import SceneError
-from selo.pipeline.cache import Cache
 from selo.pipeline.gnt import CellMap
 from selo.pipeline.outputs import write_jpeg, write_png, write_windows_csv
 from selo.pipeline.scene import open_scene
 from selo.pipeline.store import atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case
+from selo.selo_tasks.case_overlay import submit_previews, write_case_overlays
 from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.eval import CaseResult, write_metrics_csv
 from selo.selo_tasks.methods import Method
-from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+from selo.selo_tasks.metrics import Metrics, evaluate_case, mean_metrics
 from selo.selo_tasks.options import Options
-from selo.selo_tasks.report import progress, stage_chart
+from selo.selo_tasks.report import progress
+from selo.selo_tasks.report_html import finish_run_folder
+from selo.selo_tasks.run_info import run_details
 from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
 
 __all__ = [
@@ -68,7 +71,8 @@ class AirsltOptions:
     out: Path
     resume: bool = False
     skip_missing: bool = False
-    overlays: bool = False
+    overlays: bool = True  # overlay.png + thumb.jpg per case (the run report shows them)
+    plain_overlays: bool = False  # also overlay_plain.png, the published style
 
 
 def case_dir(out: Path, case: Case) -> Path:
@@ -153,11 +157,17 @@ def run_cases(
     maps = driver.query_maps([(embedded[c.image], c.query) for c in todo])
     client = ctx.cluster.client
     paper_compat = ctx.options.paper_compat
+    # one preview per scene, read on the cluster, shared by the scene's cases
+    wanted = {n: options.images / n for n in by_scene} if options.overlays else {}
+    previews = submit_previews(client, wanted, ctx.cache)
     futures = {
-        _submit_case(client, case, qm, options, paper_compat, digest, ctx.cache): case
+        _submit_case(
+            client, case, qm, options, paper_compat, digest, previews.get(case.image)
+        ): case
         for case, qm in zip(todo, maps, strict=True)
     }
     del maps
+    previews.clear()  # each preview is released with the last case that uses it
     from distributed import as_completed
 
     bar = progress("maps and metrics", len(futures), enabled=ctx.options.show_progress)
@@ -193,12 +203,11 @@ def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
     return CaseResult(case, metrics, str(case_dir(out, case) / "selo_map.png"))
 
 
-def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest, cache: Cache):
+def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest, preview):
     key = dask.base.tokenize(case, digest)
     folder = case_dir(options.out, case)
-    overlay = (options.images / case.image, cache) if options.overlays else None
     selo = dask.delayed(_finish, pure=True)(
-        qm.u8, qm.method, folder, overlay, dask_key_name=f"flt-case-{case.index}-{key}"
+        qm.u8, qm.method, folder, dask_key_name=f"flt-case-{case.index}-{key}"
     )
     metrics = dask.delayed(_evaluate, pure=True)(
         selo,
@@ -207,36 +216,41 @@ def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest
         folder,
         paper_compat,
         digest,
+        preview,
+        options.plain_overlays,
         dask_key_name=f"eval-case-{case.index}-{key}",
     )
     return client.compute(metrics)
 
 
-def _finish(u8: CellMap, method: Method, folder: Path, overlay) -> np.ndarray:
-    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written.
-
-    ``overlay``: (scene path, cache) to also write overlay.png, or None.
-    """
+def _finish(u8: CellMap, method: Method, folder: Path) -> np.ndarray:
+    """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
     selo = method.finish_array(u8)
     ensure_dir(folder)
     write_png(folder / "selo_map.png", selo)
-    if overlay is not None:
-        from selo.pipeline.outputs import write_overlay
-        from selo.pipeline.preview import decimate, read_preview
-
-        with dask.config.set(scheduler="sync"):
-            preview = read_preview(open_scene(overlay[0], cache=overlay[1]), 1024)
-        write_overlay(folder / "overlay.png", preview, decimate(selo, preview.shape[:2]))
     return selo
 
 
-def _evaluate(selo, case, inputs, folder: Path, paper_compat: bool, digest: str) -> dict:
-    """Metrics of the finished map; windows.csv and metrics.json (last: marks the case done)."""
+def _evaluate(
+    selo,
+    case,
+    inputs,
+    folder: Path,
+    paper_compat: bool,
+    digest: str,
+    preview: np.ndarray | None = None,
+    plain: bool = False,
+) -> dict:
+    """Metrics of the finished map; overlays (given the scene's ``preview``), windows.csv
+    and metrics.json (last: marks the case done)."""
     if paper_compat:  # the published code stores the map as JPEG and scores the decoded JPEG
         selo = write_jpeg(folder / f"probmap_{case.index}.jpg", selo)
     t0 = time.perf_counter()
-    m = evaluate(selo, case.polygon_arrays(), case=case.index).as_dict()
+    detail = evaluate_case(selo, case.polygon_arrays(), case=case.index)
+    m = detail.metrics.as_dict()
     seconds = time.perf_counter() - t0
+    if preview is not None:  # annotated overlay.png and thumb.jpg
+        write_case_overlays(folder, selo, preview, case, detail, plain=plain)
     write_windows_csv(folder / "windows.csv", inputs.windows, inputs.scales, inputs.scores)
     record = {
         "case": case.index,
@@ -245,6 +259,8 @@ def _evaluate(selo, case, inputs, folder: Path, paper_compat: bool, digest: str)
         "metrics": m,
         "config": digest,
         "eval_seconds": seconds,
+        "regions": detail.regions,  # (cx, cy, r) and centres (x, y, counted), for the report
+        "centres": [(*c, k) for c, k in zip(detail.centres, detail.counted(), strict=True)],
     }
     atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
     return m
@@ -288,6 +304,7 @@ def run_airslt(
         record["cluster"] = ctx.cluster.describe()
         results, skipped = run_cases(ctx, cases, options, on_result=on_result)
         stages = ctx.profiler.table()
+        task_seconds = ctx.profiler.prefix_seconds()  # per-scene seconds for the report
     wall = time.perf_counter() - started
     csv_path = write_metrics_csv(out / "metrics.csv", results) if results else None
     record.update(
@@ -298,8 +315,7 @@ def run_airslt(
         skipped=[c.index for c in skipped],
         mean=mean_metrics(r.metrics for r in results).as_dict() if results else None,
     )
+    record.update(run_details(cases, [r.case for r in results], options.images, task_seconds))
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
-    stage_chart(
-        out / "stages.png", stages, title=f"selo airslt: {len(results)} cases, {wall:.1f} s"
-    )
+    finish_run_folder(out, record)  # stages.png, scenes.png, report.html
     return AirsltRun(results, skipped, stages, wall, out, csv_path)

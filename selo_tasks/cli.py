@@ -16,6 +16,7 @@ import click
 from selo import __version__
 from selo.errors import SeloError
 from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from selo.selo_tasks.compare import compare_cmd  # selo compare (defined with its logic)
 from selo.selo_tasks.options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
 __all__ = ["main", "cli"]
@@ -40,6 +41,7 @@ def cli(debug: bool, verbose: bool) -> None:
       selo localize SCENE -q TEXT    SeLo maps for one scene and one or more sentences
       selo airslt --images DIR       the whole AIR-SLT test set, with metrics
       selo eval --maps DIR           the SeLo metrics (Rsu, Ras, Rda, Rmi) of existing maps
+      selo compare RUN_A RUN_B       two or more runs of the same cases, side by side
     """
     _State.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -332,13 +334,19 @@ def _flag(value: bool | None, default: bool) -> bool:
     is_flag=True,
     help="Make the published code's JPEG round trips: windows before embedding, maps before eval.",
 )
+@click.option(
+    "--plain-overlays",
+    is_flag=True,
+    help="Also write case_NN/overlay_plain.png, the overlay as the published code draws it.",
+)
 @run_options
-def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
+def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_overlays, **kw):
     """Run and score every case of AIR-SLT (59 cases over 22 scenes) on a Dask cluster.
 
     Each scene is embedded once for all its queries (and cached). Writes per case
-    windows.csv, selo_map.png and metrics.json; then metrics.csv (one row per case
-    and the mean), run.json with the stage table, stages.png and profile.html (a
+    windows.csv, selo_map.png, overlay.png (annotated) and metrics.json; then
+    metrics.csv (one row per case and the mean), run.json with the stage table,
+    stages.png, scenes.png, report.html (the run on one page) and profile.html (a
     Dask performance report; --no-profile skips it). Interrupted runs continue
     with --resume.
     """
@@ -351,7 +359,11 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, **kw):
     options = _options(kw, out, paper_compat=paper_compat, profile=True)
     cases = load_annotations(anno)
     files = AirsltOptions(
-        images=Path(images), out=Path(out), resume=resume, skip_missing=skip_missing
+        images=Path(images),
+        out=Path(out),
+        resume=resume,
+        skip_missing=skip_missing,
+        plain_overlays=plain_overlays,
     )
     run = run_airslt(cases, files, options)
     _print_run(console, run, title=f"AIR-SLT, {options.method}, {kw['model']}")
@@ -369,7 +381,8 @@ def _print_run(console, run, *, title: str, baselines=None) -> None:
             f"left out of the means: {idx}[/yellow]"
         )
     console.print(
-        f"run folder: {run.out}  (metrics.csv, run.json, stages.png, case_NN/selo_map.png)"
+        f"run folder: {run.out}  (report.html, metrics.csv, run.json, stages.png, "
+        "case_NN/selo_map.png and overlay.png)"
     )
 
 
@@ -500,7 +513,7 @@ def demo_cmd(out, **kw):
         title=f"synthetic AIR-SLT demo, {options.method}, {kw['model']}",
         baselines=baselines,
     )
-    console.print(f"maps and overlays: {run.out}/case_NN/selo_map.png and overlay.png")
+    console.print(f"the run on one page: {run.out / 'report.html'}")
 
 
 @cli.command("models")
@@ -529,3 +542,6 @@ def models_cmd() -> None:
     console.print(table)
     for p in rows:
         console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)
+
+
+cli.add_command(compare_cmd)  # selo compare

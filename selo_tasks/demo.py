@@ -20,6 +20,7 @@ from selo.selo_tasks.driver import cell_maps
 from selo.selo_tasks.methods import Method
 from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
 from selo.selo_tasks.options import Options
+from selo.selo_tasks.report_html import add_baselines
 from selo.selo_tasks.synth import build_synthetic_airslt
 
 __all__ = ["DEMO_CASES", "DEMO_SCALE", "run_demo", "baseline_metrics"]
@@ -37,7 +38,9 @@ def run_demo(
     run = run_airslt(
         synth.cases, AirsltOptions(images=synth.images, out=out / "run", overlays=True), options
     )
-    return run, baseline_metrics(synth.cases, synth.sizes, options.build_method())
+    baselines = baseline_metrics(synth.cases, synth.sizes, options.build_method())
+    add_baselines(run.out, baselines)  # into run.json and report.html
+    return run, baselines
 
 
 def baseline_metrics(

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import dask
 import dask.array as da
@@ -34,7 +35,7 @@ from selo.pipeline.cache import Cache, EmbeddingKey
 from selo.pipeline import DEFAULT_BATCH
 from selo.pipeline.cut import CutSpec
 from selo.pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
-from selo.pipeline.profile import StageProfiler
+from selo.pipeline.profile import StageProfiler, task_label
 from selo.pipeline.scene import region_reader, scene_key, scene_label
 from selo.pipeline.sim import EmbeddingPlan, embedding_plan, scores
 from selo.pipeline.windows import WindowTable
@@ -238,6 +239,7 @@ class Driver:
                 dim=self.encoder.embed_dim,
                 batch=self.batch,
                 resources=self.executor.resources,
+                label=task_label(Path(scene_label(scene)).name),  # per-scene task seconds
             )
             todo.append((i, key, plan))
         if todo:

@@ -50,7 +50,9 @@ from selo.pipeline.morphology import maximum_filter
 __all__ = [
     "BETA_SU",
     "Metrics",
+    "CaseEvaluation",
     "evaluate",
+    "evaluate_case",
     "mean_metrics",
     "gt_mask",
     "region_centre_radius",
@@ -97,12 +99,36 @@ class Metrics:
 Polygon = np.ndarray  # (n, 2) float64: x (column), y (row)
 
 
+@dataclass(frozen=True)
+class CaseEvaluation:
+    """The metrics of one map with what they were computed from: the regions'
+    (cx, cy, r) and the attention centres (x, y), best first."""
+
+    metrics: Metrics
+    regions: tuple[tuple[int, int, int], ...]
+    centres: tuple[tuple[int, int], ...]
+
+    def counted(self) -> list[bool]:
+        """For each centre, whether it lies within some region's radius of its centre
+        (``distance <= r``: the centres Ras and Rda count)."""
+        return [
+            any(_distance((cx, cy), c) <= r for cx, cy, r in self.regions) for c in self.centres
+        ]
+
+
 def evaluate(selo_map: np.ndarray, polygons: Sequence[Polygon], *, case: object = None) -> Metrics:
     """Rsu, Rda, Ras and Rmi of one SeLo map against one case's polygons.
 
     ``selo_map``: uint8 (``P = U / 255``) or float in [0, 1], H×W.
     ``polygons``: (n, 2) arrays of [x, y] points. ``case`` only labels errors.
     """
+    return evaluate_case(selo_map, polygons, case=case).metrics
+
+
+def evaluate_case(
+    selo_map: np.ndarray, polygons: Sequence[Polygon], *, case: object = None
+) -> CaseEvaluation:
+    """:func:`evaluate`, also giving the regions and attention centres (for drawing)."""
     selo_map = _check_map(selo_map, case)
     polys = [np.asarray(p, dtype=np.float64) for p in polygons]
     validate_polygons(polys, where=_where(case), shape=selo_map.shape)
@@ -112,7 +138,8 @@ def evaluate(selo_map: np.ndarray, polygons: Sequence[Polygon], *, case: object 
     v_su = rsu(selo_map, mask)
     v_as = ras(regions, centres)
     v_da = rda(regions, centres)
-    return Metrics(rsu=v_su, rda=v_da, ras=v_as, rmi=rmi(v_su, v_da, v_as))
+    metrics = Metrics(rsu=v_su, rda=v_da, ras=v_as, rmi=rmi(v_su, v_da, v_as))
+    return CaseEvaluation(metrics, tuple(regions), tuple(centres))
 
 
 def mean_metrics(metrics: Iterable[Metrics]) -> Metrics:

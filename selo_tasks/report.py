@@ -11,8 +11,18 @@ from rich.table import Table
 
 from selo.selo_tasks.eval import CaseResult
 from selo.selo_tasks.metrics import Metrics, mean_metrics
+from selo.selo_tasks.run_info import Comparison
 
-__all__ = ["console", "metrics_table", "stage_table", "progress", "shorten"]
+__all__ = [
+    "console",
+    "metrics_table",
+    "stage_table",
+    "progress",
+    "shorten",
+    "stage_chart",
+    "scene_chart",
+    "PUBLISHED_STAGES",
+]
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -95,57 +105,165 @@ def progress(description: str, total: int, *, enabled: bool = True) -> Iterator:
 
 # Published SeLo v1 stage times on AIR-SLT (RTX 3090, AMFMN, scales 256/512/768), seconds.
 PUBLISHED_STAGES = {"cut": 0.93 * 60, "sim": 5.72 * 60, "gnt": 7.38 * 60, "flt": 0.74 * 60}
+STAGE_COLOURS = {  # BGR
+    "cut": (200, 120, 30),
+    "sim": (60, 160, 60),
+    "gnt": (40, 140, 230),
+    "flt": (160, 80, 160),
+    "eval": (110, 110, 110),
+}
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
-def stage_chart(path, stages: Mapping[str, Mapping[str, float]], *, title: str) -> None:
-    """A PNG bar chart of wall seconds per stage, next to the published v1 times (log scale).
+def _wrap(text: str, width: int, scale: float) -> list[str]:
+    """``text`` broken into lines of at most ``width`` pixels in OpenCV's font."""
+    import cv2
 
-    Drawn with OpenCV to avoid a plotting dependency; written atomically.
+    lines: list[str] = []
+    for word in text.split():
+        line = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(line, _FONT, scale, 1)[0][0] <= width:
+            lines[-1] = line
+        else:
+            lines.append(word)
+    return lines
+
+
+def _write_png(path, img) -> None:
+    from selo.pipeline.annotate import write_image
+
+    write_image(path, img)
+
+
+def stage_chart(
+    path,
+    stages: Mapping[str, Mapping[str, float]],
+    *,
+    title: str,
+    published: Comparison | None = None,
+) -> list[str]:
+    """A PNG bar chart of wall seconds per stage (log scale); returns the bars drawn,
+    ``"run:<stage>"`` and ``"published:<stage>"``.
+
+    The published v1 times are drawn only when ``published`` says the run is
+    comparable (:func:`~selo.selo_tasks.run_info.published_comparison`); its reason
+    is printed under the chart either way. Drawn with OpenCV (no plotting
+    dependency); written atomically.
     """
     import math
 
     import cv2
     import numpy as np
 
-    from selo.pipeline.store import atomic_path
-
+    show = published is not None and published.comparable
     names = [n for n in stages if stages[n].get("wall", 0) > 0] or list(stages)
-    rows = [(n, stages[n].get("wall", 0.0), PUBLISHED_STAGES.get(n)) for n in names]
-    width, left, row_h = 900, 120, 44
-    height = 90 + row_h * len(rows) + 40
+    rows = [
+        (n, stages[n].get("wall", 0.0), PUBLISHED_STAGES.get(n) if show else None) for n in names
+    ]
+    width, left, row_h = 900, 120, 44 if show else 28
+    note = _wrap(published.reason, width - 24, 0.42) if published is not None else []
+    height = 70 + row_h * len(rows) + 40 + 18 * len(note) + 8
     img = np.full((height, width, 3), 255, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, title, (12, 30), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    lo, hi = -2.0, math.log10(max([1.0] + [v for _, a, b in rows for v in (a, b) if v]) * 2)
+    cv2.putText(img, title, (12, 30), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    values = [v for _, a, b in rows for v in (a, b) if v]
+    lo = math.floor(math.log10(max(min(values, default=0.01), 1e-3)))
+    hi = math.log10(max([1.0, *values]) * 2)
 
     def x_of(seconds: float) -> int:
         frac = (math.log10(max(seconds, 10**lo)) - lo) / (hi - lo)
-        return left + int(frac * (width - left - 150))
+        return left + int(frac * (width - left - 170))
 
-    for i, (name, ours, published) in enumerate(rows):
-        y = 60 + i * row_h
-        cv2.putText(img, name, (12, y + 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.rectangle(img, (left, y + 4), (x_of(ours), y + 18), (200, 120, 30), -1)
+    drawn = []
+    axis_top, axis_bottom = 52, 60 + row_h * len(rows)
+    for p in range(lo, math.ceil(hi) + 1):
+        x = x_of(10.0**p)
+        cv2.line(img, (x, axis_top), (x, axis_bottom), (225, 225, 225), 1)
         cv2.putText(
-            img, f"{ours:.2f} s", (x_of(ours) + 6, y + 17), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+            img,
+            f"{10.0**p:g} s",
+            (x - 12, axis_bottom + 16),
+            _FONT,
+            0.4,
+            (90, 90, 90),
+            1,
+            cv2.LINE_AA,
         )
-        if published:
-            cv2.rectangle(img, (left, y + 22), (x_of(published), y + 36), (170, 170, 170), -1)
+    for i, (name, ours, pub) in enumerate(rows):
+        y = 60 + i * row_h
+        colour = STAGE_COLOURS.get(name, (200, 120, 30))
+        cv2.putText(img, name, (12, y + 17), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(img, (left, y + 4), (x_of(ours), y + 18), colour, -1)
+        drawn.append(f"run:{name}")
+        label = f"{ours:.2f} s (this run)" if show else f"{ours:.2f} s"
+        cv2.putText(img, label, (x_of(ours) + 6, y + 17), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        if pub:
+            cv2.rectangle(img, (left, y + 22), (x_of(pub), y + 36), (170, 170, 170), -1)
+            drawn.append(f"published:{name}")
             cv2.putText(
                 img,
-                f"{published:.0f} s (published)",
-                (x_of(published) + 6, y + 35),
-                font,
+                f"{pub:.0f} s (published)",
+                (x_of(pub) + 6, y + 35),
+                _FONT,
                 0.45,
                 (90, 90, 90),
                 1,
                 cv2.LINE_AA,
             )
-    y = height - 24
-    for p in range(int(lo), int(math.ceil(hi)) + 1):
-        x = x_of(10.0**p)
-        cv2.line(img, (x, 52), (x, y - 10), (225, 225, 225), 1)
-        cv2.putText(img, f"{10.0**p:g}s", (x - 12, y + 8), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", img)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    for k, line in enumerate(note):
+        y = axis_bottom + 40 + 18 * k
+        cv2.putText(img, line, (12, y), _FONT, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
+    _write_png(path, img)
+    return drawn
+
+
+def scene_chart(path, scenes: Mapping[str, Mapping[str, float]], *, title: str) -> list[str]:
+    """A PNG of summed task seconds per scene, one bar per scene stacked by stage
+    (longest first, linear scale); returns the scenes drawn, in drawing order."""
+    import math
+
+    import cv2
+    import numpy as np
+
+    order = sorted(scenes, key=lambda s: -sum(scenes[s].values()))
+    stages = [s for s in STAGE_COLOURS if any(scenes[n].get(s, 0) > 0 for n in order)]
+    width, left, row_h = 900, 110, 22
+    height = 84 + row_h * len(order) + 34
+    img = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(img, title, (12, 26), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    x = 12
+    for s in stages:  # legend
+        cv2.rectangle(img, (x, 40), (x + 14, 54), STAGE_COLOURS[s], -1)
+        cv2.putText(img, s, (x + 19, 52), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 30 + cv2.getTextSize(s, _FONT, 0.45, 1)[0][0]
+    top = max((sum(scenes[n].values()) for n in order), default=0.0) or 1.0
+    step = 10 ** math.floor(math.log10(top / 4)) if top > 0 else 1
+    step *= next(m for m in (1, 2, 5, 10) if top / (step * m) <= 6)
+    scale = (width - left - 80) / top
+    y0, y1 = 70, 70 + row_h * len(order)
+    for k in range(int(top / step) + 1):
+        gx = left + int(k * step * scale)
+        cv2.line(img, (gx, y0 - 4), (gx, y1), (225, 225, 225), 1)
+        cv2.putText(
+            img, f"{k * step:g} s", (gx - 10, y1 + 16), _FONT, 0.4, (90, 90, 90), 1, cv2.LINE_AA
+        )
+    for i, name in enumerate(order):
+        y = y0 + i * row_h
+        cv2.putText(img, shorten(name, 14), (12, y + 15), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        x = float(left)
+        for s in stages:
+            w = scenes[name].get(s, 0.0) * scale
+            if w > 0:
+                cv2.rectangle(
+                    img,
+                    (int(x), y + 3),
+                    (max(int(x) + 1, int(x + w)), y + 18),
+                    STAGE_COLOURS[s],
+                    -1,
+                )
+            x += w
+        total = sum(scenes[name].values())
+        cv2.putText(
+            img, f"{total:.2f} s", (int(x) + 6, y + 16), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    _write_png(path, img)
+    return order

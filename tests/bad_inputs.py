@@ -205,6 +205,12 @@ def _airslt_missing_scenes(tmp: Path) -> list:
     return ["airslt", "--images", str(tmp / "images"), "--out", str(tmp / "out"), *FAST]
 
 
+def _compare_no_run(tmp: Path) -> list:
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    return ["compare", str(tmp / "a"), str(tmp / "b"), "--out", str(tmp / "c.html")]
+
+
 CATALOGUE: list[BadInput] = [
     # --- scene files
     BadInput("scene file does not exist", lambda t: _localize(t / "missing.tif", tmp=t), "missing.tif: scene not found", "check the path"),
@@ -255,6 +261,7 @@ CATALOGUE: list[BadInput] = [
     # --- runs and clusters
     BadInput("images folder missing", _airslt_missing_images, "nowhere: images folder not found", "check --images"),
     BadInput("scenes named by the annotations missing", _airslt_missing_scenes, "22 scene(s) named by the annotations are missing", "add them, or pass --skip-missing"),
+    BadInput("selo compare of a folder that is not a run", _compare_no_run, "a/run.json: not found", "give run folders that selo airslt or selo demo wrote"),
     BadInput("unreachable scheduler address", _with("--scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler at tcp://127.0.0.1:9", "check the address, or leave out --scheduler"),
     BadInput("--gpu without dask-cuda", _with("--gpu"), "dask-cuda", "pip install 'selo[gpu]' on a GPU machine"),
 ]  # fmt: skip

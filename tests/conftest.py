@@ -45,3 +45,24 @@ def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("SELO_CACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def method_runs(tmp_path_factory):
+    """Two finished ``selo airslt`` runs of the same four synthetic cases (scenes 0.jpg and
+    13.jpg at 0.3 scale), with methods v1 and v2: {"v1": folder, "v2": folder}."""
+    from selo.selo_tasks.cli import main
+    from selo.selo_tasks.synth import build_synthetic_airslt
+
+    root = tmp_path_factory.mktemp("method-runs")
+    synth = build_synthetic_airslt(root / "synth", scale=0.3, cases=[0, 1, 12, 13])
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SELO_CACHE_DIR", str(root / "cache"))
+        for method in ("v1", "v2"):
+            out = root / method
+            args = ["airslt", "--images", synth.images, "--anno", synth.anno, "--out", out]
+            code = main([str(a) for a in [*args, "--in-process", "--method", method]])
+            assert code == 0
+            runs[method] = out
+    return runs

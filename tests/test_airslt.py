@@ -11,6 +11,8 @@ import pytest
 
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.metrics import evaluate
+from selo.selo_tasks.report_html import write_charts
+from selo.selo_tasks.run_info import published_comparison
 from selo.selo_tasks.synth import build_synthetic_airslt, caption_colour, scene_sizes
 
 FAST = ("--in-process",)
@@ -143,7 +145,16 @@ def test_demo_beats_flat_and_random_maps(run_cli, tmp_path, cache_dir):
     assert len(rows) == 13
     assert float(rows[-1]["rmi"]) > 0.6
     assert "random scores" in out and "flat map" in out
-    assert (tmp_path / "demo" / "run" / "case_00" / "overlay.png").is_file()
+    run = tmp_path / "demo" / "run"
+    assert (run / "case_00" / "overlay.png").is_file()
+    record = json.loads((run / "run.json").read_text())
+    assert set(record["baselines"]) == {"flat map", "random scores"}
+    report = (run / "report.html").read_text()
+    assert "random scores" in report and report.count('<figure data-case="') == 12
+    # 12 half-size cases are not the published 59: the stage chart shows the run alone
+    verdict = published_comparison(record)
+    assert not verdict.comparable and "12 cases over 4 scenes" in verdict.reason
+    assert "published:" not in " ".join(write_charts(run, record)["stages.png"])
 
 
 def test_paper_compat_scores_the_decoded_jpeg(run_cli, synth, tmp_path, cache_dir):

@@ -63,7 +63,8 @@ def test_encoder_tasks_run_only_where_the_gpu_resource_is(tmp_path):
             context(cluster, tmp_path / "c").driver.embed([(scene, window_table(400, 500, (128,)))])
         by_prefix: dict[str, set] = {}
         for r in ts.data:
-            by_prefix.setdefault(key_prefix(r["key"]), set()).add(r["worker"])
+            stage = key_prefix(r["key"]).split("-")[0]  # sim-<scene label>-<token>: sim
+            by_prefix.setdefault(stage, set()).add(r["worker"])
         assert by_prefix["sim"] == {
             sc.workers["gpu"].address
         }  # encoder tasks only on the GPU worker
@@ -123,3 +124,22 @@ def test_key_prefix():
     assert key_prefix("sim-0123456789abcdef0123") == "sim"
     assert key_prefix("gnt-case-3-9f8e7d6c5b4a3f2e") == "gnt-case-3"
     assert key_prefix("plain") == "plain"
+
+
+def test_task_labels_and_seconds_per_prefix():
+    import dask
+
+    from selo.pipeline.profile import task_label
+
+    assert task_label("scene 1-b.tif") == "scene_1_b.tif" and task_label("") == "_"
+    assert key_prefix(f"sim-{task_label('0.jpg')}-0123456789abcdef") == "sim-0.jpg"
+    profiler = StageProfiler()
+    with profiler.stage("flt"):
+        tasks = [
+            dask.delayed(sum)([i], dask_key_name=f"eval-case-{i}-0123456789abcdef{i}")
+            for i in range(2)
+        ]
+        dask.compute(*tasks, scheduler="sync")
+    seconds = profiler.prefix_seconds()
+    assert set(seconds) == {"eval-case-0", "eval-case-1"}
+    assert sum(seconds.values()) == pytest.approx(profiler.table()["eval"]["task"])

@@ -74,6 +74,11 @@ def test_task_names_carry_the_stage(image):
     plan = embedding_plan(region_reader(as_scene(image)), table, spec, cut=CutSpec(64), dim=20)
     prefixes = {key_prefix(k) for k in dict(plan.lazy()[0].__dask_graph__())}
     assert {"cut", "sim"} <= prefixes
+    labelled = embedding_plan(
+        region_reader(as_scene(image)), table, spec, cut=CutSpec(64), dim=20, label="0.jpg"
+    )
+    prefixes = {key_prefix(k) for k in dict(labelled.lazy()[0].__dask_graph__())}
+    assert {"cut-region-0.jpg", "cut-0.jpg", "sim-0.jpg"} <= prefixes  # per-scene seconds
 
 
 def test_scores_are_cosine_similarities_with_nan_where_no_data():
