@@ -166,14 +166,15 @@ def versions() -> dict[str, str]:
     import cv2
     import dask
     import numpy
-    import scipy
+    import rasterio
     import skimage
 
     out = {
         "selo": __version__,
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
         "opencv": cv2.__version__,
         "scikit-image": skimage.__version__,
         "dask": dask.__version__,
