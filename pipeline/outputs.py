@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -102,10 +103,29 @@ class SpooledMap:
 
 
 def spool(path: str | os.PathLike, data: Map, *, like: Grid, nodata: int | None = None) -> SpooledMap:
-    """Compute a (dask) map once into an uncompressed tiled GeoTIFF at ``path``."""
+    """Compute a (dask) map once into an uncompressed tiled GeoTIFF at ``path``, with the
+    overviews of selo_map.tif (nearest) built in it."""
     _check_map(data, "the map", like.shape)
     _write_tiff(Path(path), data, tile=_STRIP, **_georef(like, nodata))
+    _build_overviews(str(path), data.shape)
     return SpooledMap(Path(path), tuple(data.shape))
+
+
+def overview_factors(shape: tuple[int, int], block: int = 512) -> list[int]:
+    """The overview factors GDAL's COG driver makes by itself (``OVERVIEWS=AUTO``): 2, 4,
+    8, … until the longer side fits in one block."""
+    side, factors = max(shape), []
+    while side > block:
+        factors.append(2 ** (len(factors) + 1))
+        side = -(-side // 2)
+    return factors
+
+
+def _build_overviews(path: str, shape: tuple[int, int]) -> None:
+    factors = overview_factors(shape)
+    if factors:
+        with rasterio.open(path, "r+") as ds:
+            ds.build_overviews(factors, Resampling.nearest)
 
 
 def _georef(like: Grid, nodata: int | None) -> dict[str, Any]:
@@ -160,8 +180,6 @@ def _check_complete(path: Path) -> None:
 def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch: Path):
     """The map as an open rasterio dataset: in memory, the spooled file, or a dask map
     spooled to ``scratch`` first (removed afterwards)."""
-    from rasterio.io import MemoryFile
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         if isinstance(data, SpooledMap):
@@ -176,12 +194,19 @@ def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch:
                 scratch.unlink(missing_ok=True)
             return
         height, width = data.shape
-        profile = dict(driver="GTiff", height=height, width=width, count=1, dtype="uint8")
-        with MemoryFile() as memory:
-            with memory.open(**profile, **_georef(like, nodata)) as ds:
+        profile = dict(
+            driver="GTiff", height=height, width=width, count=1, dtype="uint8", tiled=True,
+            blockxsize=_STRIP, blockysize=_STRIP,
+        )  # fmt: skip
+        memory = f"/vsimem/selo-{uuid.uuid4().hex}.tif"
+        try:
+            with rasterio.open(memory, "w", **profile, **_georef(like, nodata)) as ds:
                 ds.write(data, 1)
-            with memory.open() as ds:
+            _build_overviews(memory, data.shape)
+            with rasterio.open(memory) as ds:
                 yield ds
+        finally:
+            rasterio.shutil.delete(memory)
 
 
 COG_OPTIONS = {
@@ -189,8 +214,9 @@ COG_OPTIONS = {
     "LEVEL": 6,
     "PREDICTOR": "YES",
     "BLOCKSIZE": 512,
-    "OVERVIEWS": "AUTO",
-    "OVERVIEW_RESAMPLING": "NEAREST",
+    # the overviews GDAL's AUTO would make, built (nearest) in the uncompressed source
+    # first: 3x faster than letting the COG driver make them (benchmarks/bench_writes.py)
+    "OVERVIEWS": "FORCE_USE_EXISTING",
     "BIGTIFF": "IF_SAFER",
     "NUM_THREADS": "ALL_CPUS",
 }
@@ -237,8 +263,9 @@ def write_geotiff(
 
 
 PNG_LEVEL = 1
-"""zlib level of selo_map.png (chosen by ``benchmarks/bench_writes.py``: SeLo maps are
-smooth, so level 1 is nearly as small as 6 and much faster)."""
+"""zlib level of selo_map.png, with the "sub" filter only (chosen by
+``benchmarks/bench_writes.py``: SeLo maps are smooth, so this is nearly as small as the
+defaults and about 3x faster)."""
 
 
 def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
@@ -248,7 +275,9 @@ def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
     to PNG by GDAL line by line: memory stays bounded whatever the size."""
     _check_map(data, "the map")
     if isinstance(data, np.ndarray):
-        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
+        params = [
+            cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB
+        ]  # fmt: skip
         return atomic_write_bytes(path, _encode(".png", data, params), what="PNG")
     with atomic_path(path, what="PNG") as partial:
         scratch = partial.with_name(partial.name + ".spool.tif")
