@@ -99,13 +99,16 @@ def _path(**kw):
     return click.Path(path_type=str, **kw)
 
 
-@cli.command("eval")
-@click.option(
+_anno_option = click.option(
     "--anno",
     type=_path(),
     default=None,
     help="Annotation file (default: the AIR-SLT anno.json shipped with selo).",
 )
+
+
+@cli.command("eval")
+@_anno_option
 @click.option(
     "--maps",
     "maps_dir",
@@ -310,12 +313,7 @@ def _flag(value: bool | None, default: bool) -> bool:
 @click.option(
     "--images", type=_path(), required=True, help="Folder with the scenes (0.jpg ... 21.jpg)."
 )
-@click.option(
-    "--anno",
-    type=_path(),
-    default=None,
-    help="Annotation file (default: the AIR-SLT anno.json shipped with selo).",
-)
+@_anno_option
 @click.option(
     "--out", type=_path(), default="selo-runs/airslt", show_default=True, help="Run folder."
 )
