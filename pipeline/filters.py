@@ -190,12 +190,14 @@ def _cells_filter(cells: CellMap, chunks, valid, ksize: int, kind: str) -> da.Ar
 
 
 def _cells_graph(name, cells, chunks, valid, ksize, block_fn):
-    """One task per output block; with a mask it also receives the mask blocks under its
-    halo and their "all valid" flags (one cheap reduction task per mask block)."""
+    """One task per output block, all sharing the cell map (one key); with a mask each
+    also receives the mask blocks under its halo and their "all valid" flags (one
+    cheap reduction task per mask block)."""
     r = ksize // 2
     h, w = cells.grid.height, cells.grid.width
     rows, cols = (np.cumsum((0, *c)) for c in chunks)
-    graph: dict = {}
+    cells_key = f"{name}-map"
+    graph: dict = {cells_key: cells}
     deps = []
     if valid is not None:
         flag_name = f"{name}-valid-all"
@@ -209,7 +211,7 @@ def _cells_graph(name, cells, chunks, valid, ksize, block_fn):
             loc = (int(rows[bi]), int(rows[bi + 1]), int(cols[bj]), int(cols[bj + 1]))
             halo = (max(loc[0] - r, 0), min(loc[1] + r, h), max(loc[2] - r, 0), min(loc[3] + r, w))
             if valid is None:
-                graph[(name, bi, bj)] = (_cells_task, block_fn, cells, loc, halo, ksize)
+                graph[(name, bi, bj)] = (_cells_task, block_fn, cells_key, loc, halo, ksize)
                 continue
             vi = range(_first(vrows, halo[0]), _last(vrows, halo[1]))
             vj = range(_first(vcols, halo[2]), _last(vcols, halo[3]))
@@ -219,7 +221,7 @@ def _cells_graph(name, cells, chunks, valid, ksize, block_fn):
             graph[(name, bi, bj)] = (
                 _cells_task,
                 block_fn,
-                cells,
+                cells_key,
                 loc,
                 halo,
                 ksize,
@@ -315,12 +317,12 @@ def _median_pieces(edges: np.ndarray, start: int, stop: int, r: int) -> _Pieces:
 
 
 class _Rects(NamedTuple):
-    """Per rectangle (row piece × column piece) of a block: its cells sorted by value."""
+    """Per rectangle (row piece × column piece, flat index i·n + j) of a block."""
 
-    value: np.ndarray  # (m, n, k) int16 sorted cell values (256 in padding)
-    coef: np.ndarray  # (5, m, n, k) int32: p0, py, px, pyx of the prefix weights, group size
-    base: np.ndarray  # (m, n) median index where no group moves
-    active: np.ndarray  # (m, n, k) bool: the last cell of a group that crosses ``need``
+    value: np.ndarray  # (m·n, k) int32 its cell values, sorted (256 in padding)
+    coef: np.ndarray  # (5, m·n, k) int32: p0, py, px, pyx of the prefix weights, group size
+    base: np.ndarray  # (m·n,) median index where no group moves
+    active: np.ndarray  # (m·n, k) bool: the last cell of a group that crosses ``need``
 
 
 def _median_rects(values: np.ndarray, py: _Pieces, px: _Pieces, need: int) -> _Rects:
@@ -332,33 +334,41 @@ def _median_rects(values: np.ndarray, py: _Pieces, px: _Pieces, need: int) -> _R
     """
     m, kr = py.cell.shape
     n, kc = px.cell.shape
-    vals = values[py.cell[:, None, :, None], px.cell[None, :, None, :]].astype(np.int16)
+    k = kr * kc
+    vals = values[py.cell[:, None, :, None], px.cell[None, :, None, :]].astype(np.int64)
     vals = np.where(py.real[:, None, :, None] & px.real[None, :, None, :], vals, 256)
-    vals = vals.reshape(m, n, kr * kc)
-    order = np.argsort(vals, axis=-1, kind="stable")
-    vals = np.take_along_axis(vals, order, axis=-1)
-    oi, oj = np.divmod(order, kc)
-    a0 = np.take_along_axis(py.weight[:, None, :], oi, axis=-1)
-    ay = np.take_along_axis(py.slope[:, None, :], oi, axis=-1)
-    b0 = np.take_along_axis(px.weight[None, :, :], oj, axis=-1)
-    bx = np.take_along_axis(px.slope[None, :, :], oj, axis=-1)
-    coef = np.empty((5, *vals.shape), dtype=np.int32)
+    # one flat sort of (rectangle, value, slot) keys sorts every rectangle at once
+    rect = np.arange(m * n)[:, None]
+    key = np.sort(((rect * 257 + vals.reshape(m * n, k)) * k + np.arange(k)), axis=None)
+    slot = (key % k).reshape(m * n, k)
+    vals = ((key // k) % 257).astype(np.int32).reshape(m * n, k)
+    oi, oj = np.divmod(slot, kc)
+    ri, cj = rect // n, rect % n
+    a0, ay = py.weight[ri, oi], py.slope[ri, oi]
+    b0, bx = px.weight[cj, oj], px.slope[cj, oj]
+    # (5, k, m·n) while summing over the few slots (loops beat numpy's short-axis cumsum)
+    coef = np.empty((5, k, m * n), dtype=np.int32)
     for i, term in enumerate((a0 * b0, ay * b0, a0 * bx, ay * bx)):
-        np.cumsum(term, axis=-1, out=coef[i])
+        coef[i] = term.T
+        for j in range(1, k):
+            coef[i, j] += coef[i, j - 1]
     p0, pdy, pdx, pyx = coef[:4]
-    dy = (py.length - 1).astype(np.int32)[:, None, None]
-    dx = (px.length - 1).astype(np.int32)[None, :, None]
-    corners = (p0, p0 + pdy * dy, p0 + pdx * dx, p0 + pdy * dy + pdx * dx + pyx * dy * dx)
-    below = np.logical_and.reduce([c < need for c in corners])
-    above = np.logical_and.reduce([c >= need for c in corners])
-    last = np.ones(vals.shape, dtype=bool)  # the last cell of a run of equal values
-    last[..., :-1] = vals[..., 1:] != vals[..., :-1]
-    slot = np.arange(vals.shape[-1])
-    prev = np.maximum.accumulate(np.where(last, slot, -1), axis=-1)
-    coef[4] = slot + 1
-    coef[4, ..., 1:] -= prev[..., :-1] + 1  # group sizes, read at the last cell of each group
-    base = np.where(last & below, coef[4], 0).sum(axis=-1)
-    return _Rects(vals, coef, base, last & ~below & ~above)
+    dy = np.repeat(py.length - 1, n).astype(np.int32)
+    dx = np.tile(px.length - 1, m).astype(np.int32)
+    corners = (p0 < need, p0 + pdy * dy < need, p0 + pdx * dx < need)
+    corners += (p0 + pdy * dy + pdx * dx + pyx * (dy * dx) < need,)
+    below = corners[0] & corners[1] & corners[2] & corners[3]
+    above = ~(corners[0] | corners[1] | corners[2] | corners[3])
+    vt = np.ascontiguousarray(vals.T)
+    last = np.ones((k, m * n), dtype=bool)  # the last cell of a run of equal values
+    last[:-1] = vt[1:] != vt[:-1]
+    size = coef[4]  # group sizes, read at the last cell of each group
+    size[:] = 1
+    for j in range(1, k):
+        size[j] += np.where(last[j - 1], 0, size[j - 1])
+    base = np.where(last & below, size, 0).sum(axis=0)
+    active = last & ~below & ~above
+    return _Rects(vals, coef.transpose(0, 2, 1), base, active.T)
 
 
 # sorting networks (pairs to compare-exchange) for columns of a few rows
@@ -398,7 +408,9 @@ def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.nda
     q = coef[2] + coef[3] * dy
     size = coef[4]
     low = p < need
-    start = base + (size * low).sum(axis=0)
+    start = base.copy()
+    for j in range(na):  # loops over the few rows: numpy's axis-0 reductions are slow here
+        start += size[j] * low[j]
     leave = low & (q > 0)
     num = np.where(leave, need - p + q - 1, p - need - q)
     bp = np.where(leave | (~low & (q < 0)), num // np.maximum(np.abs(q), 1), length)
@@ -410,8 +422,8 @@ def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.nda
         step = (key & ((1 << 20) - 1)).astype(np.int32) - (1 << 19)
     idx = np.empty((na + 1, len(dy)), dtype=np.int32)
     idx[0] = start
-    np.cumsum(step, axis=0, out=idx[1:])
-    idx[1:] += start
+    for j in range(na):
+        np.add(idx[j], step[j], out=idx[j + 1])
     lens = np.empty((na + 1, len(dy)), dtype=np.intp)
     lens[0] = bp[0]
     lens[1:na] = bp[1:] - bp[:-1]
@@ -444,7 +456,7 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
     if work > CELL_WORK_PER_PIXEL["median"] * (h + 2 * r) * (w + 2 * r):
         return None
     rects = _median_rects(cells.values, py, px, need)
-    nact = rects.active.sum(axis=-1)
+    nact = rects.active.sum(axis=-1).reshape(m, n)
     slots = nact + 1
     offset = np.cumsum(slots, axis=1) - slots  # first run of each rectangle in its rows
     row_slots = np.repeat(slots.sum(axis=1), py.length)
@@ -458,15 +470,16 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
         dy = _ragged_arange(counts).astype(np.int32)
         first = row_start[dy + np.repeat(py.start[vm] - r0, counts)]
         first += np.repeat(offset[vm, vn], counts)
-        cell0 = np.repeat((vm * n + vn) * k, counts)
-        base = np.repeat(rects.base[vm, vn], counts).astype(np.int32)
+        flat = vm * n + vn
+        cell0 = np.repeat(flat * k, counts)
+        base = np.repeat(rects.base[flat], counts).astype(np.int32)
         length = np.repeat(px.length[vn].astype(np.int32), counts)
         if na == 0:
             run_val[first] = flat_val[cell0 + base]
             run_len[first] = length
             continue
-        groups = np.nonzero(rects.active[vm, vn])[1].reshape(-1, na)
-        coef = rects.coef[:, vm[:, None], vn[:, None], groups].transpose(0, 2, 1)
+        groups = np.nonzero(rects.active[flat])[1].reshape(-1, na)
+        coef = rects.coef[:, flat[:, None], groups].transpose(0, 2, 1)
         idx, lens = _row_runs(np.repeat(coef, counts, axis=2), dy, base, length, need)
         pos = first + np.arange(na + 1)[:, None]
         run_val[pos] = flat_val[cell0 + idx]
@@ -554,22 +567,44 @@ def _gaussian_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int):
     ni = my.shape[1]
     # a·b = (Σ my·(vals·mxᵀ) + 2^15) / 2^16: the horizontal pass (integers < 2^16) then
     # the vertical one; every partial sum is a non-negative multiple of 2^-16 below
-    # 256, exact in float32, and truncation is the floor of OpenCV's ">> 16"
+    # 256, exact in float32 whatever the order, and truncation is OpenCV's ">> 16"
+    b = np.empty((ni + 1, w), dtype=np.float32)
+    for y0, y1, part in _row_products(vals, mx.T):
+        np.multiply(part, 1 / 256, out=b[y0:y1])
+    b[ni] = 1.0
     a = np.empty((h, ni + 1), dtype=np.float32)
     np.multiply(my, 1 / 256, out=a[:, :ni])
-    a[:, ni] = 0.5
-    b = np.empty((ni + 1, w), dtype=np.float32)
-    np.matmul(vals, mx.T, out=b[:ni])
-    b[:ni] *= 1 / 256
-    b[ni] = 1.0
+    a[:, ni] = 0.5  # the rounding term 2^15 / 2^16
     out = np.empty((h, w), dtype=np.uint8)
-    slab = max(1, (1 << 18) // max(w, 1))  # rows per float32 buffer of ~1 MiB
-    buf = np.empty((min(slab, h), w), dtype=np.float32)
-    for y in range(0, h, slab):
-        part = buf[: min(slab, h - y)]
-        np.matmul(a[y : y + slab], b, out=part)
-        np.copyto(out[y : y + slab], part, casting="unsafe")
+    for y0, y1, part in _row_products(a, b):
+        np.copyto(out[y0:y1], part, casting="unsafe")
     return out
+
+
+# OpenBLAS runs a GEMM on the calling thread when m·n·k ≤ 4 · 65536
+_BLAS_SERIAL = 1 << 18
+
+
+def _row_products(a: np.ndarray, b: np.ndarray, buffer: int = 1 << 20):
+    """``a @ b`` in float32 by slabs of rows: yields (start, stop, rows of the product).
+
+    Each BLAS call is kept small enough to run on the calling thread: dask already
+    runs blocks in parallel, and nested BLAS threads spin against its threads
+    (measured: 66 ms instead of 3 ms for a 2048² block on 2 busy cores).
+    """
+    h, k = a.shape
+    w = b.shape[1]
+    rows = max(1, _BLAS_SERIAL // (k * w))  # rows per BLAS call
+    calls = max(1, buffer // (4 * rows * w))  # calls per slab (numpy's batched matmul)
+    padded = -(-h // rows) * rows
+    if padded != h:
+        a = np.concatenate([a, np.zeros((padded - h, k), dtype=a.dtype)])
+    buf = np.empty((calls, rows, w), dtype=np.float32)
+    for y in range(0, h, calls * rows):
+        n = min(calls, (padded - y) // rows)
+        np.matmul(a[y : y + n * rows].reshape(n, rows, k), b, out=buf[:n])
+        stop = min(y + n * rows, h)
+        yield y, stop, buf[:n].reshape(n * rows, w)[: stop - y]
 
 
 def _cells_between(edges: np.ndarray, start: int, stop: int, n: int) -> int:
