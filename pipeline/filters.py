@@ -411,12 +411,21 @@ def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.nda
     start = base.copy()
     for j in range(na):  # loops over the few rows: numpy's axis-0 reductions are slow here
         start += size[j] * low[j]
-    leave = low & (q > 0)
-    num = np.where(leave, need - p + q - 1, p - need - q)
-    bp = np.where(leave | (~low & (q < 0)), num // np.maximum(np.abs(q), 1), length)
-    np.minimum(bp, length, out=bp)
-    step = np.where(bp < length, np.where(leave, -size, size), 0)
-    if na > 1:  # sort each row's breakpoints, the steps riding in the low bits
+    rising = q > 0
+    leave = low & rising
+    moves = (low == rising) & (q != 0)
+    bp = p - need
+    bp -= q
+    np.subtract(-1, bp, out=bp, where=leave)  # need − p + q − 1 where leaving
+    bp //= np.maximum(np.abs(q, out=q), 1)
+    bp = np.where(moves, np.minimum(bp, length), length)
+    step = np.where(leave, -size, size)
+    step *= bp < length
+    if na == 2:
+        swap = bp[0] > bp[1]
+        bp = np.where(swap, bp[::-1], bp)
+        step = np.where(swap, step[::-1], step)
+    elif na > 2:  # sort each row's breakpoints, the steps riding in the low bits
         key = _sort_columns((bp.astype(np.int64) << 20) | (step + (1 << 19)))
         bp = (key >> 20).astype(np.int32)
         step = (key & ((1 << 20) - 1)).astype(np.int32) - (1 << 19)
@@ -454,6 +463,8 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
     h, w = r1 - r0, c1 - c0
     work = m * n * k * 40 + h * n * min(k, 8) * 4
     if work > CELL_WORK_PER_PIXEL["median"] * (h + 2 * r) * (w + 2 * r):
+        return None
+    if ksize * ksize >= 1 << 31 or k >= 1 << 19:  # int32 weights, packed sort keys
         return None
     rects = _median_rects(cells.values, py, px, need)
     nact = rects.active.sum(axis=-1).reshape(m, n)
