@@ -17,9 +17,12 @@ The cell rules, for a kernel of radius ``r`` (``k = 2r + 1``):
   (rows × columns overlapped); the median is the smallest value whose
   cumulative weight reaches ``(k² + 1) / 2``. Between the rows where a window
   edge crosses a cell edge every ``a_i`` is affine in y (likewise ``b_j`` in x),
-  so on each such rectangle the cumulative weight of a value is bilinear: if
-  the median agrees at its four corners it is constant on it, and otherwise
-  each row is solved exactly as a few constant runs (a breakpoint per value).
+  so on each such rectangle the cumulative weight of a value is bilinear and
+  its extremes are at the four corners: a value whose cumulative weight stays
+  on one side of the threshold at all four never moves the median there. The
+  few values that cross it move the median index once per row each, at a
+  breakpoint found by integer division, so each row of the rectangle is a few
+  constant runs; one ``np.repeat`` expands a block's runs.
 - Gaussian (BORDER_REFLECT_101). For CV_8U, OpenCV rounds the kernel to 8
   fraction bits (``getGaussianKernelFixedPoint_ED``: error-diffused, centre
   tap = 256 − the others), sums ``kx·U`` in 16 bits and ``ky·(...)`` in 32 bits
@@ -65,9 +68,10 @@ GAUSSIAN_KSIZE = 255
 
 # The cell route is taken for a block when its estimated work is below this many
 # units per pixel of the block's halo; OpenCV on the expanded halo otherwise.
-# Calibrated on one core: cv2.medianBlur(251) costs ~40 ns per halo pixel and a
+# Calibrated on one core: cv2.medianBlur(251) costs ~25-40 ns per halo pixel and a
 # median work unit ~1 ns; cv2.GaussianBlur(255) ~250 ns per pixel and a Gaussian
-# unit (a float32 multiply-add in a matrix product) ~0.1-0.2 ns.
+# unit (a float32 multiply-add in a matrix product) ~0.1-0.2 ns. Both routes are
+# exact: this only decides the speed (v1 maps, cells of 128 px, take the cells).
 CELL_WORK_PER_PIXEL = {"median": 6.0, "gaussian": 1000.0}
 _BIG = 1 << 40
 
@@ -241,8 +245,12 @@ def _last(bounds: np.ndarray, stop: int) -> int:
 
 
 def _cells_task(block_fn, cells, loc, halo, ksize, flags=None, parts=None, origin=None):
+    """One output block: from the cells if its halo is all valid (and that pays), else
+    OpenCV on the expanded, masked halo, cropped to the block."""
     r0, r1, c0, c1 = loc
     ya, yb, xa, xb = halo
+    if r1 == r0 or c1 == c0:  # dask allows empty chunks
+        return np.empty((r1 - r0, c1 - c0), dtype=np.uint8)
     if flags is None or all(flags):
         out = block_fn.cells(cells, loc, ksize)
         if out is not None:
