@@ -54,7 +54,7 @@ def chunked(u, chunks):
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS)
-@pytest.mark.parametrize("shape", [(1000, 1200), (120, 200)])  # larger and smaller than the kernel
+@pytest.mark.parametrize("shape", [(700, 760), (120, 200)])  # larger and smaller than the kernel
 def test_median_equals_opencv_whole_map(shape, chunks):
     u = piecewise_map(shape)
     arr = chunked(u, chunks)
@@ -62,7 +62,7 @@ def test_median_equals_opencv_whole_map(shape, chunks):
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS)
-@pytest.mark.parametrize("shape", [(1000, 1200), (120, 200)])
+@pytest.mark.parametrize("shape", [(700, 760), (120, 200)])
 def test_gaussian_equals_opencv_whole_map(shape, chunks):
     u = piecewise_map(shape, seed=1)
     arr = chunked(u, chunks)
@@ -136,12 +136,12 @@ def cell_maps(draw) -> CellMap:
 
 
 @st.composite
-def chunkings(draw, shape):
+def chunkings(draw, shape, max_blocks=MAX_BLOCKS):
     """Random chunks per axis: cut points anywhere (one-pixel chunks, chunks thinner
-    than the halo), at most MAX_BLOCKS per axis."""
+    than the halo), at most ``max_blocks`` per axis."""
     out = []
     for side in shape:
-        cuts = draw(st.sets(st.integers(1, max(side - 1, 1)), max_size=MAX_BLOCKS - 1))
+        cuts = draw(st.sets(st.integers(1, max(side - 1, 1)), max_size=max_blocks - 1))
         edges = sorted({0, side, *(c for c in cuts if 0 < c < side)})
         out.append(tuple(np.diff(edges).tolist()))
     return tuple(out)
@@ -212,12 +212,13 @@ def test_median_cells_equal_opencv(data, cells, ksize):
     assert np.array_equal(out, cv2.medianBlur(expanded(cells, valid), ksize))
 
 
-@settings(max_examples=45, **SETTINGS)  # the reference GaussianBlur(255) is slow
+@settings(max_examples=30, **SETTINGS)  # OpenCV's GaussianBlur(255) is slow (~250 ns/px)
 @given(data=st.data(), cells=cell_maps(), ksize=st.sampled_from([255, 255, 255, 1, 3, 5, 9, 31]))
 def test_gaussian_cells_equal_opencv(data, cells, ksize):
     shape = (cells.grid.height, cells.grid.width)
-    chunks = data.draw(chunkings(shape))
     valid = data.draw(nodata(shape))
+    # nodata blocks go through OpenCV on their halo: fewer of them keeps the test quick
+    chunks = data.draw(chunkings(shape, MAX_BLOCKS if valid is None else 3))
     with prefer_cells(cells, valid), dask.config.set(scheduler="sync"):
         out = gaussian_blur_cells(cells, chunks, valid=valid, ksize=ksize).compute()
     expected = cv2.GaussianBlur(expanded(cells, valid), (ksize, ksize), 0, 0)
