@@ -457,9 +457,9 @@ def _ragged_arange(counts: np.ndarray) -> np.ndarray:
 def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) -> np.ndarray | None:
     """The block ``loc`` of the median, from the cells; None if OpenCV is cheaper.
 
-    Each row of the block is a list of runs (value, length), expanded by one
-    ``np.repeat``: one run per row of a rectangle where no value group moves,
-    ``na + 1`` (some empty) where ``na`` groups do.
+    The rectangles are painted as runs along lines: along rows, except the column
+    pieces narrower than the rectangles are tall (the thin pieces next to each
+    cell edge), which are solved and painted along their columns.
     """
     r0, r1, c0, c1 = loc
     r = ksize // 2
@@ -476,34 +476,70 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
         return None
     rects = _median_rects(cells.values, py, px, need)
     nact = rects.active.sum(axis=-1).reshape(m, n)
+    runs = np.where(nact > 0, nact + 1, 0)
+    by_column = px.length * runs.sum(axis=0) < (py.length[:, None] * runs).sum(axis=0)
+    flat = np.arange(m * n).reshape(m, n)
+    out = _paint_lines(
+        rects, np.where(by_column, 0, nact), flat, py.length, px.length, need, (0, 1, 2, 3, 4)
+    )
+    if by_column.any():
+        cols = np.flatnonzero(by_column)
+        strips = _paint_lines(
+            rects,
+            nact[:, cols].T,
+            flat[:, cols].T,
+            px.length[cols],
+            py.length,
+            need,
+            (0, 2, 1, 3, 4),
+        )
+        x = _ragged_arange(px.length[cols]) + np.repeat(px.start[cols] - c0, px.length[cols])
+        out[:, x] = strips.T
+    return out
+
+
+def _paint_lines(rects: _Rects, nact, flat, lines, along, need: int, roles) -> np.ndarray:
+    """Paint a grid of rectangles (major × minor pieces) line by line, as runs.
+
+    Major piece i is crossed by ``lines[i]`` lines; on each, minor piece j is
+    ``along[j]`` long. A rectangle with ``nact`` active groups gives ``nact + 1``
+    runs per line (some empty), one with none a single run. ``flat`` indexes the
+    rectangles in ``rects``; ``roles`` orders its coefficients for the direction
+    of the lines (p0, along-line slope q's roles swap for columns). Returns the
+    (Σ lines, Σ along) array, expanded by one ``np.repeat``.
+    """
+    k = rects.value.shape[1]
     slots = nact + 1
-    offset = np.cumsum(slots, axis=1) - slots  # first run of each rectangle in its rows
-    row_slots = np.repeat(slots.sum(axis=1), py.length)
-    row_start = np.cumsum(row_slots) - row_slots
-    run_val = np.empty(int(row_slots.sum()), dtype=np.uint8)
+    offset = np.cumsum(slots, axis=1) - slots  # first run of each rectangle in its lines
+    line_slots = np.repeat(slots.sum(axis=1), lines)
+    line_start = np.cumsum(line_slots) - line_slots
+    run_val = np.empty(int(line_slots.sum()), dtype=np.uint8)
     run_len = np.empty(run_val.shape, dtype=np.intp)
     flat_val = rects.value.reshape(-1)
+    first_line = np.cumsum(lines) - lines
     for na in np.unique(nact).tolist():
-        vm, vn = np.nonzero(nact == na)
-        counts = py.length[vm]
-        dy = _ragged_arange(counts).astype(np.int32)
-        first = row_start[dy + np.repeat(py.start[vm] - r0, counts)]
-        first += np.repeat(offset[vm, vn], counts)
-        flat = vm * n + vn
-        cell0 = np.repeat(flat * k, counts)
-        base = np.repeat(rects.base[flat], counts).astype(np.int32)
-        length = np.repeat(px.length[vn].astype(np.int32), counts)
+        vi, vj = np.nonzero(nact == na)
+        counts = lines[vi]
+        d = _ragged_arange(counts).astype(np.int32)  # the line's offset in its piece
+        first = line_start[d + np.repeat(first_line[vi], counts)]
+        first += np.repeat(offset[vi, vj], counts)
+        rect = flat[vi, vj]
+        cell0 = np.repeat(rect * k, counts)
+        base = np.repeat(rects.base[rect], counts).astype(np.int32)
+        length = np.repeat(along[vj].astype(np.int32), counts)
         if na == 0:
             run_val[first] = flat_val[cell0 + base]
             run_len[first] = length
             continue
-        groups = np.nonzero(rects.active[flat])[1].reshape(-1, na)
-        coef = rects.coef[:, flat[:, None], groups].transpose(0, 2, 1)
-        idx, lens = _row_runs(np.repeat(coef, counts, axis=2), dy, base, length, need)
+        groups = np.nonzero(rects.active[rect])[1].reshape(-1, na)
+        coef = rects.coef[np.array(roles)[:, None, None], rect[:, None], groups]
+        idx, lens = _row_runs(
+            np.repeat(coef.transpose(0, 2, 1), counts, axis=2), d, base, length, need
+        )
         pos = first + np.arange(na + 1)[:, None]
         run_val[pos] = flat_val[cell0 + idx]
         run_len[pos] = lens
-    return np.repeat(run_val, run_len).reshape(h, w)
+    return np.repeat(run_val, run_len).reshape(int(lines.sum()), int(along.sum()))
 
 
 def _median_opencv(u: np.ndarray, ksize: int) -> np.ndarray:
