@@ -3,7 +3,7 @@
 The finishing filters must equal ``cv2.medianBlur(map, 251)`` (v1) and
 ``cv2.GaussianBlur(map, (255, 255), 0, 0)`` (v2) bit for bit. On a real v1 cell
 map (``window_table(size, size)`` → ``CellGrid.from_windows``, random scores →
-``accumulate`` → ``quantize``) this measures, in one run, best of ``--repeat``:
+``accumulate`` → ``quantize``) this measures, in one run:
 
 - the floors: OpenCV's filter on the whole expanded map (its own threads), and
   writing the map's bytes once (``np.empty`` + ``fill``);
@@ -12,9 +12,11 @@ map (``window_table(size, size)`` → ``CellGrid.from_windows``, random scores �
 - the cell path (``median_blur_cells``), returned as one array (``compute``) and
   stored into a preallocated one (``da.store``, no concatenation);
 
-all on dask's threaded scheduler with ``--chunks`` pixel chunks, each checked
-equal to OpenCV's whole-map result. Prints a markdown table and the ratio; also
-writes it to BENCHMARKS.md unless ``--print-only``.
+the dask ones on the threaded scheduler with ``--chunks`` pixel chunks, each
+checked equal to OpenCV's whole-map result; the same for the Gaussian. Each case
+keeps its best time over ``--repeat`` rounds, the cases interleaved (the machine
+may be shared). Prints a markdown table and the ratio; also writes it to
+BENCHMARKS.md unless ``--print-only``.
 
     python benchmarks/bench_filters.py [--size 10000] [--chunks 2048] [--repeat 3]
 """
@@ -22,6 +24,7 @@ writes it to BENCHMARKS.md unless ``--print-only``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import cv2
@@ -50,16 +53,6 @@ def v1_cells(size: int, seed: int = 0):
     return quantize(accumulate(grid, table.windows, scores))
 
 
-def best(fn, repeat: int):
-    """The shortest wall time of ``repeat`` calls, and the last result."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
-
-
 def stored(arr: da.Array) -> np.ndarray:
     out = np.empty(arr.shape, dtype=arr.dtype)
     da.store(arr, out, lock=False)
@@ -72,72 +65,88 @@ def write_floor(shape) -> np.ndarray:
     return out
 
 
-def measure(name, whole, array_fn, cells_fn, cells, u, chunks, repeat) -> tuple[list[str], dict]:
-    """Rows of the table for one filter, and its times."""
-    t_whole, ref = best(lambda: whole(u), repeat)
-    t_array, out = best(lambda: array_fn(da.from_array(u, chunks=chunks)).compute(), repeat)
-    assert np.array_equal(out, ref), f"chunked {name} differs from OpenCV"
-    t_cells, out = best(lambda: cells_fn(cells, chunks).compute(), repeat)
-    assert np.array_equal(out, ref), f"cell {name} differs from OpenCV"
-    t_store, out = best(lambda: stored(cells_fn(cells, chunks)), repeat)
-    assert np.array_equal(out, ref), f"stored cell {name} differs from OpenCV"
-    ratio = t_whole / t_cells
+def cases(cells, u, chunks) -> dict:
+    """label -> (function, the array it must return)."""
+    median_ref = cv2.medianBlur(u, 251)
+    gauss_ref = cv2.GaussianBlur(u, (255, 255), 0, 0)
+    return {
+        "write": (lambda: write_floor(u.shape), None),
+        "expand": (lambda: expand_lazy(cells, chunks).compute(), u),
+        "median whole": (lambda: cv2.medianBlur(u, 251), median_ref),
+        "median chunked": (
+            lambda: median_blur_array(da.from_array(u, chunks=chunks)).compute(),
+            median_ref,
+        ),
+        "median cells": (lambda: median_blur_cells(cells, chunks).compute(), median_ref),
+        "median cells stored": (lambda: stored(median_blur_cells(cells, chunks)), median_ref),
+        "gauss whole": (lambda: cv2.GaussianBlur(u, (255, 255), 0, 0), gauss_ref),
+        "gauss chunked": (
+            lambda: gaussian_blur_array(da.from_array(u, chunks=chunks)).compute(),
+            gauss_ref,
+        ),
+        "gauss cells": (lambda: gaussian_blur_cells(cells, chunks).compute(), gauss_ref),
+        "gauss cells stored": (lambda: stored(gaussian_blur_cells(cells, chunks)), gauss_ref),
+    }
+
+
+def measure(todo: dict, rounds: int) -> dict[str, float]:
+    """Best wall time of each case over ``rounds`` rounds, the cases interleaved so that
+    a burst of load on a shared machine does not fall on one case; results checked."""
+    best = dict.fromkeys(todo, float("inf"))
+    for _ in range(rounds):
+        for label, (fn, expected) in todo.items():
+            t0 = time.perf_counter()
+            out = fn()
+            best[label] = min(best[label], time.perf_counter() - t0)
+            if expected is not None and not np.array_equal(out, expected):
+                raise AssertionError(f"{label}: differs from OpenCV on the whole map")
+            del out
+    return best
+
+
+def table(t: dict[str, float], mb: float) -> list[str]:
     rows = [
-        f"| {name}: OpenCV on the whole map ({cv2.getNumThreads()} threads) — floor | "
-        f"{t_whole:.3f} s | 1.0× | reference |",
-        f"| {name}: chunked (`map_overlap`, OpenCV per block) | {t_array:.3f} s | "
-        f"{t_whole / t_array:.1f}× | equal |",
-        f"| {name}: **cells** → one array (`compute`) | **{t_cells:.3f} s** | "
-        f"**{ratio:.1f}×** | equal |",
-        f"| {name}: cells → preallocated array (`da.store`) | {t_store:.3f} s | "
-        f"{t_whole / t_store:.1f}× | equal |",
+        f"| write the map's bytes once (`np.empty` + `fill`, {mb:.0f} MB) — floor | "
+        f"{t['write']:.3f} s | | |",
+        f"| expand the cells to pixels, unfiltered (`expand_lazy`) | {t['expand']:.3f} s | | |",
     ]
-    return rows, {"whole": t_whole, "cells": t_cells, "ratio": ratio}
+    for key, name in (("median", "median 251"), ("gauss", "Gaussian 255")):
+        whole = t[f"{key} whole"]
+        rows += [
+            f"| {name}: OpenCV on the whole map ({cv2.getNumThreads()} threads) — floor | "
+            f"{whole:.3f} s | 1.0× | reference |",
+            f"| {name}: chunked (`map_overlap`, OpenCV per block) | {t[f'{key} chunked']:.3f} s"
+            f" | {whole / t[f'{key} chunked']:.1f}× | equal |",
+            f"| {name}: **cells** → one array (`compute`) | **{t[f'{key} cells']:.3f} s** | "
+            f"**{whole / t[f'{key} cells']:.1f}×** | equal |",
+            f"| {name}: cells → preallocated array (`da.store`) | "
+            f"{t[f'{key} cells stored']:.3f} s | {whole / t[f'{key} cells stored']:.1f}× | equal |",
+        ]
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=10000, help="side of the square scene")
     parser.add_argument("--chunks", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best of each is kept")
     parser.add_argument("--print-only", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     cells = v1_cells(args.size)
     u = cells.to_array()
-    shape, chunks, repeat = u.shape, args.chunks, args.repeat
+    load = os.getloadavg()[0]
     with dask.config.set(scheduler="threads"):
-        t_write, _ = best(lambda: write_floor(shape), repeat)
-        t_expand, out = best(lambda: expand_lazy(cells, chunks).compute(), repeat)
-        assert np.array_equal(out, u)
-        median_rows, median = measure(
-            "median 251",
-            lambda x: cv2.medianBlur(x, 251),
-            median_blur_array,
-            median_blur_cells,
-            cells,
-            u,
-            chunks,
-            repeat,
-        )
-        gauss_rows, gauss = measure(
-            "Gaussian 255",
-            lambda x: cv2.GaussianBlur(x, (255, 255), 0, 0),
-            gaussian_blur_array,
-            gaussian_blur_cells,
-            cells,
-            u,
-            chunks,
-            repeat,
-        )
-    ratio = median["ratio"]
+        t = measure(cases(cells, u, args.chunks), args.repeat)
+    ratio = t["median whole"] / t["median cells"]
     verdict = "met" if ratio >= TARGET else f"missed by {TARGET / ratio:.1f}×"
     mb = u.nbytes / 1e6
     body = "\n".join(
         [
             f"Flt of a real v1 map, {args.size:,}×{args.size:,} ({mb:.0f} MB uint8, "
             f"{cells.grid.shape[0]}×{cells.grid.shape[1]} cells), dask threaded scheduler, "
-            f"chunks {chunks}, best of {repeat}. Every result is checked equal, bit for bit, "
+            f"chunks {args.chunks}, best of {args.repeat} interleaved rounds (1-min load "
+            f"average {load:.1f} at the start). Every result is checked equal, bit for bit, "
             "to OpenCV on the whole map. The cell path computes each block from the cell "
             "grid (`selo.pipeline.filters.median_blur_cells` / `gaussian_blur_cells`).",
             "",
@@ -145,16 +154,12 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "| step | time | speed-up over OpenCV whole-map | result |",
             "| --- | ---: | ---: | --- |",
-            f"| write the map's bytes once (`np.empty` + `fill`, {mb:.0f} MB) — floor | "
-            f"{t_write:.3f} s | | |",
-            f"| expand the cells to pixels, unfiltered (`expand_lazy`) | {t_expand:.3f} s | | |",
-            *median_rows,
-            *gauss_rows,
+            *table(t, mb),
             "",
             f"Median: cells {ratio:.1f}× faster than `cv2.medianBlur` on the whole map "
-            f"(target ≥ {TARGET:.0f}×: {verdict}), {median['cells'] / t_write:.1f}× the write "
-            f"floor. Gaussian: cells {gauss['ratio']:.1f}× faster than `cv2.GaussianBlur`, "
-            f"{gauss['cells'] / t_write:.1f}× the write floor.",
+            f"(target ≥ {TARGET:.0f}×: {verdict}), {t['median cells'] / t['write']:.1f}× the "
+            f"write floor. Gaussian: cells {t['gauss whole'] / t['gauss cells']:.1f}× faster "
+            f"than `cv2.GaussianBlur`, {t['gauss cells'] / t['write']:.1f}× the write floor.",
         ]
     )
     print(body)
