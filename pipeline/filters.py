@@ -347,7 +347,8 @@ def _median_rects(values: np.ndarray, py: _Pieces, px: _Pieces, need: int) -> _R
     vals = np.where(py.real[:, None, :, None] & px.real[None, :, None, :], vals, 256)
     # one flat sort of (rectangle, value, slot) keys sorts every rectangle at once
     rect = np.arange(m * n)[:, None]
-    key = np.sort(((rect * 257 + vals.reshape(m * n, k)) * k + np.arange(k)), axis=None)
+    key = (rect * 257 + vals.reshape(m * n, k)) * k + np.arange(k)
+    key = np.sort(key.astype(np.int32) if m * n * 257 * k < 1 << 31 else key, axis=None)
     slot = (key % k).reshape(m * n, k)
     vals = ((key // k) % 257).astype(np.int32).reshape(m * n, k)
     oi, oj = np.divmod(slot, kc)
@@ -404,20 +405,21 @@ def _sort_columns(a: np.ndarray) -> np.ndarray:
 def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.ndarray, need: int):
     """Median index runs along R rows of rectangles with ``na`` active groups each.
 
-    ``coef`` (5, na, R) holds each group's p0, py, px, pyx and size, ``dy`` (R,)
-    the row offsets, ``base`` (R,) the rectangle's base index. At x-offset d the
+    ``coef`` (5, na, ...) holds each group's p0, py, px, pyx and size, ``dy`` the
+    row offsets, ``base`` the rectangle's base index (all broadcast to the rows'
+    shape, e.g. rectangles × rows of each). At x-offset d the
     index is ``base + Σ size·[p + q·d < need]`` with ``p = p0 + py·dy`` and
     ``q = px + pyx·dy``: a group below leaves the count at ``ceil((need − p) / q)``
     if q > 0, one above joins it at ``floor((p − need) / −q) + 1`` if q < 0.
-    Returns the index and the length of each run, both (na + 1, R).
+    Returns the index and the length of each run, both (na + 1, *rows' shape).
     """
     na = coef.shape[1]
     p = coef[0] + coef[1] * dy
     q = coef[2] + coef[3] * dy
     size = coef[4]
     low = p < need
-    start = base.copy()
-    for j in range(na):  # loops over the few rows: numpy's axis-0 reductions are slow here
+    start = base + size[0] * low[0]
+    for j in range(1, na):  # loops over the few rows: numpy's axis-0 reductions are slow here
         start += size[j] * low[j]
     rising = q > 0
     leave = low & rising
@@ -437,21 +439,21 @@ def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.nda
         key = _sort_columns((bp.astype(np.int64) << 20) | (step + (1 << 19)))
         bp = (key >> 20).astype(np.int32)
         step = (key & ((1 << 20) - 1)).astype(np.int32) - (1 << 19)
-    idx = np.empty((na + 1, len(dy)), dtype=np.int32)
+    idx = np.empty((na + 1, *p.shape[1:]), dtype=np.int32)
     idx[0] = start
     for j in range(na):
         np.add(idx[j], step[j], out=idx[j + 1])
-    lens = np.empty((na + 1, len(dy)), dtype=np.intp)
+    lens = np.empty(idx.shape, dtype=np.intp)
     lens[0] = bp[0]
     lens[1:na] = bp[1:] - bp[:-1]
     lens[na] = length - bp[-1]
     return idx, lens
 
 
-def _ragged_arange(counts: np.ndarray) -> np.ndarray:
+def _ragged_arange(counts: np.ndarray, dtype=np.int64) -> np.ndarray:
     """Concatenated ``arange(c)`` for each c in counts."""
-    starts = np.cumsum(counts) - counts
-    return np.arange(int(counts.sum())) - np.repeat(starts, counts)
+    starts = (np.cumsum(counts) - counts).astype(dtype)
+    return np.arange(int(counts.sum()), dtype=dtype) - np.repeat(starts, counts)
 
 
 def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) -> np.ndarray | None:
@@ -493,8 +495,11 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
             need,
             (0, 2, 1, 3, 4),
         )
-        x = _ragged_arange(px.length[cols]) + np.repeat(px.start[cols] - c0, px.length[cols])
-        out[:, x] = strips.T
+        at = 0
+        for j in cols.tolist():  # each piece is a contiguous range of the block's columns
+            x0, width = int(px.start[j]) - c0, int(px.length[j])
+            out.T[x0 : x0 + width] = strips[at : at + width]
+            at += width
     return out
 
 
@@ -511,33 +516,31 @@ def _paint_lines(rects: _Rects, nact, flat, lines, along, need: int, roles) -> n
     k = rects.value.shape[1]
     slots = nact + 1
     offset = np.cumsum(slots, axis=1) - slots  # first run of each rectangle in its lines
-    line_slots = np.repeat(slots.sum(axis=1), lines)
-    line_start = np.cumsum(line_slots) - line_slots
-    run_val = np.empty(int(line_slots.sum()), dtype=np.uint8)
+    per_line = slots.sum(axis=1)  # runs on each line of a major piece
+    first_run = np.cumsum(per_line * lines) - per_line * lines  # of a major piece's first line
+    run_val = np.empty(int((per_line * lines).sum()), dtype=np.uint8)
     run_len = np.empty(run_val.shape, dtype=np.intp)
     flat_val = rects.value.reshape(-1)
-    first_line = np.cumsum(lines) - lines
-    for na in np.unique(nact).tolist():
-        vi, vj = np.nonzero(nact == na)
-        counts = lines[vi]
-        d = _ragged_arange(counts).astype(np.int32)  # the line's offset in its piece
-        first = line_start[d + np.repeat(first_line[vi], counts)]
-        first += np.repeat(offset[vi, vj], counts)
+    # rectangles with the same active groups and lines go together: per-line values
+    # then broadcast (rectangles × lines), no repeat or gather per line
+    kinds = nact * (int(lines.max()) + 1) + lines[:, None]
+    for kind in np.unique(kinds).tolist():
+        vi, vj = np.nonzero(kinds == kind)
+        na, count = divmod(kind, int(lines.max()) + 1)
+        d = np.arange(count, dtype=np.int32)
+        first = (first_run[vi] + offset[vi, vj])[:, None] + d * per_line[vi][:, None]
         rect = flat[vi, vj]
-        cell0 = np.repeat(rect * k, counts)
-        base = np.repeat(rects.base[rect], counts).astype(np.int32)
-        length = np.repeat(along[vj].astype(np.int32), counts)
+        base = rects.base[rect].astype(np.int32)[:, None]
+        length = along[vj].astype(np.int32)[:, None]
         if na == 0:
-            run_val[first] = flat_val[cell0 + base]
+            run_val[first] = flat_val[rect * k + base[:, 0]][:, None]
             run_len[first] = length
             continue
         groups = np.nonzero(rects.active[rect])[1].reshape(-1, na)
         coef = rects.coef[np.array(roles)[:, None, None], rect[:, None], groups]
-        idx, lens = _row_runs(
-            np.repeat(coef.transpose(0, 2, 1), counts, axis=2), d, base, length, need
-        )
-        pos = first + np.arange(na + 1)[:, None]
-        run_val[pos] = flat_val[cell0 + idx]
+        idx, lens = _row_runs(coef.transpose(0, 2, 1)[..., None], d, base, length, need)
+        pos = first + np.arange(na + 1)[:, None, None]
+        run_val[pos] = flat_val[(rect * k)[:, None] + idx]
         run_len[pos] = lens
     return np.repeat(run_val, run_len).reshape(int(lines.sum()), int(along.sum()))
 
