@@ -509,8 +509,9 @@ def _paint_lines(rects: _Rects, nact, flat, lines, along, need: int, roles) -> n
     Major piece i is crossed by ``lines[i]`` lines; on each, minor piece j is
     ``along[j]`` long. A rectangle with ``nact`` active groups gives ``nact + 1``
     runs per line (some empty), one with none a single run. ``flat`` indexes the
-    rectangles in ``rects``; ``roles`` orders its coefficients for the direction
-    of the lines (p0, along-line slope q's roles swap for columns). Returns the
+    rectangles in ``rects``; ``roles`` picks from ``rects.coef`` the constant, the
+    slope across the lines, the slope along them, the cross term and the group
+    size: (0, 1, 2, 3, 4) for rows, (0, 2, 1, 3, 4) for columns. Returns the
     (Σ lines, Σ along) array, expanded by one ``np.repeat``.
     """
     k = rects.value.shape[1]
