@@ -517,31 +517,33 @@ def _paint_lines(rects: _Rects, nact, flat, lines, along, need: int, roles) -> n
     k = rects.value.shape[1]
     slots = nact + 1
     offset = np.cumsum(slots, axis=1) - slots  # first run of each rectangle in its lines
-    per_line = slots.sum(axis=1)  # runs on each line of a major piece
-    first_run = np.cumsum(per_line * lines) - per_line * lines  # of a major piece's first line
-    run_val = np.empty(int((per_line * lines).sum()), dtype=np.uint8)
+    line_slots = np.repeat(slots.sum(axis=1), lines)
+    line_start = np.cumsum(line_slots) - line_slots
+    run_val = np.empty(int(line_slots.sum()), dtype=np.uint8)
     run_len = np.empty(run_val.shape, dtype=np.intp)
     flat_val = rects.value.reshape(-1)
-    # rectangles with the same active groups and lines go together: per-line values
-    # then broadcast (rectangles × lines), no repeat or gather per line
-    kinds = nact * (int(lines.max()) + 1) + lines[:, None]
-    for kind in np.unique(kinds).tolist():
-        vi, vj = np.nonzero(kinds == kind)
-        na, count = divmod(kind, int(lines.max()) + 1)
-        d = np.arange(count, dtype=np.int32)
-        first = (first_run[vi] + offset[vi, vj])[:, None] + d * per_line[vi][:, None]
+    first_line = np.cumsum(lines) - lines
+    for na in np.unique(nact).tolist():
+        vi, vj = np.nonzero(nact == na)
+        counts = lines[vi]
+        d = _ragged_arange(counts, np.int32)  # the line's offset in its piece
+        first = line_start[d + np.repeat(first_line[vi], counts)]
+        first += np.repeat(offset[vi, vj], counts)
         rect = flat[vi, vj]
-        base = rects.base[rect].astype(np.int32)[:, None]
-        length = along[vj].astype(np.int32)[:, None]
+        cell0 = np.repeat(rect * k, counts)
+        base = np.repeat(rects.base[rect], counts).astype(np.int32)
+        length = np.repeat(along[vj].astype(np.int32), counts)
         if na == 0:
-            run_val[first] = flat_val[rect * k + base[:, 0]][:, None]
+            run_val[first] = flat_val[cell0 + base]
             run_len[first] = length
             continue
         groups = np.nonzero(rects.active[rect])[1].reshape(-1, na)
         coef = rects.coef[np.array(roles)[:, None, None], rect[:, None], groups]
-        idx, lens = _row_runs(coef.transpose(0, 2, 1)[..., None], d, base, length, need)
-        pos = first + np.arange(na + 1)[:, None, None]
-        run_val[pos] = flat_val[(rect * k)[:, None] + idx]
+        idx, lens = _row_runs(
+            np.repeat(coef.transpose(0, 2, 1), counts, axis=2), d, base, length, need
+        )
+        pos = first + np.arange(na + 1)[:, None]
+        run_val[pos] = flat_val[cell0 + idx]
         run_len[pos] = lens
     return np.repeat(run_val, run_len).reshape(int(lines.sum()), int(along.sum()))
 
