@@ -436,9 +436,14 @@ def _row_runs(coef: np.ndarray, dy: np.ndarray, base: np.ndarray, length: np.nda
         bp = np.where(swap, bp[::-1], bp)
         step = np.where(swap, step[::-1], step)
     elif na > 2:  # sort each row's breakpoints, the steps riding in the low bits
-        key = _sort_columns((bp.astype(np.int64) << 20) | (step + (1 << 19)))
-        bp = (key >> 20).astype(np.int32)
-        step = (key & ((1 << 20) - 1)).astype(np.int32) - (1 << 19)
+        shift = int(np.abs(size).max()).bit_length() + 1
+        wide = int(np.max(length)).bit_length() + shift > 30
+        key = bp.astype(np.int64) if wide else bp.copy()
+        key <<= shift
+        key |= step + (1 << (shift - 1))
+        key = _sort_columns(key)
+        bp = (key >> shift).astype(np.int32)
+        step = (key & ((1 << shift) - 1)).astype(np.int32) - (1 << (shift - 1))
     idx = np.empty((na + 1, *p.shape[1:]), dtype=np.int32)
     idx[0] = start
     for j in range(na):
@@ -474,7 +479,7 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
     work = m * n * k * 40 + h * n * min(k, 8) * 4
     if work > CELL_WORK_PER_PIXEL["median"] * (h + 2 * r) * (w + 2 * r):
         return None
-    if ksize * ksize >= 1 << 31 or k >= 1 << 19:  # int32 weights, packed sort keys
+    if ksize * ksize >= 1 << 31:  # int32 weights
         return None
     rects = _median_rects(cells.values, py, px, need)
     nact = rects.active.sum(axis=-1).reshape(m, n)
