@@ -142,7 +142,9 @@ def median_blur_cells(
     """``cv2.medianBlur(U, ksize)`` computed from the cells, as a lazy uint8 dask array.
 
     ``U = cells.to_array()``, or ``np.where(valid, cells.to_array(), 0)`` with a
-    nodata mask. Bit-identical for any ``chunks``; see the module rule.
+    boolean nodata mask ``valid`` (dask or numpy, any chunking; blocks whose halo
+    it touches go through OpenCV). Bit-identical for any ``chunks``; see the
+    module rule.
     """
     return _cells_filter(cells, chunks, valid, ksize, "median")
 
