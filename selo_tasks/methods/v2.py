@@ -11,7 +11,8 @@
    scene smaller than 512 are dropped (the published code cannot run there).
 5. Map: the per-pixel mean over the kept windows and all boxes, 0 where none
    covers; normalised and quantised as v1, then a 255×255 Gaussian (sigma
-   38.3, OpenCV's default for that size).
+   0.3·((255 − 1)/2 − 1) + 0.8 = 38.6, OpenCV's default for that size; the spec's 38.3
+   is a slip in that arithmetic).
 """
 
 from __future__ import annotations
