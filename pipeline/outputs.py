@@ -430,8 +430,14 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
         mean.to_zarr(group.create_group("mean"))
         height, width = selo.shape
         rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // max(width, 1))))
+        from zarr.codecs import ZstdCodec
+
         z = group.create_array(
-            "selo", shape=selo.shape, dtype=selo.dtype, chunks=(rows, min(MAP_CHUNK, width))
+            "selo",
+            shape=selo.shape,
+            dtype=selo.dtype,
+            chunks=(rows, min(MAP_CHUNK, width)),
+            compressors=ZstdCodec(level=1),  # smooth maps: level 1 is as small, and faster
         )
         each_strip(selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip))
     return root / name

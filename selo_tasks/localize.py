@@ -125,7 +125,8 @@ def localize(
         log.info(
             "%d windows %s", len(table), "from the embedding cache" if embedded.cached else "embedded"
         )
-        preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE))  # once per scene
+        # once per scene, and kept in the cache for the next run on it
+        preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE, cache=ctx.cache))
         maps = ctx.driver.query_maps([(embedded, q) for q in queries])
         outputs = [
             _write_query(ctx, scene, i, qm, out, preview) for i, qm in enumerate(maps, start=1)
@@ -189,12 +190,14 @@ def _write_query(
             if ctx.options.paper_compat:
                 jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))
             i = qm.inputs
-            write_windows_csv(folder / "windows.csv", i.windows, i.scales, i.scores)
-            # compression and I/O in C (GIL released): side by side
+            # compression and I/O in C (GIL released): side by side; zarr only ever from
+            # this thread (zarr-python 3's synchronous calls were seen to hang elsewhere)
             with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-                for job in [pool.submit(j) for j in jobs]:
+                running = [pool.submit(j) for j in jobs]
+                write_windows_csv(folder / "windows.csv", i.windows, i.scales, i.scores)
+                write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
+                for job in running:
                     job.result()
-            write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
             spooled.unlink(missing_ok=True)
     return QueryOutputs(qm.query, final, len(qm.inputs.windows), time.perf_counter() - t0)
 

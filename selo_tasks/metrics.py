@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from selo.errors import AnnotationError, MapError
+from selo.pipeline.components import raster_components
 from selo.pipeline.morphology import maximum_filter
 
 __all__ = [
@@ -346,26 +347,10 @@ def _prob_at(selo_map: np.ndarray, x: int, y: int) -> float:
 
 
 def _component_centroids(binary: np.ndarray) -> list[tuple[float, float]]:
-    """Centroids (row, col) of the 8-connected components, in raster order of first pixel.
-
-    Components cannot cross a row (or, within a band of rows, a column) with
-    no set pixel, so only the blocks bounded by such empty lines are labelled;
-    the centroid is the exact mean of the integer coordinates, as skimage's is.
-    """
-    found: list[tuple[tuple[int, int], tuple[float, float]]] = []
-    for r0, r1 in _runs(binary.any(axis=1)):
-        band = binary[r0:r1]
-        for c0, c1 in _runs(band.any(axis=0)):
-            block = np.ascontiguousarray(band[:, c0:c1], dtype=np.uint8)
-            n, labels, stats, cents = cv2.connectedComponentsWithStats(
-                block, connectivity=8, ltype=cv2.CV_32S
-            )
-            for lab in range(1, n):
-                top = int(stats[lab, cv2.CC_STAT_TOP])
-                first_col = int(np.flatnonzero(labels[top] == lab)[0])
-                found.append(((r0 + top, c0 + first_col), (r0 + cents[lab, 1], c0 + cents[lab, 0])))
-    found.sort(key=lambda item: item[0])
-    return [centroid for _, centroid in found]
+    """Centroids (row, col) of the 8-connected components, in raster order of first pixel:
+    the exact mean of each component's integer coordinates, as skimage's ``regionprops``
+    gives it (:func:`selo.pipeline.components.raster_components`)."""
+    return [c.centroid for c in raster_components(binary)]
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.measure import label, regionprops
 
-from selo.pipeline.components import components
+from selo.pipeline import components as components_module
+from selo.pipeline.components import components, raster_components
 
 
 def reference(mask: np.ndarray):
@@ -55,3 +56,31 @@ def test_empty_and_full_rasters():
     assert components(np.zeros((5, 7), bool)) == []
     (one,) = components(da.from_array(np.ones((5, 7), bool), chunks=3))
     assert one.count == 35 and one.first == (0, 0) and one.centroid == (2.0, 3.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    h=st.integers(1, 70),
+    w=st.integers(1, 70),
+    density=st.floats(0.02, 0.95),
+    blobs=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_raster_components_equal_whole_raster_labelling(h, w, density, blobs, seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((h, w)) < density
+    if blobs:  # large connected plateaus, as local-maximum masks are
+        import cv2
+
+        mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    got = raster_components(mask)
+    want = reference(mask)
+    assert [(c.count, c.first) for c in got] == [(n, f) for n, _, f in want]
+    assert [c.centroid for c in got] == [centroid for _, centroid, _ in want]
+
+
+def test_raster_components_fall_back_to_opencv_for_noise(monkeypatch):
+    monkeypatch.setattr(components_module, "MAX_RUNS", 5)
+    mask = np.random.default_rng(3).random((40, 50)) < 0.5
+    got = raster_components(mask)
+    assert [(c.count, c.first) for c in got] == [(n, f) for n, _, f in reference(mask)]
