@@ -68,10 +68,16 @@ def main(argv: list[str] | None = None) -> None:
             seconds, nbytes = best(lambda p=params: len(cv2.imencode(".png", m, p)[1]))
             add("selo_map.png", f"zlib {level}, {name}", seconds, nbytes, level == PNG_LEVEL and bool(extra))
     profile = dict(driver="GTiff", height=m.shape[0], width=m.shape[1], count=1, dtype="uint8")
-    for level in (1, 6):
+    variants = [
+        (f"DEFLATE {level}{', predictor' if predictor else ''}", {"COMPRESS": "DEFLATE", "LEVEL": level, **({"PREDICTOR": "YES"} if predictor else {})})
+        for level in (1, 6)
+        for predictor in (False, True)
+    ] + [("ZSTD 1", {"COMPRESS": "ZSTD", "LEVEL": 1})]
+    for codec, settings in variants:
         for overviews in ("AUTO", "NONE"):
-            options = {**COG_OPTIONS, "LEVEL": level, "OVERVIEWS": overviews}
-            target = args.workdir / f"cog-{level}-{overviews}.tif"
+            options = {**COG_OPTIONS, **settings, "OVERVIEWS": overviews}
+            options.pop("PREDICTOR", None) if "PREDICTOR" not in settings else None
+            target = args.workdir / f"cog-{len(rows)}.tif"
 
             def cog(options=options, target=target) -> int:
                 with MemoryFile() as memory:
@@ -82,12 +88,12 @@ def main(argv: list[str] | None = None) -> None:
                 return target.stat().st_size
 
             seconds, nbytes = best(cog)
-            label = f"COG, DEFLATE {level}, overviews {overviews.lower()} (by the COG driver)"
+            label = f"COG, {codec}, overviews {overviews.lower()} (by the COG driver)"
             add("selo_map.tif", label, seconds, nbytes, False)
     grid = Grid(m.shape[0], m.shape[1], None, Affine.identity())
     target = args.workdir / "selo.tif"
     seconds, nbytes = best(lambda: write_geotiff(target, m, like=grid).stat().st_size)
-    add("selo_map.tif", f"COG, DEFLATE {COG_OPTIONS['LEVEL']}, overviews built first (nearest), "
+    add("selo_map.tif", f"COG, DEFLATE {COG_OPTIONS['LEVEL']}, overviews built first (nearest): "
         "`write_geotiff`", seconds, nbytes, True)
     import zarr
 

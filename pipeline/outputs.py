@@ -210,9 +210,11 @@ def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch:
 
 
 COG_OPTIONS = {
+    # DEFLATE, the codec every GeoTIFF reader knows; without a predictor SeLo maps (large
+    # flat areas) come out smaller and a little faster (ZSTD would be 3x faster still,
+    # but not every reader has it: benchmarks/bench_writes.py)
     "COMPRESS": "DEFLATE",
     "LEVEL": 6,
-    "PREDICTOR": "YES",
     "BLOCKSIZE": 512,
     # the overviews GDAL's AUTO would make, built (nearest) in the uncompressed source
     # first: 3x faster than letting the COG driver make them (benchmarks/bench_writes.py)
