@@ -7,7 +7,7 @@ Endpoints (ids, never paths; every error is JSON ``{"error": ..., "status": ...}
     GET  /api/info                                 mode, encoder, method, limits, scenes
     GET  /api/colormap.png                         the legend's colours (JET, 256 x 1)
     GET  /api/scenes/{sid}                         a scene: size, CRS, embedding progress, maps
-    GET  /api/scenes/{sid}/tiles/{z}/{x}/{y}.png   scene tiles (serve.tiles)
+    GET  /api/scenes/{sid}/tiles/{z}/{x}/{y}       scene tiles, JPEG or PNG (serve.tiles)
     POST /api/scenes/{sid}/maps                    {"sentence": ...} -> the map's record
     GET  /api/scenes/{sid}/maps                    the scene's sentences (or cases), oldest first
     GET  /api/scenes/{sid}/maps/{mid}              one map's record (computed if needed)
@@ -102,13 +102,14 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
     def scene(sid: str) -> dict:
         return {**_scene(state.scene(sid), version), "maps": state.history(sid)}
 
-    @app.get("/api/scenes/{sid}/tiles/{z}/{x}/{y}.png")
+    @app.get("/api/scenes/{sid}/tiles/{z}/{x}/{y}")
     def scene_tile(sid: str, z: int, x: int, y: int) -> Response:
         served = state.scene(sid)
         if served.tiles is None:
             raise UnknownIdError(f"scene {sid!r} has no pixels to show (its image is missing)")
         _tile_exists(served, z, x, y)
-        return Response(served.tiles.tile(z, x, y), media_type="image/png", headers=_IMMUTABLE)
+        data, media_type = served.tiles.tile(z, x, y)
+        return Response(data, media_type=media_type, headers=_IMMUTABLE)
 
     @app.post("/api/scenes/{sid}/maps")
     async def ask(sid: str, request: Request) -> dict:
@@ -169,7 +170,7 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
 def _scene(served, version: str) -> dict:
     return {
         **served.describe(),
-        "tiles": f"/api/scenes/{served.id}/tiles/{{z}}/{{x}}/{{y}}.png?v={version}",
+        "tiles": f"/api/scenes/{served.id}/tiles/{{z}}/{{x}}/{{y}}?v={version}",
     }
 
 

@@ -350,7 +350,9 @@ class ServeState:
         state = cls(mode="run", cache_bytes=cache_bytes, report=report)
         images = Path(images) if images else Path(record.get("images") or run_dir / "images")
         if not images.is_dir():
-            log.warning("%s: scenes folder not found; showing the maps alone (see --images)", images)
+            log.warning(
+                "%s: scenes folder not found; showing the maps alone (see --images)", images
+            )
         cases = {c.index: c for c in load_annotations(anno)}
         folders = sorted(p for p in run_dir.glob("case_*") if (p / "metrics.json").is_file())
         if not folders:

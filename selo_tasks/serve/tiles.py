@@ -12,14 +12,18 @@ of H × W pixels:
   (:func:`~selo.pipeline.preview.decimation_indices`, the rule of every preview), so a
   tile at zoom Z is the window itself and a map tile at zoom z is the same sample of
   the map that :func:`~selo.pipeline.preview.decimate` takes;
-- tile pixels beyond the scene's edge are transparent (0 in gray tiles).
+- tile pixels beyond the scene's edge are transparent (0 in gray tiles); so is all of a
+  tile when a side of the scene is thinner than ``f`` pixels (no pixel centre falls in it).
 
 Map tiles come in two styles: ``jet`` (OpenCV's JET colours of ``overlay.png``, opaque
-inside the scene) and ``gray`` (the uint8 map values themselves).
+inside the scene; a palette PNG when the tile is all inside, four times less to compress
+than RGBA) and ``gray`` (the uint8 map values themselves). Scene tiles are JPEG when all
+inside the scene and all with data (textured pixels compress slowly as PNG), else RGBA PNG.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 from dataclasses import dataclass
@@ -45,6 +49,10 @@ __all__ = [
 TILE = 256
 PREVIEW_SIDE = 2048  # scene tiles coarser than this preview are sampled from it
 PNG_LEVEL = 1  # tiles are rendered per request: fast compression
+JPEG_QUALITY = 90
+
+_JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_JET)[0]  # BGR
+_JET_PALETTE = _JET[:, ::-1].ravel().tolist()  # RGB, value by value
 
 Style = Literal["jet", "gray"]
 
@@ -114,6 +122,8 @@ def map_tile(finished: np.ndarray, grid: TileGrid, z: int, x: int, y: int, style
     if finished.shape != (grid.height, grid.width) or finished.dtype != np.uint8:
         raise MapError(f"the map is {finished.dtype} {finished.shape}, the tiles {grid}")
     rows, cols = grid.samples(z, x, y)
+    if not (len(rows) and len(cols)):  # a side thinner than one tile pixel at this zoom
+        return _png(np.zeros((TILE, TILE) if style == "gray" else (TILE, TILE, 4), np.uint8))
     if grid.zmax == z:
         values = finished[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     else:
@@ -122,8 +132,10 @@ def map_tile(finished: np.ndarray, grid: TileGrid, z: int, x: int, y: int, style
         tile = np.zeros((TILE, TILE), np.uint8)
         tile[: len(rows), : len(cols)] = values
     elif style == "jet":
+        if values.shape == (TILE, TILE):
+            return _palette_png(values, _JET_PALETTE)
         tile = np.zeros((TILE, TILE, 4), np.uint8)  # BGRA, transparent beyond the scene
-        tile[: len(rows), : len(cols), :3] = cv2.applyColorMap(values, cv2.COLORMAP_JET)
+        tile[: len(rows), : len(cols), :3] = _JET[values]
         tile[: len(rows), : len(cols), 3] = 255
     else:
         raise ParameterError(f"unknown tile style {style!r}; use 'jet' or 'gray'")
@@ -161,11 +173,15 @@ class SceneTiles:
                 self._preview = read_preview(self.scene, PREVIEW_SIDE)
             return self._preview
 
-    def tile(self, z: int, x: int, y: int) -> bytes:
-        """PNG of scene tile (z, x, y); transparent beyond the scene and where it has no data."""
+    def tile(self, z: int, x: int, y: int) -> tuple[bytes, str]:
+        """Scene tile (z, x, y) and its media type: JPEG when all inside the scene and all with
+        data, else PNG, transparent beyond the scene and where it has no data."""
         rows, cols = self.grid.samples(z, x, y)
         factor = 1 << (self.grid.zmax - z)
         valid = None
+        tile = np.zeros((TILE, TILE, 4), np.uint8)
+        if not (len(rows) and len(cols)):  # a side thinner than one tile pixel at this zoom
+            return _png(tile), "image/png"
         if factor >= self.preview_factor and factor > 1:
             small = self.preview()
             pr = rows * small.shape[0] // self.grid.height
@@ -174,10 +190,29 @@ class SceneTiles:
         else:
             r0, r1, c0, c1 = self.grid.window(z, x, y)
             rgb, valid = self.reader(r0, r1, c0, c1, out_shape=(len(rows), len(cols)))
-        tile = np.zeros((TILE, TILE, 4), np.uint8)
+        if rgb.shape[:2] == (TILE, TILE) and (valid is None or valid.all()):
+            return _jpeg(np.ascontiguousarray(rgb[..., ::-1])), "image/jpeg"
         tile[: len(rows), : len(cols), :3] = rgb[..., ::-1]  # RGB -> BGR for OpenCV
         tile[: len(rows), : len(cols), 3] = 255 if valid is None else np.where(valid, 255, 0)
-        return _png(tile)
+        return _png(tile), "image/png"
+
+
+def _palette_png(values: np.ndarray, palette: list[int]) -> bytes:
+    """An 8-bit palette PNG of uint8 ``values`` (Pillow: OpenCV writes no palettes)."""
+    from PIL import Image
+
+    image = Image.frombytes("P", (values.shape[1], values.shape[0]), values.tobytes())
+    image.putpalette(palette)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=PNG_LEVEL)
+    return out.getvalue()
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise MapError(f"OpenCV could not encode a {image.shape} tile as JPEG")
+    return buf.tobytes()
 
 
 def _png(image: np.ndarray) -> bytes:

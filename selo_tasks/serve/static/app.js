@@ -2,7 +2,8 @@
 // scene pixel, lat = -row, lng = col), a sentence box with history, the SeLo overlay with
 // opacity, legend, centres and regions, a second map right of a divider, and downloads.
 // Test and benchmark hooks: window.selo.timings (ms from submit to the overlay's tiles
-// loaded), body[data-overlay] (the map id whose tiles are on screen), body[data-features].
+// loaded), body[data-overlay] and body[data-compare] (the ids of the maps whose tiles are on
+// screen left and right of the divider), body[data-features], body[data-status].
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -60,7 +61,7 @@
     const bounds = L.latLngBounds([[-s.height, 0], [0, s.width]]);
     const map = L.map("map", {
       crs: L.CRS.Simple, minZoom: -s.zmax, maxZoom: 3, zoomSnap: 1, attributionControl: false,
-      maxBounds: bounds.pad(0.5),
+      maxBounds: bounds.pad(0.5), fadeAnimation: false,  // a tile loaded is a tile shown
     });
     state.map = map;
     map.createPane("overlayA").style.zIndex = 350;
@@ -148,7 +149,15 @@
   function showB(record) {
     if (state.layerB) state.map.removeLayer(state.layerB);
     state.b = record;
-    state.layerB = record ? overlayLayer(record, "overlayB").addTo(state.map) : null;
+    delete document.body.dataset.compare;
+    state.layerB = record ? overlayLayer(record, "overlayB") : null;
+    if (record) {
+      const layer = state.layerB;
+      layer.once("load", () => {
+        if (state.layerB === layer) document.body.dataset.compare = record.id;
+      });
+      layer.addTo(state.map);
+    }
     $("swipe").disabled = $("flip").disabled = !record;
     $("compare").value = record ? record.id : "";
     updateClip();
