@@ -87,7 +87,7 @@ def test_info_and_scene(served):
     assert (scene["id"], scene["height"], scene["width"]) == ("s1", *SHAPE)
     assert scene["crs"] == "EPSG:32633" and scene["zmax"] == 2 and scene["status"] == "ready"
     assert scene["transform"] == [0.5, 0.0, 500000.0, 0.0, -0.5, 4600000.0]
-    assert "/api/scenes/s1/tiles/{z}/{x}/{y}?v=" in scene["tiles"]
+    assert "/api/scenes/s1/tiles/{z}/{x}/{y}.jpg?v=" in scene["tiles"]
     assert str(served.scene) not in json.dumps(info)  # ids, never paths
     assert any("windows" in line and "ready" in line for line in served.lines)
     assert served.client.get("/").headers["content-type"].startswith("text/html")
@@ -160,19 +160,19 @@ def test_the_encoder_warning_reaches_the_page(served):
     ("method", "url", "body", "status", "message"),
     [
         ("get", "/api/scenes/s9", None, 404, "no scene 's9'"),  # unknown scene
-        ("get", "/api/scenes/s9/tiles/0/0/0", None, 404, "no scene"),
+        ("get", "/api/scenes/s9/tiles/0/0/0.jpg", None, 404, "no scene"),
         ("get", "/api/scenes/s1/maps/m0000", None, 404, "no map 'm0000'"),  # unknown map
         ("get", "/api/scenes/s1/maps/m0000/tiles/0/0/0.png", None, 404, "no map"),
         ("get", "/api/scenes/s1/maps/m0000/tiles/0/0/0", None, 404, "not found"),  # no .png
         ("get", "/api/scenes/s1/maps/m0000/selo_map.tif", None, 404, "no map"),
-        ("get", "/api/scenes/s1/tiles/3/0/0", None, 404, "zoom must be 0..2"),
-        ("get", "/api/scenes/s1/tiles/2/4/0", None, 404, "x must be 0..3"),
-        ("get", "/api/scenes/s1/tiles/2/0/-1", None, 404, "and y 0..3"),
-        ("get", "/api/scenes/s1/tiles/a/0/0", None, 422, "z: Input should be a valid integer"),
-        ("get", "/api/scenes/s1/tiles/1/0.5/0", None, 422, "x: Input should be"),
-        ("get", "/api/scenes/s1/tiles/1/0/0.png", None, 422, "y: Input should be"),
-        ("get", "/api/scenes/s1/tiles/1/0", None, 404, "not found"),  # no y
-        ("get", "/api/scenes/s1/tiles/99999999999999999999/0/0", None, 404, "no tile"),
+        ("get", "/api/scenes/s1/tiles/3/0/0.jpg", None, 404, "zoom must be 0..2"),
+        ("get", "/api/scenes/s1/tiles/2/4/0.jpg", None, 404, "x must be 0..3"),
+        ("get", "/api/scenes/s1/tiles/2/0/-1.jpg", None, 404, "and y 0..3"),
+        ("get", "/api/scenes/s1/tiles/a/0/0.jpg", None, 422, "z: Input should be a valid integer"),
+        ("get", "/api/scenes/s1/tiles/1/0.5/0.jpg", None, 422, "x: Input should be"),
+        ("get", "/api/scenes/s1/tiles/1/0/y.jpg", None, 422, "y: Input should be"),
+        ("get", "/api/scenes/s1/tiles/1/0/0", None, 404, "not found"),  # no .jpg
+        ("get", "/api/scenes/s1/tiles/99999999999999999999/0/0.jpg", None, 404, "no tile"),
         ("post", "/api/scenes/s1/maps", {"sentence": ""}, 422, "the sentence is empty"),
         ("post", "/api/scenes/s1/maps", {"sentence": "   \n"}, 422, "the sentence is empty"),
         ("post", "/api/scenes/s1/maps", {"sentence": "w" * 1001}, 422, "at most 1000"),
@@ -212,7 +212,7 @@ def test_bad_style_and_bad_body(served):
         "/api/scenes/..%2f..%2fetc%2fpasswd",
         "/api/scenes/s1/maps/..%2f..%2fscene.tif/selo_map.tif",
         "/scene.tif",
-        "/api/scenes/s1/tiles/0/0/..%2f..%2f0",
+        "/api/scenes/s1/tiles/0/0/..%2f..%2f0.jpg",
     ],
 )
 def test_paths_never_reach_the_file_system(served, path):
@@ -316,6 +316,28 @@ def test_a_port_in_use_is_a_clear_error(served):
         taken.close()
 
 
+def test_keep_alive_requests_are_not_delayed(served):
+    """Every connection has TCP_NODELAY (else Nagle's algorithm and delayed ACKs add 40 ms)."""
+    import socket
+    import statistics
+
+    import httpx
+
+    from selo.selo_tasks.serve import bind
+
+    probe = bind("127.0.0.1", 0)
+    assert probe.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on such connections
+    probe.close()
+    with BackgroundServer(served.state) as server, httpx.Client(base_url=server.url) as client:
+        record = client.post("/api/scenes/s1/maps", json={"sentence": "white"}).json()
+        seconds = []
+        for _ in range(20):  # one connection, kept alive
+            t0 = time.perf_counter()
+            assert client.get(record["tiles"].format(z=2, x=1, y=1)).status_code == 200
+            seconds.append(time.perf_counter() - t0)
+    assert statistics.median(seconds) < 0.03
+
+
 # --- a bounded load test against a real server -----------------------------------------------
 
 
@@ -378,7 +400,7 @@ def test_load_50_new_sentences_and_2000_tiles(served):
                 mid = ids[int(rng.integers(0, len(ids)))]
                 path = f"/api/scenes/s1/maps/{mid}/tiles/{z}/{x}/{y}.png"
                 if i % 4 == 0:
-                    path = f"/api/scenes/s1/tiles/{z}/{x}/{y}"
+                    path = f"/api/scenes/s1/tiles/{z}/{x}/{y}.jpg"
                 async with gate:
                     response = await client.get(path)
                 assert response.headers["content-type"] in ("image/png", "image/jpeg")

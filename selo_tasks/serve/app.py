@@ -7,7 +7,7 @@ Endpoints (ids, never paths; every error is JSON ``{"error": ..., "status": ...}
     GET  /api/info                                 mode, encoder, method, limits, scenes
     GET  /api/colormap.png                         the legend's colours (JET, 256 x 1)
     GET  /api/scenes/{sid}                         a scene: size, CRS, embedding progress, maps
-    GET  /api/scenes/{sid}/tiles/{z}/{x}/{y}       scene tiles, JPEG or PNG (serve.tiles)
+    GET  /api/scenes/{sid}/tiles/{z}/{x}/{y}.jpg   scene tiles (serve.tiles)
     POST /api/scenes/{sid}/maps                    {"sentence": ...} -> the map's record
     GET  /api/scenes/{sid}/maps                    the scene's sentences (or cases), oldest first
     GET  /api/scenes/{sid}/maps/{mid}              one map's record (computed if needed)
@@ -62,15 +62,7 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
     app = FastAPI(title="selo serve", docs_url=None, redoc_url=None, openapi_url=None)
     _errors(app)
     if allowed_hosts is not None:
-        allowed = frozenset(allowed_hosts)
-
-        @app.middleware("http")
-        async def check_host(request: Request, call_next):
-            host = _host_name(request.headers.get("host", ""))
-            if host not in allowed:
-                message = f"this server answers to {', '.join(sorted(allowed))}, not {host!r}"
-                return JSONResponse({"error": message, "status": 400}, status_code=400)
-            return await call_next(request)
+        app.add_middleware(_HostCheck, allowed=frozenset(allowed_hosts))
 
     static = static_dir()
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -102,14 +94,13 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
     def scene(sid: str) -> dict:
         return {**_scene(state.scene(sid), version), "maps": state.history(sid)}
 
-    @app.get("/api/scenes/{sid}/tiles/{z}/{x}/{y}")
+    @app.get("/api/scenes/{sid}/tiles/{z}/{x}/{y}.jpg")
     def scene_tile(sid: str, z: int, x: int, y: int) -> Response:
         served = state.scene(sid)
         if served.tiles is None:
             raise UnknownIdError(f"scene {sid!r} has no pixels to show (its image is missing)")
         _tile_exists(served, z, x, y)
-        data, media_type = served.tiles.tile(z, x, y)
-        return Response(data, media_type=media_type, headers=_IMMUTABLE)
+        return Response(served.tiles.tile(z, x, y), media_type="image/jpeg", headers=_IMMUTABLE)
 
     @app.post("/api/scenes/{sid}/maps")
     async def ask(sid: str, request: Request) -> dict:
@@ -144,8 +135,9 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
             raise ParameterError(f"style must be jet or gray, got {style!r}")
         state.spec(sid, mid)
         _tile_exists(served, z, x, y)
-        entry = await asyncio.wrap_future(state.map_future(sid, mid))
-        png = await run_in_threadpool(map_tile, entry.finished, served.tile_grid, z, x, y, style)
+        future = state.map_future(sid, mid)
+        entry = future.result() if future.done() else await asyncio.wrap_future(future)
+        png = map_tile(entry.finished, served.tile_grid, z, x, y, style)  # ~1 ms: no thread hop
         return Response(png, media_type="image/png", headers=_IMMUTABLE)
 
     @app.get("/api/scenes/{sid}/maps/{mid}/regions.geojson")
@@ -170,8 +162,27 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
 def _scene(served, version: str) -> dict:
     return {
         **served.describe(),
-        "tiles": f"/api/scenes/{served.id}/tiles/{{z}}/{{x}}/{{y}}?v={version}",
+        "tiles": f"/api/scenes/{served.id}/tiles/{{z}}/{{x}}/{{y}}.jpg?v={version}",
     }
+
+
+class _HostCheck:
+    """ASGI middleware: 400 for a Host header that names another host than ``allowed``."""
+
+    def __init__(self, app, *, allowed: frozenset[str]) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or ())
+            host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed:
+                names = ", ".join(sorted(self.allowed))
+                message = f"this server answers to {names}, not {host!r}"
+                response = JSONResponse({"error": message, "status": 400}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _host_name(header: str) -> str:

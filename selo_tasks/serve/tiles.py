@@ -12,13 +12,14 @@ of H × W pixels:
   (:func:`~selo.pipeline.preview.decimation_indices`, the rule of every preview), so a
   tile at zoom Z is the window itself and a map tile at zoom z is the same sample of
   the map that :func:`~selo.pipeline.preview.decimate` takes;
-- tile pixels beyond the scene's edge are transparent (0 in gray tiles); so is all of a
-  tile when a side of the scene is thinner than ``f`` pixels (no pixel centre falls in it).
+- map tile pixels beyond the scene's edge are transparent (0 in gray tiles); so is all of
+  a tile when a side of the scene is thinner than ``f`` pixels (no pixel centre falls in it).
 
 Map tiles come in two styles: ``jet`` (OpenCV's JET colours of ``overlay.png``, opaque
 inside the scene; a palette PNG when the tile is all inside, four times less to compress
-than RGBA) and ``gray`` (the uint8 map values themselves). Scene tiles are JPEG when all
-inside the scene and all with data (textured pixels compress slowly as PNG), else RGBA PNG.
+than RGBA) and ``gray`` (the uint8 map values themselves). Scene tiles are JPEG (textured
+pixels take ten times longer as PNG): they lie under everything, so pixels beyond the scene
+and without data are drawn in the page's background colour, ``BACKGROUND``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ TILE = 256
 PREVIEW_SIDE = 2048  # scene tiles coarser than this preview are sampled from it
 PNG_LEVEL = 1  # tiles are rendered per request: fast compression
 JPEG_QUALITY = 90
+BACKGROUND = (59, 63, 70)  # RGB of the map's background in the page (app.css: #3b3f46)
 
 _JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_JET)[0]  # BGR
 _JET_PALETTE = _JET[:, ::-1].ravel().tolist()  # RGB, value by value
@@ -148,7 +150,7 @@ def colormap_png() -> bytes:
 
 
 class SceneTiles:
-    """RGBA PNG tiles of a scene, read through selo's reader of the scene.
+    """JPEG tiles of a scene, read through selo's reader of the scene.
 
     Tiles at least as coarse as a 2048-pixel preview (read once, by GDAL from the file's
     overviews where present) are sampled from it; finer ones are one decimated windowed
@@ -173,15 +175,15 @@ class SceneTiles:
                 self._preview = read_preview(self.scene, PREVIEW_SIDE)
             return self._preview
 
-    def tile(self, z: int, x: int, y: int) -> tuple[bytes, str]:
-        """Scene tile (z, x, y) and its media type: JPEG when all inside the scene and all with
-        data, else PNG, transparent beyond the scene and where it has no data."""
+    def tile(self, z: int, x: int, y: int) -> bytes:
+        """JPEG of scene tile (z, x, y); ``BACKGROUND`` beyond the scene and without data."""
         rows, cols = self.grid.samples(z, x, y)
         factor = 1 << (self.grid.zmax - z)
         valid = None
-        tile = np.zeros((TILE, TILE, 4), np.uint8)
+        tile = np.empty((TILE, TILE, 3), np.uint8)
+        tile[:] = BACKGROUND[::-1]  # BGR for OpenCV
         if not (len(rows) and len(cols)):  # a side thinner than one tile pixel at this zoom
-            return _png(tile), "image/png"
+            return _jpeg(tile)
         if factor >= self.preview_factor and factor > 1:
             small = self.preview()
             pr = rows * small.shape[0] // self.grid.height
@@ -190,11 +192,10 @@ class SceneTiles:
         else:
             r0, r1, c0, c1 = self.grid.window(z, x, y)
             rgb, valid = self.reader(r0, r1, c0, c1, out_shape=(len(rows), len(cols)))
-        if rgb.shape[:2] == (TILE, TILE) and (valid is None or valid.all()):
-            return _jpeg(np.ascontiguousarray(rgb[..., ::-1])), "image/jpeg"
-        tile[: len(rows), : len(cols), :3] = rgb[..., ::-1]  # RGB -> BGR for OpenCV
-        tile[: len(rows), : len(cols), 3] = 255 if valid is None else np.where(valid, 255, 0)
-        return _png(tile), "image/png"
+        if valid is not None:
+            rgb = np.where(valid[..., None], rgb, np.array(BACKGROUND, np.uint8))
+        tile[: len(rows), : len(cols)] = rgb[..., ::-1]  # RGB -> BGR
+        return _jpeg(tile)
 
 
 def _palette_png(values: np.ndarray, palette: list[int]) -> bytes:

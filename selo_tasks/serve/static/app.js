@@ -126,11 +126,15 @@
         cached: Boolean(record.cached),
       });
       document.body.dataset.overlay = record.id;
+      loadFeatures(record);  // after the tiles: its computation does not slow them down
     });
     delete document.body.dataset.overlay;
+    delete document.body.dataset.features;
+    for (const group of Object.values(state.groups)) state.map.removeLayer(group);
+    state.groups = {};
+    $("centres").innerHTML = "";
     layer.addTo(state.map);
     updateClip();
-    loadFeatures(record);
     const tif = $("dl-tif"), geojson = $("dl-geojson");
     tif.href = record.geotiff;
     tif.download = `selo_map-${record.file_stem}.tif`;
