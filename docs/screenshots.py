@@ -1,10 +1,10 @@
-"""The README's pictures of ``selo serve``: ``docs/serve.png`` and ``docs/serve-compare.png``.
+"""The README's pictures of ``selo serve``: docs/serve.png and docs/serve-compare.png.
 
 Scene 15.jpg of the synthetic AIR-SLT (``selo.selo_tasks.synth``: its three cases painted
 in the colours their captions name: a cyan ship, white oil tanks, a white plane; softened
-by a Gaussian blur) written as a georeferenced GeoTIFF, served with ``color`` in this process and photographed in
-Chromium (Playwright, the system's Chromium). Each PNG is reduced to 256 colours (Pillow)
-to stay small.
+by a Gaussian blur) written as a georeferenced GeoTIFF, served with ``color`` in this
+process and photographed in Chromium (Playwright, the system's Chromium). Each PNG is
+reduced to 256 colours (Pillow) to stay small.
 
     python docs/screenshots.py [--workdir /tmp/selo-shots]
 """
@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
             page.wait_for_selector(f"body[data-compare='{second}']")
             page.uncheck("#show-centres")
             page.uncheck("#show-regions")
-            page.eval_on_selector("#opacity", "e => { e.value = 0.7; e.dispatchEvent(new Event('input')); }")
+            page.eval_on_selector(
+                "#opacity", "e => { e.value = 0.7; e.dispatchEvent(new Event('input')); }"
+            )
             save(page.screenshot(), DOCS / "serve-compare.png")
             browser.close()
         state.close()
