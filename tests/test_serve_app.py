@@ -286,6 +286,44 @@ def test_evicted_maps_are_computed_again(served, tmp_path):
         state.close()
 
 
+@pytest.mark.slow
+def test_v2_maps_equal_the_localize_png(served, tmp_path):
+    """--method v2 (a second pass of expansion boxes per sentence, Gaussian finish)."""
+    out = tmp_path / "v2"
+    args = ["localize", served.scene, "-q", "white roofs", "--method", "v2", "--out", out]
+    assert main([str(a) for a in [*args, "--cache-dir", served.cache]]) == 0
+    png = cv2.imread(str(out / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
+    options = Options(cache_dir=str(served.cache), method="v2", show_progress=False)
+    with run_session(options, one_scene=True) as ctx:
+        state = ServeState.for_scenes(ctx, [served.scene])
+        state.start_embedding()
+        state.wait_embedded(60)
+        record = ask(client_of(state), "white roofs")
+        grid = TileGrid(*SHAPE)
+        for x, y in [(0, 0), (3, 3)]:
+            r0, r1, c0, c1 = grid.window(grid.zmax, x, y)
+            url = record["tiles"].format(z=grid.zmax, x=x, y=y)
+            tile = decode(client_of(state).get(url, params={"style": "gray"}).content)
+            assert tile[: r1 - r0, : c1 - c0].tobytes() == png[r0:r1, c0:c1].tobytes()
+        state.close()
+
+
+def test_embedding_progress_reaches_the_page(served, tmp_path):
+    scene = write_geotiff_scene(tmp_path / "new.tif", colour_scene((600, 700), seed=5))
+    state = ServeState.for_scenes(served.ctx, [scene])
+    client = client_of(state)
+    assert client.get("/api/scenes/s1").json()["status"] == "waiting"
+    response = client.post("/api/scenes/s1/maps", json={"sentence": "white"})
+    assert response.status_code == 409 and "waiting" in response.json()["error"]
+    state.start_embedding()
+    state.wait_embedded(60)
+    described = client.get("/api/scenes/s1").json()
+    progress = described["progress"]
+    assert described["status"] == "ready" and progress["what"] == "embedding new.tif"
+    assert progress["total"] >= 1 and progress["done"] == progress["total"]
+    state.close()
+
+
 def test_serve_command_errors(run_cli, tmp_path):
     code, _, err = run_cli("serve", tmp_path / "missing.tif")
     assert code == 2 and "missing.tif: not found" in err

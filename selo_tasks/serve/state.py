@@ -8,7 +8,14 @@ sentence: URLs carry ids, never paths or sentences) and, when first asked for, i
 finished uint8 map, computed once on a small pool of threads and kept in a
 :class:`MapLRU` bounded in bytes. Requests for a map being computed wait for that one
 computation. Driver calls (embedding, query maps) run one at a time under one lock:
-encoders are not thread-safe in general.
+encoders are not thread-safe in general (so while one scene is embedded, sentences on
+the others wait for it).
+
+Memory: the map entries, at most ``cache_bytes`` (``--map-cache``, 1 GiB by default: a
+10,000² scene's map is 100 MB, so ten of them), plus the maps being computed (two at a
+time: each its H × W bytes and its dask blocks), plus per scene its window embeddings and
+a preview of at most 2048² RGB pixels (12 MB). A scene whose one map exceeds the cache
+is refused at start.
 
 A run folder (``selo serve RUN_DIR``) serves the maps ``selo airslt`` wrote, one per
 case, with the case's annotation polygons and metrics; it needs no encoder.
