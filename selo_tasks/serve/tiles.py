@@ -126,16 +126,14 @@ def map_tile(finished: np.ndarray, grid: TileGrid, z: int, x: int, y: int, style
     rows, cols = grid.samples(z, x, y)
     if not (len(rows) and len(cols)):  # a side thinner than one tile pixel at this zoom
         return _png(np.zeros((TILE, TILE) if style == "gray" else (TILE, TILE, 4), np.uint8))
-    if grid.zmax == z:
-        values = finished[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    else:
-        values = finished[rows][:, cols]
+    step = 1 << (grid.zmax - z)  # the samples are every f-th pixel: a strided view
+    values = finished[rows[0] : rows[-1] + 1 : step, cols[0] : cols[-1] + 1 : step]
     if style == "gray":
         tile = np.zeros((TILE, TILE), np.uint8)
         tile[: len(rows), : len(cols)] = values
     elif style == "jet":
         if values.shape == (TILE, TILE):
-            return _palette_png(values, _JET_PALETTE)
+            return _palette_png(np.ascontiguousarray(values), _JET_PALETTE)
         tile = np.zeros((TILE, TILE, 4), np.uint8)  # BGRA, transparent beyond the scene
         tile[: len(rows), : len(cols), :3] = _JET[values]
         tile[: len(rows), : len(cols), 3] = 255
