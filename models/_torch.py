@@ -480,6 +480,9 @@ class TorchEncoder(Encoder):
         )
 
     def check_query(self, text: str) -> str | None:
+        return self.too_long(text)
+
+    def too_long(self, text: str) -> str | None:
         n = self._token_count(text)
         if n > self.context_length:
             return (

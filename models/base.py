@@ -98,6 +98,10 @@ class Encoder(ABC):
         """A warning for the user when this encoder cannot use ``text`` well, else None."""
         return None
 
+    def too_long(self, text: str) -> str | None:
+        """Why ``text`` is longer than this encoder reads (the end would be cut off), else None."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.embed_dim} device={self.device}>"
 

@@ -303,18 +303,26 @@ class FileRegions:
     def __dask_tokenize__(self) -> str:
         return self.token
 
-    def __call__(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(rgb (h, w, 3) uint8, valid (h, w) bool or None)`` of scene rows r0:r1, cols c0:c1."""
+    def __call__(
+        self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(rgb (h, w, 3) uint8, valid (h, w) bool or None)`` of scene rows r0:r1, cols c0:c1;
+        with ``out_shape`` shrunk to it by GDAL's nearest sampling (overviews where present)."""
         from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
         from selo.pipeline.store import error_reason
 
         window = Window(c0 + self.offset[1], r0 + self.offset[0], c1 - c0, r1 - r0)
+        shape = None if out_shape is None else (len(self.bands), *out_shape)
         try:
             with strict_reads(), dataset(self.path) as ds:
-                pixels = ds.read(list(self.bands), window=window)
-                mask = ds.dataset_mask(window=window) > 0 if has_dataset_mask(ds) else None
+                pixels = ds.read(list(self.bands), window=window, out_shape=shape)
+                mask = (
+                    ds.dataset_mask(window=window, out_shape=out_shape) > 0
+                    if has_dataset_mask(ds)
+                    else None
+                )
         except RasterioError as e:
             raise SceneError(
                 f"{self.path}: damaged pixel data in rows {r0}-{r1}, columns {c0}-{c1} "
@@ -335,10 +343,20 @@ class ArrayRegions:
     def __dask_tokenize__(self) -> str:
         return self.token
 
-    def __call__(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray | None]:
-        parts = [self.pixels[r0:r1, c0:c1]]
+    def __call__(
+        self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`FileRegions.__call__`; ``out_shape`` samples the pixel under each output
+        pixel's centre (:func:`~selo.pipeline.preview.decimation_indices`)."""
+        rows, cols = slice(r0, r1), slice(c0, c1)
+        if out_shape is not None:
+            from selo.pipeline.preview import decimation_indices
+
+            rows = r0 + decimation_indices(r1 - r0, out_shape[0])
+            cols = c0 + decimation_indices(c1 - c0, out_shape[1])
+        parts = [self.pixels[rows][:, cols]]
         if self.valid is not None:
-            parts.append(self.valid[r0:r1, c0:c1])
+            parts.append(self.valid[rows][:, cols])
         computed = dask.compute(*parts, scheduler="sync")
         valid = np.asarray(computed[1], bool) if len(computed) > 1 else None
         return np.ascontiguousarray(computed[0]), valid

@@ -42,6 +42,7 @@ def cli(debug: bool, verbose: bool) -> None:
       selo airslt --images DIR       the whole AIR-SLT test set, with metrics
       selo eval --maps DIR           the SeLo metrics (Rsu, Ras, Rda, Rmi) of existing maps
       selo compare RUN_A RUN_B       two or more runs of the same cases, side by side
+      selo serve SCENE               an interactive map: type sentences, see them at once
     """
     _State.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -176,7 +177,7 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
 
 
 def run_options(f):
-    """Model, method and cluster options of localize / airslt / demo."""
+    """Model, method and cluster options of localize / airslt / demo / serve."""
     options = [
         click.option(
             "--model",
@@ -512,6 +513,62 @@ def demo_cmd(out, **kw):
         baselines=baselines,
     )
     console.print(f"the run on one page: {run.out / 'report.html'}")
+
+
+@cli.command("serve")
+@click.argument("targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 lets other machines in (anyone who can reach it).",
+)
+@click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
+@click.option(
+    "--map-cache",
+    type=click.IntRange(16, None),
+    default=1024,
+    show_default=True,
+    help="MiB of finished maps kept in memory (least recently used dropped first).",
+)
+@click.option(
+    "--anno",
+    type=_path(),
+    default=None,
+    help="RUN_DIR only: the run's annotation file (default: the AIR-SLT anno.json).",
+)
+@click.option(
+    "--images",
+    type=_path(),
+    default=None,
+    help="RUN_DIR only: the scenes folder (default: the one in run.json).",
+)
+@run_options
+def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
+    """An interactive map of one or more scenes in the web browser (or of an airslt run).
+
+    Each scene is embedded once (or read from the embedding cache), with progress in the
+    terminal and the page; then every sentence typed in the page is answered from the
+    embeddings: overlay tiles, attention centres, high-score regions, GeoTIFF and GeoJSON
+    downloads. With an airslt run folder, browse its cases with their annotation polygons
+    and metrics. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops.
+    """
+    from selo.selo_tasks.report import console
+    from selo.selo_tasks.serve import serve
+
+    options = _options(kw, ".")
+    serve(
+        targets,
+        options,
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        cache_bytes=map_cache * 2**20,
+        anno=anno,
+        images=images,
+        report=lambda line: console.print(line, markup=False, highlight=False),
+    )
 
 
 @cli.command("models")

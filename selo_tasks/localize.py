@@ -47,7 +47,7 @@ from selo.pipeline.outputs import (
     write_png,
     write_windows_csv,
 )
-from selo.pipeline.preview import decimate, read_preview
+from selo.pipeline.preview import decimate, preview_shape, read_preview
 from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
 from selo.pipeline.scenefile import inspect_scene
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
@@ -56,7 +56,7 @@ from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
 from selo.selo_tasks.options import Options
 from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
 
-__all__ = ["QueryOutputs", "check_queries", "localize", "query_folder"]
+__all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,7 @@ def _write_query(
             def overlay_and_regions() -> None:
                 heat = decimate(finished, preview().shape[:2])
                 write_overlay(folder / "overlay.png", preview(), heat)
-                features = _centre_features(finished, grid)
-                features += regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
+                features = map_features(finished, grid, heat=heat)
                 write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
             jobs = [
@@ -200,6 +199,19 @@ def _write_query(
                     job.result()
             spooled.unlink(missing_ok=True)
     return QueryOutputs(qm.query, final, len(qm.inputs.windows), time.perf_counter() - t0)
+
+
+def map_features(finished, grid: Grid, *, heat: np.ndarray | None = None) -> list[dict]:
+    """The features of ``regions.geojson``: the ranked attention centres (points, exact at
+    any map size), then the regions where the map is at least 128 (polygons, strongest
+    first), in the scene's CRS.
+
+    ``heat`` is the finished map decimated to the overlay's shape (computed when not given):
+    regions are traced on it."""
+    if heat is None:
+        heat = decimate(finished, preview_shape(grid.shape, PREVIEW_SIDE))
+    features = _centre_features(finished, grid)
+    return features + regions_from_map(heat, grid, threshold=REGION_THRESHOLD)
 
 
 def _centre_features(selo, grid: Grid) -> list[dict]:

@@ -196,6 +196,7 @@ def test_every_airslt_colour_word_is_recognised(enc):
 def test_query_without_colour_is_flat_and_warned(enc):
     v = enc.encode_texts(["the parking lot next to the football field is full of cars."])[0]
     np.testing.assert_allclose(v, np.full(len(PROTOTYPES), len(PROTOTYPES) ** -0.5), rtol=1e-6)
+    assert enc.too_long("white " * 5000) is None  # colour words: any length is read
     warning = enc.check_query("cars in a parking lot")
     assert "no colour word" in warning and "cars in a parking lot" in warning
 

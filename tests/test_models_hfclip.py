@@ -78,6 +78,8 @@ def test_shapes_norms_determinism_and_version(model_dir, encoder):
     assert encoder.version.endswith("+pre64-bicubic-pil")
     assert encoder.check_query("green trees") is None
     assert "at most 77" in encoder.check_query("gray " * 100)
+    assert encoder.too_long("green trees") is None  # what selo serve refuses
+    assert "at most 77" in encoder.too_long("gray " * 100)
 
 
 def test_version_changes_with_the_weights(model_dir, encoder, tmp_path):

@@ -462,3 +462,31 @@ def test_decimation_indices_sample_pixel_centres(size, data):
     expected = [int((Fraction(i) + Fraction(1, 2)) * size / out) for i in range(out)]
     assert indices.tolist() == expected
     assert indices[0] >= 0 and indices[-1] < size
+
+
+@pytest.mark.parametrize("kind", ["file", "array", "file slice"])
+def test_region_readers_shrink_a_window_to_out_shape(tmp_path, kind):
+    """``out_shape``: the pixel under each output pixel's centre (GDAL's nearest for files)."""
+    from scenes import colour_scene, write_geotiff_scene
+
+    from selo.pipeline.scene import as_scene, region_reader
+
+    pixels = colour_scene((700, 900))
+    if kind == "array":
+        scene = as_scene(pixels)
+    else:
+        scene = open_scene(write_geotiff_scene(tmp_path / "s.tif", pixels), chunk=256)
+    offset = (0, 0)
+    if kind == "file slice":
+        scene, offset = scene.isel(y=slice(50, 650), x=slice(100, 900)), (50, 100)
+    read = region_reader(scene)
+    for (r0, r1, c0, c1), out in [((0, 512, 0, 512), (256, 256)), ((10, 300, 40, 600), (100, 77))]:
+        rgb, valid = read(r0, r1, c0, c1, out_shape=out)
+        rows = offset[0] + r0 + decimation_indices(r1 - r0, out[0])
+        cols = offset[1] + c0 + decimation_indices(c1 - c0, out[1])
+        np.testing.assert_array_equal(rgb, pixels[rows][:, cols])
+        assert valid is None
+        full, _ = read(r0, r1, c0, c1)  # without out_shape: the window itself
+        np.testing.assert_array_equal(
+            full, pixels[offset[0] + r0 : offset[0] + r1, offset[1] + c0 : offset[1] + c1]
+        )

@@ -1,0 +1,170 @@
+"""``selo serve``: a local web page that answers each new sentence from the cached
+embeddings of a scene (or shows an ``airslt`` run folder's cases).
+
+:func:`serve` opens the scenes, embeds them in the background (progress in the terminal
+and the page) and serves :mod:`~selo.selo_tasks.serve.app` with uvicorn until Ctrl-C.
+What is held and how it is bounded: :mod:`~selo.selo_tasks.serve.state`; the tiles:
+:mod:`~selo.selo_tasks.serve.tiles`. Needs the ``serve`` extra (FastAPI, uvicorn).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from selo.errors import InputNotFoundError, MissingDependencyError, OutputError, ParameterError
+
+__all__ = ["BackgroundServer", "allowed_hosts", "bind", "require_web", "serve"]
+
+ANY_HOST = ("0.0.0.0", "::", "")
+
+
+def require_web() -> None:
+    """MissingDependencyError with the install line unless FastAPI and uvicorn import."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"selo serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'selo[serve]'"
+        ) from None
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """Host headers the app accepts: this machine's names, or any when bound to all."""
+    if host in ANY_HOST:
+        return None
+    return sorted({"127.0.0.1", "localhost", "::1", "[::1]", host})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one."""
+    if not 0 <= port <= 65535:
+        raise ParameterError(f"--port must be from 0 to 65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto IPPROTO_TCP: asyncio then sets TCP_NODELAY on every connection (with proto 0 it
+    # does not, and Nagle's algorithm with delayed ACKs adds 40 ms to keep-alive requests)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OutputError(
+            f"cannot listen on {host}:{port} ({e.strerror}); pass another --port"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+def serve(
+    targets: Sequence[str | Path],
+    options,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    cache_bytes: int | None = None,
+    anno: str | Path | None = None,
+    images: str | Path | None = None,
+    report: Callable[[str], object] = print,
+) -> None:
+    """Serve scene files (embedded once, in the background) or one ``airslt`` run folder
+    until interrupted."""
+    require_web()
+    from selo.pipeline.cache import Cache
+    from selo.selo_tasks.serve.state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
+    from selo.selo_tasks.session import run_session
+
+    cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
+    paths = [Path(t) for t in targets]
+    if not paths:
+        raise ParameterError("name at least one scene file or an airslt run folder")
+    for p in paths:
+        if not p.exists():
+            raise InputNotFoundError(f"{p}: not found")
+    if len(paths) == 1 and is_run_folder(paths[0]):
+        cache = Cache(options.cache_dir)
+        state = ServeState.for_run(
+            paths[0], anno=anno, images=images, cache=cache, cache_bytes=cache_bytes, report=report
+        )
+        _run(state, host, port, open_browser, report)
+        return
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise ParameterError(
+            f"{folders[0]}: a folder; serve scene files, or one airslt run folder (with run.json)"
+        )
+    if anno is not None or images is not None:
+        raise ParameterError("--anno and --images go with an airslt run folder")
+    with run_session(options, one_scene=True) as ctx:
+        state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
+        state.start_embedding()
+        _run(state, host, port, open_browser, report)
+
+
+def _run(state, host: str, port: int, open_browser: bool, report) -> None:
+    import uvicorn
+
+    from selo.selo_tasks.serve.app import create_app
+
+    sock = bind(host, port)
+    shown = host if host not in ANY_HOST else "127.0.0.1"
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
+    app = create_app(state, allowed_hosts=allowed_hosts(host))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    report(f"selo serve: {url}  ({len(state.scenes)} scene(s); Ctrl-C stops)")
+    if open_browser:
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down, then passes Ctrl-C on
+        report("selo serve: stopped")
+    finally:
+        state.close()
+        sock.close()
+
+
+class BackgroundServer:
+    """The app of a :class:`~selo.selo_tasks.serve.state.ServeState` served by uvicorn in a
+    thread of this process (tests, benchmarks, notebooks); ``port=0`` picks a free port::
+
+        with BackgroundServer(state) as server:
+            print(server.url)
+    """
+
+    def __init__(self, state, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        require_web()
+        import uvicorn
+
+        from selo.selo_tasks.serve.app import create_app
+
+        self.state = state
+        self._socket = bind(host, port)
+        name = f"[{host}]" if ":" in host else host
+        self.url = f"http://{name}:{self._socket.getsockname()[1]}"
+        app = create_app(state, allowed_hosts=allowed_hosts(host))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> BackgroundServer:
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OutputError(f"the server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
+        self._socket.close()

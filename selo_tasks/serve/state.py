@@ -1,0 +1,563 @@
+"""What ``selo serve`` holds: the served scenes, their sentences and a bounded map cache.
+
+Scenes (``selo serve SCENE ...``) are embedded once, one after another, in a background
+thread (or read from the embedding cache); the page and the terminal show the progress.
+A sentence on a scene gets an id (a hash of a per-process salt, the scene and the
+sentence: URLs carry ids, never paths or sentences) and, when first asked for, its
+:class:`MapEntry`: the driver's :class:`~selo.selo_tasks.driver.QueryMap` (cells) and the
+finished uint8 map, computed once on a small pool of threads and kept in a
+:class:`MapLRU` bounded in bytes. Requests for a map being computed wait for that one
+computation. Driver calls (embedding, query maps) run one at a time under one lock:
+encoders are not thread-safe in general (so while one scene is embedded, sentences on
+the others wait for it).
+
+Memory: the map entries, at most ``cache_bytes`` (``--map-cache``, 1 GiB by default: a
+10,000² scene's map is 100 MB, so ten of them), plus the maps being computed (two at a
+time: each its H × W bytes and its dask blocks), plus per scene its window embeddings and
+a preview of at most 2048² RGB pixels (12 MB). A scene whose one map exceeds the cache
+is refused at start.
+
+A run folder (``selo serve RUN_DIR``) serves the maps ``selo airslt`` wrote, one per
+case, with the case's annotation polygons and metrics; it needs no encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from selo.errors import InputNotFoundError, MapError, ParameterError, SeloError
+from selo.pipeline.cache import Cache
+from selo.pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
+from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid
+from selo.selo_tasks.driver import Embedded, QueryMap
+from selo.selo_tasks.localize import check_queries, map_features, query_folder
+from selo.selo_tasks.serve.tiles import SceneTiles, TileGrid
+
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "MAX_SENTENCE_CHARS",
+    "MapEntry",
+    "MapLRU",
+    "ServeState",
+    "ServedScene",
+    "is_run_folder",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_BYTES = 1024 * 2**20  # finished maps (and their cells) kept: 1 GiB
+MAX_SENTENCE_CHARS = 1000  # whatever the encoder reads
+MAX_HISTORY = 1000  # sentences remembered per scene (the oldest forgotten first)
+COMPUTE_THREADS = 2  # maps computed at once: memory in flight is at most two maps
+
+
+@dataclass(eq=False)
+class MapEntry:
+    """One computed map: the finished uint8 map and, for a sentence, its cells."""
+
+    sentence: str
+    finished: np.ndarray
+    seconds: float
+    query_map: QueryMap | None = None
+    annotations: list[dict] = field(default_factory=list)  # run folders: the case's polygons
+    _features: list[dict] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def nbytes(self) -> int:
+        n = self.finished.nbytes
+        if self.query_map is not None:
+            i, qm = self.query_map.inputs, self.query_map
+            n += i.windows.nbytes + i.scales.nbytes + i.scores.nbytes
+            n += qm.mean.values.nbytes + qm.u8.values.nbytes + 2 * qm.mean.covered.nbytes
+        return n
+
+    def features(self, grid: Grid) -> list[dict]:
+        """The features of ``regions.geojson`` (computed once), then any annotation polygons."""
+        with self._lock:
+            if self._features is None:
+                self._features = map_features(self.finished, grid) + self.annotations
+            return self._features
+
+
+class MapLRU:
+    """Map entries by key, least recently used dropped first once their bytes exceed
+    ``max_bytes`` (the newest entry is always kept). Thread-safe."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        if max_bytes < 1:
+            raise ParameterError(f"the map cache needs a positive size, got {max_bytes} bytes")
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], MapEntry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> MapEntry | None:
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is not None:
+                self._items.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[str, str], entry: MapEntry) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = entry
+            self._bytes += entry.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._items
+
+
+@dataclass(eq=False)
+class MapSpec:
+    """A map the server can give: its sentence and how to compute it (plus, for run
+    folders, the case's metrics)."""
+
+    id: str
+    sentence: str
+    compute: Callable[[], MapEntry]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class ServedScene:
+    """One scene on the page: its pixels (None when a run folder's image is missing),
+    grid, embedding status and the maps asked for."""
+
+    id: str
+    name: str
+    grid: Grid
+    scene: xr.DataArray | None = None
+    tiles: SceneTiles | None = None
+    status: str = "ready"  # waiting, embedding, ready, error
+    progress: dict = field(default_factory=lambda: {"what": "", "done": 0, "total": 0})
+    error: str | None = None
+    embedded: Embedded | None = None
+    maps: OrderedDict[str, MapSpec] = field(default_factory=OrderedDict)
+
+    @property
+    def tile_grid(self) -> TileGrid:
+        return TileGrid(self.grid.height, self.grid.width)
+
+    def describe(self) -> dict:
+        g = self.grid
+        return {
+            "id": self.id,
+            "name": self.name,
+            "height": g.height,
+            "width": g.width,
+            "crs": g.crs,
+            "transform": list(g.transform)[:6],
+            "zmax": self.tile_grid.zmax,
+            "has_pixels": self.tiles is not None,
+            "status": self.status,
+            "progress": dict(self.progress),
+            "error": self.error,
+        }
+
+
+class ServeState:
+    """The served scenes (or run folder cases), their maps and the computation rules."""
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        ctx=None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        report: Callable[[str], object] | None = None,
+    ) -> None:
+        self.mode = mode  # "scenes" or "run"
+        self.ctx = ctx  # the RunContext of scene mode (driver, encoder, cache)
+        self.scenes: dict[str, ServedScene] = {}
+        self.maps = MapLRU(cache_bytes)
+        self.report = report or log.info  # one line per scene embedded and per map computed
+        self.run_info: dict = {}
+        self.version = secrets.token_hex(8)  # in ids and URLs: new with every server
+        self._pool = ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="selo-map")
+        self._inflight: dict[tuple[str, str], Future] = {}
+        self._lock = threading.Lock()  # the scenes' map lists and the in-flight table
+        self.driver_lock = threading.Lock()
+        self._embedder: threading.Thread | None = None
+
+    # --- scene mode -------------------------------------------------------------------------
+
+    @classmethod
+    def for_scenes(cls, ctx, paths, *, cache_bytes: int = DEFAULT_CACHE_BYTES, report=None):
+        """A server of scene files: opened now, embedded by :meth:`start_embedding`."""
+        state = cls(mode="scenes", ctx=ctx, cache_bytes=cache_bytes, report=report)
+        for i, path in enumerate(paths, start=1):
+            path = Path(path)
+            if not path.is_file():
+                raise InputNotFoundError(f"{path}: scene not found")
+            scene = open_scene(path, chunk=ctx.options.chunk, cache=ctx.cache)
+            state._add(ServedScene(f"s{i}", path.name, scene_grid(scene), scene, SceneTiles(scene)))
+        for s in state.scenes.values():
+            s.status = "waiting"
+        return state
+
+    def _add(self, served: ServedScene) -> None:
+        need = served.grid.height * served.grid.width
+        if need > self.maps.max_bytes:
+            raise ParameterError(
+                f"{served.name}: one map of {served.grid.height}x{served.grid.width} needs "
+                f"{need / 2**20:.0f} MiB, more than the map cache holds "
+                f"({self.maps.max_bytes / 2**20:.0f} MiB); raise --map-cache"
+            )
+        self.scenes[served.id] = served
+
+    def start_embedding(self) -> threading.Thread:
+        """Embed every scene in a background thread, one after another."""
+        self._embedder = threading.Thread(target=self._embed_all, name="selo-embed", daemon=True)
+        self._embedder.start()
+        return self._embedder
+
+    def wait_embedded(self, timeout: float | None = None) -> None:
+        if self._embedder is not None:
+            self._embedder.join(timeout)
+
+    def _embed_all(self) -> None:
+        driver = self.ctx.driver
+        for served in self.scenes.values():
+            served.status = "embedding"
+            try:
+                with self.driver_lock, self._tracked(served):
+                    table = driver.table(served.scene)
+                    served.embedded = driver.embed([(served.scene, table)], what=served.name)[0]
+                served.status = "ready"
+                how = "from the embedding cache" if served.embedded.cached else "embedded"
+                self.report(f"{served.name}: {len(table)} windows {how}; ready")
+            except Exception as e:  # noqa: BLE001 - shown in the page and the terminal
+                served.status, served.error = "error", str(e)
+                self.report(f"{served.name}: cannot embed the scene: {e}")
+
+    @contextmanager
+    def _tracked(self, served: ServedScene) -> Iterator[None]:
+        """Route the executor's progress to ``served.progress`` too (and the terminal bar)."""
+        executor = self.ctx.driver.executor
+        outer = executor.progress
+
+        @contextmanager
+        def progress(what: str, total: int):
+            served.progress = {"what": what, "done": 0, "total": total}
+            with outer(what, total) if outer else nullcontext(None) as advance_outer:
+
+                def advance(n: int = 1) -> None:
+                    served.progress["done"] += n
+                    if advance_outer:
+                        advance_outer(n)
+
+                yield advance
+
+        executor.progress = progress
+        try:
+            yield
+        finally:
+            executor.progress = outer
+
+    def check_sentence(self, text: object) -> str:
+        """The sentence, stripped; ParameterError when empty, too long or not text."""
+        if not isinstance(text, str):
+            raise ParameterError("the sentence must be a JSON string")
+        if len(text) > MAX_SENTENCE_CHARS:
+            raise ParameterError(
+                f"the sentence has {len(text)} characters; at most {MAX_SENTENCE_CHARS}"
+            )
+        try:
+            (sentence,) = check_queries((text,))
+        except ParameterError:
+            raise ParameterError("the sentence is empty; type what to look for") from None
+        reason = self.ctx.encoder.too_long(sentence) if self.ctx is not None else None
+        if reason:
+            raise ParameterError(f"the sentence is too long: {reason}")
+        return sentence
+
+    def warning(self, sentence: str) -> str | None:
+        """The encoder's advice on ``sentence`` (e.g. no colour word for ``color``)."""
+        return self.ctx.encoder.check_query(sentence) if self.ctx is not None else None
+
+    def add_sentence(self, scene_id: str, sentence: str) -> MapSpec:
+        """The map spec of ``sentence`` on a ready scene (remembered in its history)."""
+        served = self.scene(scene_id)
+        if self.mode != "scenes":
+            raise SceneNotReadyError(
+                "this server shows a run folder's maps; new sentences need `selo serve SCENE`"
+            )
+        if served.status != "ready":
+            raise SceneNotReadyError(f"{served.name} is {served.status}; try again when ready")
+        digest = hashlib.sha256(f"{self.version}|{scene_id}|{sentence}".encode()).hexdigest()
+        map_id = "m" + digest[:15]
+        with self._lock:
+            spec = served.maps.get(map_id)
+            if spec is None:
+                spec = MapSpec(map_id, sentence, lambda: self._compute(served, sentence))
+                served.maps[map_id] = spec
+                while len(served.maps) > MAX_HISTORY:
+                    served.maps.popitem(last=False)
+            else:
+                served.maps.move_to_end(map_id)
+        return spec
+
+    def _compute(self, served: ServedScene, sentence: str) -> MapEntry:
+        t0 = time.perf_counter()
+        with self.driver_lock:
+            qm = self.ctx.driver.query_maps([(served.embedded, sentence)])[0]
+        chunk = min(self.ctx.options.chunk, MAP_CHUNK)
+        valid = scene_valid(served.scene)
+        finished = qm.selo(chunk, None if valid is None else valid.rechunk(chunk)).compute()
+        return MapEntry(sentence, finished, time.perf_counter() - t0, query_map=qm)
+
+    # --- run folder mode --------------------------------------------------------------------
+
+    @classmethod
+    def for_run(
+        cls,
+        run_dir,
+        *,
+        anno=None,
+        images=None,
+        cache: Cache | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        report=None,
+    ):
+        """A server of an ``airslt`` run folder: its cases' maps, polygons and metrics."""
+        from selo.selo_tasks.annotations import load_annotations
+
+        run_dir = Path(run_dir)
+        record = _read_json(run_dir / "run.json")
+        state = cls(mode="run", cache_bytes=cache_bytes, report=report)
+        images = Path(images) if images else Path(record.get("images") or run_dir / "images")
+        if not images.is_dir():
+            log.warning(
+                "%s: scenes folder not found; showing the maps alone (see --images)", images
+            )
+        cases = {c.index: c for c in load_annotations(anno)}
+        folders = sorted(p for p in run_dir.glob("case_*") if (p / "metrics.json").is_file())
+        if not folders:
+            raise InputNotFoundError(f"{run_dir}: no finished case (case_NN/metrics.json)")
+        by_image: dict[str, ServedScene] = {}
+        for folder in folders:
+            data = _read_json(folder / "metrics.json")
+            index, image, query = int(data["case"]), str(data["image"]), str(data["query"])
+            png = folder / "selo_map.png"
+            if not png.is_file():
+                log.warning("%s: no selo_map.png; case %d left out", folder, index)
+                continue
+            served = by_image.get(image)
+            if served is None:
+                served = _run_scene(f"s{len(by_image) + 1}", images / image, png, cache)
+                by_image[image] = served
+                state._add(served)
+            case = cases.get(index)
+            polygons = []
+            if case is not None and (case.image, case.query.strip()) == (image, query.strip()):
+                polygons = _annotation_features(case, served.grid)
+            elif case is not None:
+                log.warning("case %d: the annotations name another scene or query", index)
+            info = {
+                "case": index,
+                "image": image,
+                "metrics": data.get("metrics", {}),
+                "annotated": bool(polygons),
+            }
+            served.maps[f"case-{index:02d}"] = MapSpec(
+                f"case-{index:02d}", query, _png_loader(png, query, polygons), info
+            )
+        state.run_info = {
+            "folder": str(run_dir),
+            "images": str(images),
+            "mean": record.get("mean"),
+            "method": record.get("method"),
+            "encoder": record.get("encoder"),
+        }
+        return state
+
+    # --- maps -------------------------------------------------------------------------------
+
+    def scene(self, scene_id: str) -> ServedScene:
+        served = self.scenes.get(scene_id)
+        if served is None:
+            raise UnknownIdError(f"no scene {scene_id!r}; this server has {', '.join(self.scenes)}")
+        return served
+
+    def spec(self, scene_id: str, map_id: str) -> MapSpec:
+        served = self.scene(scene_id)
+        with self._lock:
+            spec = served.maps.get(map_id)
+        if spec is None:
+            raise UnknownIdError(
+                f"no map {map_id!r} on scene {scene_id!r}; ask for a sentence first"
+            )
+        return spec
+
+    def map_future(self, scene_id: str, map_id: str) -> Future:
+        """A future of the map's entry: done at once when cached; one computation per map."""
+        key = (scene_id, map_id)
+        entry = self.maps.get(key)
+        if entry is not None:
+            done: Future = Future()
+            done.set_result(entry)
+            return done
+        spec = self.spec(scene_id, map_id)
+        with self._lock:
+            future = self._inflight.get(key)
+            if future is None:
+                future = self._pool.submit(self._run, key, spec)
+                self._inflight[key] = future
+        return future
+
+    def map(self, scene_id: str, map_id: str) -> MapEntry:
+        """The map's entry, computed now if needed (blocking)."""
+        return self.map_future(scene_id, map_id).result()
+
+    def _run(self, key: tuple[str, str], spec: MapSpec) -> MapEntry:
+        try:
+            entry = self.maps.get(key)
+            if entry is None:
+                entry = spec.compute()
+                self.maps.put(key, entry)
+                name = self.scenes[key[0]].name
+                self.report(f"{name}: {entry.sentence!r} in {entry.seconds:.2f} s")
+            return entry
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def describe_map(self, scene_id: str, spec: MapSpec, entry: MapEntry | None = None) -> dict:
+        out = {"id": spec.id, "sentence": spec.sentence, **spec.info}
+        if entry is not None:
+            out["seconds"] = round(entry.seconds, 4)
+            if entry.query_map is not None:
+                out["windows"] = len(entry.query_map.inputs.windows)
+        base = f"/api/scenes/{scene_id}/maps/{spec.id}"
+        out["tiles"] = base + "/tiles/{z}/{x}/{y}.png"
+        out["geotiff"] = base + "/selo_map.tif"
+        out["geojson"] = base + "/regions.geojson"
+        out["file_stem"] = query_folder(Path(), 0, spec.sentence).name.removeprefix("q00-")
+        return out
+
+    def history(self, scene_id: str) -> list[dict]:
+        served = self.scene(scene_id)
+        with self._lock:
+            specs = list(served.maps.values())
+        return [self.describe_map(scene_id, s) for s in specs]
+
+    def geotiff(self, scene_id: str, map_id: str) -> bytes:
+        """The map as ``selo localize`` writes ``selo_map.tif`` (COG, the scene's CRS)."""
+        served = self.scene(scene_id)
+        entry = self.map(scene_id, map_id)
+        nodata = None if served.scene is None or scene_valid(served.scene) is None else 0
+        with tempfile.TemporaryDirectory(prefix="selo-serve-") as tmp:
+            path = write_geotiff(
+                Path(tmp) / "selo_map.tif", entry.finished, like=served.grid, nodata=nodata
+            )
+            return path.read_bytes()
+
+    def geojson(self, scene_id: str, map_id: str) -> bytes:
+        """The map's features as ``selo localize`` writes ``regions.geojson``."""
+        served = self.scene(scene_id)
+        features = self.map(scene_id, map_id).features(served.grid)
+        with tempfile.TemporaryDirectory(prefix="selo-serve-") as tmp:
+            path = write_geojson(Path(tmp) / "regions.geojson", features, crs=served.grid.crs)
+            return path.read_bytes()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class UnknownIdError(SeloError, LookupError):
+    """A scene or map id this server does not have."""
+
+
+class SceneNotReadyError(SeloError, RuntimeError):
+    """A scene still being embedded (or whose embedding failed)."""
+
+
+def is_run_folder(path) -> bool:
+    """Whether ``path`` is a ``selo airslt`` run folder (a folder with run.json)."""
+    path = Path(path)
+    return path.is_dir() and (path / "run.json").is_file()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputNotFoundError(f"{path}: not found") from None
+    except (OSError, ValueError) as e:
+        raise MapError(f"{path}: cannot read ({e})") from None
+    if not isinstance(data, dict):
+        raise MapError(f"{path}: not a JSON object")
+    return data
+
+
+def _run_scene(scene_id: str, image: Path, png: Path, cache: Cache | None) -> ServedScene:
+    """A run folder's scene: its image when present, else a grid of the map's size."""
+    if image.is_file():
+        try:
+            scene = open_scene(image, cache=cache or Cache())
+            return ServedScene(scene_id, image.name, scene_grid(scene), scene, SceneTiles(scene))
+        except SeloError as e:
+            log.warning("%s: %s; showing the maps without the scene", image, e)
+    else:
+        log.warning("%s: scene not found; showing the maps without the scene", image)
+    from selo.selo_tasks.eval import map_shape
+
+    h, w = map_shape(png, case=png.parent.name)
+    return ServedScene(scene_id, image.name, Grid(h, w, None, Affine.identity()))
+
+
+def _png_loader(png: Path, query: str, polygons: list[dict]) -> Callable[[], MapEntry]:
+    def load() -> MapEntry:
+        from selo.selo_tasks.eval import read_map
+
+        t0 = time.perf_counter()
+        finished = read_map(png)
+        return MapEntry(query, finished, time.perf_counter() - t0, annotations=polygons)
+
+    return load
+
+
+def _annotation_features(case, grid: Grid) -> list[dict]:
+    """The case's polygons as GeoJSON features (kind "annotation") in the scene's CRS."""
+    features = []
+    for n, polygon in enumerate(case.polygons, start=1):
+        ring = [list(grid.transform * (float(x), float(y))) for x, y in polygon]
+        ring.append(ring[0])
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"kind": "annotation", "polygon": n, "case": case.index},
+            }
+        )
+    return features

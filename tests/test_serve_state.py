@@ -1,0 +1,144 @@
+"""What `selo serve` holds (selo_tasks/serve/state.py): the bounded map LRU, sentence checks,
+and run folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from scenes import colour_scene, square
+
+from selo.errors import InputNotFoundError, ParameterError
+from selo.selo_tasks.serve.state import MapEntry, MapLRU, ServeState, is_run_folder
+
+
+def entry(nbytes: int, sentence: str = "s") -> MapEntry:
+    return MapEntry(sentence, np.zeros(nbytes, np.uint8), 0.0)
+
+
+def test_lru_drops_the_least_recently_used_beyond_its_bytes():
+    lru = MapLRU(300)
+    for name in "abc":
+        lru.put(("s1", name), entry(100, name))
+    assert len(lru) == 3 and lru.nbytes == 300
+    assert lru.get(("s1", "a")).sentence == "a"  # a is now the most recent
+    lru.put(("s1", "d"), entry(100))
+    assert ("s1", "b") not in lru and ("s1", "a") in lru and lru.nbytes == 300
+    lru.put(("s1", "e"), entry(250))  # drops c, a and d to fit
+    assert [k for k in ("a", "c", "d", "e") if ("s1", k) in lru] == ["e"]
+    lru.put(("s1", "f"), entry(400))  # larger than the bound: kept alone
+    assert len(lru) == 1 and ("s1", "f") in lru
+    lru.put(("s1", "f"), entry(10))  # a key put again replaces its bytes
+    assert lru.nbytes == 10
+
+
+def test_lru_refuses_no_size():
+    with pytest.raises(ParameterError, match="positive size"):
+        MapLRU(0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),  # nothing
+        ("  \t\n", "empty"),  # white space only
+        ("x" * 1001, "at most 1000"),  # the hard limit
+        (None, "JSON string"),  # not text
+        (["white"], "JSON string"),
+    ],
+)
+def test_bad_sentences(text, message):
+    with pytest.raises(ParameterError, match=message):
+        ServeState(mode="run").check_sentence(text)
+
+
+def test_sentences_are_stripped():
+    assert ServeState(mode="run").check_sentence("  white roofs \n") == "white roofs"
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A finished `selo airslt` run of three cases on two small scenes."""
+    from selo.selo_tasks.cli import main
+
+    root = tmp_path_factory.mktemp("run")
+    images = root / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), colour_scene((300, 400))[..., ::-1])
+    cv2.imwrite(str(images / "b.png"), colour_scene((300, 400), seed=1)[..., ::-1])
+    cases = [
+        {"caption": "a white block", "jpg_name": "a.png", "points": [square(50, 37, 83)]},
+        {"caption": "green field", "jpg_name": "a.png", "points": [square(200, 150, 150)]},
+        {"caption": "a white plane", "jpg_name": "b.png", "points": [square(50, 37, 83)]},
+    ]
+    anno = root / "anno.json"
+    anno.write_text(json.dumps(cases))
+    args = ["airslt", "--images", images, "--anno", anno, "--out", root / "run", "--in-process"]
+    args += ["--no-profile", "--cache-dir", root / "cache"]
+    assert main([str(a) for a in args]) == 0
+    return root
+
+
+def test_a_run_folder_serves_its_cases(run_folder):
+    assert is_run_folder(run_folder / "run") and not is_run_folder(run_folder / "images")
+    state = ServeState.for_run(run_folder / "run", anno=run_folder / "anno.json")
+    assert [s.name for s in state.scenes.values()] == ["a.png", "b.png"]
+    cases = state.history("s1")
+    assert [(c["id"], c["case"], c["sentence"]) for c in cases] == [
+        ("case-00", 0, "a white block"),
+        ("case-01", 1, "green field"),
+    ]
+    assert set(cases[0]["metrics"]) == {"rsu", "rda", "ras", "rmi"} and cases[0]["annotated"]
+    found = state.map("s1", "case-00")
+    png = cv2.imread(str(run_folder / "run" / "case_00" / "selo_map.png"), 0)
+    np.testing.assert_array_equal(found.finished, png)
+    features = json.loads(state.geojson("s1", "case-00"))["features"]
+    (annotation,) = [f for f in features if f["properties"]["kind"] == "annotation"]
+    assert annotation["geometry"]["coordinates"][0][:4] == [
+        [50, 37],
+        [133, 37],
+        [133, 120],
+        [50, 120],
+    ]
+    assert state.scenes["s1"].tiles is not None  # the scene's pixels are shown
+    state.close()
+
+
+def test_a_run_folder_without_its_images_shows_the_maps(run_folder, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_folder / "run", run)
+    state = ServeState.for_run(run, anno=run_folder / "anno.json", images=tmp_path / "nowhere")
+    scene = state.scenes["s1"]
+    assert scene.tiles is None and (scene.grid.height, scene.grid.width) == (300, 400)
+    assert state.map("s1", "case-01").finished.shape == (300, 400)
+    state.close()
+
+
+def test_annotations_of_other_cases_are_not_drawn(run_folder, tmp_path):
+    other = tmp_path / "anno.json"
+    other.write_text(
+        json.dumps([{"caption": "blue", "jpg_name": "a.png", "points": [square(1, 1, 9)]}])
+    )
+    state = ServeState.for_run(run_folder / "run", anno=other)
+    assert state.history("s1")[0]["annotated"] is False
+    features = json.loads(state.geojson("s1", "case-00"))["features"]
+    assert all(f["properties"]["kind"] != "annotation" for f in features)
+    state.close()
+
+
+def test_a_folder_without_finished_cases(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(InputNotFoundError, match="no finished case"):
+        ServeState.for_run(tmp_path)
+
+
+def test_a_run_folder_takes_no_sentences(run_folder):
+    from selo.selo_tasks.serve.state import SceneNotReadyError
+
+    state = ServeState.for_run(run_folder / "run", anno=run_folder / "anno.json")
+    with pytest.raises(SceneNotReadyError, match="run folder"):
+        state.add_sentence("s1", "white")
+    state.close()
