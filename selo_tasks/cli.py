@@ -452,13 +452,10 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     """
     from pathlib import Path
 
-    from selo.errors import InputNotFoundError
     from selo.selo_tasks.localize import localize
     from selo.selo_tasks.report import console, stage_table
 
     options = _options(kw, out, paper_compat=paper_compat)
-    if not Path(scene).exists():
-        raise InputNotFoundError(f"{scene}: scene not found")
     record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
     console.print(
         stage_table(
