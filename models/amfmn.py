@@ -337,10 +337,10 @@ def read_vocabulary(spec: str | Path) -> Vocabulary:
             f"AMFMN vocabulary not found: {spec} (a vocabs.py JSON file such as "
             f"rsitmd_splits_vocab.json; bundled: {', '.join(BUNDLED_VOCABULARIES)})"
         )
-    raw = path.read_bytes()
     try:
+        raw = path.read_bytes()
         word2idx = json.loads(raw)["word2idx"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"{path} is not an AMFMN vocabulary (a JSON object with 'word2idx'): {e}"
         ) from e
