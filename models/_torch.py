@@ -138,6 +138,8 @@ def _torch_load(p: Path, safe_globals: Sequence[Any] = ()) -> Any:
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(list(safe_globals)):
             warnings.filterwarnings("ignore", message=".*TorchScript archive")
+            # (a pickle of another protocol is refused or read anyway: nothing to warn about)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         blocked = re.search(r"GLOBAL (\S+)", str(e))

@@ -392,13 +392,14 @@ def read_decimated(
 
 
 def verify_pixels(path: str | os.PathLike) -> SceneInfo:
-    """Check a whole raster file: its header (:func:`inspect_scene`), then every pixel,
-    decoded strictly strip by strip (and a PNG's chunks and data size,
-    :func:`verify_png`). For small files read whole elsewhere (maps)."""
+    """Check a whole raster file: its header (:func:`inspect_scene`), then its pixel
+    data: a PNG's chunks and data size (:func:`verify_png`), any other file decoded
+    strictly strip by strip. For files another library reads whole (maps)."""
     path = Path(path)
     info = inspect_scene(path)
     if info.driver == "PNG":
         verify_png(path)
+        return info
     with dataset(path) as ds:
         for top in range(0, info.height, _STAGE_STRIP):
             rows = min(_STAGE_STRIP, info.height - top)
