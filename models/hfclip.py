@@ -211,6 +211,7 @@ def load_hfclip(
     if not any(p for pattern in _WEIGHT_PATTERNS for p in d.glob(pattern)):
         raise CheckpointError(f"{spec}: {d} has no weights (*.safetensors or *.bin)")
     transformers = require("transformers")
+    _check_shapes(transformers, d, spec)
     model = _from_pretrained(transformers, d, spec)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(d, local_files_only=True)
@@ -228,6 +229,61 @@ def load_hfclip(
         device=torch_device(device),
         precision=precision,
     )
+
+
+def _check_shapes(transformers: Any, d: Path, spec: str) -> None:
+    """The sizes ``config.json`` declares match the tensors of the safetensors files (read
+    from their headers only): a damaged config would otherwise build a model of another
+    size, even one too large for memory, before its weights are found not to fit."""
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        return  # pickled weights: their shapes cannot be read without loading them
+    try:
+        config = transformers.CLIPConfig.from_pretrained(d, local_files_only=True)
+        t, v = config.text_config, config.vision_config
+        side = v.image_size // v.patch_size
+        expected = {
+            "text_model.embeddings.token_embedding.weight": (t.vocab_size, t.hidden_size),
+            "text_model.embeddings.position_embedding.weight": (
+                t.max_position_embeddings,
+                t.hidden_size,
+            ),
+            "text_model.encoder.layers.0.mlp.fc1.weight": (t.intermediate_size, t.hidden_size),
+            "vision_model.embeddings.patch_embedding.weight": (
+                v.hidden_size,
+                v.num_channels,
+                v.patch_size,
+                v.patch_size,
+            ),
+            "vision_model.embeddings.position_embedding.weight": (side * side + 1, v.hidden_size),
+            "vision_model.encoder.layers.0.mlp.fc1.weight": (v.intermediate_size, v.hidden_size),
+            "text_projection.weight": (config.projection_dim, t.hidden_size),
+            "visual_projection.weight": (config.projection_dim, v.hidden_size),
+        }
+        layers = {"text_model": t.num_hidden_layers, "vision_model": v.num_hidden_layers}
+    except Exception as e:  # noqa: BLE001 - a config transformers cannot use
+        raise CheckpointError(f"{spec}: unusable {d / 'config.json'}: {_one_line(e)}") from e
+    safetensors = require("safetensors", "pip install safetensors")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        try:
+            with safetensors.safe_open(str(f), framework="pt") as st:
+                shapes.update({k: tuple(st.get_slice(k).get_shape()) for k in st.keys()})
+        except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
+            raise CheckpointError(f"{spec}: cannot read {f}: {_one_line(e)}") from e
+    for key, shape in expected.items():
+        if key in shapes and shapes[key] != shape:
+            raise CheckpointError(
+                f"{spec}: {d / 'config.json'} declares {key} of shape {shape}, but the weights "
+                f"hold {shapes[key]}; the config or the weights are damaged or of another model"
+            )
+    for tower, count in layers.items():
+        found = {k.split(".")[3] for k in shapes if k.startswith(f"{tower}.encoder.layers.")}
+        if found and len(found) != count:
+            raise CheckpointError(
+                f"{spec}: {d / 'config.json'} declares {count} layers in {tower}, but the "
+                f"weights hold {len(found)}; the config or the weights are damaged"
+            )
 
 
 def _from_pretrained(transformers: Any, d: Path, spec: str) -> torch.nn.Module:
