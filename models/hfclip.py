@@ -65,7 +65,7 @@ def hf_transform(directory: Path, image_size: int) -> ImageTransform:
         else resize
     )
     resample = cfg.get("resample", 3)
-    if resample not in _RESAMPLE:
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample not in _RESAMPLE:
         raise ModelError(f"{path}: unsupported 'resample' {resample!r} (2: bilinear, 3: bicubic)")
     return ImageTransform(
         resize=resize,
@@ -287,12 +287,18 @@ def _check_shapes(transformers: Any, d: Path, spec: str) -> None:
 
 
 def _from_pretrained(transformers: Any, d: Path, spec: str) -> torch.nn.Module:
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()  # a "Loading weights" bar per load is noise in selo's output
     try:
         model, info = transformers.CLIPModel.from_pretrained(
             d, local_files_only=True, output_loading_info=True
         )
     except Exception as e:  # noqa: BLE001 - any reader failure: damaged weights or config
         raise CheckpointError(f"{spec}: cannot load the model from {d}: {_one_line(e)}") from e
+    finally:
+        if shown:
+            bars.enable_progress_bar()
     check_keys(
         f"{spec} ({d})",
         missing=[k for k in info.get("missing_keys", ()) if "logit_scale" not in k],

@@ -142,7 +142,7 @@ class Cache:
     def _index(self) -> dict:
         return _read_index(self.root / _KEY_INDEX)
 
-    def _remember(self, path: Path, stat: os.stat_result, **extra) -> None:
+    def _remember(self, path: Path | str, stat: os.stat_result, **extra) -> None:
         """Record a file's size and modification time (and ``extra``) in the index."""
         index_path = self.root / _KEY_INDEX
         with _INDEX_LOCK:
@@ -182,13 +182,18 @@ class Cache:
         # (another process staging the same file meanwhile writes the same bytes)
         with atomic_path(staged, what=f"staged copy of {path}") as partial:
             write_staged_copy(path, info, partial)
-        self._remember(staged, staged.stat(), staged_from=key)
+        self._remember(self._staged_name(staged), staged.stat(), staged_from=key)
         return staged
+
+    def _staged_name(self, staged: Path) -> str:
+        """How the index names a staged copy: relative to the root, so that a cache
+        folder moved or copied elsewhere keeps its staged copies."""
+        return staged.relative_to(self.root).as_posix()
 
     def _staged_ok(self, staged: Path, info: SceneInfo, key: str) -> bool:
         try:
             stat = staged.stat()
-            entry = self._index().get(str(staged))
+            entry = self._index().get(self._staged_name(staged))
             if not (
                 isinstance(entry, dict)
                 and entry.get("staged_from") == key
@@ -250,7 +255,8 @@ class Cache:
         root = self.embeddings_path
         try:
             root.mkdir(parents=True, exist_ok=True)
-            if not (root / "zarr.json").exists():
+            if _read_index(root / "zarr.json").get("node_type") != "group":  # missing or damaged
+                (root / "zarr.json").unlink(missing_ok=True)
                 zarr.open_group(str(root), mode="a")
         except OSError as e:
             raise CacheError(

@@ -45,3 +45,12 @@ def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("SELO_CACHE_DIR", str(d))
     return d
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="tests/test_fuzz.py: try ten times as many damaged files and random inputs",
+    )
