@@ -76,6 +76,7 @@ _SMALL_SCENE_PIXELS = 1 << 22  # below this size, any compression ratio is belie
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 _READ_PIECE = 1 << 20
+_CHECKED_TIFFS: set[tuple[str, int, int]] = set()  # (path, size, mtime) whose blocks were checked
 
 
 @dataclass(frozen=True)
@@ -163,24 +164,33 @@ def strict_reads() -> rasterio.Env:
 
 
 @contextlib.contextmanager
-def _pixel_errors(path: Path, where: str) -> Iterator[None]:
-    """GDAL errors and warnings of the reads inside become a SceneError naming the file."""
+def _gdal_warnings() -> Iterator[list[str]]:
+    """The GDAL warnings logged in this thread inside (GDAL's own words), not shown."""
     configure_gdal()
     local = _GDAL_WARNINGS.local
     outer = getattr(local, "found", None)
     local.found = found = []
-    reason = None
     try:
-        with strict_reads():
-            yield
-    except (RasterioError, CPLE_BaseError) as e:
-        reason = error_reason(e)
-    except MemoryError:
-        reason = "not enough memory to decode it; is its header damaged?"
+        yield found
     finally:
         local.found = outer
+        found[:] = [_gdal_message(text) for text in found]
+
+
+@contextlib.contextmanager
+def _pixel_errors(path: Path, where: str) -> Iterator[None]:
+    """GDAL errors and warnings of the reads inside become a SceneError naming the file."""
+    reason = None
+    with _gdal_warnings() as found:
+        try:
+            with strict_reads():
+                yield
+        except (RasterioError, CPLE_BaseError) as e:
+            reason = error_reason(e)
+        except MemoryError:
+            reason = "not enough memory to decode it; is its header damaged?"
     if reason is None and found:
-        reason = _gdal_message(found[0])
+        reason = found[0]
     if reason is not None:
         raise SceneError(
             f"{path}: damaged pixel data{where} ({reason}); copy or download the file again"
@@ -241,9 +251,15 @@ def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
         )
     if np.dtype(ds.dtypes[0]).kind == "c":
         raise SceneError(f"{path}: complex pixels ({ds.dtypes[0]}) are not supported")
-    size = os.path.getsize(path)
+    stat = os.stat(path)
+    size = stat.st_size
     if ds.driver == "GTiff":
-        _check_tiff_blocks(ds, path, size)
+        checked = (str(Path(path).resolve()), size, stat.st_mtime_ns)
+        if checked not in _CHECKED_TIFFS:  # a large block table takes a while to walk
+            _check_tiff_blocks(ds, path, size)
+            if len(_CHECKED_TIFFS) > 1024:
+                _CHECKED_TIFFS.clear()
+            _CHECKED_TIFFS.add(checked)
     pixels = ds.height * ds.width
     most = _MAX_PIXELS_PER_BYTE.get(ds.driver)
     if most is not None and pixels > _SMALL_SCENE_PIXELS and pixels > most * max(size, 1):
@@ -268,13 +284,15 @@ def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
 @dataclass(frozen=True)
 class _Blocks:
     """What a GeoTIFF's block table says: where its data ends, how many blocks it
-    declares, how many are absent, and the first uncompressed block shorter than its
-    declared size (index, bytes, bytes needed)."""
+    declares, how many are absent, the first uncompressed block shorter than its
+    declared size (index, bytes, bytes needed), and the first warning libtiff gave
+    while reading the table (e.g. fewer entries than the image size needs)."""
 
     end: int
     total: int
     missing: int
     short: tuple[str, int, int] | None
+    warning: str | None
 
 
 def _tiff_blocks(ds: rasterio.DatasetReader) -> _Blocks:
@@ -288,21 +306,22 @@ def _tiff_blocks(ds: rasterio.DatasetReader) -> _Blocks:
     )
     end = total = missing = 0
     short = None
-    for band in bands:
-        rows, cols = ds.block_shapes[band - 1]
-        for j in range(math.ceil(ds.height / rows)):
-            needed = min(rows, ds.height - j * rows) * cols * per_pixel
-            for i in range(math.ceil(ds.width / cols)):
-                total += 1
-                offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=band) or 0)
-                size = int(ds.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=band) or 0)
-                if offset <= 0 or size <= 0:
-                    missing += 1
-                    continue
-                end = max(end, offset + size)
-                if exact and short is None and size < needed:
-                    short = (f"{i},{j}", size, needed)
-    return _Blocks(end, total, missing, short)
+    with _gdal_warnings() as found:  # the table is read lazily, here: its warnings too
+        for band in bands:
+            rows, cols = ds.block_shapes[band - 1]
+            for j in range(math.ceil(ds.height / rows)):
+                needed = min(rows, ds.height - j * rows) * cols * per_pixel
+                for i in range(math.ceil(ds.width / cols)):
+                    total += 1
+                    offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=band) or 0)
+                    size = int(ds.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=band) or 0)
+                    if offset <= 0 or size <= 0:
+                        missing += 1
+                        continue
+                    end = max(end, offset + size)
+                    if exact and short is None and size < needed:
+                        short = (f"{i},{j}", size, needed)
+    return _Blocks(end, total, missing, short, found[0] if found else None)
 
 
 def tiff_data_end(ds: rasterio.DatasetReader) -> int:
@@ -314,14 +333,92 @@ def tiff_data_end(ds: rasterio.DatasetReader) -> int:
     return _tiff_blocks(ds).end if ds.driver == "GTiff" else 0
 
 
+def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
+    """(blocks the first directory's image size needs, entries of its block offset table),
+    read from the TIFF itself (classic or BigTIFF, either byte order); None if the
+    directory cannot be read this way (GDAL, which opened the file, judges it then)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None:
+                return None
+            magic = struct.unpack(order + "H", head[2:4])[0]
+            if magic == 42:
+                offset, count_fmt, entry_fmt, width = (
+                    struct.unpack(order + "I", head[4:8])[0],
+                    "H",
+                    "HHII",
+                    12,
+                )
+            elif magic == 43:
+                offset, count_fmt, entry_fmt, width = (
+                    struct.unpack(order + "Q", head[8:16])[0],
+                    "Q",
+                    "HHQQ",
+                    20,
+                )
+            else:
+                return None
+            f.seek(offset)
+            raw = f.read(struct.calcsize(order + count_fmt))
+            (n,) = struct.unpack(order + count_fmt, raw)
+            table = f.read(n * width)
+    except (OSError, struct.error):
+        return None
+    if len(table) < n * width:
+        return None
+    tags: dict[int, tuple[int, int, int]] = {}
+    for i in range(n):
+        tag, kind, count, value = struct.unpack_from(order + entry_fmt, table, i * width)
+        if kind == 3:  # SHORT: the value sits in the field's first two bytes
+            value = struct.unpack_from(order + "H", table, i * width + (8 if width == 12 else 12))[
+                0
+            ]
+        tags[tag] = (kind, count, value)
+
+    def value(tag: int, default: int) -> int:
+        return tags[tag][2] if tag in tags and tags[tag][1] == 1 else default
+
+    width_px, height_px = value(256, 0), value(257, 0)
+    if 324 in tags:  # tiles
+        tw, th = value(322, 0), value(323, 0)
+        if not (tw and th):
+            return None
+        needed = math.ceil(width_px / tw) * math.ceil(height_px / th)
+        entries = tags[324][1]
+    elif 273 in tags:  # strips
+        rows = value(278, height_px) or height_px
+        needed = math.ceil(height_px / max(rows, 1))
+        entries = tags[273][1]
+    else:
+        return None
+    if value(284, 1) == 2:  # planar: one table per sample
+        needed *= value(277, 1)
+    return needed, entries
+
+
 def _check_tiff_blocks(ds: rasterio.DatasetReader, path: Path, size: int) -> None:
     """A GeoTIFF's pixel blocks must all be in the file, uncompressed ones whole.
 
     A header that claims more pixels than its block table holds (a damaged size,
     or a block table cut short) would otherwise read as zeros where blocks are
-    missing; a sparse GeoTIFF, which leaves out empty blocks on purpose, must say
-    what they hold with a nodata value (or a mask)."""
+    missing; a sparse GeoTIFF, which leaves out empty blocks on purpose (with a
+    full table of zero offsets), must say what they hold with a nodata value (or a
+    mask)."""
+    sizes = _tiff_table_sizes(path)
+    if sizes is not None and sizes[1] < sizes[0]:
+        raise SceneError(
+            f"{path}: damaged GeoTIFF: its header claims {ds.width}×{ds.height} pixels in "
+            f"{sizes[0]} blocks, but its block table has {sizes[1]} entries; copy or download "
+            "the file again"
+        )
     blocks = _tiff_blocks(ds)
+    if blocks.warning is not None:
+        raise SceneError(
+            f"{path}: damaged GeoTIFF: its block table does not fit its declared "
+            f"{ds.width}×{ds.height} pixels ({blocks.warning}); copy or download the file again"
+        )
     if blocks.end > size:
         raise SceneError(
             f"{path}: not a raster rasterio can read (truncated: {size} bytes, but its "

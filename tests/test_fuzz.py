@@ -301,6 +301,12 @@ def base(tmp_path_factory) -> Path:
     profile.update(crs="EPSG:32633", transform=rasterio.transform.from_origin(5e5, 46e5, 0.5, 0.5))
     with rasterio.open(d / "scene.tif", "w", **profile) as ds:
         ds.write(np.moveaxis(rgb, -1, 0))
+    planar = {**profile, "nodata": 0, "interleave": "band", "compress": "zstd"}
+    with rasterio.open(d / "scene-nodata.tif", "w", **planar) as ds:  # one band after another
+        ds.write(np.moveaxis(rgb, -1, 0))
+    strips = {k: v for k, v in profile.items() if k not in ("tiled", "blockxsize", "blockysize")}
+    with rasterio.open(d / "scene-strips.tif", "w", **{**strips, "compress": "lzw"}) as ds:
+        ds.write(np.moveaxis(rgb, -1, 0))
     cv2.imwrite(str(d / "scene.png"), rgb[..., ::-1])
     cv2.imwrite(str(d / "scene.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
     selo_map = np.zeros((300, 400), np.uint8)
@@ -321,13 +327,23 @@ def base(tmp_path_factory) -> Path:
 # --- scenes ------------------------------------------------------------------------------------
 
 
+SCENE_FILES = {  # name -> (file, format)
+    "tif": ("scene.tif", "tif"),  # tiled, deflate, pixel-interleaved
+    "tif-nodata": ("scene-nodata.tif", "tif"),  # tiled, zstd, band-interleaved, nodata 0
+    "tif-strips": ("scene-strips.tif", "tif"),  # strips, LZW
+    "png": ("scene.png", "png"),
+    "jpg": ("scene.jpg", "jpg"),
+}
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("fmt", ["tif", "png", "jpg"])
-def test_damaged_scene_file(fmt, k, base, tmp_path):
+@pytest.mark.parametrize("name", list(SCENE_FILES))
+def test_damaged_scene_file(name, k, base, tmp_path):
+    file, fmt = SCENE_FILES[name]
     kind = KINDS[k % len(KINDS)]
-    rng = random.Random(f"scene-{fmt}-{k}")
+    rng = random.Random(f"scene-{name}-{k}")
     scene = tmp_path / f"damaged.{fmt}"
-    scene.write_bytes(damage((base / f"scene.{fmt}").read_bytes(), fmt, kind, rng))
+    scene.write_bytes(damage((base / file).read_bytes(), fmt, kind, rng))
     # damage found inside Dask tasks: on the threads of this process and on distributed
     extra = ("--in-process",) if kind in ("flip-data", "flip-run") and fmt == "tif" else ()
     result = localize(scene, tmp_path, *extra)
@@ -359,6 +375,36 @@ def test_extreme_pixel_values_run_quietly(values, tmp_path):
     img[SHAPE[0] // 2 :, :50] = b
     result = localize(write_geotiff_scene(tmp_path / "x.tif", img), tmp_path)
     assert result.code == 0 or "nodata" in result.err, result
+
+
+extremes = st.sampled_from(
+    [0.0, -0.0, 1e-310, -1e-310, 1.0, -1.0, 3.4e38, -3.4e38, 1.7e308, -1.7e308, np.inf, -np.inf,
+     np.nan, 1e300, -1e300, 65504.0]
+)  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_random_extreme_float_scenes(request, tmp_path):
+    from scenes import write_geotiff_scene
+
+    @fuzz_settings(request, 8)
+    @given(
+        values=st.lists(extremes, min_size=1, max_size=6),
+        dtype=st.sampled_from([np.float32, np.float64]),
+        seed=st.integers(0, 2**16),
+    )
+    def run(values, dtype, seed):
+        rng = np.random.default_rng(seed)
+        img = colour_scene((64, 96)).astype(dtype)
+        with np.errstate(over="ignore"):  # float32 cannot hold every value: inf then
+            picks = np.asarray(values, dtype=np.float64)[rng.integers(0, len(values), img.shape)]
+            img = np.where(rng.random(img.shape) < 0.7, picks.astype(dtype), img)
+        work = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+        work.mkdir()
+        result = localize(write_geotiff_scene(work / "x.tif", img), work)
+        assert result.code == 0 or "nodata" in result.err, result
+
+    run()
 
 
 # --- cached files: damage never changes the result ------------------------------------------
