@@ -100,9 +100,13 @@ def load_state_dict(
     :class:`CheckpointError` naming the file.
     """
     p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        exists, is_file = p.exists(), p.is_file()
+    except OSError as e:  # a name too long, a loop of links
+        raise CheckpointError(f"checkpoint path cannot be used: {p} ({e.strerror})") from None
+    if not exists:
         raise CheckpointError(f"checkpoint file not found: {p}")
-    if not p.is_file():
+    if not is_file:
         raise CheckpointError(f"checkpoint path is not a file: {p}")
     if p.suffix == ".safetensors":
         safetensors_torch = require("safetensors.torch", "pip install safetensors")

@@ -196,7 +196,11 @@ def load_hfclip(
     """The ``hf-clip:<dir>`` encoder of a local Hugging Face CLIP directory."""
     d = Path(directory).expanduser()
     spec = name or f"hf-clip:{directory}"
-    if not d.is_dir():
+    try:
+        is_dir = d.is_dir()
+    except OSError as e:  # a name too long, a loop of links
+        raise CheckpointError(f"{spec}: cannot use {d} as a folder ({e.strerror})") from None
+    if not is_dir:
         raise CheckpointError(f"{spec}: no such model directory: {d}")
     if not (d / "config.json").is_file():
         raise CheckpointError(

@@ -58,9 +58,13 @@ def packaged_annotations() -> Path:
 def load_annotations(path: str | os.PathLike[str] | None = None) -> list[Case]:
     """Read and validate an annotation file (default: the packaged AIR-SLT one)."""
     p = Path(path) if path is not None else packaged_annotations()
-    if not p.exists():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as e:  # a name too long, a loop of links
+        raise AnnotationError(f"{p}: cannot be used as a path ({e.strerror})") from None
+    if not exists:
         raise InputNotFoundError(f"{p}: annotation file not found")
-    if p.is_dir():
+    if is_dir:
         raise AnnotationError(f"{p}: is a folder; give the path of anno.json")
     try:
         text = p.read_text(encoding="utf-8")

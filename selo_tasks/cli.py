@@ -8,6 +8,7 @@ one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -94,8 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+class _Path(click.Path):
+    """A path option: also refused, as a usage error, when the file system cannot use
+    its name at all (too long, a loop of links), which Python reports as a crash."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        try:
+            os.stat(value)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # made later, or said later by the command that needs it
+        except OSError as e:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            self.fail(f"{shown!r} cannot be used as a path ({e.strerror})", param, ctx)
+        return value
+
+
 def _path(**kw):
-    return click.Path(path_type=str, **kw)
+    return _Path(path_type=str, **kw)
 
 
 @cli.command("eval")

@@ -213,6 +213,8 @@ def damage(data: bytes, fmt: str, kind: str, rng: random.Random) -> bytes:
 
 def pixel_data_span(data: bytes, fmt: str) -> tuple[int, int]:
     """[start, end) of the compressed pixel data: after it starts, the header is whole."""
+    if fmt == "webp":  # RIFF header, then one VP8 chunk
+        return 30, len(data)
     if fmt in ("png",):
         starts, ends, at = [], [], 8
         while at + 8 <= len(data):
@@ -260,7 +262,9 @@ def lying_header(data: bytes, fmt: str, rng: random.Random) -> bytes:
     """The same file with a header claiming a larger image than its data holds."""
     width, height = rng.choice([(65535, 65535), (20000, 300), (300, 20000), (1024, 1024)])
     b = bytearray(data)
-    if fmt == "png":
+    if fmt == "webp":  # VP8 (lossy) frame size: 14 bits each after the start code
+        struct.pack_into("<HH", b, 26, min(width, 16383), min(height, 16383))
+    elif fmt == "png":
         struct.pack_into(">II", b, 16, width, height)
         if rng.random() < 0.5:  # a consistent liar: the IHDR's CRC matches the lie
             struct.pack_into(">I", b, 29, zlib.crc32(bytes(b[12:29])))
@@ -287,6 +291,12 @@ def expected_codes(fmt: str, kind: str) -> tuple[int, ...]:
     return (0, 2)
 
 
+def tif_expected(name: str, kind: str) -> tuple[int, ...]:
+    if name == "webp" and kind == "cut-end":
+        return (0, 2)  # (libwebp may not need the last bytes of a frame)
+    return expected_codes(SCENE_FILES[name][1], kind)
+
+
 # --- base inputs ---------------------------------------------------------------------------
 
 
@@ -307,6 +317,12 @@ def base(tmp_path_factory) -> Path:
     strips = {k: v for k, v in profile.items() if k not in ("tiled", "blockxsize", "blockysize")}
     with rasterio.open(d / "scene-strips.tif", "w", **{**strips, "compress": "lzw"}) as ds:
         ds.write(np.moveaxis(rgb, -1, 0))
+    with rasterio.open(d / "scene-raw.tif", "w", **{**profile, "compress": None}) as ds:
+        ds.write(np.moveaxis(rgb, -1, 0))
+    ycbcr = {**profile, "compress": "jpeg", "photometric": "ycbcr"}
+    with rasterio.open(d / "scene-jpeg.tif", "w", **ycbcr) as ds:
+        ds.write(np.moveaxis(rgb, -1, 0))
+    cv2.imwrite(str(d / "scene.webp"), rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, 80])
     cv2.imwrite(str(d / "scene.png"), rgb[..., ::-1])
     cv2.imwrite(str(d / "scene.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
     selo_map = np.zeros((300, 400), np.uint8)
@@ -331,8 +347,11 @@ SCENE_FILES = {  # name -> (file, format)
     "tif": ("scene.tif", "tif"),  # tiled, deflate, pixel-interleaved
     "tif-nodata": ("scene-nodata.tif", "tif"),  # tiled, zstd, band-interleaved, nodata 0
     "tif-strips": ("scene-strips.tif", "tif"),  # strips, LZW
+    "tif-raw": ("scene-raw.tif", "tif"),  # tiled, uncompressed
+    "tif-jpeg": ("scene-jpeg.tif", "tif"),  # tiled, JPEG in YCbCr
     "png": ("scene.png", "png"),
     "jpg": ("scene.jpg", "jpg"),
+    "webp": ("scene.webp", "webp"),
 }
 
 
@@ -347,7 +366,7 @@ def test_damaged_scene_file(name, k, base, tmp_path):
     # damage found inside Dask tasks: on the threads of this process and on distributed
     extra = ("--in-process",) if kind in ("flip-data", "flip-run") and fmt == "tif" else ()
     result = localize(scene, tmp_path, *extra)
-    assert result.code in expected_codes(fmt, kind), (kind, result)
+    assert result.code in tif_expected(name, kind), (kind, result)
     if result.code == 2:
         assert "damaged" in result.err or scene.name in result.err, result
 
@@ -387,7 +406,7 @@ extremes = st.sampled_from(
 def test_random_extreme_float_scenes(request, tmp_path):
     from scenes import write_geotiff_scene
 
-    @fuzz_settings(request, 8)
+    @fuzz_settings(request, 12)
     @given(
         values=st.lists(extremes, min_size=1, max_size=6),
         dtype=st.sampled_from([np.float32, np.float64]),
@@ -420,7 +439,9 @@ def cached_run(base, tmp_path_factory) -> tuple[Path, bytes]:
     return d / "cache", (out / "selo_map.png").read_bytes()
 
 
-def rerun_with(base: Path, cache: Path, tmp: Path, expected_map: bytes, damaged: Path | None = None):
+def rerun_with(
+    base: Path, cache: Path, tmp: Path, expected_map: bytes, damaged: Path | None = None
+):
     """Run again on the damaged cache: the same map. (A damaged file selo never needed
     to read, and so left as it was, is not one it half-wrote: set aside for the check.)"""
     content = damaged.read_bytes() if damaged is not None and damaged.is_file() else None
@@ -549,7 +570,7 @@ def evaluate(anno: Path, maps: Path, out: Path) -> Result:
 
 @pytest.mark.timeout(120)
 def test_random_annotation_files(request, maps_dir, tmp_path):
-    @fuzz_settings(request, 60)
+    @fuzz_settings(request, 120)
     @given(document=annotation_documents)
     def run(document):
         anno = tmp_path / "anno.json"
@@ -614,11 +635,37 @@ def test_damaged_map_file(fmt, k, base, tmp_path):
     rng = random.Random(f"map-{fmt}-{k}")
     maps = tmp_path / "maps"
     maps.mkdir()
-    (maps / f"probmap_0.{fmt}").write_bytes(damage((base / f"map.{fmt}").read_bytes(), fmt, kind, rng))
+    (maps / f"probmap_0.{fmt}").write_bytes(
+        damage((base / f"map.{fmt}").read_bytes(), fmt, kind, rng)
+    )
     result = evaluate(base / "anno.json", maps, tmp_path / "out")
     assert result.code in expected_codes(fmt, kind), (kind, result)
     if result.code == 2:
         assert "case 0" in result.err, result
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["png", "jpg", "tif"])
+def test_damaged_scene_image_for_eval(name, k, base, tmp_path):
+    """``selo eval --images``: the scene is only read for its size, through the same checks."""
+    file, fmt = SCENE_FILES[name]
+    kind = KINDS[k % len(KINDS)]
+    images = tmp_path / "images"
+    images.mkdir()
+    data = damage((base / file).read_bytes(), fmt, kind, random.Random(f"eval-image-{name}-{k}"))
+    (images / "a.png").write_bytes(data)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    cv2.imwrite(str(maps / "probmap_0.png"), np.zeros(SHAPE, np.uint8))
+    anno = tmp_path / "anno.json"
+    anno.write_text(
+        json.dumps([{"caption": "x", "jpg_name": "a.png", "points": [square(9, 9, 50)]}])
+    )
+    out = tmp_path / "out"
+    check(
+        selo("eval", "--anno", anno, "--maps", maps, "--images", images, "--out", out / "m.csv"),
+        out,
+    )
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -717,6 +764,27 @@ def test_damaged_amfmn_checkpoint(kind, base, tmp_path):
     assert result.code == 2 and "amfmn.pth" in result.err, result
 
 
+@pytest.mark.timeout(120)
+def test_random_amfmn_vocabularies(request, checkpoints, base, tmp_path):
+    """An ``amfmn:<vocab.json>`` spec names a JSON file selo reads before anything else."""
+    vocabularies = st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"word2idx": st.dictionaries(texts, numbers | json_values, max_size=5)}
+        ),
+    )
+
+    @fuzz_settings(request, 15)
+    @given(vocabulary=vocabularies)
+    def run(vocabulary):
+        work = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+        work.mkdir()
+        (work / "vocab.json").write_text(json.dumps(vocabulary))
+        checkpoint_run(base, checkpoints / "weights.pt", work, model=f"amfmn:{work / 'vocab.json'}")
+
+    run()
+
+
 # --- Hugging Face folders ----------------------------------------------------------------------
 
 
@@ -809,7 +877,11 @@ HF_CHANGES = {
     "preprocessor-std": _set("preprocessor_config.json", '{"image_std": [0, 1, 1]}'),
     "preprocessor-resample": _set("preprocessor_config.json", '{"resample": [1]}'),
 }
-MAY_WORK = {"weights-flip-data", "weights-flip-header", "merges-junk"}  # changes a valid file can survive
+MAY_WORK = {
+    "weights-flip-data",
+    "weights-flip-header",
+    "merges-junk",
+}  # changes a valid file can survive
 
 
 @pytest.mark.timeout(90)
@@ -825,7 +897,7 @@ def test_random_hf_configs(request, hf_dir, base, tmp_path):
         ["projection_dim", "text_config", "vision_config", "model_type", "logit_scale_init_value"]
     )
 
-    @fuzz_settings(request, 6)
+    @fuzz_settings(request, 10)
     @given(changes=st.dictionaries(keys, json_values, min_size=1, max_size=3))
     def run(changes):
         def change(folder: Path) -> None:
@@ -896,14 +968,18 @@ RECORD_CHANGES = {
     "null": _record("null"),
     "empty": _record(""),
     "random": lambda case: (case / "metrics.json").write_bytes(random.Random(1).randbytes(300)),
-    "cut": lambda case: (case / "metrics.json").write_text((case / "metrics.json").read_text()[:40]),
+    "cut": lambda case: (case / "metrics.json").write_text(
+        (case / "metrics.json").read_text()[:40]
+    ),
     "deep": _record("[" * 100_000),
     "nan": _edit_record(lambda r: r["metrics"].update(rsu=float("nan"))),
     "bool": _edit_record(lambda r: r["metrics"].update(rda=True)),
     "string": _edit_record(lambda r: r["metrics"].update(rmi="0.5")),
     "metrics-list": _edit_record(lambda r: r.update(metrics=[1, 2, 3, 4])),
     "huge": lambda case: (case / "metrics.json").write_text(
-        (case / "metrics.json").read_text().replace('"rsu": ', '"rsu": 1' + "0" * 400 + ", \"x\": ", 1)
+        (case / "metrics.json")
+        .read_text()
+        .replace('"rsu": ', '"rsu": 1' + "0" * 400 + ', "x": ', 1)
     ),
     "other-case": _edit_record(lambda r: r.update(case=True)),
     "folder": _folder_instead,
@@ -967,11 +1043,11 @@ queries = st.one_of(
 
 @pytest.mark.timeout(240)
 def test_random_options(request, base, tmp_path):
-    @fuzz_settings(request, 30)
+    @fuzz_settings(request, 60)
     @given(
-        options=st.dictionaries(st.sampled_from(list(option_values)), st.none(), max_size=4).flatmap(
-            lambda keys: st.fixed_dictionaries({k: option_values[k] for k in keys})
-        ),
+        options=st.dictionaries(
+            st.sampled_from(list(option_values)), st.none(), max_size=4
+        ).flatmap(lambda keys: st.fixed_dictionaries({k: option_values[k] for k in keys})),
         query=queries,
         in_process=st.booleans(),
         paper_compat=st.booleans(),
@@ -1024,12 +1100,53 @@ ENV_CASES = [
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("case", ENV_CASES)
-def test_environment(case, base, tmp_path):
+@pytest.mark.parametrize(
+    ("case", "option"),
+    [(c, False) for c in ENV_CASES] + [(c, True) for c in ENV_CASES if c.startswith("cache-")],
+    ids=[*ENV_CASES, *(f"{c}-as-option" for c in ENV_CASES if c.startswith("cache-"))],
+)
+def test_environment(case, option, base, tmp_path):
     env = _env_cases(tmp_path)[case]
+    extra = []
+    if option:  # the same folder given with --cache-dir (other variables unchanged)
+        extra = ["--cache-dir", env.pop("SELO_CACHE_DIR")]
+        env["SELO_CACHE_DIR"] = str(tmp_path / "unused")
     out = tmp_path / "out"
-    result = selo("localize", base / "scene.png", "-q", QUERY, "--scales", SCALES, "--out", out, env=env)
+    result = selo(
+        "localize", base / "scene.png", "-q", QUERY, "--scales", SCALES, "--out", out, *extra,
+        env=env,
+    )  # fmt: skip
     check(result, out)
+
+
+LONG_NAME = "n" * 300
+DEEP_PATH = "/".join(["d" * 200] * 30)  # longer than any path the system accepts
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", [LONG_NAME, DEEP_PATH], ids=["name-too-long", "path-too-long"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "localize {p}", "localize SCENE --out {p}", "localize SCENE --cache-dir {p}",
+        "localize SCENE --model openclip:ViT-B-32 --checkpoint {p}", "localize SCENE --model hf-clip:{p}",
+        "localize SCENE --model amfmn:{p} --checkpoint SCENE", "eval --anno {p} --maps MAPS",
+        "eval --anno ANNO --maps {p}", "eval --anno ANNO --maps MAPS --out {p}",
+        "airslt --images {p} --anno ANNO", "airslt --images MAPS --anno ANNO --out {p}",
+        "synth-airslt {p}", "demo --out {p}",
+    ],
+)  # fmt: skip
+def test_unusable_paths(command, path, base, tmp_path):
+    """Paths the file system refuses to look at (Python raises for them) are usage errors."""
+    args = command.format(p=tmp_path / path).split()
+    names = {"SCENE": base / "scene.png", "ANNO": base / "anno.json", "MAPS": tmp_path}
+    args = [str(names.get(a, a)) for a in args]
+    if args[0] == "localize":
+        args += ["-q", QUERY, "--scales", SCALES]
+    if args[0] in ("airslt", "demo"):
+        args += ["--in-process"]
+    result = check(selo(*args, env={"SELO_CACHE_DIR": str(tmp_path / "cache")}), codes=(2,))
+    assert "too long" in result.err or "not found" in result.err, result
 
 
 # --- what a user sees in a terminal -------------------------------------------------------------
@@ -1040,10 +1157,17 @@ def _python(script: str, tmp: Path) -> subprocess.CompletedProcess:
     import selo
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(selo.__file__).parents[1]), str(Path(__file__).parent)])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(selo.__file__).parents[1]), str(Path(__file__).parent)]
+    )
     env["SELO_CACHE_DIR"] = str(tmp / "cache")
     return subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=tmp, capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
