@@ -46,8 +46,11 @@ def cli(debug: bool, verbose: bool) -> None:
     _State.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
-    for noisy in ("distributed", "bokeh", "tornado", "rasterio", "numcodecs", "asyncio"):
+    for noisy in ("distributed", "bokeh", "tornado", "rasterio", "numcodecs"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
+    # an embedded cluster's event loop may leave a timed-out future behind when it closes,
+    # which asyncio reports (at ERROR, whenever it is collected) as a three-line traceback
+    logging.getLogger("asyncio").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:
