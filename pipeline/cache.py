@@ -166,9 +166,11 @@ class Cache:
         key = self.scene_key(path)
         staged = self.staged_dir / f"{key}.v{_STAGE_FORMAT}.tif"
         if staged.exists():
-            if self._staged_ok(staged, info, key):
+            problem = self._staged_problem(staged, info, key)
+            if problem is None:
                 return staged
-            log.warning("staged copy %s of %s is damaged; staging again", staged, path)
+            if problem:  # (a copy of an older selo, not in the index, is made again quietly)
+                log.warning("staged copy %s of %s %s; staging again", staged, path, problem)
             try:
                 if staged.is_dir():
                     shutil.rmtree(staged)
@@ -190,25 +192,29 @@ class Cache:
         folder moved or copied elsewhere keeps its staged copies."""
         return staged.relative_to(self.root).as_posix()
 
-    def _staged_ok(self, staged: Path, info: SceneInfo, key: str) -> bool:
+    def _staged_problem(self, staged: Path, info: SceneInfo, key: str) -> str | None:
+        """None for a usable staged copy, else what is wrong with it ("" when the index
+        does not know it at all)."""
         try:
             stat = staged.stat()
             entry = self._index().get(self._staged_name(staged))
-            if not (
-                isinstance(entry, dict)
-                and entry.get("staged_from") == key
-                and entry.get("size") == stat.st_size
-                and entry.get("mtime_ns") == stat.st_mtime_ns
+            if not isinstance(entry, dict):
+                return ""
+            if (entry.get("staged_from"), entry.get("size"), entry.get("mtime_ns")) != (
+                key,
+                stat.st_size,
+                stat.st_mtime_ns,
             ):
-                return False
+                return "was changed after selo wrote it"
             with dataset(staged) as ds:
-                return (
+                whole = (
                     ds.driver == "GTiff"
                     and (ds.height, ds.width, ds.count) == (info.height, info.width, info.count)
                     and tiff_data_end(ds) <= stat.st_size
                 )
-        except (SeloError, OSError):
-            return False
+            return None if whole else "is incomplete"
+        except (SeloError, OSError) as e:
+            return f"cannot be read ({e})"
 
     # --- embeddings -------------------------------------------------------------------------
 
@@ -228,6 +234,8 @@ class Cache:
         try:
             g = zarr.open_group(str(entry), mode="r")
             if g.attrs.get("key") != asdict(key) or not g.attrs.get("complete"):
+                return None
+            if "sha256" not in g.attrs:  # written by an older selo: computed again quietly
                 return None
             if not np.array_equal(g["windows"][:], table.windows):
                 return None
