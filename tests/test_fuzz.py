@@ -130,7 +130,7 @@ def nothing_half_written(root: Path) -> None:
             json.loads(p.read_text())
         elif p.suffix == ".png":
             verify_png(p)
-        elif p.suffix in (".tif", ".tiff"):
+        elif p.suffix in (".tif", ".tiff", ".jpg", ".jpeg"):
             verify_pixels(p)
         elif p.suffix == ".csv":
             assert p.read_text().endswith("\n"), f"{p} is cut short"
@@ -1212,3 +1212,30 @@ print(codes)
     assert done.stdout.strip().splitlines()[-1] == "[0, 0, 2]", done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.tif: damaged pixel data" in lines[0], done.stderr
+
+
+# --- the synthetic test set ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--seed", "-1"), ("--seed", str(2**200)), ("--seed", "1e3"), ("--scale", "0"),
+        ("--scale", "nan"), ("--scale", "1e-300"), ("--scale", "inf"), ("--scale", "0.01"),
+    ],
+    ids=str,
+)  # fmt: skip
+def test_synthetic_set_options(options, tmp_path):
+    out = tmp_path / "synth"
+    extra = [] if options[0] == "--scale" else ["--scale", "0.01"]
+    check(selo("synth-airslt", out, *options, *extra), out)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("content", ["", "[]", "{bad", "[" * 100_000, '{"settings": 5}'])
+def test_damaged_synthetic_set_record(content, tmp_path):
+    out = tmp_path / "synth"
+    check(selo("synth-airslt", out, "--scale", "0.01"), out, codes=(0,))
+    (out / "synth.json").write_text(content)
+    check(selo("synth-airslt", out, "--scale", "0.01"), out, codes=(0,))
