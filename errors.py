@@ -9,6 +9,11 @@ selo, so every layer may use it.
 
 from __future__ import annotations
 
+import functools
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
 __all__ = [
     "SeloError",
     "InputNotFoundError",
@@ -24,7 +29,10 @@ __all__ = [
     "CacheError",
     "RunFolderError",
     "RunMismatchError",
+    "portable_errors",
 ]
+
+F = TypeVar("F", bound=Callable)
 
 
 class SeloError(Exception):
@@ -95,3 +103,28 @@ class RunFolderError(SeloError, ValueError):
 
 class RunMismatchError(SeloError, ValueError):
     """Runs to compare did not score the same cases (or used other annotations)."""
+
+
+def portable_errors(function: F) -> F:
+    """Wrap a function that runs as a Dask task so that a SeloError it raises reaches
+    the caller as itself, wherever the task ran.
+
+    distributed pickles a task's exception with its whole chain of causes, and
+    replaces it with a plain ``Exception`` when any link cannot be unpickled (GDAL's
+    errors cannot): the user would get an internal error instead of the one-line
+    message. The error is raised again as a copy without its chain; the original
+    traceback travels as a note, which ``--debug`` shows.
+    """
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except SeloError as e:
+            error = type(e).__new__(type(e), *e.args)
+            error.args = e.args
+            error.__dict__.update(e.__dict__)
+            error.add_note("".join(traceback.format_exception(e)).rstrip())
+        raise error
+
+    return run  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ def connect(
     cluster = _gpu_cluster() if gpu else _local_cluster(workers, threads, processes)
     try:
         client = Client(cluster)
+        if logging.getLogger("selo").getEffectiveLevel() > logging.DEBUG:
+            _quiet_workers(client)
         info = client.scheduler_info()["workers"]
         yield RunCluster(
             client,
@@ -149,10 +152,46 @@ def connect(
             cluster.close()
 
 
+class _TaskFailures(logging.Filter):
+    """Drops a worker's "Compute Failed" report (the task, its exception and traceback):
+    the client raises the task's exception itself, so the user sees it once, as one
+    line for a :class:`~selo.errors.SeloError` (``--debug`` shows the report)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+_TASK_FAILURES = _TaskFailures()
+
+
+def _quiet_workers(client) -> None:
+    """Drop "Compute Failed" reports in the workers of an embedded cluster too (the logs
+    of worker processes go straight to the terminal), also of workers started later."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class QuietTaskFailures(WorkerPlugin):
+        name = "selo-quiet-task-failures"
+        idempotent = True
+
+        def setup(self, worker) -> None:
+            from selo.cluster.connect import _TASK_FAILURES
+
+            logging.getLogger("distributed.worker").addFilter(_TASK_FAILURES)
+
+    client.register_plugin(QuietTaskFailures())
+
+
 def _quiet_distributed() -> None:
-    """Keep distributed's start/stop chatter out of the user's terminal (unless debugging)."""
-    if logging.getLogger("selo").getEffectiveLevel() <= logging.DEBUG:
+    """Keep distributed's start/stop chatter and its task failure reports out of the
+    user's terminal (unless debugging)."""
+    debugging = logging.getLogger("selo").getEffectiveLevel() <= logging.DEBUG
+    worker = logging.getLogger("distributed.worker")
+    if debugging:
+        worker.removeFilter(_TASK_FAILURES)
         return
+    worker.addFilter(_TASK_FAILURES)
+    # an embedded cluster's HTTP server moves to another port when 8787 is taken; fine here
+    warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
     for name in list(logging.root.manager.loggerDict):
         if name == "distributed" or name.startswith("distributed."):
             logging.getLogger(name).setLevel(logging.ERROR)

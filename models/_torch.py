@@ -37,6 +37,7 @@ __all__ = [
     "ImageTransform",
     "TorchEncoder",
     "autocast",
+    "check_finite",
     "check_keys",
     "embed_batches",
     "load_into",
@@ -94,28 +95,55 @@ def load_state_dict(
     (``torch.serialization.safe_globals``), e.g. :func:`numpy_scalar_globals`.
     Training checkpoints that wrap the weights (under ``state_dict``, ``model``
     or ``module``, or with ``module.`` key prefixes from DataParallel) are
-    unwrapped.
+    unwrapped. Any failure of the reader (a damaged or foreign file) and weights
+    that are not finite (NaN or infinite: every score would be NaN) are a
+    :class:`CheckpointError` naming the file.
     """
     p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        exists, is_file = p.exists(), p.is_file()
+    except OSError as e:  # a name too long, a loop of links
+        raise CheckpointError(f"checkpoint path cannot be used: {p} ({e.strerror})") from None
+    if not exists:
         raise CheckpointError(f"checkpoint file not found: {p}")
-    if not p.is_file():
+    if not is_file:
         raise CheckpointError(f"checkpoint path is not a file: {p}")
     if p.suffix == ".safetensors":
         safetensors_torch = require("safetensors.torch", "pip install safetensors")
         try:
             obj: Any = safetensors_torch.load_file(str(p), device="cpu")
         except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
-            raise CheckpointError(f"cannot read safetensors checkpoint {p}: {e}") from e
+            raise CheckpointError(f"cannot read safetensors checkpoint {p}: {_last_line(e)}") from e
     else:
         obj = _torch_load(p, safe_globals)
-    return _unwrap(obj, p)
+    state = _unwrap(obj, p)
+    check_finite(state, f"checkpoint {p}")
+    return state
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a CheckpointError naming the first floating-point tensor that holds NaN or
+    infinite values (such weights give NaN scores and an empty map)."""
+    for key, tensor in state.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        try:
+            finite = bool(torch.isfinite(tensor).all())
+        except (RuntimeError, NotImplementedError):  # e.g. sparse layouts: nothing to check
+            continue
+        if not finite:
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds NaN or infinite values; the file is damaged "
+                "or was saved from a training run that diverged"
+            )
 
 
 def _torch_load(p: Path, safe_globals: Sequence[Any] = ()) -> Any:
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(list(safe_globals)):
             warnings.filterwarnings("ignore", message=".*TorchScript archive")
+            # (a pickle of another protocol is refused or read anyway: nothing to warn about)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         blocked = re.search(r"GLOBAL (\S+)", str(e))
@@ -135,8 +163,11 @@ def _torch_load(p: Path, safe_globals: Sequence[Any] = ()) -> Any:
                 "release of the same weights (see `selo models`)."
             ) from e
         raise CheckpointError(f"cannot read checkpoint {p}: {_last_line(e)}") from e
-    except (EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any other reader failure: a damaged or foreign file
+        raise CheckpointError(
+            f"cannot read checkpoint {p} ({type(e).__name__}: {_last_line(e)}); "
+            "the file is damaged or not a PyTorch checkpoint"
+        ) from e
 
 
 def _last_line(e: BaseException) -> str:
@@ -223,7 +254,10 @@ def load_into(
         if k in own and v.shape != own[k].shape
     ]
     check_keys(source, missing=missing, unexpected=unexpected, mismatched=mismatched)
-    model.load_state_dict(state, strict=False)
+    try:
+        model.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError, ValueError) as e:  # e.g. values of an unusable dtype
+        raise CheckpointError(f"{source} cannot be loaded: {_last_line(e)}") from e
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -330,17 +330,21 @@ def read_vocabulary(spec: str | Path) -> Vocabulary:
     1..N (they index rows 1..N of the word embedding) and that has ``<unk>``.
     """
     path = Path(spec).expanduser()
-    if not path.is_file() and str(spec) in BUNDLED_VOCABULARIES:
-        path = bundled_vocabulary(str(spec))
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # a name too long: not a file, maybe a bundled name
+        found = False
+    if not found and str(spec) in BUNDLED_VOCABULARIES:
+        path, found = bundled_vocabulary(str(spec)), True
+    if not found:
         raise CheckpointError(
             f"AMFMN vocabulary not found: {spec} (a vocabs.py JSON file such as "
             f"rsitmd_splits_vocab.json; bundled: {', '.join(BUNDLED_VOCABULARIES)})"
         )
-    raw = path.read_bytes()
     try:
+        raw = path.read_bytes()
         word2idx = json.loads(raw)["word2idx"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"{path} is not an AMFMN vocabulary (a JSON object with 'word2idx'): {e}"
         ) from e

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from selo.models._torch import (
     OPENAI_STD,
     ImageTransform,
     TorchEncoder,
+    check_finite,
     check_keys,
     require,
     torch_device,
@@ -56,33 +58,104 @@ def hf_transform(directory: Path, image_size: int) -> ImageTransform:
     if not path.is_file():
         return ImageTransform(resize=image_size, crop=image_size)
     cfg = _read_json(path)
-    resize = _side(cfg.get("size", image_size), "shortest_edge")
+    resize = _side(cfg.get("size", image_size), "shortest_edge", path)
     crop = (
-        _side(cfg.get("crop_size", resize), "height") if cfg.get("do_center_crop", True) else resize
+        _side(cfg.get("crop_size", resize), "height", path)
+        if cfg.get("do_center_crop", True)
+        else resize
     )
+    resample = cfg.get("resample", 3)
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample not in _RESAMPLE:
+        raise ModelError(f"{path}: unsupported 'resample' {resample!r} (2: bilinear, 3: bicubic)")
     return ImageTransform(
         resize=resize,
         crop=crop,
-        mean=tuple(cfg.get("image_mean", OPENAI_MEAN)),
-        std=tuple(cfg.get("image_std", OPENAI_STD)),
-        interpolation=_RESAMPLE.get(cfg.get("resample", 3), "bicubic"),
+        mean=_stats(cfg.get("image_mean", OPENAI_MEAN), "image_mean", path),
+        std=_stats(cfg.get("image_std", OPENAI_STD), "image_std", path, positive=True),
+        interpolation=_RESAMPLE[resample],
         crop_offset="floor",  # transformers' center_crop: (size - crop) // 2
     )
 
 
-def _side(value: Any, key: str) -> int:
+_MAX_IMAGE_SIDE = 4096
+
+
+def _side(value: Any, key: str, path: Path) -> int:
     if isinstance(value, dict):
         value = value.get(key, value.get("height"))
-    if not isinstance(value, int):
-        raise ModelError(f"unsupported image size in preprocessor_config.json: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_IMAGE_SIDE:
+        raise ModelError(
+            f"{path}: unsupported image size {value!r} (a whole number of pixels from 1 to "
+            f"{_MAX_IMAGE_SIDE})"
+        )
     return value
 
 
+def _stats(value: Any, key: str, path: Path, *, positive: bool = False) -> tuple[float, ...]:
+    """Three finite numbers (per-channel mean or std; std positive)."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(v) and (v > 0 or not positive) for v in value)
+    )
+    if not ok:
+        need = "three positive numbers" if positive else "three finite numbers"
+        raise ModelError(f"{path}: {key!r} must be {need}, one per colour channel, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else (unreadable, not JSON, not an object)
+    is a CheckpointError naming the file."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"cannot read {path}: {_one_line(e)}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+# Sizes a CLIP config may declare (a damaged config.json could otherwise ask for a
+# model of terabytes before its weights are even read).
+_CONFIG_LIMITS = {
+    "projection_dim": 1 << 14,
+    "hidden_size": 1 << 14,
+    "intermediate_size": 1 << 16,
+    "num_hidden_layers": 512,
+    "num_attention_heads": 1024,
+    "max_position_embeddings": 1 << 16,
+    "vocab_size": 1 << 22,
+    "image_size": _MAX_IMAGE_SIDE,
+    "patch_size": _MAX_IMAGE_SIDE,
+    "num_channels": 16,
+}
+
+
+def _check_config(config: dict[str, Any], path: Path) -> None:
+    """The sizes of a CLIP ``config.json`` are whole numbers in a usable range."""
+    parts = [("", config)]
+    for name in ("text_config", "vision_config"):
+        sub = config.get(name)
+        if sub is not None and not isinstance(sub, dict):
+            raise CheckpointError(f"{path}: {name!r} must be an object, got {type(sub).__name__}")
+        parts.append((f"{name}.", sub or {}))
+    for prefix, part in parts:
+        for key, most in _CONFIG_LIMITS.items():
+            if key not in part or part[key] is None:
+                continue
+            value = part[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise CheckpointError(
+                    f"{path}: {prefix}{key} is {value!r}, not a whole number from 1 to {most}; "
+                    "the file is damaged"
+                )
 
 
 class HFClipEncoder(TorchEncoder):
@@ -123,24 +196,31 @@ def load_hfclip(
     """The ``hf-clip:<dir>`` encoder of a local Hugging Face CLIP directory."""
     d = Path(directory).expanduser()
     spec = name or f"hf-clip:{directory}"
-    if not d.is_dir():
+    try:
+        is_dir = d.is_dir()
+    except OSError as e:  # a name too long, a loop of links
+        raise CheckpointError(f"{spec}: cannot use {d} as a folder ({e.strerror})") from None
+    if not is_dir:
         raise CheckpointError(f"{spec}: no such model directory: {d}")
     if not (d / "config.json").is_file():
         raise CheckpointError(
             f"{spec}: {d} has no config.json; expected a Hugging Face CLIP directory "
             "(config.json, model.safetensors or pytorch_model.bin, tokenizer files)"
         )
-    model_type = _read_json(d / "config.json").get("model_type")
+    config = _read_json(d / "config.json")
+    model_type = config.get("model_type")
     if model_type != "clip":
         raise ModelError(f"{spec}: config.json says model_type {model_type!r}, expected 'clip'")
+    _check_config(config, d / "config.json")
     if not any(p for pattern in _WEIGHT_PATTERNS for p in d.glob(pattern)):
         raise CheckpointError(f"{spec}: {d} has no weights (*.safetensors or *.bin)")
     transformers = require("transformers")
+    _check_shapes(transformers, d, spec)
     model = _from_pretrained(transformers, d, spec)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(d, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{spec}: cannot load the tokenizer from {d}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure: damaged or missing files
+        raise CheckpointError(f"{spec}: cannot load the tokenizer from {d}: {_one_line(e)}") from e
     transform = hf_transform(d, model.config.vision_config.image_size)
     return HFClipEncoder(
         name=spec,
@@ -155,17 +235,79 @@ def load_hfclip(
     )
 
 
+def _check_shapes(transformers: Any, d: Path, spec: str) -> None:
+    """The sizes ``config.json`` declares match the tensors of the safetensors files (read
+    from their headers only): a damaged config would otherwise build a model of another
+    size, even one too large for memory, before its weights are found not to fit."""
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        return  # pickled weights: their shapes cannot be read without loading them
+    try:
+        config = transformers.CLIPConfig.from_pretrained(d, local_files_only=True)
+        t, v = config.text_config, config.vision_config
+        side = v.image_size // v.patch_size
+        expected = {
+            "text_model.embeddings.token_embedding.weight": (t.vocab_size, t.hidden_size),
+            "text_model.embeddings.position_embedding.weight": (
+                t.max_position_embeddings,
+                t.hidden_size,
+            ),
+            "text_model.encoder.layers.0.mlp.fc1.weight": (t.intermediate_size, t.hidden_size),
+            "vision_model.embeddings.patch_embedding.weight": (
+                v.hidden_size,
+                v.num_channels,
+                v.patch_size,
+                v.patch_size,
+            ),
+            "vision_model.embeddings.position_embedding.weight": (side * side + 1, v.hidden_size),
+            "vision_model.encoder.layers.0.mlp.fc1.weight": (v.intermediate_size, v.hidden_size),
+            "text_projection.weight": (config.projection_dim, t.hidden_size),
+            "visual_projection.weight": (config.projection_dim, v.hidden_size),
+        }
+        layers = {"text_model": t.num_hidden_layers, "vision_model": v.num_hidden_layers}
+    except Exception as e:  # noqa: BLE001 - a config transformers cannot use
+        raise CheckpointError(f"{spec}: unusable {d / 'config.json'}: {_one_line(e)}") from e
+    safetensors = require("safetensors", "pip install safetensors")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        try:
+            with safetensors.safe_open(str(f), framework="pt") as st:
+                shapes.update({k: tuple(st.get_slice(k).get_shape()) for k in st.keys()})
+        except Exception as e:  # noqa: BLE001 - any reader failure means an unusable file
+            raise CheckpointError(f"{spec}: cannot read {f}: {_one_line(e)}") from e
+    for key, shape in expected.items():
+        if key in shapes and shapes[key] != shape:
+            raise CheckpointError(
+                f"{spec}: {d / 'config.json'} declares {key} of shape {shape}, but the weights "
+                f"hold {shapes[key]}; the config or the weights are damaged or of another model"
+            )
+    for tower, count in layers.items():
+        found = {k.split(".")[3] for k in shapes if k.startswith(f"{tower}.encoder.layers.")}
+        if found and len(found) != count:
+            raise CheckpointError(
+                f"{spec}: {d / 'config.json'} declares {count} layers in {tower}, but the "
+                f"weights hold {len(found)}; the config or the weights are damaged"
+            )
+
+
 def _from_pretrained(transformers: Any, d: Path, spec: str) -> torch.nn.Module:
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()  # a "Loading weights" bar per load is noise in selo's output
     try:
         model, info = transformers.CLIPModel.from_pretrained(
             d, local_files_only=True, output_loading_info=True
         )
-    except (OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{spec}: cannot load the model from {d}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure: damaged weights or config
+        raise CheckpointError(f"{spec}: cannot load the model from {d}: {_one_line(e)}") from e
+    finally:
+        if shown:
+            bars.enable_progress_bar()
     check_keys(
         f"{spec} ({d})",
         missing=[k for k in info.get("missing_keys", ()) if "logit_scale" not in k],
         unexpected=list(info.get("unexpected_keys", ())),
         mismatched=[str(m[0]) for m in info.get("mismatched_keys", ())],
     )
+    check_finite(model.state_dict(), f"{spec} ({d})")
     return model.float()

@@ -32,6 +32,8 @@ from selo.pipeline.scenefile import SceneInfo
 __all__ = ["Conversion", "choose_bands", "palette_of", "stretch_limits", "to_rgb"]
 
 _PERCENTILES = (2.0, 98.0)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_LARGE = 1e300  # beyond this, the percentiles' interpolation could overflow
 
 Array = np.ndarray | da.Array
 
@@ -61,8 +63,12 @@ class Conversion:
             for band, target, (lo, hi) in zip(pixels, out, self.stretch, strict=True):
                 if hi <= lo:
                     continue
-                scaled = np.subtract(band, lo, dtype=np.float32)
-                scaled *= np.float32(255.0 / (hi - lo))
+                if hi - lo < _FLOAT32_MAX:
+                    scaled = np.subtract(band, lo, dtype=np.float32)
+                    scaled *= np.float32(255.0 / (hi - lo))
+                else:  # a range beyond float32 (or even float64): halves cannot overflow
+                    scaled = np.subtract(band / 2, lo / 2, dtype=np.float64)
+                    scaled *= 255.0 / (hi / 2 - lo / 2)
                 np.rint(scaled, out=scaled)
                 np.clip(scaled, 0, 255, out=scaled)
                 np.nan_to_num(scaled, copy=False, nan=0.0)
@@ -144,8 +150,24 @@ def stretch_limits(
     for band in pixels:
         keep = np.isfinite(band) if valid is None else valid & np.isfinite(band)
         values = band[keep].astype(np.float64)
-        lo, hi = np.percentile(values, _PERCENTILES) if values.size else (0.0, 0.0)
+        lo, hi = _percentiles(values)
         if not (math.isfinite(lo) and math.isfinite(hi)):
             lo, hi = 0.0, 0.0
         limits.append((float(lo), float(hi)))
     return tuple(limits)
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    """The 2nd and 98th percentiles (linear interpolation) of finite float64 values.
+
+    Values near the largest float would overflow the interpolation between two
+    neighbours of opposite sign (inf, NaN, RuntimeWarnings); for them the
+    percentiles of the halved values are doubled, which is the same arithmetic
+    exactly scaled by two."""
+    if not values.size:
+        return 0.0, 0.0
+    if np.abs(values).max() < _LARGE:
+        lo, hi = np.percentile(values, _PERCENTILES)
+    else:
+        lo, hi = np.percentile(values / 2, _PERCENTILES) * 2
+    return float(lo), float(hi)

@@ -9,9 +9,10 @@
 The root is ``root`` when given, else ``$SELO_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``. Everything is written under a
 temporary name and renamed when complete, so an interrupted write is never read
-back; entries read back are checked (a staged copy must be a complete GeoTIFF of
-the right size, an embedding entry must hold the right windows), and a damaged
-entry is made again, with a log line, instead of being trusted.
+back; entries read back are checked (a staged copy must be the file selo wrote, of
+the same size and modification time, and a complete GeoTIFF of the right size; an
+embedding entry must hold the right windows and match the checksum written with
+it), and a damaged entry is made again, with a log line, instead of being trusted.
 
 Image embeddings do not depend on the query: computed once per (scene content,
 encoder version, window table, preprocessing), a second query, a second run or a
@@ -24,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,15 +42,29 @@ __all__ = ["Cache", "EmbeddingKey", "default_cache_dir"]
 log = logging.getLogger(__name__)
 
 _KEY_INDEX = "scene-keys.json"
+_UNSAVED: set[str] = set()  # indexes that could not be saved (said once)
 _STAGE_FORMAT = 3  # in the staged file's name: a new format never reuses an old file
+_INDEX_LOCK = threading.Lock()  # scenes are staged by several threads at once
 
 
 def default_cache_dir() -> Path:
     """``$SELO_CACHE_DIR``, else ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``."""
     if os.environ.get("SELO_CACHE_DIR"):
-        return Path(os.environ["SELO_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "selo"
+        return _expand(os.environ["SELO_CACHE_DIR"], "SELO_CACHE_DIR")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return _expand(base, "XDG_CACHE_HOME") / "selo"
+    return _expand("~/.cache", "the home folder") / "selo"
+
+
+def _expand(path: str | os.PathLike[str], source: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as e:  # "~user" of an unknown user, or no home folder
+        raise CacheError(
+            f"{path}: {source} cannot be used as the cache folder ({e}); "
+            "point --cache-dir or SELO_CACHE_DIR at a folder"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -69,9 +86,16 @@ class Cache:
     """Scene keys, staged scenes and embeddings under one root folder (see the module)."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root).expanduser() if root else default_cache_dir()
-        if self.root.exists() and not self.root.is_dir():
-            source = "--cache-dir" if root else "the cache folder ($SELO_CACHE_DIR or ~/.cache)"
+        self.root = _expand(root, "--cache-dir") if root else default_cache_dir()
+        source = "--cache-dir" if root else "the cache folder ($SELO_CACHE_DIR or ~/.cache)"
+        try:
+            is_file = self.root.exists() and not self.root.is_dir()
+        except OSError as e:  # e.g. a name too long for the file system
+            raise CacheError(
+                f"{self.root}: {source} cannot be used ({error_reason(e)}); "
+                "point --cache-dir or SELO_CACHE_DIR at a folder"
+            ) from None
+        if is_file:
             raise CacheError(
                 f"{self.root}: {source} is a file, not a folder; "
                 "point --cache-dir or SELO_CACHE_DIR at a folder"
@@ -100,9 +124,7 @@ class Cache:
             stat = path.stat()
         except FileNotFoundError as e:
             raise InputNotFoundError(f"{path}: scene not found; check the path") from e
-        index_path = self.root / _KEY_INDEX
-        index = _read_index(index_path)
-        entry = index.get(str(path), {})
+        entry = self._index().get(str(path), {})
         if (
             isinstance(entry, dict)
             and entry.get("size") == stat.st_size
@@ -115,12 +137,24 @@ class Cache:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
             raise InputNotFoundError(f"{path}: cannot read the scene ({e.strerror})") from e
-        index[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-        try:
-            atomic_write_text(index_path, json.dumps(index), what="scene key index")
-        except OutputError as e:
-            log.warning("%s; keys will be recomputed next time", e)
+        self._remember(path, stat, sha256=digest)
         return digest
+
+    def _index(self) -> dict:
+        return _read_index(self.root / _KEY_INDEX)
+
+    def _remember(self, path: Path | str, stat: os.stat_result, **extra) -> None:
+        """Record a file's size and modification time (and ``extra``) in the index."""
+        index_path = self.root / _KEY_INDEX
+        with _INDEX_LOCK:
+            index = _read_index(index_path)
+            index[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **extra}
+            try:
+                atomic_write_text(index_path, json.dumps(index), what="scene key index")
+            except OutputError as e:
+                if str(index_path) not in _UNSAVED:  # said once per index, not per file
+                    _UNSAVED.add(str(index_path))
+                    log.warning("%s; keys will be recomputed next time", e)
 
     # --- staged scenes ----------------------------------------------------------------------
 
@@ -128,41 +162,73 @@ class Cache:
         """The tiled GeoTIFF copy of ``path``, made if missing or damaged.
 
         Written under a temporary name and renamed when complete, so a file under
-        the final name is whole; one found there is still checked (it opens, has the
-        source's size and bands, and its pixel blocks are all in the file)."""
+        the final name is whole; one found there is still checked: it must be the
+        file selo wrote (the index keeps its size and modification time: any later
+        change, such as a copy cut short or a byte overwritten, is noticed), open,
+        have the source's size and bands, and hold all its pixel blocks."""
         key = self.scene_key(path)
         staged = self.staged_dir / f"{key}.v{_STAGE_FORMAT}.tif"
-        if staged.is_file():
-            if self._staged_ok(staged, info):
+        if staged.exists():
+            problem = self._staged_problem(staged, info, key)
+            if problem is None:
                 return staged
-            log.warning("staged copy %s of %s is damaged; staging again", staged, path)
-            staged.unlink(missing_ok=True)
+            if problem:  # (a copy of an older selo, not in the index, is made again quietly)
+                log.warning("staged copy %s of %s %s; staging again", staged, path, problem)
+            try:
+                if staged.is_dir():
+                    shutil.rmtree(staged)
+                else:
+                    staged.unlink(missing_ok=True)
+            except OSError as e:
+                raise CacheError(
+                    f"{staged}: cannot replace this damaged staged copy ({error_reason(e)}); "
+                    "remove it, or point --cache-dir at another folder"
+                ) from None
         # (another process staging the same file meanwhile writes the same bytes)
         with atomic_path(staged, what=f"staged copy of {path}") as partial:
             write_staged_copy(path, info, partial)
+        self._remember(self._staged_name(staged), staged.stat(), staged_from=key)
         return staged
 
-    @staticmethod
-    def _staged_ok(staged: Path, info: SceneInfo) -> bool:
+    def _staged_name(self, staged: Path) -> str:
+        """How the index names a staged copy: relative to the root, so that a cache
+        folder moved or copied elsewhere keeps its staged copies."""
+        return staged.relative_to(self.root).as_posix()
+
+    def _staged_problem(self, staged: Path, info: SceneInfo, key: str) -> str | None:
+        """None for a usable staged copy, else what is wrong with it ("" when the index
+        does not know it at all)."""
         try:
+            stat = staged.stat()
+            entry = self._index().get(self._staged_name(staged))
+            if not isinstance(entry, dict):
+                return ""
+            if (entry.get("staged_from"), entry.get("size"), entry.get("mtime_ns")) != (
+                key,
+                stat.st_size,
+                stat.st_mtime_ns,
+            ):
+                return "was changed after selo wrote it"
             with dataset(staged) as ds:
-                return (
+                whole = (
                     ds.driver == "GTiff"
                     and (ds.height, ds.width, ds.count) == (info.height, info.width, info.count)
-                    and tiff_data_end(ds) <= staged.stat().st_size
+                    and tiff_data_end(ds) <= stat.st_size
                 )
-        except (SeloError, OSError):
-            return False
+            return None if whole else "is incomplete"
+        except (SeloError, OSError) as e:
+            return f"cannot be read ({e})"
 
     # --- embeddings -------------------------------------------------------------------------
 
     def get_embeddings(
-        self, key: EmbeddingKey, table: WindowTable
+        self, key: EmbeddingKey, table: WindowTable, *, dim: int | None = None
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(embeddings N×D float32, has_data N bool) for ``key``, or None when not cached.
 
-        A damaged entry (unreadable, wrong windows, non-finite values) is logged and
-        treated as missing, so it is computed and written again."""
+        A damaged entry (unreadable, wrong windows, not ``dim`` wide, non-finite
+        values, or not matching the checksum written with it) is logged and treated
+        as missing, so it is computed and written again."""
         import zarr
 
         entry = self.embeddings_path / key.id
@@ -172,14 +238,21 @@ class Cache:
             g = zarr.open_group(str(entry), mode="r")
             if g.attrs.get("key") != asdict(key) or not g.attrs.get("complete"):
                 return None
+            if "sha256" not in g.attrs:  # written by an older selo: computed again quietly
+                return None
             if not np.array_equal(g["windows"][:], table.windows):
                 return None
             emb, has = g["embeddings"][:], g["has_data"][:]
-            if emb.shape != (len(table), emb.shape[1]) or has.shape != (len(table),):
+            width = emb.shape[1] if dim is None and emb.ndim == 2 else dim
+            if emb.shape != (len(table), width) or has.shape != (len(table),):
                 raise ValueError(f"shapes {emb.shape} and {has.shape} for {len(table)} windows")
+            if emb.dtype != np.float32 or has.dtype != np.bool_:
+                raise ValueError(f"types {emb.dtype} and {has.dtype}")
+            if g.attrs.get("sha256") != _digest(emb, has, table.windows):
+                raise ValueError("its checksum does not match")
             if not np.isfinite(emb).all():
                 raise ValueError("non-finite values")
-            return emb, has.astype(bool)
+            return emb, has
         except Exception as e:  # noqa: BLE001 - a damaged entry is recomputed, not fatal
             log.warning("embedding cache entry %s is damaged (%s); recomputing", entry, e)
             return None
@@ -193,7 +266,8 @@ class Cache:
         root = self.embeddings_path
         try:
             root.mkdir(parents=True, exist_ok=True)
-            if not (root / "zarr.json").exists():
+            if _read_index(root / "zarr.json").get("node_type") != "group":  # missing or damaged
+                (root / "zarr.json").unlink(missing_ok=True)
                 zarr.open_group(str(root), mode="a")
         except OSError as e:
             raise CacheError(
@@ -210,9 +284,20 @@ class Cache:
                 dtype="float32",
                 chunks=(max(1, min(len(e), 4096)), max(1, e.shape[1])),
             )[:] = e
-            g.create_array("has_data", shape=has_data.shape, dtype="bool")[:] = has_data
+            has = np.ascontiguousarray(has_data, dtype=bool)
+            g.create_array("has_data", shape=has.shape, dtype="bool")[:] = has
             g.create_array("windows", shape=table.windows.shape, dtype="int64")[:] = table.windows
-            g.attrs.update({"key": asdict(key), "complete": True})
+            digest = _digest(e, has, table.windows)
+            g.attrs.update({"key": asdict(key), "sha256": digest, "complete": True})
+
+
+def _digest(embeddings: np.ndarray, has_data: np.ndarray, windows: np.ndarray) -> str:
+    """SHA-256 of an entry's arrays (shapes and bytes): a changed byte is noticed."""
+    h = hashlib.sha256()
+    for a in (embeddings, has_data, np.asarray(windows, dtype=np.int64)):
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def _read_index(path: Path) -> dict:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,8 @@ import rioxarray
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
-from rasterio.errors import NotGeoreferencedWarning
 
-from selo.errors import ParameterError, SceneError
+from selo.errors import ParameterError, SceneError, portable_errors
 from selo.pipeline import DEFAULT_CHUNK
 from selo.pipeline.bands import Conversion, choose_bands, palette_of, stretch_limits, to_rgb
 from selo.pipeline.cache import Cache
@@ -47,7 +45,7 @@ from selo.pipeline.scenefile import (
     has_dataset_mask,
     inspect_scene,
     read_decimated,
-    strict_reads,
+    read_pixels,
 )
 
 __all__ = [
@@ -106,10 +104,8 @@ def open_scene(
     source, block = path, info.block_shape
     if info.driver in STAGED_DRIVERS:
         source, block = (cache or Cache()).staged(path, info), (STAGE_TILE, STAGE_TILE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        lazy = rioxarray.open_rasterio(source, cache=False, lock=False)
-    pixels, mask = _lazy_file(lazy, source, bands, _chunks(block, int(chunk)), masked)
+    lazy = rioxarray.open_rasterio(source, cache=False, lock=False)  # for the coordinates
+    pixels, mask = _lazy_file(source, info, bands, _chunks(block, int(chunk)), masked)
     if palette is not None:
         conversion = Conversion(palette=palette)
     elif info.dtype == "uint8":
@@ -303,31 +299,25 @@ class FileRegions:
     def __dask_tokenize__(self) -> str:
         return self.token
 
+    @portable_errors
     def __call__(
         self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``(rgb (h, w, 3) uint8, valid (h, w) bool or None)`` of scene rows r0:r1, cols c0:c1;
         with ``out_shape`` shrunk to it by GDAL's nearest sampling (overviews where present)."""
-        from rasterio.errors import RasterioError
         from rasterio.windows import Window
 
-        from selo.pipeline.store import error_reason
-
         window = Window(c0 + self.offset[1], r0 + self.offset[0], c1 - c0, r1 - r0)
-        shape = None if out_shape is None else (len(self.bands), *out_shape)
-        try:
-            with strict_reads(), dataset(self.path) as ds:
-                pixels = ds.read(list(self.bands), window=window, out_shape=shape)
-                mask = (
-                    ds.dataset_mask(window=window, out_shape=out_shape) > 0
-                    if has_dataset_mask(ds)
-                    else None
-                )
-        except RasterioError as e:
-            raise SceneError(
-                f"{self.path}: damaged pixel data in rows {r0}-{r1}, columns {c0}-{c1} "
-                f"({error_reason(e)}); copy or download the file again"
-            ) from None
+        with dataset(self.path) as ds:
+            pixels, mask = read_pixels(
+                ds,
+                self.bands,
+                window=window,
+                out_shape=out_shape,
+                mask=has_dataset_mask(ds),
+                where=f" in rows {r0}-{r1}, columns {c0}-{c1}",
+            )
+        mask = None if mask is None else mask > 0
         rgb, valid = to_rgb(pixels, mask, self.info, self.conversion)
         return np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), valid
 
@@ -343,6 +333,7 @@ class ArrayRegions:
     def __dask_tokenize__(self) -> str:
         return self.token
 
+    @portable_errors
     def __call__(
         self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -385,35 +376,38 @@ def _chunks(block_shape: tuple[int, int], chunk: int) -> tuple[int, int]:
 
 
 def _lazy_file(
-    lazy: xr.DataArray,
     path: Path,
+    info: SceneInfo,
     bands: tuple[int, int, int],
     chunks: tuple[int, int],
     masked: bool,
 ) -> tuple[da.Array, da.Array | None]:
-    """Pixels ``(3, y, x)`` and mask read window by window with rasterio.
+    """Pixels ``(3, y, x)`` and mask, each chunk one windowed rasterio read of the file.
 
-    ``lazy`` comes from ``rioxarray.open_rasterio(..., lock=False)``, which gives
-    every thread its own dataset handle (a GDAL handle is not thread-safe;
-    rioxarray's default lock would serialise all reads in a process) and pickles
-    as a path, so workers in other processes open the file themselves. Selecting
-    bands before chunking makes each chunk one 3-band read. Task names follow the
-    file (path, size, modification time), the chunks and the bands, so reruns get
-    the same keys.
+    Each task opens the file itself (tasks carry its path, so they pickle for workers
+    in other processes; a GDAL handle is not thread-safe, so none is shared) and
+    reads strictly (:func:`~selo.pipeline.scenefile.read_pixels`: damaged data is a
+    SceneError, not zeros). Task names follow the file (path, size, modification
+    time), the chunks and the bands, so reruns get the same keys.
     """
     stat = path.stat()
     token = tokenize(str(path), stat.st_size, stat.st_mtime_ns, chunks, bands)
-    pixels = (
-        lazy.isel(band=[b - 1 for b in bands])
-        .chunk({"band": -1, "y": chunks[0], "x": chunks[1]}, name_prefix="selo-scene-", token=token)
-        .data
+    row_chunks = da.core.normalize_chunks(chunks, (info.height, info.width))
+    pixels = da.map_blocks(
+        _read_pixel_block,
+        path=str(path),
+        bands=bands,
+        chunks=((len(bands),), *row_chunks),
+        dtype=np.dtype(info.dtype),
+        meta=np.empty((0, 0, 0), np.dtype(info.dtype)),
+        name=f"selo-scene-{token}",
     )
     mask = None
     if masked:
         mask = da.map_blocks(
             _read_mask_block,
             path=str(path),
-            chunks=pixels.chunks[1:],
+            chunks=row_chunks,
             dtype=bool,
             meta=np.empty((0, 0), bool),
             name=f"selo-mask-{token}",
@@ -421,9 +415,23 @@ def _lazy_file(
     return pixels, mask
 
 
+@portable_errors
+def _read_pixel_block(path: str, bands: tuple[int, ...], block_info=None) -> np.ndarray:
+    from rasterio.windows import Window
+
+    _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    with dataset(path) as ds:
+        window = Window.from_slices((r0, r1), (c0, c1))
+        pixels, _ = read_pixels(ds, bands, window=window, where=f" in rows {r0}-{r1}")
+    return pixels
+
+
+@portable_errors
 def _read_mask_block(path: str, block_info=None) -> np.ndarray:
     from rasterio.windows import Window
 
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
     with dataset(path) as ds:
-        return ds.dataset_mask(window=Window.from_slices((r0, r1), (c0, c1))) > 0
+        window = Window.from_slices((r0, r1), (c0, c1))
+        _, mask = read_pixels(ds, (), window=window, mask=True, where=f" in rows {r0}-{r1}")
+    return mask > 0

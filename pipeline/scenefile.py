@@ -1,20 +1,32 @@
-"""Scene files: the one place where a raster file is opened, checked and read whole.
+"""Scene files: the one place where a raster file is opened, checked and read.
 
 Everything that touches a scene file through GDAL goes through :func:`dataset`,
-which turns any reader failure into a :class:`~selo.errors.SceneError` naming the
-file. :func:`inspect_scene` reads the header (no pixels) and checks that the file
-is a usable, complete raster: its pixel blocks lie inside the file and it does not
-claim more pixels than its bytes can hold. The staged copy of a JPEG/PNG scene
-(:func:`write_staged_copy`) and decimated reads (:func:`read_decimated`) live here
-too, so the GDAL settings that make damaged data an error are set in one place.
+which turns any failure to open it into a :class:`~selo.errors.SceneError` naming
+the file, and every pixel read goes through :func:`read_pixels`, in which GDAL's
+errors *and its warnings* (libjpeg's "premature end", libtiff's "not enough data")
+are a SceneError too: damaged pixel data is never read as zeros or gray.
+
+:func:`inspect_scene` reads the header (no pixels) and checks that the file is a
+usable, complete raster whose header does not lie: a GeoTIFF's pixel blocks must
+all be in the file (none missing, none past its end, uncompressed ones of their
+declared size), and a PNG or GIF cannot claim more pixels than its bytes can hold.
+:func:`verify_png` checks a PNG's chunks (CRCs, the end chunk) and that its pixel
+data has the size its header declares, which GDAL's PNG driver does not check (it
+fills what is missing with zeros). The staged copy of a JPEG/PNG scene
+(:func:`write_staged_copy`), decimated reads (:func:`read_decimated`) and whole-file
+checks (:func:`verify_pixels`) live here too, so the rules are set in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import struct
+import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +34,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import Interleaving, MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through as they are
+from rasterio.enums import Interleaving, MaskFlags, PhotometricInterp
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from selo.errors import InputNotFoundError, SceneError
+from selo.errors import InputNotFoundError, OutputError, SceneError
 from selo.pipeline.store import error_reason
 
 __all__ = [
@@ -37,8 +50,11 @@ __all__ = [
     "has_dataset_mask",
     "inspect_scene",
     "read_decimated",
+    "read_pixels",
     "strict_reads",
     "tiff_data_end",
+    "verify_png",
+    "verify_pixels",
     "write_staged_copy",
 ]
 
@@ -48,12 +64,19 @@ STAGED_DRIVERS = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
 STAGE_TILE = 512
 _STAGE_STRIP = 1024  # rows copied at a time while staging
 _GDAL_CACHE_MB = "256"
-# A raster claiming far more pixels than its bytes can hold is refused before any
-# work: a lying header would otherwise make selo embed gigapixels of nothing.
-# Compressed data of natural images rarely beats 100:1; 1000:1 leaves room for
-# flat scenes (constant areas compress extremely well).
-_MAX_PIXELS_PER_BYTE = 1000
+# A PNG or GIF claiming more pixels than its bytes can hold is refused before any
+# work (GDAL would fill the rest with zeros: a lying header would make selo embed
+# gigapixels of nothing). Deflate (PNG) packs at most 1032 bytes into one, LZW (GIF)
+# about 2730, and a pixel takes at least one bit (PNG) or byte (GIF): 10 000 pixels
+# per byte is beyond any real file. GeoTIFFs are checked block by block instead
+# (some codecs, and sparse files, have no such bound); JPEG and WEBP decoders fail
+# at the first missing byte.
+_MAX_PIXELS_PER_BYTE = {"PNG": 10_000, "GIF": 10_000}
 _SMALL_SCENE_PIXELS = 1 << 22  # below this size, any compression ratio is believed
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_READ_PIECE = 1 << 20
+_CHECKED_TIFFS: set[tuple[str, int, int]] = set()  # (path, size, mtime) whose blocks were checked
 
 
 @dataclass(frozen=True)
@@ -81,47 +104,143 @@ class SceneInfo:
         return (self.height, self.width)
 
 
-def configure_gdal() -> None:
-    """Cap GDAL's block cache (5 % of RAM per process by default) unless the user set it.
+# --- GDAL settings and its warnings ---------------------------------------------------------
 
-    Every Dask worker reads scenes, so a modest cache per process keeps the run's
-    memory bounded. Called before a cluster starts (workers inherit it) and on open.
+
+class _GdalWarnings(logging.Filter):
+    """Collects the GDAL warnings logged while this thread reads pixels (rasterio logs
+    GDAL's warnings on ``rasterio._env`` and ``rasterio._err``); other records pass
+    as they would have without this filter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+        self.forced: set[str] = set()  # loggers whose level was set here (else NOTSET)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = getattr(self.local, "found", None)
+        if found is not None and record.levelno >= logging.WARNING:
+            found.append(record.getMessage())
+            return False
+        if record.name in self.forced:  # behave as if the logger's level were still NOTSET
+            parent = logging.getLogger(record.name).parent
+            return parent is None or record.levelno >= parent.getEffectiveLevel()
+        return True
+
+
+_GDAL_WARNINGS = _GdalWarnings()
+_GDAL_LOGGERS = ("rasterio._env", "rasterio._err")
+_NOT_GEOREFERENCED = ("ignore", None, NotGeoreferencedWarning, None, 0)
+
+
+def configure_gdal() -> None:
+    """Set up GDAL for selo: a modest block cache, quiet georeferencing, strict reads.
+
+    - GDAL's block cache is capped (5 % of RAM per process by default) unless the
+      user set ``GDAL_CACHEMAX``: every Dask worker reads scenes, so a modest cache
+      per process keeps the run's memory bounded;
+    - rasterio's ``NotGeoreferencedWarning`` (a scene without georeferencing, such
+      as any JPEG) is not shown: selo says so once, in plain words;
+    - GDAL's warnings reach :func:`read_pixels`, which makes them errors.
+
+    Called on import, before a cluster starts (workers inherit it) and on open.
     """
     os.environ.setdefault("GDAL_CACHEMAX", _GDAL_CACHE_MB)
+    if _NOT_GEOREFERENCED not in warnings.filters:
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    for name in _GDAL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _GDAL_WARNINGS not in logger.filters:
+            logger.addFilter(_GDAL_WARNINGS)
+            if logger.level == logging.NOTSET:  # records must exist to be collected
+                logger.setLevel(logging.DEBUG)
+                _GDAL_WARNINGS.forced.add(name)
 
 
 def strict_reads() -> rasterio.Env:
-    """A GDAL environment in which damaged pixel data is an error, not zeros or gray.
+    """A GDAL environment in which libjpeg's warnings (a truncated or corrupt JPEG,
+    which it pads with gray) stop the read with an error at once."""
+    return rasterio.Env(GDAL_ERROR_ON_LIBJPEG_WARNING=True)
 
-    libjpeg reports a truncated or corrupt JPEG as a warning and pads it with gray;
-    GDAL's PNG driver likewise only warns; GeoTIFF decoders raise for a damaged
-    tile. With these options the first two raise too.
-    """
-    return rasterio.Env(GDAL_ERROR_ON_LIBJPEG_WARNING=True, GDAL_PAM_ENABLED=False)
+
+@contextlib.contextmanager
+def _gdal_warnings() -> Iterator[list[str]]:
+    """The GDAL warnings logged in this thread inside (GDAL's own words), not shown."""
+    configure_gdal()
+    local = _GDAL_WARNINGS.local
+    outer = getattr(local, "found", None)
+    local.found = found = []
+    try:
+        yield found
+    finally:
+        local.found = outer
+        found[:] = [_gdal_message(text) for text in found]
+
+
+@contextlib.contextmanager
+def _pixel_errors(path: Path, where: str) -> Iterator[None]:
+    """GDAL errors and warnings of the reads inside become a SceneError naming the file."""
+    reason = None
+    with _gdal_warnings() as found:
+        try:
+            with strict_reads():
+                yield
+        except (RasterioError, CPLE_BaseError) as e:
+            reason = error_reason(e)
+        except MemoryError:
+            reason = "not enough memory to decode it; is its header damaged?"
+    if reason is None and found:
+        reason = found[0]
+    if reason is not None:
+        raise SceneError(
+            f"{path}: damaged pixel data{where} ({reason}); copy or download the file again"
+        )
+
+
+def _gdal_message(text: str) -> str:
+    """GDAL's own words from a rasterio log line ("CPLE_AppDefined in X: ...")."""
+    head, sep, rest = text.partition(" in ")
+    if sep and head.startswith("CPLE_"):
+        return rest
+    head, sep, rest = text.partition(":")
+    return rest if sep and head.startswith("CPLE_") else text
+
+
+# --- opening ----------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def dataset(path: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
-    """Open ``path`` with rasterio; any failure inside becomes a SceneError naming it."""
+    """Open ``path`` with rasterio; a failure to open it, or to read its header inside,
+    becomes a SceneError naming it (pixel reads: :func:`read_pixels`)."""
     path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(f"{path}: scene not found; check the path")
-    if path.is_dir():
-        raise SceneError(
-            f"{path}: not a raster rasterio can read (it is a folder); pass the image file"
-        )
+    configure_gdal()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as ds:
-                yield ds
-    except RasterioError as e:
+        if path.is_dir():
+            raise SceneError(
+                f"{path}: not a raster rasterio can read (it is a folder); pass the image file"
+            )
+        if not path.exists():
+            raise InputNotFoundError(f"{path}: scene not found; check the path")
+        ds = rasterio.open(path)
+    except (SceneError, InputNotFoundError):
+        raise
+    except (RasterioError, CPLE_BaseError) as e:
         raise SceneError(
             f"{path}: not a raster rasterio can read ({error_reason(e)}); "
             "check that the file is complete and in a format GDAL supports"
         ) from e
     except OSError as e:
         raise SceneError(f"{path}: cannot read the file ({error_reason(e)})") from e
+    except Exception as e:  # noqa: BLE001 - any other reader failure: an unusable file
+        raise SceneError(f"{path}: not a raster rasterio can read ({type(e).__name__}: {e})") from e
+    with ds:
+        try:
+            yield ds
+        except (RasterioError, CPLE_BaseError, CRSError) as e:
+            raise SceneError(
+                f"{path}: damaged file ({error_reason(e)}); copy or download the file again"
+            ) from e
 
 
 def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
@@ -132,15 +251,18 @@ def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
         )
     if np.dtype(ds.dtypes[0]).kind == "c":
         raise SceneError(f"{path}: complex pixels ({ds.dtypes[0]}) are not supported")
-    size = os.path.getsize(path)
-    end = tiff_data_end(ds)
-    if end > size:
-        raise SceneError(
-            f"{path}: not a raster rasterio can read (truncated: {size} bytes, but its "
-            f"pixel blocks end at byte {end}); copy or download the file again"
-        )
+    stat = os.stat(path)
+    size = stat.st_size
+    if ds.driver == "GTiff":
+        checked = (str(Path(path).resolve()), size, stat.st_mtime_ns)
+        if checked not in _CHECKED_TIFFS:  # a large block table takes a while to walk
+            _check_tiff_blocks(ds, path, size)
+            if len(_CHECKED_TIFFS) > 1024:
+                _CHECKED_TIFFS.clear()
+            _CHECKED_TIFFS.add(checked)
     pixels = ds.height * ds.width
-    if pixels > _SMALL_SCENE_PIXELS and pixels > _MAX_PIXELS_PER_BYTE * max(size, 1):
+    most = _MAX_PIXELS_PER_BYTE.get(ds.driver)
+    if most is not None and pixels > _SMALL_SCENE_PIXELS and pixels > most * max(size, 1):
         raise SceneError(
             f"{path}: its header claims {ds.width}×{ds.height} pixels but the file holds only "
             f"{size} bytes; the file is damaged or incomplete: copy or download it again"
@@ -159,25 +281,161 @@ def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
     )
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """What a GeoTIFF's block table says: where its data ends, how many blocks it
+    declares, how many are absent, the first uncompressed block shorter than its
+    declared size (index, bytes, bytes needed), and the first warning libtiff gave
+    while reading the table (e.g. fewer entries than the image size needs)."""
+
+    end: int
+    total: int
+    missing: int
+    short: tuple[str, int, int] | None
+    warning: str | None
+
+
+def _tiff_blocks(ds: rasterio.DatasetReader) -> _Blocks:
+    bands = [1] if ds.interleaving == Interleaving.pixel or ds.count == 1 else ds.indexes
+    per_pixel = np.dtype(ds.dtypes[0]).itemsize * (ds.count if len(bands) == 1 else 1)
+    # uncompressed blocks have a known size (not for sub-byte or subsampled pixels)
+    exact = (
+        ds.compression is None
+        and "NBITS" not in ds.tags(ns="IMAGE_STRUCTURE")
+        and ds.photometric != PhotometricInterp.ycbcr
+    )
+    end = total = missing = 0
+    short = None
+    with _gdal_warnings() as found:  # the table is read lazily, here: its warnings too
+        for band in bands:
+            rows, cols = ds.block_shapes[band - 1]
+            for j in range(math.ceil(ds.height / rows)):
+                needed = min(rows, ds.height - j * rows) * cols * per_pixel
+                for i in range(math.ceil(ds.width / cols)):
+                    total += 1
+                    offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=band) or 0)
+                    size = int(ds.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=band) or 0)
+                    if offset <= 0 or size <= 0:
+                        missing += 1
+                        continue
+                    end = max(end, offset + size)
+                    if exact and short is None and size < needed:
+                        short = (f"{i},{j}", size, needed)
+    return _Blocks(end, total, missing, short, found[0] if found else None)
+
+
 def tiff_data_end(ds: rasterio.DatasetReader) -> int:
     """The byte at which the last pixel block of a GeoTIFF ends, read from its
     block table (0 for other formats).
 
     A GeoTIFF shorter than this is truncated: it opens (its directory comes
     first) and fails, or reads zeros, only where the missing blocks are read."""
-    if ds.driver != "GTiff":
-        return 0
-    bands = [1] if ds.interleaving == Interleaving.pixel else ds.indexes
-    end = 0
-    for band in bands:
-        rows, cols = ds.block_shapes[band - 1]
-        for j in range(math.ceil(ds.height / rows)):
-            for i in range(math.ceil(ds.width / cols)):
-                offset = ds.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=band)
-                size = ds.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=band)
-                if offset and size:
-                    end = max(end, int(offset) + int(size))
-    return end
+    return _tiff_blocks(ds).end if ds.driver == "GTiff" else 0
+
+
+def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
+    """(blocks the first directory's image size needs, entries of its block offset table),
+    read from the TIFF itself (classic or BigTIFF, either byte order); None if the
+    directory cannot be read this way (GDAL, which opened the file, judges it then)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None:
+                return None
+            magic = struct.unpack(order + "H", head[2:4])[0]
+            if magic == 42:
+                offset, count_fmt, entry_fmt, width = (
+                    struct.unpack(order + "I", head[4:8])[0],
+                    "H",
+                    "HHII",
+                    12,
+                )
+            elif magic == 43:
+                offset, count_fmt, entry_fmt, width = (
+                    struct.unpack(order + "Q", head[8:16])[0],
+                    "Q",
+                    "HHQQ",
+                    20,
+                )
+            else:
+                return None
+            f.seek(offset)
+            raw = f.read(struct.calcsize(order + count_fmt))
+            (n,) = struct.unpack(order + count_fmt, raw)
+            table = f.read(n * width)
+    except (OSError, struct.error):
+        return None
+    if len(table) < n * width:
+        return None
+    tags: dict[int, tuple[int, int, int]] = {}
+    for i in range(n):
+        tag, kind, count, value = struct.unpack_from(order + entry_fmt, table, i * width)
+        if kind == 3:  # SHORT: the value sits in the field's first two bytes
+            value = struct.unpack_from(order + "H", table, i * width + (8 if width == 12 else 12))[
+                0
+            ]
+        tags[tag] = (kind, count, value)
+
+    def value(tag: int, default: int) -> int:
+        return tags[tag][2] if tag in tags and tags[tag][1] == 1 else default
+
+    width_px, height_px = value(256, 0), value(257, 0)
+    if 324 in tags:  # tiles
+        tw, th = value(322, 0), value(323, 0)
+        if not (tw and th):
+            return None
+        needed = math.ceil(width_px / tw) * math.ceil(height_px / th)
+        entries = tags[324][1]
+    elif 273 in tags:  # strips
+        rows = value(278, height_px) or height_px
+        needed = math.ceil(height_px / max(rows, 1))
+        entries = tags[273][1]
+    else:
+        return None
+    if value(284, 1) == 2:  # planar: one table per sample
+        needed *= value(277, 1)
+    return needed, entries
+
+
+def _check_tiff_blocks(ds: rasterio.DatasetReader, path: Path, size: int) -> None:
+    """A GeoTIFF's pixel blocks must all be in the file, uncompressed ones whole.
+
+    A header that claims more pixels than its block table holds (a damaged size,
+    or a block table cut short) would otherwise read as zeros where blocks are
+    missing; a sparse GeoTIFF, which leaves out empty blocks on purpose (with a
+    full table of zero offsets), must say what they hold with a nodata value (or a
+    mask)."""
+    sizes = _tiff_table_sizes(path)
+    if sizes is not None and sizes[1] < sizes[0]:
+        raise SceneError(
+            f"{path}: damaged GeoTIFF: its header claims {ds.width}×{ds.height} pixels in "
+            f"{sizes[0]} blocks, but its block table has {sizes[1]} entries; copy or download "
+            "the file again"
+        )
+    blocks = _tiff_blocks(ds)
+    if blocks.warning is not None:
+        raise SceneError(
+            f"{path}: damaged GeoTIFF: its block table does not fit its declared "
+            f"{ds.width}×{ds.height} pixels ({blocks.warning}); copy or download the file again"
+        )
+    if blocks.end > size:
+        raise SceneError(
+            f"{path}: not a raster rasterio can read (truncated: {size} bytes, but its "
+            f"pixel blocks end at byte {blocks.end}); copy or download the file again"
+        )
+    if blocks.missing and ds.nodata is None and not has_dataset_mask(ds):
+        raise SceneError(
+            f"{path}: its header claims {ds.width}×{ds.height} pixels in {blocks.total} blocks, "
+            f"but {blocks.missing} of them are not in the file; the file is damaged or "
+            "incomplete: copy or download it again (a sparse GeoTIFF needs a nodata value)"
+        )
+    if blocks.short is not None:
+        index, got, needed = blocks.short
+        raise SceneError(
+            f"{path}: damaged GeoTIFF: pixel block {index} holds {got} bytes, but its "
+            f"declared size needs {needed}; copy or download the file again"
+        )
 
 
 def inspect_scene(path: str | os.PathLike) -> SceneInfo:
@@ -193,18 +451,146 @@ def has_dataset_mask(ds: rasterio.DatasetReader) -> bool:
     )
 
 
+# --- reading pixels ---------------------------------------------------------------------------
+
+
+def read_pixels(
+    ds: rasterio.DatasetReader,
+    bands: tuple[int, ...] | list[int] | None = None,
+    *,
+    window: Window | None = None,
+    out_shape: tuple[int, int] | None = None,
+    mask: bool = False,
+    where: str = "",
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(pixels (bands, rows, cols), mask (rows, cols) uint8 or None)`` of an open
+    dataset, read strictly: any GDAL error or warning during the read is a SceneError
+    naming the file (``where`` says which part, e.g. ``" in rows 0-512"``).
+
+    ``bands`` default to all (``()``: none, pixels None); ``out_shape`` samples by
+    nearest neighbour (GDAL uses the file's overviews when it has them); ``mask``
+    also reads the dataset mask."""
+    indexes = list(bands) if bands is not None else list(ds.indexes)
+    shape = None if out_shape is None else (len(indexes), *out_shape)
+    with _pixel_errors(Path(ds.name), where):
+        pixels = ds.read(indexes, window=window, out_shape=shape) if indexes else None
+        masks = ds.dataset_mask(window=window, out_shape=out_shape) if mask else None
+    return pixels, masks
+
+
 def read_decimated(
     path: Path, bands: tuple[int, ...], out_shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels ``(len(bands), rows, cols)`` and mask sampled by nearest neighbour (GDAL
     uses the file's overviews when it has them)."""
-    with strict_reads(), dataset(path) as ds:
-        try:
-            pixels = ds.read(list(bands), out_shape=(len(bands), *out_shape))
-            mask = ds.dataset_mask(out_shape=out_shape) > 0 if has_dataset_mask(ds) else None
-        except RasterioError as e:
-            raise SceneError(f"{path}: damaged pixel data ({error_reason(e)})") from e
-    return pixels, mask
+    with dataset(path) as ds:
+        pixels, mask = read_pixels(ds, bands, out_shape=out_shape, mask=has_dataset_mask(ds))
+    return pixels, None if mask is None else mask > 0
+
+
+def verify_pixels(path: str | os.PathLike) -> SceneInfo:
+    """Check a whole raster file: its header (:func:`inspect_scene`), then its pixel
+    data: a PNG's chunks and data size (:func:`verify_png`), any other file decoded
+    strictly strip by strip. For files another library reads whole (maps)."""
+    path = Path(path)
+    info = inspect_scene(path)
+    if info.driver == "PNG":
+        verify_png(path)
+        return info
+    with dataset(path) as ds:
+        for top in range(0, info.height, _STAGE_STRIP):
+            rows = min(_STAGE_STRIP, info.height - top)
+            read_pixels(ds, window=Window(0, top, info.width, rows), where=f" near row {top}")
+    return info
+
+
+def verify_png(path: str | os.PathLike) -> None:
+    """Check that a PNG is whole: every chunk complete and matching its CRC, the end
+    chunk present, and its compressed pixel data exactly the size its header declares
+    (GDAL's PNG driver fills missing data with zeros instead of failing)."""
+    path = Path(path)
+
+    def damaged(what: str) -> SceneError:
+        return SceneError(f"{path}: damaged PNG ({what}); copy or download the file again")
+
+    try:
+        with path.open("rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                raise damaged("no PNG signature")
+            expected = None
+            inflater = zlib.decompressobj()
+            inflated = 0
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    raise damaged("truncated: the file ends before its IEND chunk")
+                length, kind = struct.unpack(">I4s", head)
+                if length > 0x7FFFFFFF:
+                    raise damaged(f"chunk {kind!r} claims {length} bytes")
+                crc = zlib.crc32(kind)
+                left = length
+                while left:
+                    piece = f.read(min(left, _READ_PIECE))
+                    if not piece:
+                        raise damaged(f"truncated inside chunk {kind.decode('latin-1')}")
+                    crc = zlib.crc32(piece, crc)
+                    left -= len(piece)
+                    if kind == b"IHDR":
+                        expected = _png_data_size(piece, damaged)
+                    elif kind == b"IDAT":
+                        inflated += _inflate_count(inflater, piece, damaged)
+                tail = f.read(4)
+                if len(tail) < 4:
+                    raise damaged(f"truncated inside chunk {kind.decode('latin-1')}")
+                if struct.unpack(">I", tail)[0] != crc:
+                    raise damaged(f"chunk {kind.decode('latin-1')} fails its CRC check")
+                if kind == b"IEND":
+                    break
+    except OSError as e:
+        raise SceneError(f"{path}: cannot read the file ({error_reason(e)})") from e
+    if expected is None:
+        raise damaged("no IHDR chunk")
+    if not inflater.eof or inflated < expected:
+        raise damaged(
+            f"its pixel data ends after {inflated} of the {expected} bytes its header declares"
+        )
+
+
+def _png_data_size(ihdr: bytes, damaged) -> int:
+    """Bytes of filtered pixel data a PNG's IHDR declares (Adam7 passes included)."""
+    if len(ihdr) != 13:
+        raise damaged("IHDR chunk of the wrong length")
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or width == 0 or height == 0:
+        raise damaged(f"IHDR declares an impossible image ({width}×{height}, type {colour})")
+    bits = depth * channels
+
+    def size(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+
+    if interlace == 0:
+        return size(width, height)
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2)]
+    passes.append((0, 1, 1, 2))
+    return sum(
+        size((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in passes
+    )
+
+
+def _inflate_count(inflater, data: bytes, damaged) -> int:
+    """Bytes inflated from ``data``, with bounded memory."""
+    count = 0
+    try:
+        while data and not inflater.eof:
+            count += len(inflater.decompress(data, _READ_PIECE))
+            data = inflater.unconsumed_tail
+    except zlib.error as e:
+        raise damaged(f"its compressed pixel data is corrupt: {e}") from None
+    return count
+
+
+# --- staged copies ----------------------------------------------------------------------------
 
 
 def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
@@ -214,7 +600,8 @@ def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
     reading its tiles back costs nothing to decode.
 
     Damaged source data (a truncated JPEG or PNG, a corrupt block) raises a
-    SceneError naming the source instead of being copied as zeros or gray."""
+    SceneError naming the source instead of being copied as zeros or gray; a
+    failure to write the copy is an OutputError naming it."""
     profile = {
         "driver": "GTiff",
         "height": info.height,
@@ -228,24 +615,33 @@ def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
     }
     if info.crs is not None:
         profile.update(crs=info.crs, transform=info.transform)
-    with (
-        rasterio.Env(GDAL_ERROR_ON_LIBJPEG_WARNING=True, GDAL_TIFF_INTERNAL_MASK=True),
-        dataset(path) as ds,
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    if info.driver == "PNG":
+        verify_png(path)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), dataset(path) as ds:
         masked = has_dataset_mask(ds)
-        with rasterio.open(target, "w", **profile) as out:
+        with _written(target, **profile) as out:
             for top in range(0, info.height, _STAGE_STRIP):
                 window = Window(0, top, info.width, min(_STAGE_STRIP, info.height - top))
+                strip, mask = read_pixels(ds, window=window, mask=masked, where=f" near row {top}")
                 try:
-                    strip = ds.read(window=window)
-                    mask = ds.dataset_mask(window=window) if masked else None
-                except RasterioError as e:
-                    raise SceneError(
-                        f"{path}: damaged or truncated pixel data near row {top} "
-                        f"({error_reason(e)}); copy or download the file again"
+                    out.write(strip, window=window)
+                    if mask is not None:
+                        out.write_mask(mask, window=window)
+                except (RasterioError, CPLE_BaseError, OSError) as e:
+                    raise OutputError(
+                        f"{target}: cannot write the staged copy of {path} ({error_reason(e)}); "
+                        "free space or point --cache-dir at another folder"
                     ) from e
-                out.write(strip, window=window)
-                if mask is not None:
-                    out.write_mask(mask, window=window)
+
+
+@contextlib.contextmanager
+def _written(target: Path, **profile) -> Iterator[rasterio.io.DatasetWriter]:
+    try:
+        out = rasterio.open(target, "w", **profile)
+    except (RasterioError, CPLE_BaseError, OSError) as e:
+        raise OutputError(f"{target}: cannot write the staged copy ({error_reason(e)})") from e
+    with out:
+        yield out
+
+
+configure_gdal()

@@ -22,6 +22,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from selo.errors import portable_errors
 from selo.models import Encoder, EncoderSpec
 from selo.pipeline import DEFAULT_BATCH
 from selo.pipeline.cut import CutSpec, crop_batch, plan_batches
@@ -126,11 +127,13 @@ def embedding_plan(
     return EmbeddingPlan(table, batches, parts, dim)
 
 
+@portable_errors
 def _crop(region: tuple[np.ndarray, np.ndarray | None], windows: np.ndarray, cut: CutSpec):
     rows, valid = region
     return crop_batch(rows, windows, cut, valid)
 
 
+@portable_errors
 def _embed(
     cut: tuple[np.ndarray, np.ndarray], spec: EncoderSpec | Encoder
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -53,7 +53,13 @@ def output_error(path: str | os.PathLike[str], e: BaseException, what: str = "fi
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
     """Create folder ``path`` (and parents) or raise OutputError saying why not."""
     p = Path(path)
-    if p.exists() and not p.is_dir():
+    try:
+        is_file = p.exists() and not p.is_dir()
+    except OSError as e:  # a name too long, a loop of links
+        raise OutputError(
+            f"{p}: cannot be used as a folder ({error_reason(e)}); choose another output folder"
+        ) from None
+    if is_file:
         raise OutputError(f"{p}: exists and is not a folder; choose another output folder")
     try:
         p.mkdir(parents=True, exist_ok=True)

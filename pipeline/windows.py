@@ -30,6 +30,7 @@ from selo.errors import ParameterError
 __all__ = ["WindowTable", "window_table", "axis_spans", "parse_scales", "DEFAULT_SCALES"]
 
 DEFAULT_SCALES = (256, 512, 768)
+MAX_SCALE = 1 << 20  # windows larger than any scene selo can hold
 DEFAULT_OFFSETS = (0.0, 0.5)
 
 
@@ -118,16 +119,26 @@ def window_table(
 
 
 def parse_scales(scales: Sequence[int] | str) -> tuple[int, ...]:
-    """Window sizes as positive ints, from a sequence or a string like ``"256,512,768"``."""
+    """Window sizes as ints from 1 to :data:`MAX_SCALE`, from a sequence or a string like
+    ``"256,512,768"``."""
     items = scales.replace("_", ",").split(",") if isinstance(scales, str) else list(scales)
     out = []
     for item in items:
+        text = str(item).strip()
+        shown = text if len(text) <= 24 else text[:20] + "..."
         try:
-            value = int(str(item).strip())
-        except ValueError:
-            raise ParameterError(f"scales must be whole numbers of pixels, got {item!r}") from None
+            if isinstance(item, bool):
+                raise ValueError
+            value = int(text)
+        except ValueError:  # not a number, or more than 4300 digits
+            raise ParameterError(f"scales must be whole numbers of pixels, got {shown!r}") from None
         if value <= 0:
-            raise ParameterError(f"scales must be positive pixel sizes, got {value}")
+            raise ParameterError(f"scales must be positive pixel sizes, got {shown}")
+        if value > MAX_SCALE:
+            raise ParameterError(
+                f"scales must be at most {MAX_SCALE} pixels, got {shown} (a window larger "
+                "than the scene is clamped to the scene: give the scene's size instead)"
+            )
         out.append(value)
     if not out:
         raise ParameterError("at least one scale is needed")

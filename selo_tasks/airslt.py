@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from selo.errors import SceneError
+from selo.errors import SceneError, portable_errors
 from selo.pipeline.gnt import CellMap
 from selo.pipeline.outputs import write_jpeg, write_png, write_windows_csv
 from selo.pipeline.scene import open_scene
@@ -43,7 +44,7 @@ from selo.selo_tasks.case_overlay import submit_previews, write_case_overlays
 from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.eval import CaseResult, write_metrics_csv
 from selo.selo_tasks.methods import Method
-from selo.selo_tasks.metrics import Metrics, evaluate_case, mean_metrics
+from selo.selo_tasks.metrics import Metrics, evaluate_case, mean_metrics, validate_polygons
 from selo.selo_tasks.options import Options
 from selo.selo_tasks.report import progress
 from selo.selo_tasks.report_html import finish_run_folder
@@ -147,6 +148,9 @@ def run_cases(
     with ctx.profiler.stage("cut"), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         scenes = dict(zip(by_scene, pool.map(open_one, by_scene), strict=True))
         tables = {name: driver.table(scenes[name]) for name in by_scene}
+    for case in todo:  # polygons the scene's map cannot score fail now, not after the work
+        where = f"case {case.index} ({case.image}), field 'points'"
+        validate_polygons(case.polygon_arrays(), where=where, shape=scenes[case.image].shape[:2])
     embedded = dict(
         zip(
             by_scene,
@@ -197,10 +201,20 @@ def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
             return None
         if data.get("case") != case.index:
             return None
-        metrics = Metrics(**{k: float(data["metrics"][k]) for k in ("rsu", "rda", "ras", "rmi")})
+        values = {k: data["metrics"][k] for k in ("rsu", "rda", "ras", "rmi")}
+        if not all(_is_number(v) for v in values.values()):
+            return None
+        metrics = Metrics(**{k: float(v) for k, v in values.items()})
     except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return None  # not a finished case (or a damaged record): computed again
     return CaseResult(case, metrics, str(case_dir(out, case) / "selo_map.png"))
+
+
+def _is_number(value: object) -> bool:
+    """A finite JSON number (not a boolean, a string, NaN or beyond a float's range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= sys.float_info.max
 
 
 def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest, preview):
@@ -223,6 +237,7 @@ def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest
     return client.compute(metrics)
 
 
+@portable_errors
 def _finish(u8: CellMap, method: Method, folder: Path) -> np.ndarray:
     """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
     selo = method.finish_array(u8)
@@ -231,6 +246,7 @@ def _finish(u8: CellMap, method: Method, folder: Path) -> np.ndarray:
     return selo
 
 
+@portable_errors
 def _evaluate(
     selo,
     case,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selo.errors import AnnotationError, InputNotFoundError
-from selo.selo_tasks.metrics import validate_polygons
+from selo.errors import AnnotationError, InputNotFoundError, SeloError
+from selo.selo_tasks.metrics import MAX_COORD, validate_polygons
 
 __all__ = [
     "Case",
@@ -30,6 +30,7 @@ __all__ = [
     "parse_annotations",
     "packaged_annotations",
     "check_image_name",
+    "check_text",
 ]
 
 Point = tuple[float, float]
@@ -57,9 +58,13 @@ def packaged_annotations() -> Path:
 def load_annotations(path: str | os.PathLike[str] | None = None) -> list[Case]:
     """Read and validate an annotation file (default: the packaged AIR-SLT one)."""
     p = Path(path) if path is not None else packaged_annotations()
-    if not p.exists():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as e:  # a name too long, a loop of links
+        raise AnnotationError(f"{p}: cannot be used as a path ({e.strerror})") from None
+    if not exists:
         raise InputNotFoundError(f"{p}: annotation file not found")
-    if p.is_dir():
+    if is_dir:
         raise AnnotationError(f"{p}: is a folder; give the path of anno.json")
     try:
         text = p.read_text(encoding="utf-8")
@@ -71,6 +76,10 @@ def load_annotations(path: str | os.PathLike[str] | None = None) -> list[Case]:
         raise AnnotationError(
             f"{p}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
         ) from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise AnnotationError(f"{p}: not valid JSON for selo ({e})") from None
+    except RecursionError:
+        raise AnnotationError(f"{p}: not valid JSON for selo (nested too deeply)") from None
     return parse_annotations(data, source=str(p))
 
 
@@ -83,12 +92,34 @@ def parse_annotations(data: object, *, source: str = "annotations") -> list[Case
     return [_parse_case(entry, i, source) for i, entry in enumerate(data)]
 
 
+MAX_NAME_BYTES = 255  # the longest file name of common file systems
+
+
+def check_text(text: str, *, where: str, error: type[SeloError] = AnnotationError) -> str:
+    """``text`` if it is valid Unicode, else ``error``: a lone surrogate (which JSON's
+    ``\\ud800`` escapes and undecodable command-line bytes produce) cannot be
+    encoded, tokenized or written as UTF-8."""
+    for i, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":
+            raise error(
+                f"{where}: not valid Unicode text (a lone surrogate {ch!r} at character {i})"
+            )
+    return text
+
+
 def check_image_name(name: str, *, where: str) -> str:
     """``name`` if it is a plain file name inside the images folder, else AnnotationError.
 
     Absolute paths, ``..`` and path separators are refused so that an
-    annotation file can never make selo read outside the images folder.
+    annotation file can never make selo read outside the images folder; so are
+    names longer than file systems allow and names that are not valid text.
     """
+    check_text(name, where=f"{where}, field 'jpg_name'")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise AnnotationError(
+            f"{where}, field 'jpg_name': {name[:40]!r}... is {len(name.encode('utf-8'))} bytes "
+            f"long; file names have at most {MAX_NAME_BYTES}"
+        )
     bad = (
         not name
         or name.strip() != name
@@ -116,6 +147,7 @@ def _parse_case(entry: object, index: int, source: str) -> Case:
     caption, image, points = entry["caption"], entry["jpg_name"], entry["points"]
     if not isinstance(caption, str) or not caption.strip():
         raise AnnotationError(f"{where}, field 'caption': must be a non-empty sentence")
+    check_text(caption, where=f"{where}, field 'caption'")
     if not isinstance(image, str):
         raise AnnotationError(f"{where}, field 'jpg_name': must be a string")
     check_image_name(image, where=where)
@@ -147,10 +179,25 @@ def _parse_polygons(points: object, where: str) -> tuple[tuple[Point, ...], ...]
 
 def _parse_point(pt: object, where: str) -> Point:
     if not isinstance(pt, Sequence) or isinstance(pt, str) or len(pt) != 2:
-        raise AnnotationError(f"{where}: must be an [x, y] pair, got {pt!r}")
+        raise AnnotationError(f"{where}: must be an [x, y] pair, got {_short(pt)}")
     xy = []
     for name, v in zip("xy", pt, strict=True):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise AnnotationError(f"{where}: {name} is not a finite number ({_short(v)})")
+        if isinstance(v, float) and not math.isfinite(v):
             raise AnnotationError(f"{where}: {name} is not a finite number ({v!r})")
+        if abs(v) > MAX_COORD:
+            raise AnnotationError(
+                f"{where}: {name} is not a pixel coordinate ({_short(v)} is beyond "
+                f"±{MAX_COORD}, the 32-bit range the published code truncates points to)"
+            )
         xy.append(float(v))
     return (xy[0], xy[1])
+
+
+def _short(value: object) -> str:
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int too long to print, a nested too deep
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."

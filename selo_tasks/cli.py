@@ -8,6 +8,7 @@ one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -47,8 +48,11 @@ def cli(debug: bool, verbose: bool) -> None:
     _State.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
-    for noisy in ("distributed", "bokeh", "tornado", "rasterio", "numcodecs", "asyncio"):
+    for noisy in ("distributed", "bokeh", "tornado", "rasterio", "numcodecs"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
+    # an embedded cluster's event loop may leave a timed-out future behind when it closes,
+    # which asyncio reports (at ERROR, whenever it is collected) as a three-line traceback
+    logging.getLogger("asyncio").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+class _Path(click.Path):
+    """A path option: also refused, as a usage error, when the file system cannot use
+    its name at all (too long, a loop of links), which Python reports as a crash."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        try:
+            os.stat(value)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # made later, or said later by the command that needs it
+        except OSError as e:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            self.fail(f"{shown!r} cannot be used as a path ({e.strerror})", param, ctx)
+        return value
+
+
 def _path(**kw):
-    return click.Path(path_type=str, **kw)
+    return _Path(path_type=str, **kw)
 
 
 _anno_option = click.option(
@@ -463,13 +483,10 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     """
     from pathlib import Path
 
-    from selo.errors import InputNotFoundError
     from selo.selo_tasks.localize import localize
     from selo.selo_tasks.report import console, stage_table
 
     options = _options(kw, out, paper_compat=paper_compat)
-    if not Path(scene).exists():
-        raise InputNotFoundError(f"{scene}: scene not found")
     record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
     console.print(
         stage_table(

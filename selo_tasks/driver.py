@@ -226,7 +226,9 @@ class Driver:
                 same[ident].append(i)
                 continue
             same[ident] = [i]
-            hit = self.cache.get_embeddings(key, table) if key is not None else None
+            hit = None
+            if key is not None:
+                hit = self.cache.get_embeddings(key, table, dim=self.encoder.embed_dim)
             if hit is not None:
                 log.debug("embeddings of %s (%d windows) from the cache", scene_label(scene), len(table))
                 results[i] = Embedded(scene, table, hit[0], hit[1], cached=True)

@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from selo.errors import InputNotFoundError, MapError, SceneError
+from selo.errors import InputNotFoundError, MapError, SceneError, SeloError
+from selo.pipeline.scenefile import dataset, inspect_scene, read_pixels, verify_pixels
 from selo.selo_tasks.annotations import Case
 from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
 
@@ -77,15 +78,14 @@ def find_map(maps_dir: Path, index: int) -> Path | None:
 
 
 def map_shape(path: Path, *, case: object) -> tuple[int, int]:
-    """(H, W) of a map image from its header, without decoding it."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
+    """(H, W) of a map image from its header, without decoding it (the header checked
+    as a scene's is: :func:`~selo.pipeline.scenefile.inspect_scene`)."""
     try:
-        with rasterio.open(path) as ds:
-            return ds.height, ds.width
-    except RasterioIOError as e:
-        raise MapError(f"case {case}: cannot read {path} as an image ({e})") from None
+        info = inspect_scene(path)
+    except SeloError as e:
+        reason = _reason(e, path)
+        raise MapError(f"case {case}: cannot read {path} as an image ({reason})") from None
+    return info.height, info.width
 
 
 def read_map(path: str | os.PathLike[str], *, case: object = None) -> np.ndarray:
@@ -95,13 +95,25 @@ def read_map(path: str | os.PathLike[str], *, case: object = None) -> np.ndarray
     IMREAD_GRAYSCALE)``; so do we (with ``IMREAD_ANYDEPTH`` only to notice
     16-bit files), so that JPEG maps decode to the same pixels, EXIF
     orientation and colour-to-gray conversion included. Maps must be 8-bit.
-    Files OpenCV cannot read (e.g. some GeoTIFF layouts) are read with rasterio.
+    First the file is checked whole (:func:`~selo.pipeline.scenefile.verify_pixels`:
+    a lying header, a truncated or corrupt PNG or JPEG is a MapError, where OpenCV
+    would fill the missing part with black or gray). Files OpenCV cannot read
+    (e.g. some GeoTIFF layouts) are read with rasterio.
     """
     path = Path(path)
     where = f"case {case}: map {path}" if case is not None else f"map {path}"
     if not path.is_file():
         raise MapError(f"{where}: not found")
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    try:
+        verify_pixels(path)
+    except SeloError as e:
+        raise MapError(f"{where}: {_reason(e, path)}") from None
+    try:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else type(e).__name__
+        raise MapError(f"{where}: OpenCV cannot read it ({reason})") from None
     if gray is None:
         gray = _read_with_rasterio(path, where)
     if gray.dtype != np.uint8:
@@ -109,17 +121,22 @@ def read_map(path: str | os.PathLike[str], *, case: object = None) -> np.ndarray
     return gray
 
 
-def _read_with_rasterio(path: Path, where: str) -> np.ndarray:
-    import rasterio
-    from rasterio.errors import RasterioIOError
+def _reason(error: SeloError, path: Path) -> str:
+    """A scene reader's message about ``path`` without the path it starts with."""
+    text = str(error)
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
+
+def _read_with_rasterio(path: Path, where: str) -> np.ndarray:
     try:
-        with rasterio.open(path) as ds:
+        with dataset(path) as ds:
             if ds.count != 1:
                 raise MapError(f"{where}: has {ds.count} bands; a SeLo map has one")
-            return ds.read(1)
-    except RasterioIOError as e:
-        raise MapError(f"{where}: cannot read as an image ({e})") from None
+            pixels, _ = read_pixels(ds, [1])
+            return pixels[0]
+    except SceneError as e:
+        raise MapError(f"{where}: cannot read as an image ({_reason(e, path)})") from None
 
 
 def evaluate_cases(

@@ -51,6 +51,7 @@ from selo.pipeline.preview import decimate, preview_shape, read_preview
 from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
 from selo.pipeline.scenefile import inspect_scene
 from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from selo.selo_tasks.annotations import check_text
 from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
 from selo.selo_tasks.options import Options
@@ -88,6 +89,8 @@ def check_queries(queries) -> tuple[str, ...]:
     out = tuple(q.strip() if isinstance(q, str) else q for q in queries)
     if not out or any(not isinstance(q, str) or not q for q in out):
         raise ParameterError("every --query must be a non-empty sentence")
+    for q in out:
+        check_text(q, where=f"--query {q[:40]!r}", error=ParameterError)
     return out
 
 

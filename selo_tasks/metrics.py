@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 BETA_SU = 0.707  # the published code's value (the paper's text says 0.694)
+MAX_COORD = 2**31 - 1  # polygon points are truncated to int32
 EPS = 1e-7
 EXPAND = 1.5
 BOX_PASSES = 5
@@ -195,10 +196,12 @@ def validate_polygons(
 ) -> None:
     """Raise AnnotationError for polygons the metrics cannot score.
 
-    A polygon needs at least 3 distinct points, a non-zero area and a
-    radius (see :func:`region_centre_radius`) of at least 1 pixel; with
-    ``shape`` (H, W) known, it must also overlap the map (points partly outside
-    are scored as the published code scores them: the fill is clipped).
+    A polygon needs at least 3 distinct points within ±``MAX_COORD`` (the
+    published code truncates them to int32), a non-zero area and a radius (see
+    :func:`region_centre_radius`) of at least 1 pixel; with ``shape`` (H, W)
+    known, it must also overlap the map (points partly outside are scored as the
+    published code scores them: the fill is clipped), and the polygons together
+    must fill at least one pixel of it (Rsu divides by that area).
     ``where`` starts each message (e.g. ``"anno.json: case 3, field 'points'"``).
     """
     if len(polygons) == 0:
@@ -208,6 +211,11 @@ def validate_polygons(
         p = np.asarray(p, dtype=np.float64)
         if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
             raise AnnotationError(f"{at}: points must be finite [x, y] pairs")
+        if np.abs(p).max(initial=0) > MAX_COORD:
+            raise AnnotationError(
+                f"{at}: points must lie within ±{MAX_COORD} pixels (the published code "
+                "truncates them to 32-bit integers)"
+            )
         if len(np.unique(p, axis=0)) < 3:
             raise AnnotationError(f"{at}: fewer than 3 distinct points")
         x, y = p[:, 0], p[:, 1]
@@ -225,6 +233,25 @@ def validate_polygons(
                     f"{at}: lies entirely outside the {w}x{h} map "
                     f"(x {x.min():.1f}..{x.max():.1f}, y {y.min():.1f}..{y.max():.1f})"
                 )
+    if shape is not None and not _fills_a_pixel(polygons, shape):
+        h, w = shape
+        raise AnnotationError(
+            f"{where}: the polygons fill no pixel of the {w}x{h} map (filled as the published "
+            "code fills them: one cv2.fillPoly call, points truncated to integers)"
+        )
+
+
+def _fills_a_pixel(polygons: Sequence[Polygon], shape: tuple[int, int]) -> bool:
+    """Whether :func:`gt_mask` sets any pixel, filling only the polygons' box on the map."""
+    pts = [np.asarray(p, dtype=np.float64).astype(np.int32) for p in polygons]
+    every = np.concatenate(pts)
+    x0, y0 = np.maximum(every.min(axis=0), 0)
+    x1, y1 = np.minimum(every.max(axis=0), (shape[1] - 1, shape[0] - 1))
+    if x0 > x1 or y0 > y1:
+        return False
+    box = np.zeros((int(y1 - y0) + 1, int(x1 - x0) + 1), dtype=np.uint8)
+    cv2.fillPoly(box, [(p.astype(np.int64) - (x0, y0)).astype(np.int32) for p in pts], 1)
+    return bool(box.any())
 
 
 # --- Rsu ------------------------------------------------------------------------------------

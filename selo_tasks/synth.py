@@ -149,6 +149,8 @@ def build_synthetic_airslt(
     """
     if not 0 < scale <= 1:
         raise ParameterError(f"--scale must be in (0, 1], got {scale}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**128:
+        raise ParameterError(f"--seed must be a whole number from 0 to 2**128 - 1, got {seed}")
     all_cases = load_annotations(anno)
     chosen = [all_cases[i] for i in cases] if cases is not None else all_cases
     full_sizes = scene_sizes(all_cases)
@@ -156,7 +158,7 @@ def build_synthetic_airslt(
     images = ensure_dir(root / "images")
     settings = {"scale": scale, "seed": seed}
     previous = root / "synth.json"
-    if previous.exists() and json.loads(previous.read_text()).get("settings") != settings:
+    if previous.exists() and _settings_of(previous) != settings:
         for old in images.glob("*.jpg"):  # drawn with other settings: draw again
             old.unlink()
     sizes = {
@@ -194,3 +196,12 @@ def build_synthetic_airslt(
     return SyntheticSet(
         root, images, anno_path, load_annotations(anno_path), {k: sizes[k] for k in wanted}
     )
+
+
+def _settings_of(record: Path) -> object:
+    """The settings an earlier synth.json records (None when it is unreadable: draw again)."""
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data.get("settings") if isinstance(data, dict) else None

@@ -196,6 +196,151 @@ def _disk_full(monkeypatch) -> None:
     monkeypatch.setattr(outputs.rasterio.shutil, "copy", full)
 
 
+def _damaged_tile(tmp: Path) -> list:
+    """A deflate GeoTIFF with garbage in one compressed tile (found inside a Dask task)."""
+    import rasterio
+
+    path = _scene(tmp, (600, 800))
+    with rasterio.open(path) as ds:
+        profile = {**ds.profile, "compress": "deflate"}
+        pixels = ds.read()
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(pixels)
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+        size = int(ds.get_tag_item("BLOCK_SIZE_1_1", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    for i in range(offset + 2, offset + size - 4):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return _localize(path, tmp=tmp)
+
+
+def _png(tmp: Path, name: str = "scene.png") -> Path:
+    path = tmp / name
+    cv2.imwrite(str(path), colour_scene((300, 400)))
+    return path
+
+
+def _truncated_png(tmp: Path) -> list:
+    path = _png(tmp)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return _localize(path, tmp=tmp)
+
+
+def _lying_geotiff(tmp: Path) -> list:
+    """A 512x512 GeoTIFF of four tiles whose header claims 65535x65535 pixels."""
+    import struct
+
+    path = write_geotiff_scene(tmp / "lying.tif", colour_scene((512, 512)))
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag, kind = struct.unpack_from("<HH", data, entry)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            struct.pack_into("<H" if kind == 3 else "<I", data, entry + 8, 65535)
+    path.write_bytes(bytes(data))
+    return _localize(path, tmp=tmp)
+
+
+def _damaged_staged_copy(tmp: Path) -> list:
+    """A PNG scene staged once, then its staged copy in the cache cut in half."""
+    from selo.pipeline.scene import open_scene
+
+    path = _png(tmp)
+    staged = Path(open_scene(path).attrs["selo_staged"])
+    staged.write_bytes(staged.read_bytes()[: staged.stat().st_size // 2])
+    return _localize(path, tmp=tmp)
+
+
+def _no_georeferencing(tmp: Path) -> list:
+    return _localize(_png(tmp), tmp=tmp)
+
+
+def _random_checkpoint(tmp: Path) -> list:
+    path = tmp / "junk.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return _localize(
+        _scene(tmp), "--model", "openclip:ViT-B-32", "--checkpoint", str(path), tmp=tmp
+    )
+
+
+def _nan_checkpoint(tmp: Path) -> list:
+    import torch
+
+    path = tmp / "nan.pt"
+    torch.save({"visual.conv1.weight": torch.full((3, 3), float("nan"))}, path)
+    return _localize(
+        _scene(tmp), "--model", "openclip:ViT-B-32", "--checkpoint", str(path), tmp=tmp
+    )
+
+
+def _hf_config_not_an_object(tmp: Path) -> list:
+    folder = tmp / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("[]")
+    (folder / "model.safetensors").write_bytes(b"junk")
+    return _localize(_scene(tmp), "--model", f"hf-clip:{folder}", tmp=tmp)
+
+
+def _map_claiming(tmp: Path) -> list:
+    """A map PNG whose header (CRC included) claims 50000x50000 pixels."""
+    import struct
+    import zlib
+
+    def write(maps: Path) -> None:
+        path = maps / "probmap_0.png"
+        cv2.imwrite(str(path), np.zeros((300, 400), np.uint8))
+        data = bytearray(path.read_bytes())
+        struct.pack_into(">II", data, 16, 50000, 50000)
+        struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+        path.write_bytes(bytes(data))
+
+    return _map_case(write)(tmp)
+
+
+def _truncated_map(tmp: Path) -> list:
+    def write(maps: Path) -> None:
+        path = maps / "probmap_0.jpg"
+        cv2.imwrite(str(path), cv2.GaussianBlur(colour_scene((300, 400))[..., 0], (0, 0), 9))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    return _map_case(write)(tmp)
+
+
+def _cache_is_a_file(monkeypatch) -> None:
+    monkeypatch.setenv("SELO_CACHE_DIR", __file__)  # any file will do: it is only looked at
+
+
+def _negative_seed(tmp: Path) -> list:
+    return ["localize", str(_scene(tmp)), "-q", "white roofs", "--method", "v2", "--seed", "-1", *FAST, "--out", str(tmp / "out")]
+
+
+def _fills_no_pixel(tmp: Path) -> list:
+    """A triangle whose box overlaps the map's corner but which lies outside it."""
+    maps = tmp / "maps"
+    maps.mkdir()
+    cv2.imwrite(str(maps / "probmap_0.png"), np.zeros((300, 400), np.uint8))
+    case = {**GOOD, "points": [[[-90, 50], [50, -90], [-90, -90]]]}
+    (tmp / "anno.json").write_text(json.dumps([case]))
+    return ["eval", "--anno", str(tmp / "anno.json"), "--maps", str(maps)]
+
+
+def _resume_over_a_list(tmp: Path) -> list:
+    """A run folder whose case_00/metrics.json holds [] (not a record): computed again."""
+    images = tmp / "images"
+    images.mkdir()
+    _png(images, "a.png")
+    (tmp / "anno.json").write_text(json.dumps([GOOD]))
+    (tmp / "out" / "case_00").mkdir(parents=True)
+    (tmp / "out" / "case_00" / "metrics.json").write_text("[]")
+    return [
+        "airslt", "--images", str(images), "--anno", str(tmp / "anno.json"), "--out",
+        str(tmp / "out"), "--resume", "--scales", "128,256", "--no-profile", *FAST,
+    ]  # fmt: skip
+
+
 def _airslt_missing_images(tmp: Path) -> list:
     return ["airslt", "--images", str(tmp / "nowhere"), "--out", str(tmp / "out"), *FAST]
 
@@ -225,6 +370,11 @@ CATALOGUE: list[BadInput] = [
     BadInput("float scene with NaN (works)", _float, "", "nothing to do: NaN is nodata, values are stretched", code=0),
     BadInput("1-band scene (works)", _one_band, "", "nothing to do: the band is used as gray", code=0),
     BadInput("band that does not exist", _with("--bands", "1,2,9"), "band", "pick bands between 1 and the file's band count"),
+    BadInput("GeoTIFF with a damaged compressed tile", _damaged_tile, "scene.tif: damaged pixel data", "the file is damaged: copy or download it again"),
+    BadInput("PNG cut short", _truncated_png, "scene.png: damaged PNG", "the file is incomplete: copy or download it again"),
+    BadInput("header claiming more pixels than the file holds", _lying_geotiff, "lying.tif: damaged GeoTIFF", "the file is damaged: copy or download it again"),
+    BadInput("damaged staged copy in the cache (works)", _damaged_staged_copy, "staging again", "nothing to do: the copy is made again from the scene", code=0),
+    BadInput("scene without georeferencing (works)", _no_georeferencing, "no CRS in the scene", "nothing to do: outputs use pixel coordinates", code=0),
     # --- queries and options
     BadInput("empty query", _query(""), "non-empty", "give a sentence with -q"),
     BadInput("whitespace query", _query("   "), "non-empty", "give a sentence with -q"),
@@ -233,6 +383,11 @@ CATALOGUE: list[BadInput] = [
     BadInput("non-numeric scale", _with("--scales", "big"), "scales must be whole numbers", "use window sizes in pixels, e.g. 256,512,768"),
     BadInput("scale larger than the scene (works)", _with("--scales", "5000"), "smaller than window size", "nothing to do: the window is clamped to the scene", code=0),
     BadInput("chunk size 0", _with("--chunk", "0"), "--chunk", "use a chunk side of at least 256 pixels"),
+    BadInput("scale too large", _with("--scales", "100000000000000000000"), "scales must be at most", "use window sizes in pixels, at most the scene's size"),
+    BadInput("more workers than the machine can hold", _with("--workers", "1000"), "--workers must be a whole number from 1 to", "leave out --workers, or give fewer"),
+    BadInput("negative seed", _negative_seed, "--seed must be a whole number from 0", "use a seed from 0 to 2**63 - 1"),
+    BadInput("scheduler that is not an address", _with("--scheduler", "notaurl"), "--scheduler must be a Dask scheduler address", "give an address such as tcp://host:8786"),
+    BadInput("SELO_CACHE_DIR pointing at a file", _with(), "is a file, not a folder", "point SELO_CACHE_DIR or --cache-dir at a folder", patch=_cache_is_a_file),
     # --- models and checkpoints
     BadInput("unknown model name", _with("--model", "resnet-9000"), "resnet-9000", "run `selo models` for the names"),
     BadInput("unknown open_clip architecture", _with("--model", "openclip:ViT-Z-99"), "ViT-Z-99", "use an architecture open_clip knows"),
@@ -240,6 +395,9 @@ CATALOGUE: list[BadInput] = [
     BadInput("checkpoint file missing", _with("--model", "openclip:ViT-B-32", "--checkpoint", "/nonexistent/w.pt"), "/nonexistent/w.pt", "check the path"),
     BadInput("checkpoint for another architecture", _wrong_checkpoint, "missing", "use the architecture the weights were trained with"),
     BadInput("malicious checkpoint (pickle with code)", _pickle_with_code, "evil.pt", "use a plain state dict; never load untrusted pickles"),
+    BadInput("checkpoint of random bytes", _random_checkpoint, "cannot read checkpoint", "the file is damaged or not a checkpoint: download it again"),
+    BadInput("checkpoint whose weights are NaN", _nan_checkpoint, "holds NaN or infinite values", "use weights from a run that did not diverge"),
+    BadInput("Hugging Face folder with a damaged config.json", _hf_config_not_an_object, "config.json: expected a JSON object", "copy the model folder again"),
     BadInput("CUDA asked for on a machine without it", _cuda, "cuda", "leave out --device, or use --device cpu"),
     # --- annotations
     BadInput("malformed annotation JSON", _anno(None, raw='[{"caption": "x",'), "not valid JSON", "fix the JSON at the line and column given"),
@@ -249,17 +407,26 @@ CATALOGUE: list[BadInput] = [
     BadInput("polygon with zero area", _anno([{**GOOD, "points": [[[0, 0], [5, 5], [9, 9]]]}]), "zero area", "fix or drop the polygon"),
     BadInput("image name leaving the images folder", _anno([{**GOOD, "jpg_name": "../../etc/passwd"}]), "not a plain file name", "use the scene's file name only"),
     BadInput("absolute image name", _anno([{**GOOD, "jpg_name": "/data/0.jpg"}]), "not a plain file name", "use the scene's file name only"),
+    BadInput("image name longer than 255 bytes", _anno([{**GOOD, "jpg_name": "a" * 300 + ".png"}]), "file names have at most 255", "use the scene's file name"),
+    BadInput("annotation JSON nested too deeply", _anno(None, raw="[" * 100_000 + "]" * 100_000), "nested too deeply", "give a list of cases"),
+    BadInput("5000-digit number in the annotations", _anno(None, raw='[{"caption": "x", "jpg_name": "a.png", "points": [[[' + "9" * 5000 + ", 0]]]}]"), "not valid JSON for selo", "fix the number"),
+    BadInput("point far outside any image (1e300)", _anno([{**GOOD, "points": [[[0, 0], [1e300, 0], [0, 1e300]]]}]), "is not a pixel coordinate", "fix the point"),
+    BadInput("caption with a lone surrogate", _anno(None, raw='[{"caption": "a \\ud800 roof", "jpg_name": "a.png", "points": [[[0, 0], [99, 0], [99, 99]]]}]'), "not valid Unicode text", "fix the caption's text"),
+    BadInput("polygons that fill no pixel of the map", _fills_no_pixel, "fill no pixel", "fix the polygon's points"),
     # --- maps (selo eval)
     BadInput("map missing", _map_case(lambda m: None), "case 0: no map in", "produce the map, or pass --skip-missing"),
     BadInput("map of the wrong shape", _wrong_shape, "case 0: map", "write maps at the scene's size"),
     BadInput("16-bit map", _map_case(lambda m: cv2.imwrite(str(m / "probmap_0.png"), np.zeros((300, 400), np.uint16))), "8-bit", "save maps as 8-bit images"),
     BadInput("unreadable map file", _map_case(lambda m: (m / "probmap_0.png").write_bytes(b"garbage")), "probmap_0.png", "write the map again"),
+    BadInput("map whose header claims 50000x50000 pixels", _map_claiming, "claims 50000×50000 pixels", "write the map again"),
+    BadInput("truncated map (PNG or JPEG)", _truncated_map, "probmap_0.jpg: damaged pixel data", "write the map again"),
     # --- outputs
     BadInput("output folder is a file", _out_is_file, "taken: exists and is not a folder", "choose another --out"),
     BadInput("output folder under a file", _out_under_file, "taken/sub", "choose another --out"),
     BadInput("disk fills up while writing", _with(), "No space left on device", "free space or choose another --out", patch=_disk_full),
     # --- runs and clusters
     BadInput("images folder missing", _airslt_missing_images, "nowhere: images folder not found", "check --images"),
+    BadInput("resume record that is not a record (works)", _resume_over_a_list, "", "nothing to do: the case is computed again", code=0),
     BadInput("scenes named by the annotations missing", _airslt_missing_scenes, "22 scene(s) named by the annotations are missing", "add them, or pass --skip-missing"),
     BadInput("selo compare of a folder that is not a run", _compare_no_run, "a/run.json: not found", "give run folders that selo airslt or selo demo wrote"),
     BadInput("unreachable scheduler address", _with("--scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler at tcp://127.0.0.1:9", "check the address, or leave out --scheduler"),

@@ -47,6 +47,15 @@ def cache_dir(tmp_path, monkeypatch):
     return d
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="tests/test_fuzz.py: try ten times as many damaged files and random inputs",
+    )
+
+
 @pytest.fixture(scope="session")
 def method_runs(tmp_path_factory):
     """Two finished ``selo airslt`` runs of the same four synthetic cases (scenes 0.jpg and

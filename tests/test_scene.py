@@ -308,6 +308,109 @@ def test_unusable_scenes_raise_scene_error(tmp_path, kind, message, opener):
     assert "bad.tif" in str(raised.value)
 
 
+def sparse_tif(path: Path, *, nodata, side: int = 1024) -> Path:
+    """A GeoTIFF with one 256x256 tile of data and the others left out (SPARSE_OK)."""
+    profile = dict(driver="GTiff", height=side, width=side, count=1, dtype="uint8", nodata=nodata)
+    profile.update(tiled=True, blockxsize=256, blockysize=256, SPARSE_OK=True, compress="zstd")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.full((1, 256, 256), 7, np.uint8), window=((0, 256), (0, 256)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "zstd",  # a constant scene: tens of thousands of pixels per byte
+        "deflate",
+        "png",  # deflate at its limit, 8-bit gray
+        "sparse",  # empty blocks left out on purpose, nodata says what they hold
+    ],
+)
+def test_highly_compressed_scenes_are_not_refused(tmp_path, kind):
+    """Legitimate files far beyond 1000 pixels per byte (zstd, sparse) open: the lying-header
+    checks read the block table and the data, not a compression ratio."""
+    side = 4096  # above the size under which any compression ratio is believed
+    flat = np.full((1, side, side), 90, np.uint8)
+    if kind == "png":
+        path = tmp_path / "flat.png"
+        cv2.imwrite(str(path), flat[0])
+    elif kind == "sparse":
+        path = sparse_tif(tmp_path / "sparse.tif", nodata=0, side=side)
+    else:
+        profile = dict(tiled=True, blockxsize=512, blockysize=512, compress=kind)
+        path = write_tif(tmp_path / f"{kind}.tif", flat, **profile)
+    info = inspect_scene(path)
+    assert (info.height, info.width) == (side, side)
+    if kind in ("zstd", "sparse"):
+        assert path.stat().st_size * 1000 < side * side
+
+
+def test_sparse_geotiff_needs_a_nodata_value(tmp_path):
+    with pytest.raises(SceneError, match="15 of them are not in the file.*needs a nodata value"):
+        inspect_scene(sparse_tif(tmp_path / "sparse.tif", nodata=None))
+
+
+def _patch_tiff_size(path: Path, width: int, height: int) -> Path:
+    import struct
+
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag, kind = struct.unpack_from("<HH", data, entry)
+        if tag in (256, 257):
+            size = (width, height)[tag - 256]
+            struct.pack_into("<H" if kind == 3 else "<I", data, entry + 8, size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("nodata", [None, 0])
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_header_claiming_more_blocks_than_its_table_is_refused(tmp_path, nodata, interleave):
+    """The issue's case: four tiles of data, a header claiming 65535x65535 pixels."""
+    profile = dict(tiled=True, blockxsize=256, blockysize=256, nodata=nodata, interleave=interleave)
+    path = write_tif(tmp_path / "lying.tif", gradient(rows=512, cols=512), **profile)
+    _patch_tiff_size(path, 65535, 65535)
+    with pytest.raises(SceneError, match=r"lying.tif: damaged GeoTIFF: .*65535×65535"):
+        inspect_scene(path)
+
+
+def test_png_whose_header_claims_more_rows_than_its_data(tmp_path):
+    import struct
+    import zlib
+
+    from selo.pipeline.scenefile import verify_png
+
+    path = tmp_path / "lying.png"
+    cv2.imwrite(str(path), gradient(rows=100, cols=120)[0])
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">II", data, 16, 120, 1000)  # and a CRC that matches the lie
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    with pytest.raises(SceneError, match="pixel data ends after 12100 of the 121000 bytes"):
+        verify_png(path)
+    with pytest.raises(SceneError, match="lying.png: damaged PNG"):
+        open_scene(path)
+
+
+def test_uncompressed_block_shorter_than_its_size_is_refused(tmp_path):
+    import struct
+
+    tiles = dict(tiled=True, blockxsize=32, blockysize=32)
+    path = write_tif(tmp_path / "raw.tif", gradient(rows=64, cols=64), **tiles)
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag, kind, count, where = struct.unpack_from("<HHII", data, entry)
+        if tag == 325:  # TileByteCounts: the first tile claims fewer bytes than it needs
+            struct.pack_into("<H" if kind == 3 else "<I", data, where, 100)
+    path.write_bytes(bytes(data))
+    with pytest.raises(SceneError, match="pixel block 0,0 holds 100 bytes"):
+        inspect_scene(path)
+
+
 @pytest.mark.parametrize("opener", [inspect_scene, open_scene, scene_key])
 def test_missing_scene_raises_input_not_found(tmp_path, opener):
     with pytest.raises(InputNotFoundError, match="nowhere.tif"):
