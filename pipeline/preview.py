@@ -10,6 +10,7 @@ every map by indexing, chunk by chunk.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from itertools import pairwise
 from typing import Literal
 
@@ -28,6 +29,8 @@ __all__ = [
     "decimate",
     "decimation_indices",
     "each_strip",
+    "keep_preview",
+    "kept_preview",
     "preview_shape",
     "read_preview",
 ]
@@ -62,24 +65,44 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
     ``previews/`` folder as PNG, keyed by the scene's content, bands, conversion and
     size: a 10k² scene takes seconds to decimate (every tile is decoded), its kept
     preview milliseconds to read."""
-    height, width = int(scene.sizes["y"]), int(scene.sizes["x"])
-    out_shape = preview_shape((height, width), max_side)
-    window = file_window(scene)
-    kept = None
-    if cache is not None and window is not None:
-        kept = cache.root / "previews" / f"{scene_key(scene, cache)[5:]}-{out_shape[0]}x{out_shape[1]}.png"
-        bgr = cv2.imread(str(kept), cv2.IMREAD_COLOR) if kept.is_file() else None
-        if bgr is not None and bgr.shape[:2] == out_shape:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    preview = _read_preview(scene, out_shape, window)
+    out_shape = preview_shape((int(scene.sizes["y"]), int(scene.sizes["x"])), max_side)
+    kept = kept_preview(scene, out_shape, cache) if cache is not None else None
     if kept is not None:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
-        try:
-            if ok:
-                atomic_write_bytes(kept, buf.tobytes(), what="scene preview")
-        except OutputError:  # a cache that cannot be written only costs time
-            pass
+        return kept
+    preview = _read_preview(scene, out_shape, file_window(scene))
+    if cache is not None:
+        keep_preview(scene, preview, cache)
     return preview
+
+
+def _kept_path(scene: xr.DataArray, out_shape: tuple[int, int], cache) -> Path | None:
+    if file_window(scene) is None:
+        return None
+    name = f"{scene_key(scene, cache)[5:]}-{out_shape[0]}x{out_shape[1]}.png"
+    return cache.root / "previews" / name
+
+
+def kept_preview(scene: xr.DataArray, out_shape: tuple[int, int], cache) -> np.ndarray | None:
+    """The preview of a file scene kept in ``cache`` (None when there is none)."""
+    path = _kept_path(scene, out_shape, cache)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path is not None and path.is_file() else None
+    if bgr is None or bgr.shape[:2] != tuple(out_shape):
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def keep_preview(scene: xr.DataArray, preview: np.ndarray, cache) -> None:
+    """Keep a file scene's preview in ``cache`` (a cache that cannot be written only costs
+    time later)."""
+    path = _kept_path(scene, preview.shape[:2], cache)
+    if path is None:
+        return
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
+    try:
+        if ok:
+            atomic_write_bytes(path, buf.tobytes(), what="scene preview")
+    except OutputError:
+        pass
 
 
 def _read_preview(scene: xr.DataArray, out_shape, window) -> np.ndarray:

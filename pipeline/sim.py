@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
@@ -50,6 +50,10 @@ class EmbeddingPlan:
     batches: list
     parts: list
     dim: int
+    #: with a preview shape: Delayed (rows of the preview, (n, cols, 3) uint8) per strip,
+    #: cut from the regions Cut reads anyway (:meth:`assemble_preview`); empty otherwise
+    preview_parts: list = field(default_factory=list)
+    preview_shape: tuple[int, int] | None = None
 
     def lazy(self) -> tuple[da.Array, da.Array]:
         """All embeddings and has-data flags as two dask arrays, in table order."""
@@ -72,6 +76,40 @@ class EmbeddingPlan:
     def _order(self) -> np.ndarray:
         return np.argsort(np.concatenate([b.index for b in self.batches]), kind="stable")
 
+    def assemble_preview(self, results: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """The scene's preview from the computed ``preview_parts`` (row positions, pixels)."""
+        out = np.empty((*self.preview_shape, 3), np.uint8)
+        for rows, pixels in results:
+            out[rows] = pixels
+        return out
+
+
+def preview_plan(
+    bboxes: list[tuple[int, int, int, int]],
+    height: int,
+    width: int,
+    shape: tuple[int, int],
+) -> dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] | None:
+    """Which preview rows each region gives: {bbox: (preview row positions, source rows)},
+    every preview row from the last region (in reading order) that holds its source row;
+    None when the regions do not hold every row and column (then read the preview apart).
+
+    Preview pixel (i, j) is the scene pixel under its centre, ``decimation_indices``."""
+    from selo.pipeline.preview import decimation_indices
+
+    rows = decimation_indices(height, shape[0])
+    owner = np.full(len(rows), -1)
+    for k, (r0, r1, c0, c1) in enumerate(bboxes):
+        if c0 == 0 and c1 == width:
+            owner[(rows >= r0) & (rows < r1)] = k
+    if (owner < 0).any():
+        return None
+    return {
+        bbox: (np.flatnonzero(owner == k), rows[owner == k])
+        for k, bbox in enumerate(bboxes)
+        if (owner == k).any()
+    }
+
 
 def scores(embeddings: np.ndarray, has_data: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine similarity of every window with a unit query vector (float64; NaN where
@@ -92,6 +130,7 @@ def embedding_plan(
     batch: int = DEFAULT_BATCH,
     resources: dict | None = None,
     label: str = "",
+    preview: tuple[int, int] | None = None,
 ) -> EmbeddingPlan:
     """The lazy Cut → Sim graph of ``table`` over a scene's ``regions``.
 
@@ -101,7 +140,9 @@ def embedding_plan(
     False). ``cut`` says how windows become encoder input. ``label`` (e.g. the scene's
     name, through :func:`~selo.pipeline.profile.task_label`) goes into every task name —
     ``cut-region-<label>-…``, ``cut-<label>-…``, ``sim-<label>-…`` — so that the
-    profiler can say how long each scene took.
+    profiler can say how long each scene took. With ``preview`` (rows, cols), the scene's
+    preview is cut from the same regions (``cut-preview-…`` tasks), so the scene's pixels
+    are decoded once for both, where the regions hold every row and column.
     """
     tag = f"{label}-" if label else ""
     batches = plan_batches(table, strip=strip, batch=batch)
@@ -124,7 +165,26 @@ def embedding_plan(
                 crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
             )
         parts.append(part)
-    return EmbeddingPlan(table, batches, parts, dim)
+    plan = EmbeddingPlan(table, batches, parts, dim)
+    rows = None if preview is None else preview_plan(list(reads), table.height, table.width, preview)
+    if rows is not None:
+        from selo.pipeline.preview import decimation_indices
+
+        cols = decimation_indices(table.width, preview[1])
+        for bbox, (positions, source) in rows.items():
+            token = dask.base.tokenize(reads[bbox].key, source, cols)
+            plan.preview_parts.append(
+                dask.delayed(_preview_rows, pure=True)(
+                    reads[bbox], positions, source - bbox[0], cols, dask_key_name=f"cut-preview-{tag}{token}"
+                )
+            )
+        plan = EmbeddingPlan(table, batches, parts, dim, plan.preview_parts, tuple(preview))
+    return plan
+
+
+def _preview_rows(region, positions: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    rgb, _ = region  # pixels without data are already 0 in the region
+    return positions, np.ascontiguousarray(rgb[rows][:, cols])
 
 
 @portable_errors

@@ -40,7 +40,7 @@ from selo.pipeline.outputs import write_jpeg, write_png, write_windows_csv
 from selo.pipeline.scene import open_scene
 from selo.pipeline.store import atomic_write_text, ensure_dir
 from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.case_overlay import submit_previews, write_case_overlays
+from selo.selo_tasks.case_overlay import PREVIEW_SIDE, submit_previews, write_case_overlays
 from selo.selo_tasks.driver import QueryMap
 from selo.selo_tasks.eval import CaseResult, write_metrics_csv
 from selo.selo_tasks.methods import Method
@@ -154,7 +154,12 @@ def run_cases(
     embedded = dict(
         zip(
             by_scene,
-            driver.embed([(scenes[n], tables[n]) for n in by_scene], what="scenes"),
+            driver.embed(
+                [(scenes[n], tables[n]) for n in by_scene],
+                what="scenes",
+                # overlay backgrounds cut from the pixels Cut reads anyway, kept in the cache
+                preview_side=PREVIEW_SIDE if options.overlays else None,
+            ),
             strict=True,
         )
     )

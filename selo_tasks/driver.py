@@ -35,6 +35,7 @@ from selo.pipeline.cache import Cache, EmbeddingKey
 from selo.pipeline import DEFAULT_BATCH
 from selo.pipeline.cut import CutSpec
 from selo.pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
+from selo.pipeline.preview import keep_preview, preview_shape
 from selo.pipeline.profile import StageProfiler, task_label
 from selo.pipeline.scene import region_reader, scene_key, scene_label
 from selo.pipeline.sim import EmbeddingPlan, embedding_plan, scores
@@ -64,6 +65,7 @@ class Embedded:
     embeddings: np.ndarray
     has_data: np.ndarray
     cached: bool
+    preview: np.ndarray | None = None  # the scene's preview, when Cut made it
 
     def scores(self, query_vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of every window with the query (float64; NaN where no data)."""
@@ -210,12 +212,15 @@ class Driver:
         *,
         what: str = "windows",
         require_data: bool = True,
+        preview_side: int | None = None,
     ) -> list[Embedded]:
         """Embeddings of each (scene, table), from the cache or computed in one pass.
 
         All uncached tables are submitted together (the cluster balances them) and
         each is cached as soon as it completes; identical requests are computed once.
-        With ``require_data`` a scene whose windows all lack data is an error."""
+        With ``require_data`` a scene whose windows all lack data is an error. With
+        ``preview_side``, Cut also makes each embedded scene's preview (that size, from
+        the pixels it reads anyway) and keeps it in the cache for ``read_preview``."""
         results: list[Embedded | None] = [None] * len(items)
         todo: list[tuple[int, EmbeddingKey | None, EmbeddingPlan]] = []
         same: dict[object, list[int]] = {}
@@ -242,15 +247,20 @@ class Driver:
                 batch=self.batch,
                 resources=self.executor.resources,
                 label=task_label(Path(scene_label(scene)).name),  # per-scene task seconds
+                preview=None
+                if preview_side is None
+                else preview_shape((table.height, table.width), preview_side),
             )
             todo.append((i, key, plan))
         if todo:
             with self._stage("cut"):  # scene reads count here; "sim-" tasks count as Sim
-                for n, emb, has in self._compute([plan for _, _, plan in todo], what):
+                for n, emb, has, preview in self._compute([plan for _, _, plan in todo], what):
                     i, key, plan = todo[n]
                     if key is not None:
                         self.cache.put_embeddings(key, plan.table, emb, has)
-                    results[i] = Embedded(items[i][0], plan.table, emb, has, cached=False)
+                    if preview is not None and self.cache is not None:
+                        keep_preview(items[i][0], preview, self.cache)
+                    results[i] = Embedded(items[i][0], plan.table, emb, has, False, preview)
         for indexes in same.values():
             for i in indexes[1:]:
                 results[i] = results[indexes[0]]
@@ -265,16 +275,18 @@ class Driver:
         return results  # type: ignore[return-value]
 
     def _compute(self, plans: list[EmbeddingPlan], what: str):
-        """Yield (plan index, embeddings, has-data) as each plan's batches complete.
+        """Yield (plan index, embeddings, has-data, preview or None) as each plan's batches
+        (and preview rows) complete.
 
         Plans of one scene can share batches (same region, same windows: same task
         key); each distinct task is computed once and serves all its owners."""
-        done: list[list] = [[None] * len(p.parts) for p in plans]
-        left = [len(p.parts) for p in plans]
+        sizes = [(len(p.parts), len(p.preview_parts)) for p in plans]
+        done: list[list] = [[None] * (a + b) for a, b in sizes]
+        left = [a + b for a, b in sizes]
         owners: dict[str, list[tuple[int, int]]] = {}
         unique = []
         for i, plan in enumerate(plans):
-            for k, part in enumerate(plan.parts):
+            for k, part in enumerate([*plan.parts, *plan.preview_parts]):
                 if part.key not in owners:
                     owners[part.key] = []
                     unique.append(part)
@@ -285,9 +297,11 @@ class Driver:
                 done[i][k] = result
                 left[i] -= 1
                 if left[i] == 0:
-                    emb, has = plans[i].assemble(done[i])
+                    plan, nparts = plans[i], sizes[i][0]
+                    emb, has = plan.assemble(done[i][:nparts])
+                    preview = plan.assemble_preview(done[i][nparts:]) if plan.preview_parts else None
                     done[i] = []
-                    yield i, emb, has
+                    yield i, emb, has, preview
 
     def query_maps(self, requests: Sequence[tuple[Embedded, str]]) -> list[QueryMap]:
         """The map of each (embedded scene, sentence): Gnt on the cell grid, lazily finished.

@@ -124,12 +124,16 @@ def localize(
             table = ctx.driver.table(scene)
         if scene.rio.crs is None:
             log.info("%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", scene_path)
-        embedded = ctx.driver.embed([(scene, table)], what="windows")[0]
+        embedded = ctx.driver.embed([(scene, table)], what="windows", preview_side=PREVIEW_SIDE)[0]
         log.info(
             "%d windows %s", len(table), "from the embedding cache" if embedded.cached else "embedded"
         )
-        # once per scene, and kept in the cache for the next run on it
-        preview = functools.cache(lambda: read_preview(scene, PREVIEW_SIDE, cache=ctx.cache))
+        # made by Cut from the pixels it reads (or kept in the cache from an earlier run)
+        preview = functools.cache(
+            lambda: embedded.preview
+            if embedded.preview is not None
+            else read_preview(scene, PREVIEW_SIDE, cache=ctx.cache)
+        )
         maps = ctx.driver.query_maps([(embedded, q) for q in queries])
         outputs = [
             _write_query(ctx, scene, i, qm, out, preview) for i, qm in enumerate(maps, start=1)
@@ -177,17 +181,17 @@ def _write_query(
             else:
                 finished = spool(spooled, selo, like=grid, nodata=nodata)
         with ctx.profiler.stage("write"):
+            heat = decimate(finished, preview().shape[:2])
 
-            def overlay_and_regions() -> None:
-                heat = decimate(finished, preview().shape[:2])
-                write_overlay(folder / "overlay.png", preview(), heat)
+            def regions() -> None:  # the centres on the full map, regions on the heat map
                 features = map_features(finished, grid, heat=heat)
                 write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
             jobs = [
                 lambda: write_geotiff(folder / "selo_map.tif", finished, like=grid, nodata=nodata),
                 lambda: write_png(folder / "selo_map.png", finished),
-                overlay_and_regions,
+                lambda: write_overlay(folder / "overlay.png", preview(), heat),
+                regions,
             ]
             if ctx.options.paper_compat:
                 jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))

@@ -162,27 +162,25 @@ def _describe(d: dict) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of selo and the libraries that shape its numbers, for run.json."""
-    import cv2
-    import dask
-    import numpy
+    """Versions of selo and the libraries that shape its numbers, for run.json (read from
+    the installed distributions: nothing is imported for it, torch included)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import rasterio
-    import skimage
 
-    out = {
-        "selo": __version__,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-        "opencv": cv2.__version__,
-        "scikit-image": skimage.__version__,
-        "dask": dask.__version__,
-    }
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    out = {"selo": __version__, "python": platform.python_version()}
+    for name, dist in (
+        ("numpy", "numpy"),
+        ("rasterio", "rasterio"),
+        ("opencv", "opencv-python-headless"),
+        ("scikit-image", "scikit-image"),
+        ("dask", "dask"),
+        ("torch", "torch"),
+        ("open_clip", "open_clip_torch"),
+    ):
+        try:
+            out[name] = version(dist)
+        except PackageNotFoundError:
+            pass
+    out["gdal"] = rasterio.__gdal_version__
     return out

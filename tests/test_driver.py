@@ -35,3 +35,28 @@ def test_tables_sharing_batches_are_embedded_together(tmp_path):
     np.testing.assert_allclose(together[0].embeddings, direct[:3], atol=1e-6)
     np.testing.assert_allclose(together[1].embeddings, direct, atol=1e-6)
     np.testing.assert_array_equal(together[2].embeddings, together[0].embeddings)
+
+
+def test_cut_makes_the_scene_preview_from_the_pixels_it_reads(tmp_path, monkeypatch):
+    """The preview Cut cuts from its strips equals the decimated read of the file, and is
+    kept in the cache for the next read_preview."""
+    from selo.pipeline import preview as preview_module
+    from selo.pipeline.preview import read_preview
+
+    h, w = 1500, 1300
+    image = colour_scene((h, w))
+    scene_path = write_geotiff_scene(tmp_path / "s.tif", image)
+    options = Options(in_process=True, cache_dir=str(tmp_path / "cache"), show_progress=False)
+    with run_session(options) as ctx:
+        scene = open_scene(scene_path, chunk=512, cache=ctx.cache)
+        table = ctx.driver.table(scene)
+        (embedded,) = ctx.driver.embed([(scene, table)], preview_side=400)
+        assert embedded.preview is not None and embedded.preview.shape == (400, 347, 3)
+        expected = preview_module._read_preview(scene, (400, 347), (0, 0, h, w))
+        np.testing.assert_array_equal(embedded.preview, expected)
+
+        def no_read(*args):
+            raise AssertionError("the preview should come from the cache")
+
+        monkeypatch.setattr(preview_module, "_read_preview", no_read)
+        np.testing.assert_array_equal(read_preview(scene, 400, cache=ctx.cache), expected)
