@@ -38,7 +38,6 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
-from skimage.measure import label, regionprops
 
 from selo.errors import MapError, ParameterError
 from selo.pipeline.cut import jpeg_bytes
@@ -339,20 +338,26 @@ def regions_from_map(
     height, width = heat.shape
     pixel_area = (info.height / height) * (info.width / width)
     transform = info.transform @ Affine.scale(info.width / width, info.height / height)
-    labels = label(heat >= threshold, connectivity=2)
-    regions = {r.label: r for r in regionprops(labels, intensity_image=heat)}
+    n, labels = cv2.connectedComponents(
+        (heat >= threshold).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+    )
+    flat = labels.ravel()
+    count = np.bincount(flat, minlength=n)
+    total = np.bincount(flat, weights=heat.ravel(), minlength=n)  # exact integer sums
+    peak = np.zeros(n, np.int64)
+    np.maximum.at(peak, flat, heat.ravel())
     features = []
     for geometry, value in rasterio.features.shapes(
-        labels.astype(np.int32), mask=labels > 0, connectivity=8, transform=transform
+        labels, mask=labels > 0, connectivity=8, transform=transform
     ):
-        region = regions[int(value)]
-        area = round(region.area * pixel_area)
+        k = int(value)
+        area = round(int(count[k]) * pixel_area)
         if area < min_pixels:
             continue
         properties = {
             "kind": "region",
-            "max": int(region.intensity_max),
-            "mean": round(float(region.intensity_mean), 3),
+            "max": int(peak[k]),
+            "mean": round(float(total[k] / count[k]), 3),
             "area_px": area,
         }
         features.append({"type": "Feature", "geometry": geometry, "properties": properties})
