@@ -34,9 +34,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from selo.models import Encoder, EncoderSpec
-    from selo.pipeline.cache import Cache
-    from selo.selo_tasks.api import evaluate, evaluate_run, localize, open_scene
+    from .models import Encoder, EncoderSpec
+    from .pipeline.cache import Cache
+    from .selo_tasks.api import evaluate, evaluate_run, localize, open_scene
 
 _LAZY = {
     "Cache": "selo.pipeline.cache",

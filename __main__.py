@@ -1,5 +1,5 @@
 """``python -m selo``: the same as the ``selo`` command."""
 
-from selo.selo_tasks.cli import main
+from .selo_tasks.cli import main
 
 main()

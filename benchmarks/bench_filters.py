@@ -33,13 +33,13 @@ import dask.array as da
 import numpy as np
 from _common import stamp, write_section
 
-from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.filters import (
     gaussian_blur_array,
     gaussian_blur_cells,
     median_blur_array,
     median_blur_cells,
 )
+from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.windows import window_table
 
 TARGET = 10.0  # issue 12: Flt of a 10k² v1 map ≥ 10× faster than cv2.medianBlur on it

@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_airslt:
         a = airslt(work)
         tasks = ", ".join(f"{s} {v['task']:.1f}" for s, v in a["stages"].items())
-        met = "met" if a["wall"] <= AIRSLT_TARGET else f"missed by {a['wall'] - AIRSLT_TARGET:.1f} s"
+        met = (
+            "met" if a["wall"] <= AIRSLT_TARGET else f"missed by {a['wall'] - AIRSLT_TARGET:.1f} s"
+        )
         body += [
             "",
             f"Whole synthetic AIR-SLT (59 cases, scale 1, `color`, empty cache): **{a['wall']:.1f} s** "

@@ -123,9 +123,13 @@ def main(argv: list[str] | None = None) -> None:
         stages = ", ".join(
             f"{s} {v['wall']:.1f} s wall / {v['task']:.1f} s task" for s, v in a["stages"].items()
         )
-        what = "synthetic AIR-SLT at scale 0.1 on the CPU (a test of the script)" if tiny else (
-            "whole synthetic AIR-SLT (59 cases, scale 1), `--gpu`, ViT-B-32 (random weights), "
-            "empty cache"
+        what = (
+            "synthetic AIR-SLT at scale 0.1 on the CPU (a test of the script)"
+            if tiny
+            else (
+                "whole synthetic AIR-SLT (59 cases, scale 1), `--gpu`, ViT-B-32 (random weights), "
+                "empty cache"
+            )
         )
         body += [
             "",

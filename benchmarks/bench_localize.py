@@ -33,6 +33,7 @@ from selo.models.registry import get_encoder
 from selo.pipeline.gnt import CellGrid, accumulate, quantize
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.localize import localize
+from selo.selo_tasks.methods import V1
 from selo.selo_tasks.options import Options
 from selo.selo_tasks.synth import render_scene
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     # selo's Gnt + Flt on the published run's own scores, in its order
     first = runs[0]
     grid = CellGrid.from_windows(args.size, args.size, first["windows"])
-    u8 = quantize(accumulate(grid, first["windows"], first["scores"])).to_array()
+    u8 = quantize(accumulate(grid, first["windows"], first["scores"]))
     same = np.array_equal(V1().finish_array(u8), first["map"])
     extra = {k: v for k, v in ours_one.items() if k not in STAGES}
     body = "\n".join(

@@ -21,9 +21,8 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from _common import stamp, write_section
-from rasterio.io import MemoryFile
-
 from affine import Affine
+from rasterio.io import MemoryFile
 
 from selo.pipeline.outputs import COG_OPTIONS, PNG_LEVEL, write_geotiff
 from selo.pipeline.scene import Grid
@@ -63,13 +62,25 @@ def main(argv: list[str] | None = None) -> None:
 
     add("(floor)", "one memcpy of the map", best(lambda: np.copy(m).nbytes)[0], m.nbytes, False)
     for level in (1, 3, 6):
-        for name, extra in (("default filter", []), ("sub filter", [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB])):
+        for name, extra in (
+            ("default filter", []),
+            ("sub filter", [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]),
+        ):
             params = [cv2.IMWRITE_PNG_COMPRESSION, level, *extra]
             seconds, nbytes = best(lambda p=params: len(cv2.imencode(".png", m, p)[1]))
-            add("selo_map.png", f"zlib {level}, {name}", seconds, nbytes, level == PNG_LEVEL and bool(extra))
+            add(
+                "selo_map.png",
+                f"zlib {level}, {name}",
+                seconds,
+                nbytes,
+                level == PNG_LEVEL and bool(extra),
+            )
     profile = dict(driver="GTiff", height=m.shape[0], width=m.shape[1], count=1, dtype="uint8")
     variants = [
-        (f"DEFLATE {level}{', predictor' if predictor else ''}", {"COMPRESS": "DEFLATE", "LEVEL": level, **({"PREDICTOR": "YES"} if predictor else {})})
+        (
+            f"DEFLATE {level}{', predictor' if predictor else ''}",
+            {"COMPRESS": "DEFLATE", "LEVEL": level, **({"PREDICTOR": "YES"} if predictor else {})},
+        )
         for level in (1, 6)
         for predictor in (False, True)
     ] + [("ZSTD 1", {"COMPRESS": "ZSTD", "LEVEL": 1})]
@@ -93,8 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     grid = Grid(m.shape[0], m.shape[1], None, Affine.identity())
     target = args.workdir / "selo.tif"
     seconds, nbytes = best(lambda: write_geotiff(target, m, like=grid).stat().st_size)
-    add("selo_map.tif", f"COG, DEFLATE {COG_OPTIONS['LEVEL']}, overviews built first (nearest): "
-        "`write_geotiff`", seconds, nbytes, True)
+    add(
+        "selo_map.tif",
+        f"COG, DEFLATE {COG_OPTIONS['LEVEL']}, overviews built first (nearest): `write_geotiff`",
+        seconds,
+        nbytes,
+        True,
+    )
     import zarr
 
     def store() -> int:

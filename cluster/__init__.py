@@ -3,6 +3,6 @@
 ``cluster`` imports nothing else of selo except the shared error types.
 """
 
-from selo.cluster.connect import RunCluster, connect, default_layout
+from .connect import RunCluster, connect, default_layout
 
 __all__ = ["RunCluster", "connect", "default_layout"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from selo.errors import ClusterError, MissingDependencyError, ParameterError
+from ..errors import ClusterError, MissingDependencyError, ParameterError
 
 __all__ = ["RunCluster", "connect", "default_layout"]
 
@@ -174,7 +174,7 @@ def _quiet_workers(client) -> None:
         idempotent = True
 
         def setup(self, worker) -> None:
-            from selo.cluster.connect import _TASK_FAILURES
+            from .connect import _TASK_FAILURES
 
             logging.getLogger("distributed.worker").addFilter(_TASK_FAILURES)
 

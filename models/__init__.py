@@ -4,8 +4,8 @@
 (``selo.errors``), so a third-party encoder only needs this package.
 """
 
-from selo.models.base import Encoder, EncoderSpec, l2_normalize, select_device
-from selo.models.registry import cached_encoder, get_encoder, list_presets, parse_spec
+from .base import Encoder, EncoderSpec, l2_normalize, select_device
+from .registry import cached_encoder, get_encoder, list_presets, parse_spec
 
 __all__ = [
     "Encoder",

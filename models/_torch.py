@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from selo.errors import CheckpointError, MissingDependencyError, ParameterError
-from selo.models.base import PRECISIONS, Encoder, as_nhwc, l2_normalize, select_device
-from selo.models.resample import pil_resize, resize_like_pil
+from ..errors import CheckpointError, MissingDependencyError, ParameterError
+from .base import PRECISIONS, Encoder, as_nhwc, l2_normalize, select_device
+from .resample import pil_resize, resize_like_pil
 
 __all__ = [
     "CLIP_INPUT_SIZE",

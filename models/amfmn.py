@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selo.errors import CheckpointError, ModelError
-from selo.models._torch import (
+from ..errors import CheckpointError, ModelError
+from ._torch import (
     ImageTransform,
     TorchEncoder,
     load_into,
@@ -51,8 +51,8 @@ from selo.models._torch import (
     numpy_scalar_globals,
     torch_device,
 )
-from selo.models.base import file_digest
-from selo.models.treebank import word_tokenize
+from .base import file_digest
+from .treebank import word_tokenize
 
 __all__ = [
     "AMFMN",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selo.errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = [
     "PRECISIONS",

@@ -41,8 +41,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from selo.errors import ParameterError
-from selo.models.base import Encoder, as_nhwc, l2_normalize
+from ..errors import ParameterError
+from .base import Encoder, as_nhwc, l2_normalize
 
 __all__ = [
     "COLOR_INPUT_SIZE",

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from selo.errors import CheckpointError, ModelError
-from selo.models._torch import (
+from ..errors import CheckpointError, ModelError
+from ._torch import (
     OPENAI_MEAN,
     OPENAI_STD,
     ImageTransform,
@@ -31,7 +31,7 @@ from selo.models._torch import (
     require,
     torch_device,
 )
-from selo.models.base import file_digest
+from .base import file_digest
 
 __all__ = ["HFClipEncoder", "load_hfclip", "dir_digest", "hf_transform"]
 

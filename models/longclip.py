@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from selo.models.openclip import OpenClipEncoder, build_model, encoder_from_model, load_weights
+from .openclip import OpenClipEncoder, build_model, encoder_from_model, load_weights
 
 __all__ = ["LONGCLIP_CONTEXT", "LONGCLIP_KEEP", "fold_positional_embedding", "load_longclip"]
 

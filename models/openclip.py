@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from selo.errors import ModelError
-from selo.models._torch import (
+from ..errors import ModelError
+from ._torch import (
     ImageTransform,
     TorchEncoder,
     load_into,
@@ -30,8 +30,8 @@ from selo.models._torch import (
     require,
     torch_device,
 )
-from selo.models.base import file_digest
-from selo.models.presets import PRESETS
+from .base import file_digest
+from .presets import PRESETS
 
 __all__ = [
     "OpenClipEncoder",

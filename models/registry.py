@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from selo.errors import CheckpointError, ModelError, ParameterError
-from selo.models.base import Encoder, EncoderSpec
-from selo.models.color import ColorEncoder
-from selo.models.presets import KINDS, PRESETS, SPEC_FORMS, Preset
+from ..errors import CheckpointError, ModelError, ParameterError
+from .base import Encoder, EncoderSpec
+from .color import ColorEncoder
+from .presets import KINDS, PRESETS, SPEC_FORMS, Preset
 
 __all__ = ["get_encoder", "cached_encoder", "list_presets", "parse_spec"]
 
@@ -82,11 +82,11 @@ def get_encoder(
         )
     if kind == "color":
         return ColorEncoder()
-    from selo.models._torch import torch_device
+    from ._torch import torch_device
 
     device = torch_device(device)  # fail before loading weights
     if kind == "hf-clip":
-        from selo.models.hfclip import load_hfclip
+        from .hfclip import load_hfclip
 
         return load_hfclip(arg, name=name, device=device, precision=precision)
     if checkpoint is None:
@@ -97,14 +97,14 @@ def get_encoder(
             "(or use a preset; `selo models` lists them)"
         )
     if kind == "amfmn":
-        from selo.models.amfmn import load_amfmn
+        from .amfmn import load_amfmn
 
         return load_amfmn(arg, checkpoint, name=name, device=device, precision=precision)
     if kind == "longclip":
-        from selo.models.longclip import load_longclip
+        from .longclip import load_longclip
 
         return load_longclip(arg, checkpoint, name=name, device=device, precision=precision)
-    from selo.models.openclip import load_openclip
+    from .openclip import load_openclip
 
     return load_openclip(arg, checkpoint, name=name, device=device, precision=precision)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from selo.errors import ParameterError
-from selo.pipeline.store import atomic_path
+from ..errors import ParameterError
+from .store import atomic_path
 
 __all__ = [
     "LEGEND_KINDS",

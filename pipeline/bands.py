@@ -26,8 +26,8 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 
-from selo.errors import ParameterError
-from selo.pipeline.scenefile import SceneInfo
+from ..errors import ParameterError
+from .scenefile import SceneInfo
 
 __all__ = ["Conversion", "choose_bands", "palette_of", "stretch_limits", "to_rgb"]
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from selo.errors import CacheError, InputNotFoundError, OutputError, SeloError
-from selo.pipeline.scenefile import SceneInfo, dataset, tiff_data_end, write_staged_copy
-from selo.pipeline.store import atomic_path, atomic_write_text, error_reason
-from selo.pipeline.windows import WindowTable
+from ..errors import CacheError, InputNotFoundError, OutputError, SeloError
+from .scenefile import SceneInfo, dataset, tiff_data_end, write_staged_copy
+from .store import atomic_path, atomic_write_text, error_reason
+from .windows import WindowTable
 
 __all__ = ["Cache", "EmbeddingKey", "default_cache_dir"]
 

@@ -54,7 +54,8 @@ def block_components(mask: np.ndarray, r0: int = 0, c0: int = 0) -> _Block:
         z = np.zeros(0, np.int64)
         return _Block(
             z, z, z, np.zeros((0, 2), np.int64),
-            np.zeros(w, np.int32), np.zeros(w, np.int32), np.zeros(h, np.int32), np.zeros(h, np.int32),
+            np.zeros(w, np.int32), np.zeros(w, np.int32),
+            np.zeros(h, np.int32), np.zeros(h, np.int32),
         )  # fmt: skip
     n, labels = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
     flat = labels.ravel()

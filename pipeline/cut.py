@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from selo.pipeline import DEFAULT_BATCH
-from selo.pipeline.windows import WindowTable
+from .windows import WindowTable
 
 __all__ = [
     "Batch",

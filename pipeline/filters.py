@@ -49,8 +49,8 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from selo.errors import ParameterError
-from selo.pipeline.gnt import CellMap
+from ..errors import ParameterError
+from .gnt import CellMap
 
 __all__ = [
     "median_blur",

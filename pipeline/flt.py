@@ -18,9 +18,9 @@ from typing import Literal
 import dask.array as da
 import numpy as np
 
-from selo.errors import ParameterError
-from selo.pipeline import filters
-from selo.pipeline.gnt import CellMap
+from ..errors import ParameterError
+from . import filters
+from .gnt import CellMap
 
 __all__ = ["FilterKind", "KSIZES", "finish", "finished_block"]
 
@@ -76,7 +76,9 @@ def finished_block(
         return filters._cells_task(_BLOCKS[kind], cells, (r0, r1, c0, c1), halo, k)
     mask = np.asarray(valid, dtype=bool)
     if mask.shape != (halo[1] - halo[0], halo[3] - halo[2]):
-        raise ParameterError(f"the has-data mask must cover the block's halo {halo}, got {mask.shape}")
+        raise ParameterError(
+            f"the has-data mask must cover the block's halo {halo}, got {mask.shape}"
+        )
     return filters._cells_task(
         _BLOCKS[kind], cells, (r0, r1, c0, c1), halo, k, [bool(mask.all())], [[mask]], halo[::2]
     )

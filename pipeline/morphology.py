@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selo.errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["maximum_filter"]
 

@@ -39,12 +39,12 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from selo.errors import MapError, ParameterError
-from selo.pipeline.cut import jpeg_bytes
-from selo.pipeline.preview import each_strip
-from selo.pipeline.scene import Grid
-from selo.pipeline.scenefile import tiff_data_end
-from selo.pipeline.store import atomic_path, atomic_write_bytes, atomic_write_text
+from ..errors import MapError, ParameterError
+from .cut import jpeg_bytes
+from .preview import each_strip
+from .scene import Grid
+from .scenefile import tiff_data_end
+from .store import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "COG_OPTIONS",
@@ -73,7 +73,11 @@ Map = np.ndarray | da.Array
 
 
 def _check_map(data: Any, name: str, shape: tuple[int, int] | None = None) -> None:
-    if not isinstance(data, np.ndarray | da.Array | SpooledMap) or data.ndim != 2 or data.dtype != np.uint8:
+    if (
+        not isinstance(data, np.ndarray | da.Array | SpooledMap)
+        or data.ndim != 2
+        or data.dtype != np.uint8
+    ):
         got = f"{type(data).__name__} {getattr(data, 'dtype', '')} {getattr(data, 'shape', '')}"
         raise MapError(f"{name} must be a 2-D uint8 numpy or dask array, got {got}")
     if shape is not None and data.shape != tuple(shape):
@@ -101,7 +105,9 @@ class SpooledMap:
             return ds.read(1, out_shape=out_shape, resampling=Resampling.nearest)
 
 
-def spool(path: str | os.PathLike, data: Map, *, like: Grid, nodata: int | None = None) -> SpooledMap:
+def spool(
+    path: str | os.PathLike, data: Map, *, like: Grid, nodata: int | None = None
+) -> SpooledMap:
     """Compute a (dask) map once into an uncompressed tiled GeoTIFF at ``path``, with the
     overviews of selo_map.tif (nearest) built in it."""
     _check_map(data, "the map", like.shape)
@@ -257,7 +263,10 @@ def write_geotiff(
         data = np.where(nodata_mask, np.uint8(nodata), data)
     with atomic_path(path, what="GeoTIFF") as partial:
         scratch = partial.with_name(partial.name + ".spool.tif")
-        with _dataset_of(data, like, nodata, scratch) as source, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with (
+            _dataset_of(data, like, nodata, scratch) as source,
+            rasterio.Env(GDAL_PAM_ENABLED="NO"),
+        ):
             rasterio.shutil.copy(source, partial, driver="COG", **COG_OPTIONS)
         _check_complete(partial)
     return Path(path)
@@ -276,9 +285,8 @@ def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
     to PNG by GDAL line by line: memory stays bounded whatever the size."""
     _check_map(data, "the map")
     if isinstance(data, np.ndarray):
-        params = [
-            cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB
-        ]  # fmt: skip
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
         return atomic_write_bytes(path, _encode(".png", data, params), what="PNG")
     with atomic_path(path, what="PNG") as partial:
         scratch = partial.with_name(partial.name + ".spool.tif")
@@ -426,7 +434,7 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
     calls were seen to hang in Dask worker threads)."""
     import zarr
 
-    from selo.pipeline.store import ensure_dir
+    from .store import ensure_dir
 
     root = Path(root)
     if not (root / "zarr.json").exists():
@@ -446,5 +454,7 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
             chunks=(rows, min(MAP_CHUNK, width)),
             compressors=ZstdCodec(level=1),  # smooth maps: level 1 is as small, and faster
         )
-        each_strip(selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip))
+        each_strip(
+            selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip)
+        )
     return root / name

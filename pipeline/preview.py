@@ -10,8 +10,8 @@ every map by indexing, chunk by chunk.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from itertools import pairwise
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -19,11 +19,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from selo.errors import OutputError, ParameterError
-from selo.pipeline.bands import to_rgb
-from selo.pipeline.scene import conversion_of, file_window, scene_key
-from selo.pipeline.scenefile import SceneInfo, inspect_scene, read_decimated
-from selo.pipeline.store import atomic_write_bytes
+from ..errors import OutputError, ParameterError
+from .bands import to_rgb
+from .scene import conversion_of, file_window, scene_key
+from .scenefile import SceneInfo, inspect_scene, read_decimated
+from .store import atomic_write_bytes
 
 __all__ = [
     "decimate",

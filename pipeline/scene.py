@@ -32,11 +32,11 @@ import xarray as xr
 from affine import Affine
 from dask.base import tokenize
 
-from selo.errors import ParameterError, SceneError, portable_errors
-from selo.pipeline import DEFAULT_CHUNK
-from selo.pipeline.bands import Conversion, choose_bands, palette_of, stretch_limits, to_rgb
-from selo.pipeline.cache import Cache
-from selo.pipeline.scenefile import (
+from ..errors import ParameterError, SceneError, portable_errors
+from . import DEFAULT_CHUNK
+from .bands import Conversion, choose_bands, palette_of, stretch_limits, to_rgb
+from .cache import Cache
+from .scenefile import (
     STAGE_TILE,
     STAGED_DRIVERS,
     SceneInfo,
@@ -151,7 +151,9 @@ def as_scene(scene: xr.DataArray | np.ndarray | str | os.PathLike, **open_kw) ->
         arr = scene if isinstance(scene, da.Array) else np.asarray(scene)
         dims = ("y", "x") if arr.ndim == 2 else ("y", "x", "band")
         if arr.ndim not in (2, 3):
-            raise ParameterError(f"a scene array must be (y, x) or (y, x, 3), got shape {arr.shape}")
+            raise ParameterError(
+                f"a scene array must be (y, x) or (y, x, 3), got shape {arr.shape}"
+            )
         scene = xr.DataArray(arr, dims=dims)
     if scene.ndim == 2:
         scene = scene.expand_dims(band=3, axis=-1)
@@ -291,7 +293,9 @@ class FileRegions:
         self.bands = tuple(a["selo_bands"])
         self.conversion = conversion_of(scene)
         info = inspect_scene(self.path)
-        self.info = SceneInfo(**{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]})
+        self.info = SceneInfo(
+            **{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]}
+        )
         self.offset = window[:2]
         stat = Path(self.path).stat()
         self.token = tokenize(self.path, stat.st_size, stat.st_mtime_ns, self.bands, window)
@@ -341,7 +345,7 @@ class ArrayRegions:
         pixel's centre (:func:`~selo.pipeline.preview.decimation_indices`)."""
         rows, cols = slice(r0, r1), slice(c0, c1)
         if out_shape is not None:
-            from selo.pipeline.preview import decimation_indices
+            from .preview import decimation_indices
 
             rows = r0 + decimation_indices(r1 - r0, out_shape[0])
             cols = c0 + decimation_indices(c1 - c0, out_shape[1])

@@ -39,8 +39,8 @@ from rasterio.enums import Interleaving, MaskFlags, PhotometricInterp
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from selo.errors import InputNotFoundError, OutputError, SceneError
-from selo.pipeline.store import error_reason
+from ..errors import InputNotFoundError, OutputError, SceneError
+from .store import error_reason
 
 __all__ = [
     "STAGED_DRIVERS",

@@ -6,8 +6,8 @@ query's scores are then one matrix product (:func:`scores`).
 
 Graph: for each strip of rows a ``cut-region-…`` task reads its region once; for
 each :class:`~selo.pipeline.cut.Batch` a ``cut-…`` task crops and resizes its windows
-from the region and a ``sim-…`` task embeds them with the encoder, which each worker process loads once
-(:func:`selo.models.registry.cached_encoder`). On GPU clusters ``sim`` tasks
+from the region and a ``sim-…`` task embeds them with the encoder, which each worker
+process loads once (:func:`selo.models.registry.cached_encoder`). On GPU clusters ``sim`` tasks
 ask for the ``GPU`` resource.
 """
 
@@ -22,11 +22,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from selo.errors import portable_errors
-from selo.models import Encoder, EncoderSpec
-from selo.pipeline import DEFAULT_BATCH
-from selo.pipeline.cut import CutSpec, crop_batch, plan_batches
-from selo.pipeline.windows import WindowTable
+from ..errors import portable_errors
+from ..models import Encoder, EncoderSpec
+from . import DEFAULT_BATCH
+from .cut import CutSpec, crop_batch, plan_batches
+from .windows import WindowTable
 
 __all__ = ["EmbeddingPlan", "embedding_plan", "scores"]
 
@@ -95,7 +95,7 @@ def preview_plan(
     None when the regions do not hold every row and column (then read the preview apart).
 
     Preview pixel (i, j) is the scene pixel under its centre, ``decimation_indices``."""
-    from selo.pipeline.preview import decimation_indices
+    from .preview import decimation_indices
 
     rows = decimation_indices(height, shape[0])
     owner = np.full(len(rows), -1)
@@ -157,25 +157,29 @@ def embedding_plan(
         region = reads[b.bbox]
         rel = b.relative(table)
         token = dask.base.tokenize(region.key, rel, cut)
-        crops = dask.delayed(_crop, pure=True)(
-            region, rel, cut, dask_key_name=f"cut-{tag}{token}"
-        )
+        crops = dask.delayed(_crop, pure=True)(region, rel, cut, dask_key_name=f"cut-{tag}{token}")
         with dask.annotate(resources=resources) if resources else nullcontext():
             part = dask.delayed(_embed, pure=True, nout=2)(
                 crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
             )
         parts.append(part)
     plan = EmbeddingPlan(table, batches, parts, dim)
-    rows = None if preview is None else preview_plan(list(reads), table.height, table.width, preview)
+    rows = (
+        None if preview is None else preview_plan(list(reads), table.height, table.width, preview)
+    )
     if rows is not None:
-        from selo.pipeline.preview import decimation_indices
+        from .preview import decimation_indices
 
         cols = decimation_indices(table.width, preview[1])
         for bbox, (positions, source) in rows.items():
             token = dask.base.tokenize(reads[bbox].key, source, cols)
             plan.preview_parts.append(
                 dask.delayed(_preview_rows, pure=True)(
-                    reads[bbox], positions, source - bbox[0], cols, dask_key_name=f"cut-preview-{tag}{token}"
+                    reads[bbox],
+                    positions,
+                    source - bbox[0],
+                    cols,
+                    dask_key_name=f"cut-preview-{tag}{token}",
                 )
             )
         plan = EmbeddingPlan(table, batches, parts, dim, plan.preview_parts, tuple(preview))
@@ -201,7 +205,7 @@ def _embed(
 
     ``spec`` builds the encoder once per process; an :class:`Encoder` object (a user's
     own model) travels with the task as it is."""
-    from selo.models.registry import cached_encoder
+    from ..models.registry import cached_encoder
 
     crops, has_data = cut
     encoder = spec if isinstance(spec, Encoder) else cached_encoder(spec)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from selo.errors import OutputError
+from ..errors import OutputError
 
 __all__ = [
     "atomic_path",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from selo.errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["WindowTable", "window_table", "axis_spans", "parse_scales", "DEFAULT_SCALES"]
 

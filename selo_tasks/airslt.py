@@ -3,8 +3,8 @@
 Every scene is embedded once for all of its queries (and cached); the driver gives
 each case's cells (Gnt, in this process); then each case runs as two tasks on the
 cluster — ``flt`` (the finished map from its cells, selo_map.png written) and
-``eval`` (metrics, written last) — so cases of different scenes run side by side. A case is finished when its
-``metrics.json`` exists (written atomically, after its map); ``--resume``
+``eval`` (metrics, written last) — so cases of different scenes run side by side. A case
+is finished when its ``metrics.json`` exists (written atomically, after its map); ``--resume``
 keeps finished cases whose configuration matches and recomputes the rest.
 
 Run folder::
@@ -34,22 +34,22 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from selo.errors import SceneError, portable_errors
-from selo.pipeline.gnt import CellMap
-from selo.pipeline.outputs import write_jpeg, write_png, write_windows_csv
-from selo.pipeline.scene import open_scene
-from selo.pipeline.store import atomic_write_text, ensure_dir
-from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.case_overlay import PREVIEW_SIDE, submit_previews, write_case_overlays
-from selo.selo_tasks.driver import QueryMap
-from selo.selo_tasks.eval import CaseResult, write_metrics_csv
-from selo.selo_tasks.methods import Method
-from selo.selo_tasks.metrics import Metrics, evaluate_case, mean_metrics, validate_polygons
-from selo.selo_tasks.options import Options
-from selo.selo_tasks.report import progress
-from selo.selo_tasks.report_html import finish_run_folder
-from selo.selo_tasks.run_info import run_details
-from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
+from ..errors import SceneError, portable_errors
+from ..pipeline.gnt import CellMap
+from ..pipeline.outputs import write_jpeg, write_png, write_windows_csv
+from ..pipeline.scene import open_scene
+from ..pipeline.store import atomic_write_text, ensure_dir
+from .annotations import Case
+from .case_overlay import PREVIEW_SIDE, submit_previews, write_case_overlays
+from .driver import QueryMap
+from .eval import CaseResult, write_metrics_csv
+from .methods import Method
+from .metrics import Metrics, evaluate_case, mean_metrics, validate_polygons
+from .options import Options
+from .report import progress
+from .report_html import finish_run_folder
+from .run_info import run_details
+from .session import RunContext, describe_encoder, run_session, versions
 
 __all__ = [
     "AirsltOptions",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selo.errors import AnnotationError, InputNotFoundError, SeloError
-from selo.selo_tasks.metrics import MAX_COORD, validate_polygons
+from ..errors import AnnotationError, InputNotFoundError, SeloError
+from .metrics import MAX_COORD, validate_polygons
 
 __all__ = [
     "Case",

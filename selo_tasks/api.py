@@ -26,21 +26,21 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from selo.errors import ParameterError
-from selo.models import Encoder, EncoderSpec
-from selo.models.registry import cached_encoder
-from selo.pipeline.cache import Cache
-from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
-from selo.pipeline.cut import CutSpec
-from selo.pipeline.outputs import MAP_CHUNK
-from selo.pipeline.scene import as_scene, scene_valid
-from selo.pipeline.scene import open_scene as _open_scene
-from selo.selo_tasks.annotations import Case, load_annotations
-from selo.selo_tasks.driver import ClientExecutor, Driver, LocalExecutor, QueryMap
-from selo.selo_tasks.eval import evaluate_cases, read_map
-from selo.selo_tasks.localize import check_queries
-from selo.selo_tasks.methods import Method, get_method
-from selo.selo_tasks.metrics import evaluate as _evaluate
+from ..errors import ParameterError
+from ..models import Encoder, EncoderSpec
+from ..models.registry import cached_encoder
+from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from ..pipeline.cache import Cache
+from ..pipeline.cut import CutSpec
+from ..pipeline.outputs import MAP_CHUNK
+from ..pipeline.scene import as_scene, scene_valid
+from ..pipeline.scene import open_scene as _open_scene
+from .annotations import Case, load_annotations
+from .driver import ClientExecutor, Driver, LocalExecutor, QueryMap
+from .eval import evaluate_cases, read_map
+from .localize import check_queries
+from .methods import Method, get_method
+from .metrics import evaluate as _evaluate
 
 __all__ = ["evaluate", "evaluate_run", "localize", "open_scene"]
 
@@ -118,7 +118,11 @@ def localize(
             "mean": (("query", "y", "x"), da.stack(mean)),
         },
         coords=coords,
-        attrs={"method": method.name, "encoder": enc.version, "selo_source": scene.attrs.get("selo_source", "")},
+        attrs={
+            "method": method.name,
+            "encoder": enc.version,
+            "selo_source": scene.attrs.get("selo_source", ""),
+        },
     )
     ds["selo"].attrs["long_name"] = "SeLo map (uint8; P = value / 255)"
     ds["mean"].attrs["long_name"] = "mean window score per pixel (cosine similarity)"
@@ -153,7 +157,7 @@ def evaluate_run(
     """The metrics of a folder of maps (a ``selo airslt`` run folder, or the published
     code's ``probmap_{i}.jpg``): ``{"cases": [{case, image, query, rsu, rda, ras, rmi}],
     "mean": {...}, "skipped": [...]}``."""
-    from selo.selo_tasks.metrics import mean_metrics
+    from .metrics import mean_metrics
 
     cases = load_annotations(anno)
     results, skipped = evaluate_cases(cases, maps, images_dir=images, skip_missing=skip_missing)
@@ -254,7 +258,11 @@ def _encoder(encoder, checkpoint) -> tuple[Encoder, EncoderSpec | Encoder]:
             raise ParameterError("checkpoint goes with an encoder spec, not an Encoder object")
         return encoder, encoder
     if isinstance(encoder, EncoderSpec):
-        spec = encoder if checkpoint is None else EncoderSpec(encoder.name, str(checkpoint), encoder.device)
+        spec = (
+            encoder
+            if checkpoint is None
+            else EncoderSpec(encoder.name, str(checkpoint), encoder.device)
+        )
     elif isinstance(encoder, str):
         spec = EncoderSpec(encoder, None if checkpoint is None else str(checkpoint))
     else:

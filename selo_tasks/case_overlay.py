@@ -23,13 +23,13 @@ import cv2
 import dask
 import numpy as np
 
-from selo.pipeline.annotate import blend_overlay, draw_marks, with_legend, write_image
-from selo.pipeline.cache import Cache
-from selo.pipeline.preview import decimate, read_preview
-from selo.pipeline.profile import task_label
-from selo.pipeline.scene import open_scene
-from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.metrics import CaseEvaluation
+from ..pipeline.annotate import blend_overlay, draw_marks, with_legend, write_image
+from ..pipeline.cache import Cache
+from ..pipeline.preview import decimate, read_preview
+from ..pipeline.profile import task_label
+from ..pipeline.scene import open_scene
+from .annotations import Case
+from .metrics import CaseEvaluation
 
 __all__ = [
     "PREVIEW_SIDE",

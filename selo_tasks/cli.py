@@ -14,11 +14,11 @@ import traceback
 
 import click
 
-from selo import __version__
-from selo.errors import SeloError
-from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
-from selo.selo_tasks.compare import compare_cmd  # selo compare (defined with its logic)
-from selo.selo_tasks.options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
+from .. import __version__
+from ..errors import SeloError
+from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from .compare import compare_cmd  # selo compare (defined with its logic)
+from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
 __all__ = ["main", "cli"]
 
@@ -163,9 +163,9 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
     """
     from pathlib import Path
 
-    from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.eval import evaluate_cases, write_metrics_csv
-    from selo.selo_tasks.report import console, err_console, metrics_table, progress
+    from .annotations import load_annotations
+    from .eval import evaluate_cases, write_metrics_csv
+    from .report import console, err_console, metrics_table, progress
 
     cases = load_annotations(anno)
     out_path = Path(out) if out else Path(maps_dir) / "metrics.csv"
@@ -180,7 +180,7 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
     for _case, reason in skipped:
         log.warning("skipped: %s", reason)
     if not results:
-        from selo.errors import MapError
+        from ..errors import MapError
 
         raise MapError(f"{maps_dir}: no case has a usable map; nothing to score")
     write_metrics_csv(out_path, results)
@@ -300,8 +300,8 @@ def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False
     ``profile``: write profile.html unless --no-profile."""
     from pathlib import Path
 
-    from selo.selo_tasks.options import Options
-    from selo.selo_tasks.report import err_console
+    from .options import Options
+    from .report import err_console
 
     return Options(
         model=kw["model"],
@@ -371,9 +371,9 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
     """
     from pathlib import Path
 
-    from selo.selo_tasks.airslt import AirsltOptions, run_airslt
-    from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.report import console
+    from .airslt import AirsltOptions, run_airslt
+    from .annotations import load_annotations
+    from .report import console
 
     options = _options(kw, out, paper_compat=paper_compat, profile=True)
     cases = load_annotations(anno)
@@ -389,7 +389,7 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
 
 
 def _print_run(console, run, *, title: str, baselines=None) -> None:
-    from selo.selo_tasks.report import metrics_table, stage_table
+    from .report import metrics_table, stage_table
 
     console.print(metrics_table(run.results, title=f"SeLo metrics: {title}", baselines=baselines))
     console.print(stage_table(run.stages, title=f"Time per stage (total {run.wall:.1f} s wall)"))
@@ -423,8 +423,8 @@ def synth_cmd(out, scale, seed):
     (polygons scaled with --scale). Then:
     selo airslt --images OUT/images --anno OUT/anno.json
     """
-    from selo.selo_tasks.report import console, err_console, progress
-    from selo.selo_tasks.synth import build_synthetic_airslt
+    from .report import console, err_console, progress
+    from .synth import build_synthetic_airslt
 
     with progress("drawing scenes", 22, enabled=err_console.is_terminal) as advance:
         built = build_synthetic_airslt(out, scale=scale, seed=seed, progress=advance)
@@ -437,7 +437,7 @@ def synth_cmd(out, scale, seed):
 def _bands(value: str | None):
     if value is None:
         return None
-    from selo.errors import ParameterError
+    from ..errors import ParameterError
 
     try:
         bands = tuple(int(b) for b in value.split(","))
@@ -483,8 +483,8 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     """
     from pathlib import Path
 
-    from selo.selo_tasks.localize import localize
-    from selo.selo_tasks.report import console, stage_table
+    from .localize import localize
+    from .report import console, stage_table
 
     options = _options(kw, out, paper_compat=paper_compat)
     record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
@@ -518,8 +518,8 @@ def demo_cmd(out, **kw):
     """
     from pathlib import Path
 
-    from selo.selo_tasks.demo import run_demo
-    from selo.selo_tasks.report import console
+    from .demo import run_demo
+    from .report import console
 
     options = _options(kw, Path(out) / "run")
     run, baselines = run_demo(Path(out), options)
@@ -571,8 +571,8 @@ def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
     downloads. With an airslt run folder, browse its cases with their annotation polygons
     and metrics. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops.
     """
-    from selo.selo_tasks.report import console
-    from selo.selo_tasks.serve import serve
+    from .report import console
+    from .serve import serve
 
     options = _options(kw, ".")
     serve(
@@ -600,7 +600,7 @@ def models_cmd() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from selo.models import list_presets
+    from ..models import list_presets
 
     rows = list_presets()
     table = Table(title="selo encoders", box=box.SIMPLE_HEAD)

@@ -25,10 +25,10 @@ from urllib.parse import quote
 
 import click
 
-from selo.errors import InputNotFoundError, RunFolderError, RunMismatchError
+from ..errors import InputNotFoundError, RunFolderError, RunMismatchError
 
 if TYPE_CHECKING:
-    from selo.selo_tasks.metrics import Metrics
+    from .metrics import Metrics
 
 __all__ = [
     "RunFolder",
@@ -100,7 +100,7 @@ def load_run(path: str | os.PathLike[str]) -> RunFolder:
 
 
 def _read_metrics(path: Path) -> dict[int, Metrics]:
-    from selo.selo_tasks.metrics import Metrics
+    from .metrics import Metrics
 
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -152,7 +152,7 @@ class CaseDiff:
 
     def delta(self, run: int) -> Metrics:
         """Run ``run``'s metrics minus the first run's."""
-        from selo.selo_tasks.metrics import Metrics
+        from .metrics import Metrics
 
         a, b = self.metrics[0], self.metrics[run]
         return Metrics(*(getattr(b, k) - getattr(a, k) for k in ("rsu", "rda", "ras", "rmi")))
@@ -183,7 +183,7 @@ def _labels(runs: Sequence[RunFolder]) -> tuple[str, ...]:
 
 def compare_runs(runs: Sequence[RunFolder], *, common: bool = False) -> RunComparison:
     """Compare ``runs`` (two or more) case by case; see the module docstring."""
-    from selo.selo_tasks.metrics import mean_metrics
+    from .metrics import mean_metrics
 
     if len(runs) < 2:
         raise RunMismatchError("give at least two run folders to compare")
@@ -247,7 +247,7 @@ def comparison_tables(comparison: RunComparison, *, top: int = 10) -> list:
     """Rich tables: mean metrics per run, and the ``top`` cases that changed most."""
     from rich.table import Table
 
-    from selo.selo_tasks.report import shorten
+    from .report import shorten
 
     c = comparison
     means = Table(title=f"Mean SeLo metrics over {len(c.diffs)} shared cases", title_justify="left")
@@ -302,9 +302,9 @@ def write_compare_html(comparison: RunComparison, path: str | os.PathLike[str]) 
     """Write the comparison page: runs, means, then every case's overlays side by side."""
     import html
 
-    from selo.pipeline.store import atomic_write_text
-    from selo.selo_tasks.case_overlay import OVERLAY, THUMB
-    from selo.selo_tasks.report_html import embedded
+    from ..pipeline.store import atomic_write_text
+    from .case_overlay import OVERLAY, THUMB
+    from .report_html import embedded
 
     page = Path(path)
     c = comparison
@@ -416,7 +416,7 @@ def compare_cmd(runs, out, common, top):
     writes an HTML page with each case's overlays side by side. Runs of different cases
     are refused unless --common limits the comparison to the cases they share.
     """
-    from selo.selo_tasks.report import console
+    from .report import console
 
     if len(runs) < 2:
         raise click.UsageError("give at least two run folders")

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from selo.selo_tasks.airslt import AirsltOptions, AirsltRun, run_airslt
-from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.driver import cell_maps
-from selo.selo_tasks.methods import Method
-from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
-from selo.selo_tasks.options import Options
-from selo.selo_tasks.report_html import add_baselines
-from selo.selo_tasks.synth import build_synthetic_airslt
+from .airslt import AirsltOptions, AirsltRun, run_airslt
+from .annotations import Case
+from .driver import cell_maps
+from .methods import Method
+from .metrics import Metrics, evaluate, mean_metrics
+from .options import Options
+from .report_html import add_baselines
+from .synth import build_synthetic_airslt
 
 __all__ = ["DEMO_CASES", "DEMO_SCALE", "run_demo", "baseline_metrics"]
 

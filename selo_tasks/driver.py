@@ -29,18 +29,18 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from selo.errors import SceneError
-from selo.models import Encoder, EncoderSpec
-from selo.pipeline.cache import Cache, EmbeddingKey
-from selo.pipeline import DEFAULT_BATCH
-from selo.pipeline.cut import CutSpec
-from selo.pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
-from selo.pipeline.preview import keep_preview, preview_shape
-from selo.pipeline.profile import StageProfiler, task_label
-from selo.pipeline.scene import region_reader, scene_key, scene_label
-from selo.pipeline.sim import EmbeddingPlan, embedding_plan, scores
-from selo.pipeline.windows import WindowTable
-from selo.selo_tasks.methods import MapInputs, Method, Refinement
+from ..errors import SceneError
+from ..models import Encoder, EncoderSpec
+from ..pipeline import DEFAULT_BATCH
+from ..pipeline.cache import Cache, EmbeddingKey
+from ..pipeline.cut import CutSpec
+from ..pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
+from ..pipeline.preview import keep_preview, preview_shape
+from ..pipeline.profile import StageProfiler, task_label
+from ..pipeline.scene import region_reader, scene_key, scene_label
+from ..pipeline.sim import EmbeddingPlan, embedding_plan, scores
+from ..pipeline.windows import WindowTable
+from .methods import MapInputs, Method, Refinement
 
 __all__ = [
     "ClientExecutor",
@@ -191,8 +191,7 @@ class Driver:
         table = self.method.scene_windows(int(scene.sizes["y"]), int(scene.sizes["x"]))
         if table.clamped:
             log.warning(
-                "%s: %dx%d is smaller than window size(s) %s; those windows cover the whole "
-                "scene",
+                "%s: %dx%d is smaller than window size(s) %s; those windows cover the whole scene",
                 scene_label(scene),
                 table.width,
                 table.height,
@@ -235,7 +234,9 @@ class Driver:
             if key is not None:
                 hit = self.cache.get_embeddings(key, table, dim=self.encoder.embed_dim)
             if hit is not None:
-                log.debug("embeddings of %s (%d windows) from the cache", scene_label(scene), len(table))
+                log.debug(
+                    "embeddings of %s (%d windows) from the cache", scene_label(scene), len(table)
+                )
                 results[i] = Embedded(scene, table, hit[0], hit[1], cached=True)
                 continue
             plan = embedding_plan(
@@ -299,7 +300,9 @@ class Driver:
                 if left[i] == 0:
                     plan, nparts = plans[i], sizes[i][0]
                     emb, has = plan.assemble(done[i][:nparts])
-                    preview = plan.assemble_preview(done[i][nparts:]) if plan.preview_parts else None
+                    preview = (
+                        plan.assemble_preview(done[i][nparts:]) if plan.preview_parts else None
+                    )
                     done[i] = []
                     yield i, emb, has, preview
 
@@ -337,4 +340,3 @@ class Driver:
                 mean, u8 = cell_maps(h, w, inputs, uncovered_counts=method.uncovered_counts)
             out.append(QueryMap(query, inputs, mean, u8, method))
         return out
-

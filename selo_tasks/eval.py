@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from selo.errors import InputNotFoundError, MapError, SceneError, SeloError
-from selo.pipeline.scenefile import dataset, inspect_scene, read_pixels, verify_pixels
-from selo.selo_tasks.annotations import Case
-from selo.selo_tasks.metrics import Metrics, evaluate, mean_metrics
+from ..errors import InputNotFoundError, MapError, SceneError, SeloError
+from ..pipeline.scenefile import dataset, inspect_scene, read_pixels, verify_pixels
+from .annotations import Case
+from .metrics import Metrics, evaluate, mean_metrics
 
 __all__ = [
     "MAP_NAMES",
@@ -221,6 +221,6 @@ def metrics_csv(results: Sequence[CaseResult]) -> str:
 
 def write_metrics_csv(path: str | os.PathLike[str], results: Sequence[CaseResult]) -> Path:
     """Write :func:`metrics_csv` to ``path`` atomically (temporary name, then rename)."""
-    from selo.pipeline.store import atomic_write_text
+    from ..pipeline.store import atomic_write_text
 
     return atomic_write_text(path, metrics_csv(results))

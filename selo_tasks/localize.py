@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from selo.errors import ParameterError
-from selo.pipeline.outputs import (
+from ..errors import ParameterError
+from ..pipeline.outputs import (
     MAP_CHUNK,
     pixel_to_crs,
     regions_from_map,
@@ -47,15 +47,15 @@ from selo.pipeline.outputs import (
     write_png,
     write_windows_csv,
 )
-from selo.pipeline.preview import decimate, preview_shape, read_preview
-from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
-from selo.pipeline.scenefile import inspect_scene
-from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
-from selo.selo_tasks.annotations import check_text
-from selo.selo_tasks.driver import QueryMap
-from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
-from selo.selo_tasks.options import Options
-from selo.selo_tasks.session import RunContext, describe_encoder, run_session, versions
+from ..pipeline.preview import decimate, preview_shape, read_preview
+from ..pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
+from ..pipeline.scenefile import inspect_scene
+from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from .annotations import check_text
+from .driver import QueryMap
+from .metrics import attention_centres, attention_centres_lazy
+from .options import Options
+from .session import RunContext, describe_encoder, run_session, versions
 
 __all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_folder"]
 
@@ -126,13 +126,17 @@ def localize(
             log.info("%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", scene_path)
         embedded = ctx.driver.embed([(scene, table)], what="windows", preview_side=PREVIEW_SIDE)[0]
         log.info(
-            "%d windows %s", len(table), "from the embedding cache" if embedded.cached else "embedded"
+            "%d windows %s",
+            len(table),
+            "from the embedding cache" if embedded.cached else "embedded",
         )
         # made by Cut from the pixels it reads (or kept in the cache from an earlier run)
         preview = functools.cache(
-            lambda: embedded.preview
-            if embedded.preview is not None
-            else read_preview(scene, PREVIEW_SIDE, cache=ctx.cache)
+            lambda: (
+                embedded.preview
+                if embedded.preview is not None
+                else read_preview(scene, PREVIEW_SIDE, cache=ctx.cache)
+            )
         )
         maps = ctx.driver.query_maps([(embedded, q) for q in queries])
         outputs = [

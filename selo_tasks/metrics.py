@@ -44,9 +44,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from selo.errors import AnnotationError, MapError
-from selo.pipeline.components import raster_components
-from selo.pipeline.morphology import maximum_filter
+from ..errors import AnnotationError, MapError
+from ..pipeline.components import raster_components
+from ..pipeline.morphology import maximum_filter
 
 __all__ = [
     "BETA_SU",
@@ -328,7 +328,7 @@ def attention_centres_lazy(
     (:func:`selo.pipeline.components.components`)."""
     import dask.array as da
 
-    from selo.pipeline.components import components
+    from ..pipeline.components import components
 
     u = selo_map if isinstance(selo_map, da.Array) else da.from_array(np.asarray(selo_map))
     if u.dtype != np.uint8 or u.ndim != 2:

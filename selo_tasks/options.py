@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 
-from selo.errors import ParameterError
-from selo.models import EncoderSpec
-from selo.pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from ..errors import ParameterError
+from ..models import EncoderSpec
+from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 
 __all__ = ["Options", "MIN_CHUNK", "MAX_CHUNK", "MAX_BATCH"]
 
@@ -83,7 +83,7 @@ class Options:
 
     def build_method(self):
         """The method these options name, with its own options (others refused)."""
-        from selo.selo_tasks.methods import get_method
+        from .methods import get_method
 
         return get_method(self.method, scales=self.scales, seed=self.seed)
 
@@ -95,7 +95,7 @@ class Options:
 
     def cut(self, input_size: int):
         """How windows become input for an encoder reading ``input_size`` squares."""
-        from selo.pipeline.cut import CutSpec
+        from ..pipeline.cut import CutSpec
 
         return CutSpec(input_size, jpeg=self.paper_compat)
 
@@ -120,4 +120,6 @@ class Options:
 
 def _int_in(name: str, value: object, lo: int, hi: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ParameterError(f"{name} must be a whole number from {lo} to {hi} ({what}), got {value!r}")
+        raise ParameterError(
+            f"{name} must be a whole number from {lo} to {hi} ({what}), got {value!r}"
+        )

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from selo.selo_tasks.eval import CaseResult
-from selo.selo_tasks.metrics import Metrics, mean_metrics
-from selo.selo_tasks.run_info import Comparison
+from .eval import CaseResult
+from .metrics import Metrics, mean_metrics
+from .run_info import Comparison
 
 __all__ = [
     "console",
@@ -130,7 +130,7 @@ def _wrap(text: str, width: int, scale: float) -> list[str]:
 
 
 def _write_png(path, img) -> None:
-    from selo.pipeline.annotate import write_image
+    from ..pipeline.annotate import write_image
 
     write_image(path, img)
 

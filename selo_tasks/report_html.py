@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from selo.errors import OutputError
-from selo.pipeline.store import atomic_write_text
-from selo.selo_tasks.case_overlay import OVERLAY, OVERLAY_PLAIN, THUMB
-from selo.selo_tasks.metrics import Metrics
-from selo.selo_tasks.report import scene_chart, stage_chart
-from selo.selo_tasks.run_info import published_comparison
+from ..errors import OutputError
+from ..pipeline.store import atomic_write_text
+from .case_overlay import OVERLAY, OVERLAY_PLAIN, THUMB
+from .metrics import Metrics
+from .report import scene_chart, stage_chart
+from .run_info import published_comparison
 
 __all__ = [
     "REPORT",

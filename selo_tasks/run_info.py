@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selo.pipeline.profile import STAGES, task_label
-from selo.selo_tasks.annotations import Case
+from ..pipeline.profile import STAGES, task_label
+from .annotations import Case
 
 __all__ = [
     "PUBLISHED_SETUP",
@@ -86,7 +86,7 @@ def run_details(
     prefix_seconds: Mapping[str, float],
 ) -> dict:
     """The ``annotations``, ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
-    from selo.pipeline.scenefile import inspect_scene
+    from ..pipeline.scenefile import inspect_scene
 
     seconds = scene_seconds(prefix_seconds, scored)
     scenes = {}
@@ -121,8 +121,8 @@ class Comparison:
 def _reference() -> tuple[frozenset[str], int, int]:
     """(case digests, case pixels, scenes) of the full AIR-SLT at the sizes of
     :func:`~selo.selo_tasks.synth.scene_sizes`."""
-    from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.synth import scene_sizes
+    from .annotations import load_annotations
+    from .synth import scene_sizes
 
     cases = load_annotations()
     sizes = scene_sizes(cases)

@@ -14,17 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-from selo import __version__
-from selo.cluster import RunCluster, connect
-from selo.models import Encoder, EncoderSpec
-from selo.models.registry import get_encoder
-from selo.pipeline.cache import Cache
-from selo.pipeline.profile import StageProfiler
-from selo.pipeline.scenefile import configure_gdal
-from selo.selo_tasks.driver import ClientExecutor, Driver, LocalExecutor
-from selo.selo_tasks.methods import Method
-from selo.selo_tasks.options import Options
-from selo.selo_tasks.report import progress
+from .. import __version__
+from ..cluster import RunCluster, connect
+from ..models import Encoder, EncoderSpec
+from ..models.registry import get_encoder
+from ..pipeline.cache import Cache
+from ..pipeline.profile import StageProfiler
+from ..pipeline.scenefile import configure_gdal
+from .driver import ClientExecutor, Driver, LocalExecutor
+from .methods import Method
+from .options import Options
+from .report import progress
 
 __all__ = ["RunContext", "build_context", "describe_encoder", "run_session", "versions"]
 
@@ -140,10 +140,12 @@ def _warm_up(cluster, spec: EncoderSpec) -> None:
 def _prepare_worker(spec: EncoderSpec) -> None:
     import numpy as np
 
-    import selo.pipeline.scene  # noqa: F401 - imports rasterio, rioxarray
-    import selo.pipeline.sim  # noqa: F401 - imports cv2, dask.array
-    from selo.models.registry import cached_encoder
-    from selo.pipeline.scenefile import configure_gdal
+    from ..models.registry import cached_encoder
+    from ..pipeline import (
+        scene,  # noqa: F401 - imports rasterio, rioxarray
+        sim,  # noqa: F401 - imports cv2, dask.array
+    )
+    from ..pipeline.scenefile import configure_gdal
 
     configure_gdal()
     encoder = cached_encoder(spec)
@@ -173,7 +175,6 @@ def versions() -> dict[str, str]:
         ("numpy", "numpy"),
         ("rasterio", "rasterio"),
         ("opencv", "opencv-python-headless"),
-        ("scikit-image", "scikit-image"),
         ("dask", "dask"),
         ("torch", "torch"),
         ("open_clip", "open_clip_torch"),

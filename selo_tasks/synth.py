@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from selo.errors import ParameterError
-from selo.models.color import PROTOTYPES, query_colours
-from selo.pipeline.store import atomic_path, atomic_write_text, ensure_dir
-from selo.selo_tasks.annotations import Case, load_annotations
+from ..errors import ParameterError
+from ..models.color import PROTOTYPES, query_colours
+from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from .annotations import Case, load_annotations
 
 __all__ = ["scene_sizes", "caption_colour", "render_scene", "build_synthetic_airslt"]
 

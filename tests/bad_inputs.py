@@ -314,7 +314,19 @@ def _cache_is_a_file(monkeypatch) -> None:
 
 
 def _negative_seed(tmp: Path) -> list:
-    return ["localize", str(_scene(tmp)), "-q", "white roofs", "--method", "v2", "--seed", "-1", *FAST, "--out", str(tmp / "out")]
+    return [
+        "localize",
+        str(_scene(tmp)),
+        "-q",
+        "white roofs",
+        "--method",
+        "v2",
+        "--seed",
+        "-1",
+        *FAST,
+        "--out",
+        str(tmp / "out"),
+    ]
 
 
 def _fills_no_pixel(tmp: Path) -> list:

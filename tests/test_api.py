@@ -1,4 +1,4 @@
-"""The Python API: lazy, chunk-independent, any scene array, your own encoder, same maps as the CLI."""
+"""The Python API: lazy, chunk-independent, any scene array, your own encoder, CLI's maps."""
 
 from __future__ import annotations
 

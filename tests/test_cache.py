@@ -34,7 +34,9 @@ def test_cache_round_trip_and_key_parts(tmp_path):
 def test_damaged_or_partial_entries_are_ignored_and_replaced(tmp_path):
     cache = Cache(tmp_path)
     table = window_table(300, 300, (128,))
-    cache.put_embeddings(KEY, table, np.zeros((len(table), 3), np.float32), np.ones(len(table), bool))
+    cache.put_embeddings(
+        KEY, table, np.zeros((len(table), 3), np.float32), np.ones(len(table), bool)
+    )
     entry = cache.embeddings_path / KEY.id
     (entry / "embeddings" / "zarr.json").write_text("{broken")
     assert cache.get_embeddings(KEY, table) is None
@@ -42,7 +44,9 @@ def test_damaged_or_partial_entries_are_ignored_and_replaced(tmp_path):
     (cache.embeddings_path / f".{KEY.id}.tmp-1234").mkdir()
     assert cache.get_embeddings(EmbeddingKey("x", "y", "z", "w"), table) is None
     # a new put replaces the damaged entry
-    cache.put_embeddings(KEY, table, np.ones((len(table), 3), np.float32), np.ones(len(table), bool))
+    cache.put_embeddings(
+        KEY, table, np.ones((len(table), 3), np.float32), np.ones(len(table), bool)
+    )
     assert cache.get_embeddings(KEY, table)[0].all()
 
 

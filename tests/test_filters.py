@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from selo.errors import ParameterError
 from selo.pipeline import filters
-from selo.pipeline.gnt import CellGrid, CellMap, accumulate, quantize
 from selo.pipeline.filters import (
     gaussian_blur,
     gaussian_blur_cells,
@@ -25,6 +24,7 @@ from selo.pipeline.filters import (
     median_blur,
     median_blur_cells,
 )
+from selo.pipeline.gnt import CellGrid, CellMap, accumulate, quantize
 from selo.pipeline.windows import window_table
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import reference_mean_map
 
 from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.windows import window_table
-from reference import reference_mean_map
 
 
 def random_windows(rng, h, w, n):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
+from reference import reference_mean_map, reference_selo_map
 from scenes import colour_scene, write_geotiff_scene
 
 from selo.pipeline.gnt import CellMap
-from reference import reference_mean_map, reference_selo_map
 
 FAST = ("--in-process", "--chunk", "256")
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import reference_centres, reference_metrics
 
 from selo.errors import AnnotationError, MapError
 from selo.selo_tasks import metrics as M
 from selo.selo_tasks.annotations import load_annotations
-from reference import reference_centres, reference_metrics
 
 
 def square(x0, y0, size):

@@ -34,7 +34,9 @@ def test_the_metrics_window_on_a_large_map():
     np.testing.assert_array_equal(maximum_filter(a, 1000), scipy_maximum(a, size=1000))
 
 
-@pytest.mark.parametrize(("a", "size"), [(np.zeros(5), 3), (np.zeros((3, 3)), 0), (np.zeros((3, 3)), 2.5)])
+@pytest.mark.parametrize(
+    ("a", "size"), [(np.zeros(5), 3), (np.zeros((3, 3)), 0), (np.zeros((3, 3)), 2.5)]
+)
 def test_bad_arguments(a, size):
     with pytest.raises(ParameterError):
         maximum_filter(a, size)

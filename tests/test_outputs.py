@@ -77,7 +77,7 @@ def test_large_geotiff_is_a_cog_with_overviews(tmp_path):
 
 
 def test_spooled_map_feeds_every_writer(tmp_path):
-    from selo.pipeline.outputs import spool, write_maps_zarr
+    from selo.pipeline.outputs import spool
     from selo.pipeline.preview import decimate
 
     data = selo_map()

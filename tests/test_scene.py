@@ -22,7 +22,6 @@ from rasterio.transform import from_origin
 
 from selo.errors import InputNotFoundError, OutputError, ParameterError, SceneError
 from selo.pipeline import cache as cache_module
-from selo.pipeline.bands import Conversion
 from selo.pipeline.cache import Cache
 from selo.pipeline.preview import decimation_indices, preview_shape, read_preview
 from selo.pipeline.scene import conversion_of, open_scene

@@ -10,9 +10,9 @@ import pytest
 from selo.models import EncoderSpec
 from selo.models.registry import get_encoder
 from selo.pipeline.cut import CutSpec, crop_batch
+from selo.pipeline.profile import key_prefix
 from selo.pipeline.scene import as_scene, region_reader
 from selo.pipeline.sim import embedding_plan, scores
-from selo.pipeline.profile import key_prefix
 from selo.pipeline.windows import window_table
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from selo.errors import ParameterError
-from selo.pipeline.windows import parse_scales
-from selo.selo_tasks.methods.base import MapInputs, Method, Refinement
-from selo.selo_tasks.methods.v1 import V1
-from selo.selo_tasks.methods.v2 import V2
+from ...errors import ParameterError
+from ...pipeline.windows import parse_scales
+from .base import MapInputs, Method, Refinement
+from .v1 import V1
+from .v2 import V2
 
 __all__ = ["MapInputs", "Method", "Refinement", "V1", "V2", "METHODS", "get_method"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 
-from selo.models import Encoder
-from selo.pipeline import flt
-from selo.pipeline.gnt import CellMap
-from selo.pipeline.windows import WindowTable
+from ...models import Encoder
+from ...pipeline import flt
+from ...pipeline.gnt import CellMap
+from ...pipeline.windows import WindowTable
 
 __all__ = ["Method", "MapInputs", "Refinement"]
 

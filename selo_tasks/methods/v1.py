@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from selo.pipeline.flt import KSIZES
-from selo.pipeline.windows import DEFAULT_OFFSETS, DEFAULT_SCALES, WindowTable, window_table
-from selo.selo_tasks.methods.base import Method
+from ...pipeline.flt import KSIZES
+from ...pipeline.windows import DEFAULT_OFFSETS, DEFAULT_SCALES, WindowTable, window_table
+from .base import Method
 
 __all__ = ["V1"]
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selo.models import Encoder, l2_normalize
-from selo.pipeline.flt import KSIZES
-from selo.pipeline.windows import WindowTable, window_table
-from selo.selo_tasks.methods.base import MapInputs, Method, Refinement
+from ...models import Encoder, l2_normalize
+from ...pipeline.flt import KSIZES
+from ...pipeline.windows import WindowTable, window_table
+from .base import MapInputs, Method, Refinement
 
 __all__ = ["V2", "expansion_boxes", "top_windows", "csm_variants"]
 

@@ -15,7 +15,7 @@ import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from selo.errors import InputNotFoundError, MissingDependencyError, OutputError, ParameterError
+from ...errors import InputNotFoundError, MissingDependencyError, OutputError, ParameterError
 
 __all__ = ["BackgroundServer", "allowed_hosts", "bind", "require_web", "serve"]
 
@@ -75,9 +75,9 @@ def serve(
     """Serve scene files (embedded once, in the background) or one ``airslt`` run folder
     until interrupted."""
     require_web()
-    from selo.pipeline.cache import Cache
-    from selo.selo_tasks.serve.state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
-    from selo.selo_tasks.session import run_session
+    from ...pipeline.cache import Cache
+    from ..session import run_session
+    from .state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
 
     cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
     paths = [Path(t) for t in targets]
@@ -109,7 +109,7 @@ def serve(
 def _run(state, host: str, port: int, open_browser: bool, report) -> None:
     import uvicorn
 
-    from selo.selo_tasks.serve.app import create_app
+    from .app import create_app
 
     sock = bind(host, port)
     shown = host if host not in ANY_HOST else "127.0.0.1"
@@ -141,7 +141,7 @@ class BackgroundServer:
         require_web()
         import uvicorn
 
-        from selo.selo_tasks.serve.app import create_app
+        from .app import create_app
 
         self.state = state
         self._socket = bind(host, port)

@@ -36,14 +36,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from selo.errors import ParameterError, SeloError
-from selo.selo_tasks.serve.state import (
+from ...errors import ParameterError, SeloError
+from .state import (
     MAX_SENTENCE_CHARS,
     SceneNotReadyError,
     ServeState,
     UnknownIdError,
 )
-from selo.selo_tasks.serve.tiles import TILE, colormap_png, map_tile
+from .tiles import TILE, colormap_png, map_tile
 
 __all__ = ["MAX_BODY", "create_app", "static_dir"]
 

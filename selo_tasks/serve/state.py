@@ -41,13 +41,13 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from selo.errors import InputNotFoundError, MapError, ParameterError, SeloError
-from selo.pipeline.cache import Cache
-from selo.pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
-from selo.pipeline.scene import Grid, open_scene, scene_grid, scene_valid
-from selo.selo_tasks.driver import Embedded, QueryMap
-from selo.selo_tasks.localize import check_queries, map_features, query_folder
-from selo.selo_tasks.serve.tiles import SceneTiles, TileGrid
+from ...errors import InputNotFoundError, MapError, ParameterError, SeloError
+from ...pipeline.cache import Cache
+from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
+from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
+from ..driver import Embedded, QueryMap
+from ..localize import check_queries, map_features, query_folder
+from .tiles import SceneTiles, TileGrid
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -350,7 +350,7 @@ class ServeState:
         report=None,
     ):
         """A server of an ``airslt`` run folder: its cases' maps, polygons and metrics."""
-        from selo.selo_tasks.annotations import load_annotations
+        from ..annotations import load_annotations
 
         run_dir = Path(run_dir)
         record = _read_json(run_dir / "run.json")
@@ -530,7 +530,7 @@ def _run_scene(scene_id: str, image: Path, png: Path, cache: Cache | None) -> Se
             log.warning("%s: %s; showing the maps without the scene", image, e)
     else:
         log.warning("%s: scene not found; showing the maps without the scene", image)
-    from selo.selo_tasks.eval import map_shape
+    from ..eval import map_shape
 
     h, w = map_shape(png, case=png.parent.name)
     return ServedScene(scene_id, image.name, Grid(h, w, None, Affine.identity()))
@@ -538,7 +538,7 @@ def _run_scene(scene_id: str, image: Path, png: Path, cache: Cache | None) -> Se
 
 def _png_loader(png: Path, query: str, polygons: list[dict]) -> Callable[[], MapEntry]:
     def load() -> MapEntry:
-        from selo.selo_tasks.eval import read_map
+        from ..eval import read_map
 
         t0 = time.perf_counter()
         finished = read_map(png)

@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 import xarray as xr
 
-from selo.errors import MapError, ParameterError
-from selo.pipeline.preview import decimation_indices, read_preview
-from selo.pipeline.scene import region_reader
+from ...errors import MapError, ParameterError
+from ...pipeline.preview import decimation_indices, read_preview
+from ...pipeline.scene import region_reader
 
 __all__ = [
     "TILE",
