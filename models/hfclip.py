@@ -215,6 +215,7 @@ def load_hfclip(
     if not any(p for pattern in _WEIGHT_PATTERNS for p in d.glob(pattern)):
         raise CheckpointError(f"{spec}: {d} has no weights (*.safetensors or *.bin)")
     transformers = require("transformers")
+    _route_logs(transformers)
     _check_shapes(transformers, d, spec)
     model = _from_pretrained(transformers, d, spec)
     try:
@@ -288,6 +289,16 @@ def _check_shapes(transformers: Any, d: Path, spec: str) -> None:
                 f"{spec}: {d / 'config.json'} declares {count} layers in {tower}, but the "
                 f"weights hold {len(found)}; the config or the weights are damaged"
             )
+
+
+def _route_logs(transformers: Any) -> None:
+    """transformers' messages through Python's logging, errors only: its own handler is
+    bound to the stderr of the moment it was made, which may be closed since (a second
+    run in one process, a test's captured stream)."""
+    logs = transformers.utils.logging
+    logs.disable_default_handler()
+    logs.enable_propagation()
+    logs.set_verbosity_error()
 
 
 def _from_pretrained(transformers: Any, d: Path, spec: str) -> torch.nn.Module:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import uuid
 import warnings
+import zlib
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,7 +68,6 @@ MAP_CHUNK = 2048
 ZARR_ROW_BYTES = 256 * 2**20  # at most this much of a map in this process while storing it
 
 _STRIP = 512  # rows per strip of a numpy map, and the tile of temporary GeoTIFFs
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk closing every PNG
 _PIXEL_COORDINATES = "pixel: x = column, y = row of the scene, origin at its top-left corner"
 
 Map = np.ndarray | da.Array
@@ -273,31 +274,45 @@ def write_geotiff(
 
 
 PNG_LEVEL = 1
-"""zlib level of selo_map.png, with the "sub" filter only (chosen by
+"""zlib level of selo_map.png, with PNG's "sub" filter on every row (chosen by
 ``benchmarks/bench_writes.py``: SeLo maps are smooth, so this is nearly as small as the
 defaults and about 3x faster)."""
 
 
 def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
-    """Write a uint8 map of any size as a lossless 8-bit gray PNG.
+    """Write a uint8 map of any size as a lossless 8-bit gray PNG, strip by strip.
 
-    An in-memory map is encoded by OpenCV in one call; a spooled or dask map is copied
-    to PNG by GDAL line by line: memory stays bounded whatever the size."""
+    The PNG is streamed: each strip of rows is filtered ("sub") and fed to one zlib
+    stream, so memory stays at a strip whatever the map's size (a dask map is computed
+    one row of chunks at a time, a spooled one read strip by strip) and the bytes equal
+    what a whole-image encoder would write with the same settings."""
     _check_map(data, "the map")
-    if isinstance(data, np.ndarray):
-        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-        return atomic_write_bytes(path, _encode(".png", data, params), what="PNG")
-    with atomic_path(path, what="PNG") as partial:
-        scratch = partial.with_name(partial.name + ".spool.tif")
-        grid = Grid(data.shape[0], data.shape[1], None, Affine.identity())
-        with _dataset_of(data, grid, None, scratch) as source, rasterio.Env(GDAL_PAM_ENABLED="NO"):
-            rasterio.shutil.copy(source, partial, driver="PNG", ZLEVEL=PNG_LEVEL)
-        with partial.open("rb") as png:
-            png.seek(-len(_PNG_END), os.SEEK_END)
-            if png.read() != _PNG_END:
-                raise OSError("the PNG ends early; is the disk full?")
+    height, width = data.shape
+    with atomic_path(path, what="PNG") as partial, partial.open("wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+        stream = zlib.compressobj(PNG_LEVEL)
+
+        def add(top: int, strip: np.ndarray) -> None:
+            for first in range(0, len(strip), 64):  # 64 rows at a time: small temporaries
+                part = strip[first : first + 64]
+                rows = np.empty((len(part), width + 1), np.uint8)
+                rows[:, 0] = 1  # the row's filter type: sub (each byte minus the one on its left)
+                rows[:, 1] = part[:, 0]
+                np.subtract(part[:, 1:], part[:, :-1], out=rows[:, 2:])
+                compressed = stream.compress(rows)
+                if compressed:
+                    f.write(_png_chunk(b"IDAT", compressed))
+
+        each_strip(data, _STRIP, add)
+        f.write(_png_chunk(b"IDAT", stream.flush()))
+        f.write(_png_chunk(b"IEND", b""))
     return Path(path)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
 
 
 def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.ndarray) -> Path:

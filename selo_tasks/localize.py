@@ -15,7 +15,7 @@ decides what to write:
     OUT/profile.html                Dask performance report (--profile)
 
 Memory is bounded by chunks: nothing holds the whole scene; the finished map is held
-in memory up to 256 megapixels, larger ones are spooled once to an uncompressed file
+in memory up to 512 megapixels, larger ones are spooled once to an uncompressed file
 that every writer reads (attention centres then chunk by chunk, exactly).
 """
 
@@ -61,7 +61,7 @@ __all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_f
 
 log = logging.getLogger(__name__)
 
-IN_MEMORY_PIXELS = 256_000_000  # finished maps up to this size are held in memory
+IN_MEMORY_PIXELS = 512_000_000  # finished maps up to this size (20k² and more) in memory
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
 

@@ -310,8 +310,8 @@ KINDS = ["geotiff", "png", "png-lazy", "overlay", "geojson"]
 # Where each writer's bytes go, to make them fail like a full disk.
 WRITE_CALLS = {
     "geotiff": (rasterio.io.DatasetWriter, "write"),
-    "png": (pathlib.Path, "write_bytes"),
-    "png-lazy": (rasterio.shutil, "copy"),
+    "png": (outputs, "_png_chunk"),
+    "png-lazy": (outputs, "_png_chunk"),
     "overlay": (pathlib.Path, "write_bytes"),
     "geojson": (pathlib.Path, "write_bytes"),
 }
