@@ -234,7 +234,8 @@ def _centre_features(selo, grid: Grid) -> list[dict]:
     else:
         import rioxarray
 
-        lazy = rioxarray.open_rasterio(selo.path, chunks=4096, lock=False).data[0]
+        # large chunks: less of each is the filters' halo (625 px), memory stays bounded
+        lazy = rioxarray.open_rasterio(selo.path, chunks=6144, lock=False).data[0]
         points = attention_centres_lazy(lazy)
         values = lazy.vindex[[y for _, y in points], [x for x, _ in points]].compute().tolist()
     features = []
