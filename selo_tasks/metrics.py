@@ -25,12 +25,14 @@ Rules (constants are the published code's)::
     Rmi    = 0.4 Rsu + 0.35 (1 - Ras) + 0.25 Rda
 
 Where we are faster than the published code, the arithmetic is still the same:
-the sums of ``P`` are exact sums of the uint8 histogram (the published code
-sums float64 pixels pairwise; the two agree to rounding, far below 1e-9 in
-every indicator), ``uint8(P * 255)`` is a 256-entry lookup table built with
-the same float64 expression, components are labelled only where local maxima
-exist, and per-polygon geometry uses the same numpy operations in the same
-order. Degenerate polygons (fewer than 3 distinct points, zero area, radius 0,
+the sums of ``P`` are exact integer sums of ``U`` (the published code sums
+float64 pixels pairwise; the two agree to rounding, far below 1e-9 in every
+indicator), the mask is filled in the polygons' bounding box only (the same
+pixels), ``uint8(P * 255)`` is a 256-entry lookup table built with the same
+float64 expression, the 1000×1000 maximum filter is a separable sparse table
+equal to SciPy's (:mod:`selo.pipeline.morphology`), components come from row runs
+(:mod:`selo.pipeline.components`), and per-polygon geometry uses the same numpy
+operations in the same order. Degenerate polygons (fewer than 3 distinct points, zero area, radius 0,
 entirely outside the map), which make the published code divide by zero, raise
 :class:`~selo.errors.AnnotationError` naming the case and polygon.
 """
@@ -55,6 +57,7 @@ __all__ = [
     "evaluate",
     "evaluate_case",
     "mean_metrics",
+    "gt_box",
     "gt_mask",
     "region_centre_radius",
     "attention_centres",
@@ -81,8 +84,6 @@ W_SU, W_AS, W_DA = 0.4, 0.35, 0.25
 # G = uint8(P * 255) for P = k / 255: the float product is not always k again
 # (e.g. 0.2 * 255 < 51 after rounding), and the truncation keeps that.
 _GRAY_LUT = np.asarray((np.arange(256) / 255.0) * 255.0, dtype=np.uint8)
-# cv2.calcHist counts in float32, exact below 2**24 pixels: histograms go by stripes.
-_HIST_STRIPE_PIXELS = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,10 @@ def evaluate_case(
     selo_map = _check_map(selo_map, case)
     polys = [np.asarray(p, dtype=np.float64) for p in polygons]
     validate_polygons(polys, where=_where(case), shape=selo_map.shape)
-    mask = gt_mask(selo_map.shape, polys)
+    origin, box = gt_box(selo_map.shape, polys)
     regions = [region_centre_radius(p) for p in polys]
     centres = attention_centres(selo_map)
-    v_su = rsu(selo_map, mask)
+    v_su = rsu(selo_map, box, origin=origin)
     v_as = ras(regions, centres)
     v_da = rda(regions, centres)
     metrics = Metrics(rsu=v_su, rda=v_da, ras=v_as, rmi=rmi(v_su, v_da, v_as))
@@ -170,6 +171,22 @@ def gt_mask(shape: tuple[int, int], polygons: Sequence[Polygon]) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
     cv2.fillPoly(mask, [np.asarray(p, dtype=np.float64).astype(np.int32) for p in polygons], 1)
     return mask
+
+
+def gt_box(shape: tuple[int, int], polygons: Sequence[Polygon]) -> tuple[tuple[int, int], np.ndarray]:
+    """``((row, col), box)``: :func:`gt_mask` within the polygons' bounding box on the map,
+    whose top-left pixel is (row, col) — the same pixels (a fill shifted by whole pixels
+    sets the same pixels shifted), without a map-sized mask. An empty box when the
+    polygons lie beside the map."""
+    pts = [np.asarray(p, dtype=np.float64).astype(np.int32) for p in polygons]
+    every = np.concatenate(pts)
+    x0, y0 = (int(v) for v in np.maximum(every.min(axis=0), 0))
+    x1, y1 = (int(v) for v in np.minimum(every.max(axis=0), (shape[1] - 1, shape[0] - 1)))
+    if x0 > x1 or y0 > y1:
+        return (0, 0), np.zeros((0, 0), np.uint8)
+    box = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
+    cv2.fillPoly(box, [(p.astype(np.int64) - (x0, y0)).astype(np.int32) for p in pts], 1)
+    return (y0, x0), box
 
 
 def region_centre_radius(points: Polygon) -> tuple[int, int, int]:
@@ -242,51 +259,34 @@ def validate_polygons(
 
 
 def _fills_a_pixel(polygons: Sequence[Polygon], shape: tuple[int, int]) -> bool:
-    """Whether :func:`gt_mask` sets any pixel, filling only the polygons' box on the map."""
-    pts = [np.asarray(p, dtype=np.float64).astype(np.int32) for p in polygons]
-    every = np.concatenate(pts)
-    x0, y0 = np.maximum(every.min(axis=0), 0)
-    x1, y1 = np.minimum(every.max(axis=0), (shape[1] - 1, shape[0] - 1))
-    if x0 > x1 or y0 > y1:
-        return False
-    box = np.zeros((int(y1 - y0) + 1, int(x1 - x0) + 1), dtype=np.uint8)
-    cv2.fillPoly(box, [(p.astype(np.int64) - (x0, y0)).astype(np.int32) for p in pts], 1)
-    return bool(box.any())
+    """Whether :func:`gt_mask` sets any pixel (filling only the polygons' box on the map)."""
+    return bool(gt_box(shape, polygons)[1].any())
 
 
 # --- Rsu ------------------------------------------------------------------------------------
 
 
-def rsu(selo_map: np.ndarray, mask: np.ndarray) -> float:
-    """Significant area proportion: how much of the map's mass lies in the regions."""
+def rsu(selo_map: np.ndarray, mask: np.ndarray, *, origin: tuple[int, int] = (0, 0)) -> float:
+    """Significant area proportion: how much of the map's mass lies in the regions.
+
+    ``mask`` is the map-sized :func:`gt_mask`, or the part of it whose top-left pixel is
+    ``origin`` (as :func:`gt_box` gives it: the rest is 0)."""
     h, w = selo_map.shape
-    area = int(cv2.countNonZero(mask))
+    area = int(cv2.countNonZero(mask)) if mask.size else 0
+    r0, c0 = origin
+    inside = selo_map[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]]
     if selo_map.dtype == np.uint8:
         # Exact integer sums of U; P = U / 255 is summed as (sum U) / 255.
-        all_hist = _histogram(selo_map, None)
-        gt_hist = _histogram(selo_map, mask)
-        levels = np.arange(256, dtype=np.int64)
-        all_sum = int(all_hist @ levels)
-        gt_sum = int(gt_hist @ levels)
+        all_sum = int(selo_map.sum(dtype=np.uint64))
+        gt_sum = int(np.sum(inside, where=mask.astype(bool), dtype=np.uint64))
         s_gt = gt_sum / 255
         s_out = (all_sum - gt_sum) / 255
     else:
-        s_gt = float(np.sum(selo_map[mask.astype(bool)]))
+        s_gt = float(np.sum(inside[mask.astype(bool)]))
         s_out = float(np.sum(selo_map)) - s_gt
     left = s_gt / (s_out + EPS)
     right = (h * w - area) / area
     return float(1 - math.exp(-BETA_SU * left * right))
-
-
-def _histogram(u: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Exact int64 counts of each uint8 level (optionally where ``mask`` is set)."""
-    rows = max(1, _HIST_STRIPE_PIXELS // max(1, u.shape[1]))
-    total = np.zeros(256, dtype=np.int64)
-    for r in range(0, u.shape[0], rows):
-        m = None if mask is None else mask[r : r + rows]
-        hist = cv2.calcHist([u[r : r + rows]], [0], m, [256], [0, 256])
-        total += hist.ravel().astype(np.int64)
-    return total
 
 
 # --- attention centres ----------------------------------------------------------------------
