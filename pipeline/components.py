@@ -19,7 +19,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["Component", "block_components", "components", "raster_components"]
+__all__ = ["Component", "block_components", "components", "merge_blocks", "raster_components"]
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,12 @@ def components(mask: da.Array | np.ndarray) -> list[Component]:
         for i in range(len(rows) - 1)
     ]
     blocks = dask.compute(parts)[0]
-    return _merge(blocks)
+    return merge_blocks(blocks)
 
 
-def _merge(blocks: list[list[_Block]]) -> list[Component]:
+def merge_blocks(blocks: list[list[_Block]]) -> list[Component]:
+    """The components of a raster from those of its blocks (:func:`block_components` of
+    each block, in rows of blocks), joined across the blocks' edges."""
     # global ids: offset each block's local labels
     offsets, total = [], 0
     for row in blocks:
@@ -218,7 +220,7 @@ def raster_components(mask: np.ndarray) -> list[Component]:
     u = np.ascontiguousarray(m[busy] if len(busy) < h else m).view(np.uint8)
     start, end = _runs_of(u)
     if len(start) > MAX_RUNS:
-        return _merge([[block_components(m)]])
+        return merge_blocks([[block_components(m)]])
     srow, start, end = start // w, start % w, end - (start // w) * w
     row = busy[srow]
     n = len(start)

@@ -97,8 +97,12 @@ class SpooledMap:
     ndim: int = 2
 
     def rows(self, top: int, bottom: int) -> np.ndarray:
+        return self.window(top, bottom, 0, self.shape[1])
+
+    def window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Pixels [r0:r1, c0:c1] of the map."""
         with rasterio.open(self.path) as ds:
-            return ds.read(1, window=Window(0, top, self.shape[1], bottom - top))
+            return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
     def decimated(self, out_shape: tuple[int, int]) -> np.ndarray:
         """The pixel under each output pixel's centre (GDAL's nearest sampling)."""

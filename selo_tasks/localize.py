@@ -231,13 +231,9 @@ def _centre_features(selo, grid: Grid) -> list[dict]:
     if isinstance(selo, np.ndarray):
         points = attention_centres(selo)
         values = [int(selo[y, x]) for x, y in points]
-    else:
-        import rioxarray
-
-        # large chunks: less of each is the filters' halo (625 px), memory stays bounded
-        lazy = rioxarray.open_rasterio(selo.path, chunks=6144, lock=False).data[0]
-        points = attention_centres_lazy(lazy)
-        values = lazy.vindex[[y for _, y in points], [x for x, _ in points]].compute().tolist()
+    else:  # a spooled map: blocks read with their halos from the file
+        points = attention_centres_lazy(selo)
+        values = [int(selo.window(y, y + 1, x, x + 1)[0, 0]) for x, y in points]
     features = []
     for rank, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
         cx, cy = pixel_to_crs(grid, y, x)

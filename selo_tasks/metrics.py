@@ -32,8 +32,9 @@ pixels), ``uint8(P * 255)`` is a 256-entry lookup table built with the same
 float64 expression, the 1000×1000 maximum filter is a separable sparse table
 equal to SciPy's (:mod:`selo.pipeline.morphology`), components come from row runs
 (:mod:`selo.pipeline.components`), and per-polygon geometry uses the same numpy
-operations in the same order. Degenerate polygons (fewer than 3 distinct points, zero area, radius 0,
-entirely outside the map), which make the published code divide by zero, raise
+operations in the same order. Degenerate polygons (fewer than 3 distinct points, zero
+area, radius 0, entirely outside the map), which make the published code divide by zero,
+raise
 :class:`~selo.errors.AnnotationError` naming the case and polygon.
 """
 
@@ -173,7 +174,9 @@ def gt_mask(shape: tuple[int, int], polygons: Sequence[Polygon]) -> np.ndarray:
     return mask
 
 
-def gt_box(shape: tuple[int, int], polygons: Sequence[Polygon]) -> tuple[tuple[int, int], np.ndarray]:
+def gt_box(
+    shape: tuple[int, int], polygons: Sequence[Polygon]
+) -> tuple[tuple[int, int], np.ndarray]:
     """``((row, col), box)``: :func:`gt_mask` within the polygons' bounding box on the map,
     whose top-left pixel is (row, col) — the same pixels (a fill shifted by whole pixels
     sets the same pixels shifted), without a map-sized mask. An empty box when the
@@ -305,11 +308,7 @@ def attention_centres(
     filter sizes (only for approximations on decimated maps; the metrics use 50
     and 1000).
     """
-    gray = _gray(selo_map)
-    for _ in range(BOX_PASSES):
-        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
-    peaks = maximum_filter(gray, size=max_size) == gray
-    peaks &= gray > 0
+    peaks = _peaks(selo_map, box=box, max_size=max_size)
     candidates = [(int(cx), int(cy)) for cy, cx in _component_centroids(peaks)]
     probs = [_prob_at(selo_map, x, y) for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
@@ -317,46 +316,73 @@ def attention_centres(
 
 
 def attention_centres_lazy(
-    selo_map, *, box: int = BOX_SIZE, max_size: int = MAX_FILTER_SIZE
+    selo_map,
+    *,
+    box: int = BOX_SIZE,
+    max_size: int = MAX_FILTER_SIZE,
+    chunk: int = 4096,
+    threads: int = 2,
 ) -> list[tuple[int, int]]:
-    """:func:`attention_centres` of a uint8 map of any size, chunk by chunk, exactly.
+    """:func:`attention_centres` of a uint8 map of any size, block by block, exactly.
 
-    Each chunk with a halo of the filters' reach (five box passes, then the maximum
-    filter) is softened and compared with its neighbourhood maximum exactly as the whole
-    map would be (OpenCV's and SciPy's border rules act at the map's true edges); the
-    local-maximum pixels are then joined into components across chunks
-    (:func:`selo.pipeline.components.components`)."""
-    import dask.array as da
+    ``selo_map``: a numpy or dask array, or any object with ``shape`` and
+    ``window(r0, r1, c0, c1)`` (a map spooled to a file). Each block is read with a halo
+    of the filters' reach (five box passes, then the maximum filter) and softened and
+    compared with its neighbourhood maximum exactly as the whole map would be (OpenCV's
+    and SciPy's border rules act at the map's true edges); its local-maximum pixels are
+    summed into components (:func:`selo.pipeline.components.block_components`), which
+    are joined across blocks. Each task reads only its own window, so at most
+    ``threads`` blocks with their halos are in memory."""
+    import dask
 
-    from ..pipeline.components import components
+    from ..pipeline.components import block_components, merge_blocks
 
-    u = selo_map if isinstance(selo_map, da.Array) else da.from_array(np.asarray(selo_map))
-    if u.dtype != np.uint8 or u.ndim != 2:
-        raise MapError(f"attention centres need a 2-D uint8 map, got {u.ndim}-D {u.dtype}")
+    read = _window_reader(selo_map)
+    h, w = selo_map.shape
     depth = BOX_PASSES * (box // 2) + max_size // 2
-    # chunks at least as deep as the halo (dask's rule), else 2048 pixels
-    u = u.rechunk({ax: max(depth, 2048) for ax in (0, 1) if min(u.chunks[ax]) < depth})
-    depth = {ax: (0 if len(u.chunks[ax]) == 1 else depth) for ax in (0, 1)}
-    peaks = u.map_overlap(
-        _peak_block,
-        depth=depth,
-        boundary="none",
-        dtype=bool,
-        meta=np.empty((0, 0), bool),
-        box=box,
-        max_size=max_size,
-    )
-    candidates = [(int(c.centroid[1]), int(c.centroid[0])) for c in components(peaks)]
-    if not candidates:
-        return []
-    values = u.vindex[[y for _, y in candidates], [x for x, _ in candidates]].compute()
-    probs = [int(v) / 255.0 for v in values]
+    tasks = [
+        [
+            dask.delayed(_peak_components)(read, (r0, min(r0 + chunk, h), c0, min(c0 + chunk, w)),
+                                           (h, w), depth, box, max_size, block_components)
+            for c0 in range(0, w, chunk)
+        ]
+        for r0 in range(0, h, chunk)
+    ]  # fmt: skip
+    (blocks,) = dask.compute(tasks, scheduler="threads", num_workers=threads)
+    candidates = [(int(c.centroid[1]), int(c.centroid[0])) for c in merge_blocks(blocks)]
+    probs = [int(read(y, y + 1, x, x + 1)[0, 0]) / 255.0 for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
     return [candidates[i] for i in order if probs[i] >= CENTRE_MIN_PROB]
 
 
-def _peak_block(block: np.ndarray, *, box: int, max_size: int) -> np.ndarray:
-    gray = _gray(np.ascontiguousarray(block))
+def _window_reader(selo_map):
+    """``read(r0, r1, c0, c1) -> uint8 array`` for an array or an object with ``window``."""
+    if hasattr(selo_map, "window"):
+        if getattr(selo_map, "dtype", np.uint8) != np.uint8:
+            raise MapError(f"attention centres need a uint8 map, got {selo_map.dtype}")
+        return selo_map.window
+    import dask.array as da
+
+    u = selo_map if isinstance(selo_map, da.Array) else np.asarray(selo_map)
+    if u.dtype != np.uint8 or u.ndim != 2:
+        raise MapError(f"attention centres need a 2-D uint8 map, got {u.ndim}-D {u.dtype}")
+    if isinstance(u, np.ndarray):
+        return lambda r0, r1, c0, c1: u[r0:r1, c0:c1]
+    return lambda r0, r1, c0, c1: np.asarray(u[r0:r1, c0:c1].compute(scheduler="sync"))
+
+
+def _peak_components(read, block, shape, depth, box, max_size, block_components):
+    """The local-maximum components of one block, from its window with the filters' halo."""
+    r0, r1, c0, c1 = block
+    h, w = shape
+    a0, a1, b0, b1 = max(r0 - depth, 0), min(r1 + depth, h), max(c0 - depth, 0), min(c1 + depth, w)
+    peaks = _peaks(np.ascontiguousarray(read(a0, a1, b0, b1)), box=box, max_size=max_size)
+    return block_components(peaks[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0], r0, c0)
+
+
+def _peaks(u: np.ndarray, *, box: int, max_size: int) -> np.ndarray:
+    """Where the softened map equals its ``max_size`` neighbourhood maximum, and is > 0."""
+    gray = _gray(u)
     for _ in range(BOX_PASSES):
         gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
     return (maximum_filter(gray, size=max_size) == gray) & (gray > 0)

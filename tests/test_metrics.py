@@ -350,9 +350,9 @@ def test_full_resolution_10k_map():
 # --- attention centres chunk by chunk ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunks", [(64, 64), (100, 37), (1000, 1000)])
+@pytest.mark.parametrize("chunk", [37, 64, 100, 1000])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lazy_attention_centres_equal_the_whole_map(chunks, seed):
+def test_lazy_attention_centres_equal_the_whole_map(chunk, seed):
     import dask.array as da
 
     from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
@@ -363,7 +363,7 @@ def test_lazy_attention_centres_equal_the_whole_map(chunks, seed):
     u = np.uint8(255 * (m - m.min()) / (m.max() - m.min()))
     u[rng.random(u.shape) < 0.001] = 255  # isolated spikes: many small components
     whole = attention_centres(u, box=6, max_size=40)
-    lazy = attention_centres_lazy(da.from_array(u, chunks=chunks), box=6, max_size=40)
+    lazy = attention_centres_lazy(da.from_array(u, chunks=77), box=6, max_size=40, chunk=chunk)
     assert lazy == whole and len(whole) > 3
 
 
@@ -385,5 +385,20 @@ def test_lazy_attention_centres_with_the_published_filter_sizes():
     rng = np.random.default_rng(7)
     m = cv2.resize(rng.random((5, 6)), (1900, 1600), interpolation=cv2.INTER_CUBIC)
     u = np.uint8(255 * (m - m.min()) / (m.max() - m.min()))
-    lazy = attention_centres_lazy(da.from_array(u, chunks=(700, 650)))
+    lazy = attention_centres_lazy(da.from_array(u, chunks=(700, 650)), chunk=700)
     assert lazy == attention_centres(u) and lazy
+
+
+def test_lazy_attention_centres_of_a_spooled_map(tmp_path):
+    from affine import Affine
+
+    from selo.pipeline.outputs import spool
+    from selo.pipeline.scene import Grid
+    from selo.selo_tasks.metrics import attention_centres, attention_centres_lazy
+
+    rng = np.random.default_rng(4)
+    m = cv2.resize(rng.random((5, 7)), (500, 420), interpolation=cv2.INTER_CUBIC)
+    u = np.uint8(255 * (m - m.min()) / (m.max() - m.min()))
+    spooled = spool(tmp_path / "s.tif", u, like=Grid(420, 500, None, Affine.identity()))
+    lazy = attention_centres_lazy(spooled, box=6, max_size=40, chunk=90)
+    assert lazy == attention_centres(u, box=6, max_size=40) and lazy
