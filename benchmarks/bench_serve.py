@@ -208,9 +208,11 @@ def main(argv: list[str] | None = None) -> None:
         + ". The server's part is one text embedding, the scores, Gnt on the cells and the "
         f"finished map (Flt from the cells: the whole {args.size**2 / 1e6:.0f} MP map once, "
         f"on dask threads); the rest is the POST's round trip and the {view} overlay tiles "
-        "rendered and drawn. Nearly all of it is Flt: one `cv2.medianBlur(map, 251)` of a "
+        "rendered and drawn. For scale: one `cv2.medianBlur(map, 251)` of a "
         f"{args.size:,}² map, timed in the benchmark's process just before, took "
-        f"{floor * 1000:.0f} ms; a new sentence is under a second when Flt is.",
+        f"{floor * 1000:.0f} ms, more than the whole new sentence: the server filters from "
+        "the cells. The markers and regions come after the overlay (the exact attention "
+        "centres of the whole map: its box and 1000 × 1000 maximum filters).",
     ]
     body = "\n".join(lines)
     print(body)
