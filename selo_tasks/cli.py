@@ -271,7 +271,7 @@ def run_options(f):
             "--workers",
             type=int,
             default=None,
-            help="Embedded cluster: worker processes.",
+            help="Embedded cluster: this many worker processes (default: threads in this process).",
         ),
         click.option(
             "--threads",
@@ -282,7 +282,8 @@ def run_options(f):
         click.option(
             "--in-process",
             is_flag=True,
-            help="Embedded cluster: workers as threads of this process (quick, no isolation).",
+            help="A distributed cluster of threads in this process even for one scene "
+            "(the embedded cluster's default layout; with --workers: threads, not processes).",
         ),
         click.option(
             "--profile/--no-profile",

@@ -52,8 +52,8 @@ def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunCon
 
     The cluster follows the work: ``one_scene`` work with no cluster option given runs
     on dask's threads in this process (nothing to start: a single scene keeps every
-    core busy without worker processes); otherwise the embedded cluster, the given
-    scheduler or the GPU cluster."""
+    core busy without worker processes); otherwise the embedded cluster (threads in
+    this process, or ``--workers`` processes), the given scheduler or the GPU cluster."""
     options.build_method()  # a bad method option fails before anything is loaded
     encoder = get_encoder(options.encoder_spec)
     configure_gdal()  # before workers start: they inherit it
@@ -70,7 +70,10 @@ def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunCon
         gpu=options.gpu,
         workers=options.workers,
         threads=options.threads,
-        processes=not options.in_process,
+        # worker processes only when asked for (--workers): on the machines measured,
+        # threads in this process ran the synthetic AIR-SLT 1.4x faster (nothing to
+        # pickle between processes; numpy, OpenCV, GDAL and torch release the GIL)
+        processes=bool(options.workers) and not options.in_process,
         local_threads=local,
     ) as cluster:
         log.debug("Dask cluster: %s", _describe(cluster.describe()))
@@ -137,8 +140,15 @@ def _warm_up(cluster, spec: EncoderSpec) -> None:
         log.debug("worker warm-up failed: %s", e)
 
 
-def _prepare_worker(spec: EncoderSpec) -> None:
+def _prepare_worker(spec: EncoderSpec, dask_worker=None) -> None:
+    """Each worker: the pipeline imported, the encoder loaded and run once, and OpenCV's
+    thread pool sized to the worker's own threads (several worker processes each with a
+    pool of every core would fight for the cores)."""
+    import cv2
     import numpy as np
+
+    if dask_worker is not None:  # client.run gives the worker it runs on
+        cv2.setNumThreads(max(1, int(dask_worker.state.nthreads)))
 
     from ..models.registry import cached_encoder
     from ..pipeline import (
