@@ -47,17 +47,84 @@ class _Block:
 
 
 def block_components(mask: np.ndarray, r0: int = 0, c0: int = 0) -> _Block:
-    """The components of one chunk whose top-left pixel is (r0, c0) of the raster."""
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    """The components of one chunk whose top-left pixel is (r0, c0) of the raster.
+
+    Local-maximum masks are a few large blobs, so they are summed from their row runs
+    (:func:`_run_components`); masks with very many runs (noise) are labelled by OpenCV."""
+    m = np.ascontiguousarray(mask, dtype=bool)
     h, w = m.shape
     if h == 0 or w == 0 or not m.any():
-        z = np.zeros(0, np.int64)
-        return _Block(
-            z, z, z, np.zeros((0, 2), np.int64),
-            np.zeros(w, np.int32), np.zeros(w, np.int32),
-            np.zeros(h, np.int32), np.zeros(h, np.int32),
-        )  # fmt: skip
-    n, labels = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
+        return _empty_block(h, w)
+    runs = _run_components(m)
+    if runs is None:
+        return _opencv_block(m, r0, c0)
+    row, start, end, comp, k = runs
+    length = end - start
+    count = np.zeros(k, np.int64)
+    row_sum = np.zeros(k, np.int64)
+    col_sum = np.zeros(k, np.int64)
+    np.add.at(count, comp, length)
+    np.add.at(row_sum, comp, length * row)
+    np.add.at(col_sum, comp, length * (start + end - 1) // 2)  # start + ... + end - 1
+    firsts = np.unique(comp, return_index=True)[1]  # runs are in raster order
+    first = np.stack([row[firsts] + r0, start[firsts] + c0], axis=1)
+    top, bottom = np.zeros(w, np.int32), np.zeros(w, np.int32)
+    for edge, line in ((top, 0), (bottom, h - 1)):
+        on = row == line
+        for s0, e0, c in zip(start[on].tolist(), end[on].tolist(), comp[on].tolist(), strict=True):
+            edge[s0:e0] = c + 1
+    left, right = np.zeros(h, np.int32), np.zeros(h, np.int32)
+    left[row[start == 0]] = comp[start == 0] + 1
+    right[row[end == w]] = comp[end == w] + 1
+    return _Block(
+        count, row_sum + count * r0, col_sum + count * c0, first, top, bottom, left, right
+    )
+
+
+def _empty_block(h: int, w: int) -> _Block:
+    z = np.zeros(0, np.int64)
+    return _Block(
+        z, z, z, np.zeros((0, 2), np.int64),
+        np.zeros(w, np.int32), np.zeros(w, np.int32), np.zeros(h, np.int32), np.zeros(h, np.int32),
+    )  # fmt: skip
+
+
+def _run_components(m: np.ndarray):
+    """``(row, start, end, comp, k)``: the row runs of a boolean array (ends exclusive, in
+    raster order) and the component of each (0..k-1, in raster order of first pixel), from
+    a union-find over the runs that touch across consecutive rows (8-connected). None when
+    there are more than ``MAX_RUNS`` runs."""
+    h, w = m.shape
+    busy = np.flatnonzero(m.any(axis=1))
+    u = np.ascontiguousarray(m[busy] if len(busy) < h else m).view(np.uint8)
+    start, end = _runs_of(u)
+    if len(start) > MAX_RUNS:
+        return None
+    srow = start // w
+    row, start, end = busy[srow], start - srow * w, end - srow * w
+    n = len(start)
+    parent = list(range(n))
+    bounds = np.searchsorted(row, np.arange(h + 2)).tolist()
+    st, en = start.tolist(), end.tolist()
+    for r in np.unique(row).tolist():
+        lo, b1 = bounds[r + 1], bounds[r + 2]
+        for i in range(bounds[r], bounds[r + 1]):
+            # the runs of the next row that touch run i: end >= start_i and start <= end_i
+            while lo < b1 and en[lo] < st[i]:
+                lo += 1
+            j = lo
+            while j < b1 and st[j] <= en[i]:
+                _union(parent, i, j)
+                j += 1
+    roots = np.array([_find(parent, i) for i in range(n)])
+    # a root is its component's first run (a union keeps the smaller index): rank them
+    keys, comp = np.unique(roots, return_inverse=True)
+    return row, start, end, comp, len(keys)
+
+
+def _opencv_block(m: np.ndarray, r0: int, c0: int) -> _Block:
+    h, w = m.shape
+    n, labels = cv2.connectedComponents(m.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     flat = labels.ravel()
     count = np.bincount(flat, minlength=n)[1:].astype(np.int64)
     rows = np.repeat(np.arange(h, dtype=np.int64), w)
@@ -206,57 +273,5 @@ def _runs_of(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def raster_components(mask: np.ndarray) -> list[Component]:
     """Every 8-connected component of an in-memory boolean raster, in raster order of
-    first pixel (as :func:`components`, without chunks).
-
-    Local-maximum masks are a few large blobs: their row runs (start, end) are few, so the
-    components come from a union-find over the runs that touch across consecutive rows,
-    and the sizes, centroids and first pixels from exact integer sums over runs. Masks
-    with very many runs (noise) are labelled by OpenCV instead."""
-    m = np.asarray(mask, dtype=bool)
-    h, w = m.shape
-    busy = np.flatnonzero(m.any(axis=1))
-    if len(busy) == 0:
-        return []
-    u = np.ascontiguousarray(m[busy] if len(busy) < h else m).view(np.uint8)
-    start, end = _runs_of(u)
-    if len(start) > MAX_RUNS:
-        return merge_blocks([[block_components(m)]])
-    srow, start, end = start // w, start % w, end - (start // w) * w
-    row = busy[srow]
-    n = len(start)
-    parent = list(range(n))
-    bounds = np.searchsorted(row, np.arange(h + 2)).tolist()
-    st, en = start.tolist(), end.tolist()
-    for r in np.unique(row).tolist():
-        lo, b1 = bounds[r + 1], bounds[r + 2]
-        for i in range(bounds[r], bounds[r + 1]):
-            # the runs of the next row that touch run i (8-connected): those with
-            # end >= start_i and start <= end_i (ends exclusive)
-            while lo < b1 and en[lo] < st[i]:
-                lo += 1
-            j = lo
-            while j < b1 and st[j] <= en[i]:
-                _union(parent, i, j)
-                j += 1
-    roots = np.array([_find(parent, k) for k in range(n)])
-    length = (end - start).astype(np.int64)
-    col_sum = length * (start + end - 1) // 2  # sum of start..end-1, exactly
-    keys, inverse = np.unique(roots, return_inverse=True)
-    count = np.bincount(inverse, weights=length).astype(np.int64)
-    rsum = np.zeros(len(keys), np.int64)
-    csum = np.zeros(len(keys), np.int64)
-    np.add.at(rsum, inverse, length * row)
-    np.add.at(csum, inverse, col_sum)
-    # the first run of each component in raster order is its lowest index (runs are sorted)
-    first = np.full(len(keys), n, np.int64)
-    np.minimum.at(first, inverse, np.arange(n))
-    out = [
-        Component(
-            int(count[k]),
-            (int(rsum[k]) / int(count[k]), int(csum[k]) / int(count[k])),
-            (int(row[first[k]]), int(start[first[k]])),
-        )
-        for k in range(len(keys))
-    ]
-    out.sort(key=lambda c: c.first)
-    return out
+    first pixel (as :func:`components`, without chunks)."""
+    return merge_blocks([[block_components(mask)]])

@@ -191,14 +191,18 @@ def _write_query(
                 features = map_features(finished, grid, heat=heat)
                 write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
+            # a map in memory: the centres beside the other files; a spooled one (too
+            # large for memory): after them, so that memory holds one job's blocks at a time
+            in_memory = isinstance(finished, np.ndarray)
             jobs = [
                 lambda: write_geotiff(folder / "selo_map.tif", finished, like=grid, nodata=nodata),
                 lambda: write_png(folder / "selo_map.png", finished),
                 lambda: write_overlay(folder / "overlay.png", preview(), heat),
-                regions,
+                *([regions] if in_memory else []),
             ]
             if ctx.options.paper_compat:
-                jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", np.asarray(finished)))
+                whole = finished if in_memory else finished.rows(0, grid.height)
+                jobs.append(lambda: write_jpeg(folder / "selo_map.jpg", whole))
             i = qm.inputs
             # compression and I/O in C (GIL released): side by side; zarr only ever from
             # this thread (zarr-python 3's synchronous calls were seen to hang elsewhere)
@@ -208,6 +212,8 @@ def _write_query(
                 write_maps_zarr(out / "maps.zarr", f"q{index:02d}", qm.mean, finished)
                 for job in running:
                     job.result()
+            if not in_memory:
+                regions()
             spooled.unlink(missing_ok=True)
     return QueryOutputs(qm.query, final, len(qm.inputs.windows), time.perf_counter() - t0)
 
