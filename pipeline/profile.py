@@ -51,6 +51,16 @@ def task_label(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "_", text) or "_"
 
 
+@contextmanager
+def left_on_success(manager) -> Iterator[None]:
+    """Enter ``manager`` and leave it only when the block succeeds: a report or task stream
+    gathered on exit (a round trip to a busy scheduler, a second or more) is skipped when the
+    block fails or is interrupted, so Ctrl-C cancels the run's work at once."""
+    manager.__enter__()
+    yield
+    manager.__exit__(None, None, None)
+
+
 @dataclass
 class _Stage:
     wall: float = 0.0
@@ -81,7 +91,10 @@ class StageProfiler:
         if self.client is not None:
             from distributed import get_task_stream
 
-            with get_task_stream(client=self.client) as ts:
+            # the tasks the scheduler ran from here on, fetched only when the block succeeds
+            # (an interrupted run cancels its work without waiting on the scheduler first)
+            ts = get_task_stream(client=self.client)
+            with left_on_success(ts):
                 yield
             records = [
                 (r["key"], s["start"], s["stop"])

@@ -19,7 +19,7 @@ from ..cluster import RunCluster, connect
 from ..models import Encoder, EncoderSpec
 from ..models.registry import get_encoder
 from ..pipeline.cache import Cache
-from ..pipeline.profile import StageProfiler
+from ..pipeline.profile import StageProfiler, left_on_success
 from ..pipeline.scenefile import configure_gdal
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
@@ -83,7 +83,7 @@ def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunCon
         if options.profile_html is not None:
             from distributed import performance_report
 
-            report = performance_report(filename=str(options.profile_html))
+            report = left_on_success(performance_report(filename=str(options.profile_html)))
         with report:
             yield build_context(options, cluster, encoder=encoder)
     log.debug("session closed after %.1f s", time.perf_counter() - started)

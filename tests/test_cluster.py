@@ -119,6 +119,58 @@ def test_profiler_attributes_tasks_by_stage_with_and_without_a_client():
         )
 
 
+def _nap(i):
+    import time
+
+    time.sleep(0.2)
+    return i
+
+
+def _nap(i):
+    import time
+
+    time.sleep(0.2)
+    return i
+
+
+def test_an_interrupted_session_stops_at_once(tmp_path):
+    """Ctrl-C in a profiled run: the queued tasks are cancelled, not run to the end, and
+    neither the performance report nor a stage's task stream is gathered first."""
+    import time
+
+    from selo.selo_tasks.session import run_session
+
+    report = tmp_path / "profile.html"
+    with pytest.raises(KeyboardInterrupt):
+        with run_session(Options(profile_html=report, threads=1, show_progress=False)) as ctx:
+            futures = ctx.cluster.client.map(_nap, range(50), key=[f"cut-{i}" for i in range(50)])
+            with ctx.profiler.stage("cut"):
+                time.sleep(0.3)
+                raise KeyboardInterrupt
+    assert sum(f.status == "finished" for f in futures) < 10
+    assert not report.exists()
+    assert ctx.profiler.table() == {}  # an interrupted stage records nothing
+
+
+def test_left_on_success_leaves_only_when_the_block_succeeds():
+    from selo.pipeline.profile import left_on_success
+
+    events = []
+
+    class Manager:
+        def __enter__(self):
+            events.append("enter")
+
+        def __exit__(self, *exc):
+            events.append("exit")
+
+    with left_on_success(Manager()):
+        pass
+    with pytest.raises(ValueError), left_on_success(Manager()):
+        raise ValueError
+    assert events == ["enter", "exit", "enter"]
+
+
 def test_key_prefix():
     assert key_prefix(("flt-median-3f2ab8c91d0e4a7b", 0, 1)) == "flt-median"
     assert key_prefix("sim-0123456789abcdef0123") == "sim"
