@@ -37,21 +37,10 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from _common import ROOT, stamp, write_section
-from bench_localize import make_scene
+from _common import ROOT, make_scene, stamp, write_section
+from browser import launch, type_sentence
 
 HEADING = "selo serve: a new sentence on a 10,000² scene"
-CHROMIUM = os.environ.get("SELO_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SENTENCES = (
     "white planes on the apron",
     "green trees",
@@ -77,17 +66,13 @@ def open_page(browser, url: str):
 
 def ask(page, sentence: str) -> dict:
     """Submit ``sentence``; the page's timing (ms to the overlay drawn) and the server's."""
-    before = page.evaluate("window.selo.timings.length")
     t0 = time.perf_counter()
     with page.expect_response(
         lambda r: r.url.endswith("/maps") and r.request.method == "POST"
     ) as info:
-        page.fill("#sentence", sentence)
-        page.press("#sentence", "Enter")
-    record = info.value.json()
-    page.wait_for_function(f"window.selo.timings.length > {before}", timeout=600_000)
+        timing = type_sentence(page, sentence, timeout=600_000)
     drawn = time.perf_counter() - t0
-    timing = page.evaluate("window.selo.timings[window.selo.timings.length - 1]")
+    record = info.value.json()
     page.wait_for_selector(f"body[data-features='{timing['id']}']", timeout=600_000)
     return {
         "ms": timing["ms"],
@@ -161,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = work / "cache"
     cached = cache.exists()
     with selo_serve(scene, cache) as (url, start), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         page = open_page(browser, url)
         view = page.evaluate("document.querySelectorAll('.leaflet-tile').length")
         new = [ask(page, s) for s in SENTENCES]

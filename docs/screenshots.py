@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import sys
 from pathlib import Path
 
 import cv2
 import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import launch, type_sentence  # noqa: E402
 
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.options import Options
@@ -29,9 +32,6 @@ from selo.selo_tasks.session import run_session
 from selo.selo_tasks.synth import render_scene, scene_sizes
 
 DOCS = Path(__file__).resolve().parent
-CHROMIUM = os.environ.get("SELO_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-ARGS += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FIRST = "eight large white oil storage tanks"
 SECOND = "a cyan ship with cargo"
 
@@ -60,11 +60,7 @@ def save(png: bytes, path: Path) -> None:
 
 
 def ask(page, sentence: str) -> str:
-    before = page.evaluate("window.selo.timings.length")
-    page.fill("#sentence", sentence)
-    page.press("#sentence", "Enter")
-    page.wait_for_function(f"window.selo.timings.length > {before}", timeout=600_000)
-    record = page.evaluate("window.selo.timings[window.selo.timings.length - 1]")
+    record = type_sentence(page, sentence, timeout=600_000)
     page.wait_for_selector(f"body[data-features='{record['id']}']", timeout=600_000)
     return record["id"]
 
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         state = ServeState.for_scenes(ctx, [scene])
         state.start_embedding()
         with BackgroundServer(state) as server, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = launch(playwright)
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(server.url)
             page.wait_for_selector("body[data-status=ready]", timeout=600_000)

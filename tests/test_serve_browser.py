@@ -5,28 +5,17 @@ a server started here on a free port. Skipped, saying why, without Chromium or P
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from browser import CHROMIUM, launch, type_sentence
 from scenes import colour_scene, write_geotiff_scene
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path(os.environ.get("SELO_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHAPE = (1024, 1024)  # colour_scene: white block rows/cols 128..341, green 512..896
 WHITE = (128, 341, 128, 341)
 GREEN = (512, 896, 512, 896)
@@ -42,7 +31,7 @@ def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     pytest.importorskip("fastapi", reason="pip install 'selo[serve]'")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -85,11 +74,7 @@ def page(browser, server):
 
 def submit(page, sentence: str) -> dict:
     """Type a sentence, press Enter, wait for its overlay tiles; its timing record."""
-    before = page.evaluate("window.selo.timings.length")
-    page.fill("#sentence", sentence)
-    page.press("#sentence", "Enter")
-    page.wait_for_function(f"window.selo.timings.length > {before}", timeout=60_000)
-    record = page.evaluate("window.selo.timings[window.selo.timings.length - 1]")
+    record = type_sentence(page, sentence)
     page.wait_for_selector(f"body[data-overlay='{record['id']}'][data-features='{record['id']}']")
     return record
 
