@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts: machine description, BENCHMARKS.md sections,
-peak memory of a process tree, and the stamp every result carries."""
+peak memory of a process tree, the stamp every result carries, and the synthetic
+GeoTIFF scene the one-scene benchmarks share."""
 
 from __future__ import annotations
 
@@ -126,3 +127,34 @@ def run_selo(args: list[str], *, cache: Path, fresh: bool = True) -> tuple[float
     if proc.returncode != 0:
         raise SystemExit(f"selo {' '.join(args)} failed:\n{err}")
     return time.perf_counter() - t0, mem.peak, out
+
+
+def make_scene(path: Path, size: int) -> Path:
+    """A textured synthetic scene (scene 15.jpg's polygons scaled to ``size``), written
+    strip by strip so that even 20,000² fits in memory."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from selo.selo_tasks.annotations import load_annotations
+    from selo.selo_tasks.synth import render_scene
+
+    if path.exists():
+        return path
+    cases = [c for c in load_annotations() if c.image == "15.jpg"]
+    tile = min(size, 5000)
+    base = render_scene((tile, tile), cases, scale=tile / 3000)
+    profile = dict(
+        driver="GTiff", height=size, width=size, count=3, dtype="uint8", crs="EPSG:32633",
+        transform=from_origin(500000, 4600000, 0.5, 0.5), tiled=True, blockxsize=512,
+        blockysize=512, compress="deflate",
+    )  # fmt: skip
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(tmp, "w", **profile) as ds:
+        for top in range(0, size, tile):
+            rows = min(tile, size - top)
+            strip = np.tile(base[:rows], (1, -(-size // tile), 1))[:, :size]
+            ds.write(strip.transpose(2, 0, 1), window=Window(0, top, size, rows))
+    tmp.rename(path)
+    return path

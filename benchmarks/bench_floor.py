@@ -27,9 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rasterio
-from _common import run_selo, stamp, write_section
-from rasterio.transform import from_origin
-from rasterio.windows import Window
+from _common import make_scene, run_selo, stamp, write_section
 
 HEADING = "Floor: selo beside the unavoidable work"
 QUERY = "a white plane parked on a gray airport"
@@ -37,32 +35,6 @@ SECOND = "green trees"
 STAGES = ("cut", "sim", "gnt", "flt", "write")
 TARGETS = {10000: (1.5, 0.75)}  # first query, second query: times the floor
 AIRSLT_TARGET = 20.0
-
-
-def make_scene(path: Path, size: int) -> Path:
-    """A textured synthetic scene (scene 15.jpg's polygons scaled to ``size``), written
-    strip by strip so that even 20,000² fits in memory."""
-    from selo.selo_tasks.annotations import load_annotations
-    from selo.selo_tasks.synth import render_scene
-
-    if path.exists():
-        return path
-    cases = [c for c in load_annotations() if c.image == "15.jpg"]
-    tile = min(size, 5000)
-    base = render_scene((tile, tile), cases, scale=tile / 3000)
-    profile = dict(
-        driver="GTiff", height=size, width=size, count=3, dtype="uint8", crs="EPSG:32633",
-        transform=from_origin(500000, 4600000, 0.5, 0.5), tiled=True, blockxsize=512,
-        blockysize=512, compress="deflate",
-    )  # fmt: skip
-    tmp = path.with_suffix(".partial.tif")
-    with rasterio.open(tmp, "w", **profile) as ds:
-        for top in range(0, size, tile):
-            rows = min(tile, size - top)
-            strip = np.tile(base[:rows], (1, -(-size // tile), 1))[:, :size]
-            ds.write(strip.transpose(2, 0, 1), window=Window(0, top, size, rows))
-    tmp.rename(path)
-    return path
 
 
 def timed(fn) -> float:

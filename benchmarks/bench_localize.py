@@ -24,33 +24,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from _common import stamp, write_section
+from _common import make_scene, stamp, write_section
 from published_v1 import published_v1
-from rasterio.transform import from_origin
 
 from selo.models.registry import get_encoder
 from selo.pipeline.gnt import CellGrid, accumulate, quantize
-from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.localize import localize
 from selo.selo_tasks.methods import V1
 from selo.selo_tasks.options import Options
-from selo.selo_tasks.synth import render_scene
 
 QUERY = "a white plane parked on a gray airport"
-
-
-def make_scene(path: Path, size: int) -> None:
-    """A synthetic scene: the polygons of scene 15.jpg's cases, scaled to ``size``."""
-    cases = [c for c in load_annotations() if c.image == "15.jpg"]
-    img = render_scene((size, size), cases, scale=size / 3000)
-    profile = dict(
-        driver="GTiff", height=size, width=size, count=3, dtype="uint8", crs="EPSG:32633",
-        transform=from_origin(500000, 4600000, 0.5, 0.5), tiled=True, blockxsize=512,
-        blockysize=512, compress="deflate",
-    )  # fmt: skip
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(img.transpose(2, 0, 1))
 
 
 QUERIES = (
@@ -93,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="selo-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    scene = work / "scene.tif"
+    scene = work / f"scene-{args.size}.tif"
     make_scene(scene, args.size)
     encoder = get_encoder("color")
 
