@@ -92,8 +92,9 @@ def connect(
             raise ParameterError("local threads take no scheduler, GPU cluster or workers")
         n = threads or os.cpu_count() or 1
         import dask
+        import dask.threaded
 
-        with dask.config.set(scheduler="threads", num_workers=n):
+        with dask.config.set(scheduler=dask.threaded.get, num_workers=n):
             yield RunCluster(None, "threads", "", workers=1, threads=n)
         return
 

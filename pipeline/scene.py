@@ -26,6 +26,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import dask.local
 import numpy as np
 import rioxarray
 import xarray as xr
@@ -352,7 +353,7 @@ class ArrayRegions:
         parts = [self.pixels[rows][:, cols]]
         if self.valid is not None:
             parts.append(self.valid[rows][:, cols])
-        computed = dask.compute(*parts, scheduler="sync")
+        computed = dask.compute(*parts, scheduler=dask.local.get_sync)
         valid = np.asarray(computed[1], bool) if len(computed) > 1 else None
         return np.ascontiguousarray(computed[0]), valid
 

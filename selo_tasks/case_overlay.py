@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import dask
+import dask.local
 import numpy as np
 
 from ..pipeline.annotate import blend_overlay, draw_marks, with_legend, write_image
@@ -63,7 +64,7 @@ LEGEND = (
 def read_scene_preview(path: Path, cache: Cache) -> np.ndarray:
     """The scene's (rows, cols, 3) RGB preview, at most PREVIEW_SIDE px on its longer side
     (:func:`~selo.pipeline.preview.read_preview`, kept in the cache)."""
-    with dask.config.set(scheduler="sync"):
+    with dask.config.set(scheduler=dask.local.get_sync):
         return read_preview(open_scene(path, cache=cache), PREVIEW_SIDE, cache=cache)
 
 

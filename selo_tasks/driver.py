@@ -26,6 +26,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 import xarray as xr
 
@@ -125,7 +126,7 @@ class LocalExecutor:
             keys = {p.key for p in parts}
             done = Callback(posttask=lambda key, *_: key in keys and advance and advance())
             with done:
-                results = dask.compute(*parts, scheduler="threads", optimize_graph=False)
+                results = dask.compute(*parts, scheduler=dask.threaded.get, optimize_graph=False)
             yield from enumerate(results)
 
 
