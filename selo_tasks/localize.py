@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -232,12 +233,13 @@ def map_features(finished, grid: Grid, *, heat: np.ndarray | None = None) -> lis
 
 
 def _centre_features(selo, grid: Grid) -> list[dict]:
-    """Attention centres as ranked point features, exact at any map size: on the map in
-    memory, or chunk by chunk on a spooled one (the same arithmetic)."""
+    """Attention centres as ranked point features, exact at any map size: of a map in memory
+    with the filters on every core, of a spooled map block by block (read with their halos
+    from the file; the same arithmetic)."""
     if isinstance(selo, np.ndarray):
-        points = attention_centres(selo)
+        points = attention_centres(selo, threads=os.cpu_count() or 1)
         values = [int(selo[y, x]) for x, y in points]
-    else:  # a spooled map: blocks read with their halos from the file
+    else:
         points = attention_centres_lazy(selo)
         values = [int(selo.window(y, y + 1, x, x + 1)[0, 0]) for x, y in points]
     features = []

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import AnnotationError, MapError
 from ..pipeline.components import raster_components
-from ..pipeline.morphology import maximum_filter
+from ..pipeline.morphology import by_strips, maximum_filter
 
 __all__ = [
     "BETA_SU",
@@ -296,7 +296,11 @@ def rsu(selo_map: np.ndarray, mask: np.ndarray, *, origin: tuple[int, int] = (0,
 
 
 def attention_centres(
-    selo_map: np.ndarray, *, box: int = BOX_SIZE, max_size: int = MAX_FILTER_SIZE
+    selo_map: np.ndarray,
+    *,
+    box: int = BOX_SIZE,
+    max_size: int = MAX_FILTER_SIZE,
+    threads: int = 1,
 ) -> list[tuple[int, int]]:
     """Attention centres (x, y) of a map, best first (the published code's peak finding).
 
@@ -306,9 +310,9 @@ def attention_centres(
     truncated centroid is a candidate, candidates are stably sorted by P there
     (descending) and kept when P ≥ 0.5. ``box`` and ``max_size`` change the two
     filter sizes (only for approximations on decimated maps; the metrics use 50
-    and 1000).
+    and 1000). ``threads``: the filters on that many cores, the same result.
     """
-    peaks = _peaks(selo_map, box=box, max_size=max_size)
+    peaks = _peaks(selo_map, box=box, max_size=max_size, threads=threads)
     candidates = [(int(cx), int(cy)) for cy, cx in _component_centroids(peaks)]
     probs = [_prob_at(selo_map, x, y) for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
@@ -334,6 +338,7 @@ def attention_centres_lazy(
     are joined across blocks. Each task reads only its own window, so at most
     ``threads`` blocks with their halos are in memory."""
     import dask
+    import dask.threaded
 
     from ..pipeline.components import block_components, merge_blocks
 
@@ -348,7 +353,7 @@ def attention_centres_lazy(
         ]
         for r0 in range(0, h, chunk)
     ]  # fmt: skip
-    (blocks,) = dask.compute(tasks, scheduler="threads", num_workers=threads)
+    (blocks,) = dask.compute(tasks, scheduler=dask.threaded.get, num_workers=threads)
     candidates = [(int(c.centroid[1]), int(c.centroid[0])) for c in merge_blocks(blocks)]
     probs = [int(read(y, y + 1, x, x + 1)[0, 0]) / 255.0 for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
@@ -362,13 +367,14 @@ def _window_reader(selo_map):
             raise MapError(f"attention centres need a uint8 map, got {selo_map.dtype}")
         return selo_map.window
     import dask.array as da
+    import dask.local
 
     u = selo_map if isinstance(selo_map, da.Array) else np.asarray(selo_map)
     if u.dtype != np.uint8 or u.ndim != 2:
         raise MapError(f"attention centres need a 2-D uint8 map, got {u.ndim}-D {u.dtype}")
     if isinstance(u, np.ndarray):
         return lambda r0, r1, c0, c1: u[r0:r1, c0:c1]
-    return lambda r0, r1, c0, c1: np.asarray(u[r0:r1, c0:c1].compute(scheduler="sync"))
+    return lambda r0, r1, c0, c1: np.asarray(u[r0:r1, c0:c1].compute(scheduler=dask.local.get_sync))
 
 
 def _peak_components(read, block, shape, depth, box, max_size, block_components):
@@ -380,12 +386,18 @@ def _peak_components(read, block, shape, depth, box, max_size, block_components)
     return block_components(peaks[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0], r0, c0)
 
 
-def _peaks(u: np.ndarray, *, box: int, max_size: int) -> np.ndarray:
-    """Where the softened map equals its ``max_size`` neighbourhood maximum, and is > 0."""
-    gray = _gray(u)
-    for _ in range(BOX_PASSES):
-        gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
-    return (maximum_filter(gray, size=max_size) == gray) & (gray > 0)
+def _peaks(u: np.ndarray, *, box: int, max_size: int, threads: int = 1) -> np.ndarray:
+    """Where the softened map equals its ``max_size`` neighbourhood maximum, and is > 0;
+    with ``threads``, the box passes run on row strips (each with the passes' reach of extra
+    rows) and the maximum on strips too: the same bytes."""
+
+    def soften(gray: np.ndarray) -> np.ndarray:
+        for _ in range(BOX_PASSES):
+            gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
+        return gray
+
+    gray = by_strips(soften, _gray(u), threads=threads, halo=BOX_PASSES * (box // 2))
+    return (maximum_filter(gray, size=max_size, threads=threads) == gray) & (gray > 0)
 
 
 def _gray(selo_map: np.ndarray) -> np.ndarray:

@@ -235,7 +235,9 @@ def test_attention_centres_match_reference_on_peaky_maps():
         for _ in range(rng.integers(1, 8)):
             y, x = rng.integers(0, 1700), rng.integers(0, 2300)
             u[y : y + 100, x : x + 100] = rng.choice([130, 200, 255])
-        assert M.attention_centres(u) == reference_centres(u / 255.0)
+        expected = reference_centres(u / 255.0)
+        assert M.attention_centres(u) == expected
+        assert M.attention_centres(u, threads=3) == expected  # the filters on row strips
 
 
 # --- invariants ---------------------------------------------------------------------------------
