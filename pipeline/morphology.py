@@ -84,11 +84,14 @@ def _max_along(a: np.ndarray, size: int, axis: int) -> np.ndarray:
     pad = [(0, 0), (0, 0)]
     pad[axis] = (size // 2, size - 1 - size // 2)
     x = np.pad(a, pad, mode="symmetric")  # scipy's "reflect", repeated as far as needed
-    take = (lambda lo, hi: x[lo:hi]) if axis == 0 else (lambda lo, hi: x[:, lo:hi])
-    w = 1
+    y = np.empty_like(x)  # the passes go back and forth between two buffers: no new pages
+
+    def take(arr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return arr[lo:hi] if axis == 0 else arr[:, lo:hi]
+
+    length, w = x.shape[axis], 1
     while 2 * w <= size:
-        length = x.shape[axis]
-        x = np.maximum(take(0, length - w), take(w, length))
-        w *= 2
+        np.maximum(take(x, 0, length - w), take(x, w, length), out=take(y, 0, length - w))
+        x, y, length, w = y, x, length - w, 2 * w
     s = size - w
-    return np.maximum(take(0, n), take(s, s + n))
+    return np.maximum(take(x, 0, n), take(x, s, s + n))

@@ -392,9 +392,13 @@ def _peaks(u: np.ndarray, *, box: int, max_size: int, threads: int = 1) -> np.nd
     rows) and the maximum on strips too: the same bytes."""
 
     def soften(gray: np.ndarray) -> np.ndarray:
-        for _ in range(BOX_PASSES):
-            gray = cv2.boxFilter(gray, ddepth=-1, ksize=(box, box))
-        return gray
+        # the input is read, never written (strips share it); then back and forth between
+        # two buffers of this strip's own: no new pages each pass
+        out, spare = cv2.boxFilter(np.ascontiguousarray(gray), -1, (box, box)), None
+        for _ in range(BOX_PASSES - 1):
+            spare = cv2.boxFilter(out, -1, (box, box), dst=spare)
+            out, spare = spare, out
+        return out
 
     gray = by_strips(soften, _gray(u), threads=threads, halo=BOX_PASSES * (box // 2))
     return (maximum_filter(gray, size=max_size, threads=threads) == gray) & (gray > 0)
