@@ -63,6 +63,9 @@ __all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_f
 log = logging.getLogger(__name__)
 
 IN_MEMORY_PIXELS = 512_000_000  # finished maps up to this size (20k² and more) in memory
+# attention centres of maps up to this size filtered whole (fastest; transient buffers of a
+# few times the map), of larger ones block by block (memory of a few blocks)
+WHOLE_CENTRES_PIXELS = 128_000_000
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
 
@@ -233,11 +236,16 @@ def map_features(finished, grid: Grid, *, heat: np.ndarray | None = None) -> lis
 
 
 def _centre_features(selo, grid: Grid) -> list[dict]:
-    """Attention centres as ranked point features, exact at any map size: of a map in memory
-    with the filters on every core, of a spooled map block by block (read with their halos
-    from the file; the same arithmetic)."""
+    """Attention centres as ranked point features, exact at any map size, on every core: of
+    a map in memory up to ``WHOLE_CENTRES_PIXELS`` filtered whole, else block by block
+    (blocks read with their halos, from the array or the spooled file; the same
+    arithmetic)."""
+    threads = os.cpu_count() or 1
     if isinstance(selo, np.ndarray):
-        points = attention_centres(selo, threads=os.cpu_count() or 1)
+        if selo.size <= WHOLE_CENTRES_PIXELS:
+            points = attention_centres(selo, threads=threads)
+        else:
+            points = attention_centres_lazy(selo, threads=threads)
         values = [int(selo[y, x]) for x, y in points]
     else:
         points = attention_centres_lazy(selo)

@@ -153,16 +153,21 @@ def test_spooled_maps_give_the_same_files_as_maps_in_memory(
     from selo.selo_tasks import localize
 
     run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs")
+    # a map in memory whose centres are found block by block, as for maps over 128 MP
+    monkeypatch.setattr(localize, "WHOLE_CENTRES_PIXELS", 1)
+    run_localize(run_cli, scene, tmp_path / "blocks", "-q", "white roofs")
     monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
     run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs")
-    a, b = tmp_path / "memory" / "q01-white-roofs", tmp_path / "spooled" / "q01-white-roofs"
-    for name in ("selo_map.png", "selo_map.tif"):
-        with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
-            np.testing.assert_array_equal(x.read(), y.read())
-    assert json.loads((a / "regions.geojson").read_text()) == json.loads(
-        (b / "regions.geojson").read_text()
-    )
-    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
+    a = tmp_path / "memory" / "q01-white-roofs"
+    for other in ("blocks", "spooled"):
+        b = tmp_path / other / "q01-white-roofs"
+        for name in ("selo_map.png", "selo_map.tif"):
+            with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
+                np.testing.assert_array_equal(x.read(), y.read())
+        assert json.loads((a / "regions.geojson").read_text()) == json.loads(
+            (b / "regions.geojson").read_text()
+        )
+        assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
 
 
 def test_one_scene_runs_on_threads_without_a_cluster(run_cli, scene, tmp_path, cache_dir):
