@@ -23,3 +23,23 @@ def test_gpu_benchmark_runs_on_the_cpu_with_tiny_sizes(tmp_path):
     text = out.read_text()
     assert "## GPU" in text and "| ViT-B-32 | 2 |" in text
     assert "synthetic AIR-SLT at scale 0.1 on the CPU" in text and "min** wall" in text
+
+
+def test_airslt_benchmark_keeps_the_rows_of_models_it_did_not_run(tmp_path, monkeypatch):
+    """A run of one model rewrites its own row and keeps the other models' rows (a run of
+    `--models vit-b-32` once dropped the `color` row, and the other way round)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_airslt
+
+    cells = "| 59 | 0.49 | 10.4 | 1.8 | 0.3 | 3.0 | 8.9 | 1.67 GiB | 0.8677 | 34.3× | 2026-12-02 |"
+    color, vit = f"| color {cells}", f"| vit-b-32 {cells}"
+    md = tmp_path / "BENCHMARKS.md"
+    separator = (
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    )
+    table = "\n".join([bench_airslt.TABLE_HEADER, separator, color, vit])
+    md.write_text(f"## {bench_airslt.HEADING}\n\ntext\n\n{table}\n\n## Next\n\n| a | b |\n")
+    monkeypatch.setattr(bench_airslt, "BENCHMARKS_MD", md)
+    assert bench_airslt.earlier_rows(["vit-b-32"]) == [color]
+    assert bench_airslt.earlier_rows(["color"]) == [vit]
+    assert bench_airslt.earlier_rows(["color", "vit-b-32"]) == []
