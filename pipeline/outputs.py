@@ -368,11 +368,12 @@ def regions_from_map(
     n, labels = cv2.connectedComponents(
         (heat >= threshold).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
-    flat = labels.ravel()
+    inside = np.flatnonzero(labels)  # the statistics of the regions only (not background)
+    flat, values = labels.ravel()[inside], heat.ravel()[inside]
     count = np.bincount(flat, minlength=n)
-    total = np.bincount(flat, weights=heat.ravel(), minlength=n)  # exact integer sums
+    total = np.bincount(flat, weights=values, minlength=n)  # exact integer sums
     peak = np.zeros(n, np.int64)
-    np.maximum.at(peak, flat, heat.ravel())
+    np.maximum.at(peak, flat, values)
     features = []
     for geometry, value in rasterio.features.shapes(
         labels, mask=labels > 0, connectivity=8, transform=transform
@@ -472,6 +473,9 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
             dtype=selo.dtype,
             chunks=(rows, min(MAP_CHUNK, width)),
             compressors=ZstdCodec(level=1),  # smooth maps: level 1 is as small, and faster
+            # every chunk written: zarr's test of each chunk against the fill value (to skip
+            # empty ones) cost a second of CPU on a 10k² map, more than compressing it
+            config={"write_empty_chunks": True},
         )
         each_strip(
             selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip)
