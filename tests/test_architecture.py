@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the environment running the tests (activated or not), else whatever PATH finds
+_BESIDE = Path(sys.executable).with_name("lint-imports")
+LINT_IMPORTS = str(_BESIDE) if _BESIDE.exists() else shutil.which("lint-imports")
 
 
-@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
+@pytest.mark.skipif(LINT_IMPORTS is None, reason="import-linter not installed")
 def test_import_contracts_are_kept():
     proc = subprocess.run(
-        ["lint-imports", "--config", str(ROOT / "pyproject.toml")],
+        [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml")],
         capture_output=True,
         text=True,
         cwd=ROOT,
