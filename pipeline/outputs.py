@@ -42,6 +42,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from ..errors import MapError, ParameterError
+from .annotate import PICTURE_PNG, encode_image
 from .cut import jpeg_bytes
 from .preview import each_strip
 from .scene import Grid
@@ -334,7 +335,8 @@ def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.nda
     _check_map(heat, "the overlay map", preview_rgb.shape[:2])
     colours = cv2.applyColorMap(heat, cv2.COLORMAP_JET)  # BGR, as OpenCV writes it
     scene = cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR)
-    return atomic_write_bytes(path, _encode(".png", cv2.addWeighted(scene, 0.7, colours, 0.3, 0)))
+    blended = cv2.addWeighted(scene, 0.7, colours, 0.3, 0)
+    return atomic_write_bytes(path, encode_image(blended, ".png", PICTURE_PNG))
 
 
 def pixel_to_crs(
@@ -435,13 +437,6 @@ def write_jpeg(path: str | os.PathLike, data: np.ndarray) -> np.ndarray:
     encoded = jpeg_bytes(np.asarray(data))
     atomic_write_bytes(path, encoded, what="JPEG")
     return cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
-
-
-def _encode(ext: str, image: np.ndarray, params: Iterable[int] = ()) -> bytes:
-    ok, buf = cv2.imencode(ext, image, list(params))
-    if not ok:
-        raise MapError(f"OpenCV could not encode a {image.shape} {image.dtype} image as {ext}")
-    return buf.tobytes()
 
 
 def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) -> Path:

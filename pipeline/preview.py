@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import OutputError, ParameterError
+from .annotate import PICTURE_PNG, encode_image
 from .bands import to_rgb
 from .scene import conversion_of, file_window, scene_key
 from .scenefile import SceneInfo, inspect_scene, read_decimated
@@ -97,10 +98,9 @@ def keep_preview(scene: xr.DataArray, preview: np.ndarray, cache) -> None:
     path = _kept_path(scene, preview.shape[:2], cache)
     if path is None:
         return
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
+    data = encode_image(cv2.cvtColor(preview, cv2.COLOR_RGB2BGR), ".png", PICTURE_PNG)
     try:
-        if ok:
-            atomic_write_bytes(path, buf.tobytes(), what="scene preview")
+        atomic_write_bytes(path, data, what="scene preview")
     except OutputError:
         pass
 
