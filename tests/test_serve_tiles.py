@@ -67,8 +67,19 @@ def test_samples_follow_the_rule(height, width, data):
     rows, cols = grid.samples(z, x, y)
     ref_rows, ref_cols = reference_samples(height, width, z, x, y)
     assert rows.tolist() == ref_rows and cols.tolist() == ref_cols
-    if min(height, width) >= 2**grid.zmax:  # each side holds a pixel centre at every zoom
-        assert len(rows) > 0 and len(cols) > 0
+    # a tile shows scene pixels exactly when its part of the scene reaches its first sample
+    # (the last tile of a side may hold fewer rows or columns than one tile pixel spans)
+    r0, r1, c0, c1 = grid.window(z, x, y)
+    f = 2 ** (grid.zmax - z)
+    assert (len(rows) > 0) == (r1 - r0 > f // 2) and (len(cols) > 0) == (c1 - c0 > f // 2)
+
+
+def test_a_last_tile_holding_less_than_one_tile_pixel_shows_nothing():
+    """Row 1536 alone is the last tile's part of a 1537-row scene at zoom 2 (a tile pixel is
+    2 rows there, sampled at its second row): no row is shown, as the rule says."""
+    grid = TileGrid(1537, 8)
+    rows, cols = grid.samples(2, 0, 3)
+    assert rows.tolist() == [] and cols.tolist() == [1, 3, 5, 7]
 
 
 def test_a_strip_thinner_than_a_tile_pixel_gives_blank_tiles():
