@@ -1,12 +1,22 @@
-"""Shared fixtures: running the CLI in-process, tiny annotation files."""
+"""Shared fixtures: running the CLI in-process, tiny annotation files; the hypothesis
+profile."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from scenes import square
+
+# The property tests draw the same examples on every run ("deterministic", the default), so
+# a suite that passed once passes again; SELO_HYPOTHESIS=explore draws new ones each run
+# (to look for counterexamples; a failure prints the example to pin with @example).
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("SELO_HYPOTHESIS", "deterministic"))
 
 
 @pytest.fixture
