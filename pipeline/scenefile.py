@@ -333,6 +333,11 @@ def tiff_data_end(ds: rasterio.DatasetReader) -> int:
     return _tiff_blocks(ds).end if ds.driver == "GTiff" else 0
 
 
+# TIFF magic -> (first-directory offset format, its byte, entry-count format, entry format):
+# classic TIFF (42) and BigTIFF (43)
+_TIFF_LAYOUTS = {42: ("I", 4, "H", "HHII"), 43: ("Q", 8, "Q", "HHQQ")}
+
+
 def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
     """(blocks the first directory's image size needs, entries of its block offset table),
     read from the TIFF itself (classic or BigTIFF, either byte order); None if the
@@ -343,23 +348,12 @@ def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
             order = {b"II": "<", b"MM": ">"}.get(head[:2])
             if order is None:
                 return None
-            magic = struct.unpack(order + "H", head[2:4])[0]
-            if magic == 42:
-                offset, count_fmt, entry_fmt, width = (
-                    struct.unpack(order + "I", head[4:8])[0],
-                    "H",
-                    "HHII",
-                    12,
-                )
-            elif magic == 43:
-                offset, count_fmt, entry_fmt, width = (
-                    struct.unpack(order + "Q", head[8:16])[0],
-                    "Q",
-                    "HHQQ",
-                    20,
-                )
-            else:
+            layout = _TIFF_LAYOUTS.get(struct.unpack(order + "H", head[2:4])[0])
+            if layout is None:
                 return None
+            offset_fmt, offset_at, count_fmt, entry_fmt = layout
+            offset = struct.unpack_from(order + offset_fmt, head, offset_at)[0]
+            width = struct.calcsize(order + entry_fmt)  # bytes of one directory entry
             f.seek(offset)
             raw = f.read(struct.calcsize(order + count_fmt))
             (n,) = struct.unpack(order + count_fmt, raw)
@@ -371,10 +365,9 @@ def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
     tags: dict[int, tuple[int, int, int]] = {}
     for i in range(n):
         tag, kind, count, value = struct.unpack_from(order + entry_fmt, table, i * width)
-        if kind == 3:  # SHORT: the value sits in the field's first two bytes
-            value = struct.unpack_from(order + "H", table, i * width + (8 if width == 12 else 12))[
-                0
-            ]
+        if kind == 3:  # SHORT: the value sits in the first two bytes of the value field
+            field_at = i * width + struct.calcsize(order + entry_fmt[:3])
+            value = struct.unpack_from(order + "H", table, field_at)[0]
         tags[tag] = (kind, count, value)
 
     def value(tag: int, default: int) -> int:

@@ -592,3 +592,27 @@ def test_region_readers_shrink_a_window_to_out_shape(tmp_path, kind):
         np.testing.assert_array_equal(
             full, pixels[offset[0] + r0 : offset[0] + r1, offset[1] + c0 : offset[1] + c1]
         )
+
+
+@pytest.mark.parametrize("bigtiff", ["NO", "YES"])
+@pytest.mark.parametrize("endianness", ["LITTLE", "BIG"])
+@pytest.mark.parametrize(("tiled", "interleave"), [(True, "pixel"), (False, "band")])
+def test_block_tables_read_from_classic_and_big_tiffs_either_byte_order(
+    tmp_path, bigtiff, endianness, tiled, interleave
+):
+    """The lying-header check reads the TIFF directory itself: the blocks a 300x700 image
+    needs equal the entries GDAL wrote, for classic TIFF and BigTIFF, little- and big-endian,
+    tiles and (planar) strips."""
+    from selo.pipeline.scenefile import _tiff_table_sizes
+
+    profile = dict(driver="GTiff", width=700, height=300, count=3, dtype="uint8",
+                   BIGTIFF=bigtiff, ENDIANNESS=endianness, interleave=interleave)  # fmt: skip
+    if tiled:
+        profile.update(tiled=True, blockxsize=256, blockysize=128)
+    else:
+        profile.update(blockysize=16)
+    path = tmp_path / "t.tif"
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.zeros((3, 300, 700), np.uint8))
+    expected = 3 * 3 if tiled else 3 * 19  # tiles 3x3 (pixel-interleaved); 19 strips a band
+    assert _tiff_table_sizes(path) == (expected, expected)
