@@ -22,8 +22,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from _common import run_selo, stamp, write_section
+from bench_airslt import random_vit_b_32
+from bench_encoders import windows_per_second
 
 HEADING = "GPU"
 PUBLISHED_MIN = 16.92
@@ -40,15 +41,8 @@ def throughput(arch: str, batch: int, precision: str, device: str, seconds: floa
         build_model(arch), arch=arch, weights="random", device=device, batch_size=batch,
         precision=precision,
     )  # fmt: skip
-    windows = np.random.default_rng(0).integers(0, 256, (batch, 256, 256, 3), dtype=np.uint8)
-    enc.encode_images(windows)  # warm-up (cuDNN autotuning, first allocations)
-    best = 0.0
-    for _ in range(3):
-        calls, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or calls < 2:
-            enc.encode_images(windows)
-            calls += 1
-        best = max(best, calls * batch / elapsed)
+    # after a warm-up call (cuDNN autotuning, first allocations), the best of 3 rounds
+    best = windows_per_second(enc, batch, seconds, rounds=3)
     del enc
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -56,14 +50,7 @@ def throughput(arch: str, batch: int, precision: str, device: str, seconds: floa
 
 
 def airslt(work: Path, *, gpu: bool, scale: float) -> dict:
-    import torch
-
-    from selo.models.openclip import build_model
-
-    ckpt = work / "vit-b-32-random.pt"
-    if not ckpt.exists():
-        torch.manual_seed(0)
-        torch.save(build_model("ViT-B-32").state_dict(), ckpt)
+    ckpt = random_vit_b_32(work / "vit-b-32-random.pt")
     data = work / f"synth-{scale:g}"
     if not (data / "anno.json").exists():
         run_selo(["synth-airslt", str(data), "--scale", str(scale)], cache=work / "cache-synth")
