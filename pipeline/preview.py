@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import OutputError, ParameterError
-from .annotate import PICTURE_PNG, encode_image
 from .bands import to_rgb
+from .picture import PICTURE_PNG, encode_image
 from .scene import conversion_of, file_window, scene_key
 from .scenefile import SceneInfo, inspect_scene, read_decimated
 from .store import atomic_write_bytes

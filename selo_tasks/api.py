@@ -35,9 +35,9 @@ from ..pipeline.cut import CutSpec
 from ..pipeline.outputs import MAP_CHUNK
 from ..pipeline.scene import as_scene, scene_valid
 from ..pipeline.scene import open_scene as _open_scene
-from .annotations import Case, load_annotations
+from .annotations import Case
 from .driver import ClientExecutor, Driver, LocalExecutor, QueryMap
-from .eval import evaluate_cases, read_map
+from .eval import evaluate_cases, maps_annotations, read_map
 from .localize import check_queries
 from .methods import Method, get_method
 from .metrics import evaluate as _evaluate
@@ -156,10 +156,11 @@ def evaluate_run(
 ) -> dict:
     """The metrics of a folder of maps (a ``selo airslt`` run folder, or the published
     code's ``probmap_{i}.jpg``): ``{"cases": [{case, image, query, rsu, rda, ras, rmi}],
-    "mean": {...}, "skipped": [...]}``."""
+    "mean": {...}, "skipped": [...]}``. A run folder is scored against its own
+    annotations unless ``anno`` names others (which must hold the same cases)."""
     from .metrics import mean_metrics
 
-    cases = load_annotations(anno)
+    cases = maps_annotations(maps, anno)
     results, skipped = evaluate_cases(cases, maps, images_dir=images, skip_missing=skip_missing)
     rows = [
         {"case": r.case.index, "image": r.case.image, "query": r.case.query, **r.metrics.as_dict()}

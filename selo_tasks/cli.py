@@ -17,7 +17,6 @@ import click
 from .. import __version__
 from ..errors import SeloError
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
-from .compare import compare_cmd  # selo compare (defined with its logic)
 from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
 __all__ = ["main", "cli"]
@@ -129,7 +128,13 @@ _anno_option = click.option(
 
 
 @cli.command("eval")
-@_anno_option
+@click.option(
+    "--anno",
+    type=_path(),
+    default=None,
+    help="Annotation file (default: a run folder's own, named in its run.json; else the "
+    "AIR-SLT anno.json shipped with selo).",
+)
 @click.option(
     "--maps",
     "maps_dir",
@@ -163,12 +168,12 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
     """
     from pathlib import Path
 
-    from .annotations import load_annotations
-    from .eval import evaluate_cases, write_metrics_csv
-    from .report import console, err_console, metrics_table, progress
+    from .eval import evaluate_cases, maps_annotations, write_metrics_csv
+    from .report.terminal import console, err_console, metrics_table, progress
+    from .run_folder import METRICS_CSV
 
-    cases = load_annotations(anno)
-    out_path = Path(out) if out else Path(maps_dir) / "metrics.csv"
+    cases = maps_annotations(maps_dir, anno)
+    out_path = Path(out) if out else Path(maps_dir) / METRICS_CSV
     with progress("scoring maps", len(cases), enabled=err_console.is_terminal) as advance:
         results, skipped = evaluate_cases(
             cases,
@@ -302,7 +307,7 @@ def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False
     from pathlib import Path
 
     from .options import Options
-    from .report import err_console
+    from .report.terminal import err_console
 
     return Options(
         model=kw["model"],
@@ -374,13 +379,14 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
 
     from .airslt import AirsltOptions, run_airslt
     from .annotations import load_annotations
-    from .report import console
+    from .report.terminal import console
 
     options = _options(kw, out, paper_compat=paper_compat, profile=True)
     cases = load_annotations(anno)
     files = AirsltOptions(
         images=Path(images),
         out=Path(out),
+        anno=Path(anno) if anno is not None else None,
         resume=resume,
         skip_missing=skip_missing,
         plain_overlays=plain_overlays,
@@ -390,7 +396,7 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
 
 
 def _print_run(console, run, *, title: str, baselines=None) -> None:
-    from .report import metrics_table, stage_table
+    from .report.terminal import metrics_table, stage_table
 
     console.print(metrics_table(run.results, title=f"SeLo metrics: {title}", baselines=baselines))
     console.print(stage_table(run.stages, title=f"Time per stage (total {run.wall:.1f} s wall)"))
@@ -424,7 +430,7 @@ def synth_cmd(out, scale, seed):
     (polygons scaled with --scale). Then:
     selo airslt --images OUT/images --anno OUT/anno.json
     """
-    from .report import console, err_console, progress
+    from .report.terminal import console, err_console, progress
     from .synth import build_synthetic_airslt
 
     with progress("drawing scenes", 22, enabled=err_console.is_terminal) as advance:
@@ -485,7 +491,7 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     from pathlib import Path
 
     from .localize import localize
-    from .report import console, stage_table
+    from .report.terminal import console, stage_table
 
     options = _options(kw, out, paper_compat=paper_compat)
     record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
@@ -520,7 +526,7 @@ def demo_cmd(out, **kw):
     from pathlib import Path
 
     from .demo import run_demo
-    from .report import console
+    from .report.terminal import console
 
     options = _options(kw, Path(out) / "run")
     run, baselines = run_demo(Path(out), options)
@@ -554,7 +560,7 @@ def demo_cmd(out, **kw):
     "--anno",
     type=_path(),
     default=None,
-    help="RUN_DIR only: the run's annotation file (default: the AIR-SLT anno.json).",
+    help="RUN_DIR only: the run's annotation file (default: the one named in its run.json).",
 )
 @click.option(
     "--images",
@@ -572,7 +578,7 @@ def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
     downloads. With an airslt run folder, browse its cases with their annotation polygons
     and metrics. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops.
     """
-    from .report import console
+    from .report.terminal import console
     from .serve import serve
 
     options = _options(kw, ".")
@@ -602,19 +608,58 @@ def models_cmd() -> None:
     from rich.table import Table
 
     from ..models import list_presets
+    from .metrics import RMI
 
     rows = list_presets()
     table = Table(title="selo encoders", box=box.SIMPLE_HEAD)
     for column in ("name", "kind", "architecture", "expected file"):
         table.add_column(column, overflow="fold")
-    table.add_column("Rmi", justify="right")
+    table.add_column(RMI.label, justify="right")
     for p in rows:
-        rmi = f"{p.rmi:.4f}" if p.rmi is not None else ""
-        table.add_row(p.name, p.kind, p.arch, p.filename, rmi)
+        table.add_row(p.name, p.kind, p.arch, p.filename, "" if p.rmi is None else RMI.text(p.rmi))
     console = Console()
     console.print(table)
     for p in rows:
         console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)
 
 
-cli.add_command(compare_cmd)  # selo compare
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    type=click.Path(path_type=str),
+    default="compare.html",
+    show_default=True,
+    help="The HTML page with each case's overlays side by side.",
+)
+@click.option("--common", is_flag=True, help="Compare only the cases every run scored identically.")
+@click.option(
+    "--top",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Cases to print (the page has all).",
+)
+def compare_cmd(runs, out, common, top):
+    """Compare runs of the same cases: RUN_A RUN_B [RUN_C ...] (selo airslt run folders).
+
+    Checks that the runs scored the same cases (index, image, query, polygons), prints
+    the mean metrics of each run and the cases whose Rmi changed most from RUN_A, and
+    writes an HTML page with each case's overlays side by side. Runs of different cases
+    are refused unless --common limits the comparison to the cases they share.
+    """
+    from .compare import case_ranges, compare_runs, load_run
+    from .report.compare_page import write_compare_html
+    from .report.terminal import comparison_tables, console
+
+    if len(runs) < 2:
+        raise click.UsageError("give at least two run folders")
+    comparison = compare_runs([load_run(r) for r in runs], common=common)
+    for table in comparison_tables(comparison, top=top):
+        console.print(table)
+    if comparison.left_out:
+        console.print(
+            f"[yellow]{len(comparison.left_out)} case(s) not scored identically by every run, "
+            f"left out: {case_ranges(comparison.left_out)}[/yellow]"
+        )
+    console.print(f"side by side: {write_compare_html(comparison, out)}")

@@ -79,13 +79,8 @@ def scene_seconds(
     return {s: out[s] for s in order if s in out}
 
 
-def run_details(
-    cases: Sequence[Case],
-    scored: Sequence[Case],
-    images: Path,
-    prefix_seconds: Mapping[str, float],
-) -> dict:
-    """The ``annotations``, ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
+def run_details(scored: Sequence[Case], images: Path, prefix_seconds: Mapping[str, float]) -> dict:
+    """The ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
     from ..pipeline.scenefile import inspect_scene
 
     seconds = scene_seconds(prefix_seconds, scored)
@@ -99,7 +94,6 @@ def run_details(
             "task_seconds": seconds.get(name, dict.fromkeys(STAGES, 0.0)),
         }
     return {
-        "annotations": {"digest": annotations_digest(cases), "cases": len(cases)},
         "case_list": [
             {"case": c.index, "image": c.image, "query": c.query, "digest": case_digest(c)}
             for c in scored

@@ -24,7 +24,7 @@ from ..pipeline.scenefile import configure_gdal
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
 from .options import Options
-from .report import progress
+from .report.terminal import progress
 
 __all__ = ["RunContext", "build_context", "describe_encoder", "run_session", "versions"]
 

@@ -85,3 +85,30 @@ def method_runs(tmp_path_factory):
             assert code == 0
             runs[method] = out
     return runs
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory):
+    """A finished `selo airslt` run of three cases on two small scenes, scored with its own
+    annotation file: root/run, root/anno.json, root/images."""
+    import cv2
+    from scenes import colour_scene
+
+    from selo.selo_tasks.cli import main
+
+    root = tmp_path_factory.mktemp("run")
+    images = root / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), colour_scene((300, 400))[..., ::-1])
+    cv2.imwrite(str(images / "b.png"), colour_scene((300, 400), seed=1)[..., ::-1])
+    cases = [
+        {"caption": "a white block", "jpg_name": "a.png", "points": [square(50, 37, 83)]},
+        {"caption": "green field", "jpg_name": "a.png", "points": [square(200, 150, 150)]},
+        {"caption": "a white plane", "jpg_name": "b.png", "points": [square(50, 37, 83)]},
+    ]
+    anno = root / "anno.json"
+    anno.write_text(json.dumps(cases))
+    args = ["airslt", "--images", images, "--anno", anno, "--out", root / "run", "--in-process"]
+    args += ["--no-profile", "--cache-dir", root / "cache"]
+    assert main([str(a) for a in args]) == 0
+    return root

@@ -76,8 +76,9 @@ def serve(
     until interrupted."""
     require_web()
     from ...pipeline.cache import Cache
+    from ..run_folder import is_run_folder
     from ..session import run_session
-    from .state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
+    from .state import DEFAULT_CACHE_BYTES, ServeState
 
     cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
     paths = [Path(t) for t in targets]

@@ -45,6 +45,7 @@ from ...errors import InputNotFoundError, MapError, ParameterError, SeloError
 from ...pipeline.cache import Cache
 from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
+from .. import run_folder as layout
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
 from .tiles import SceneTiles, TileGrid
@@ -56,7 +57,6 @@ __all__ = [
     "MapLRU",
     "ServeState",
     "ServedScene",
-    "is_run_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -349,28 +349,28 @@ class ServeState:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         report=None,
     ):
-        """A server of an ``airslt`` run folder: its cases' maps, polygons and metrics."""
-        from ..annotations import load_annotations
-
+        """A server of an ``airslt`` run folder: its cases' maps, polygons (from the run's
+        annotation file, or ``anno`` when it holds the same cases) and metrics."""
         run_dir = Path(run_dir)
-        record = _read_json(run_dir / "run.json")
+        record = layout.read_record(run_dir)
         state = cls(mode="run", cache_bytes=cache_bytes, report=report)
         images = Path(images) if images else Path(record.get("images") or run_dir / "images")
         if not images.is_dir():
             log.warning(
                 "%s: scenes folder not found; showing the maps alone (see --images)", images
             )
-        cases = {c.index: c for c in load_annotations(anno)}
-        folders = sorted(p for p in run_dir.glob("case_*") if (p / "metrics.json").is_file())
+        folders = layout.case_folders(run_dir)
         if not folders:
-            raise InputNotFoundError(f"{run_dir}: no finished case (case_NN/metrics.json)")
+            shown = f"{layout.CASE_DIRS}/{layout.CASE_RECORD}"
+            raise InputNotFoundError(f"{run_dir}: no finished case ({shown})")
+        cases = {c.index: c for c in layout.run_annotations(run_dir, anno)[1]}
         by_image: dict[str, ServedScene] = {}
         for folder in folders:
-            data = _read_json(folder / "metrics.json")
+            data = _read_json(folder / layout.CASE_RECORD)
             index, image, query = int(data["case"]), str(data["image"]), str(data["query"])
-            png = folder / "selo_map.png"
+            png = folder / layout.SELO_MAP
             if not png.is_file():
-                log.warning("%s: no selo_map.png; case %d left out", folder, index)
+                log.warning("%s: no %s; case %d left out", folder, layout.SELO_MAP, index)
                 continue
             served = by_image.get(image)
             if served is None:
@@ -500,12 +500,6 @@ class UnknownIdError(SeloError, LookupError):
 
 class SceneNotReadyError(SeloError, RuntimeError):
     """A scene still being embedded (or whose embedding failed)."""
-
-
-def is_run_folder(path) -> bool:
-    """Whether ``path`` is a ``selo airslt`` run folder (a folder with run.json)."""
-    path = Path(path)
-    return path.is_dir() and (path / "run.json").is_file()
 
 
 def _read_json(path: Path) -> dict:
