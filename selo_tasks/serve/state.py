@@ -48,6 +48,7 @@ from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
 from .. import run_folder as layout
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
+from ..metrics import INDICATORS, RMI, Indicator
 from .tiles import SceneTiles, TileGrid
 
 __all__ = [
@@ -398,6 +399,9 @@ class ServeState:
             "mean": record.get("mean"),
             "method": record.get("method"),
             "encoder": record.get("encoder"),
+            # how the page shows the metrics: the indicator table, and the one in the list
+            "indicators": [_indicator(i) for i in INDICATORS],
+            "summary": _indicator(RMI),
         }
         return state
 
@@ -500,6 +504,10 @@ class UnknownIdError(SeloError, LookupError):
 
 class SceneNotReadyError(SeloError, RuntimeError):
     """A scene still being embedded (or whose embedding failed)."""
+
+
+def _indicator(i: Indicator) -> dict:
+    return {"name": i.name, "label": i.label, "heading": i.heading, "digits": i.digits}
 
 
 def _read_json(path: Path) -> dict:
