@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
+from ..models.presets import spec_forms
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
 
@@ -208,8 +209,7 @@ def run_options(f):
             "--model",
             default="color",
             show_default=True,
-            help="Encoder: color, openclip:ARCH, hf-clip:DIR, longclip:ARCH or a preset "
-            "(see: selo models).",
+            help=f"Encoder: {spec_forms(upper=True)} or a preset (see: selo models).",
         ),
         click.option(
             "--checkpoint", type=_path(), default=None, help="Local weights file of the model."
