@@ -19,6 +19,7 @@ from ..errors import SeloError
 from ..models.presets import spec_forms
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
+from .run_folder import METRICS_CSV, PROFILE, REPORT, RUN_JSON
 
 __all__ = ["main", "cli"]
 
@@ -171,7 +172,6 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
 
     from .eval import evaluate_cases, maps_annotations, write_metrics_csv
     from .report.terminal import console, err_console, metrics_table, progress
-    from .run_folder import METRICS_CSV
 
     cases = maps_annotations(maps_dir, anno)
     out_path = Path(out) if out else Path(maps_dir) / METRICS_CSV
@@ -326,7 +326,7 @@ def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False
         workers=kw["workers"],
         threads=kw["threads"],
         in_process=kw["in_process"],
-        profile_html=Path(out) / "profile.html" if _flag(kw["profile"], profile) else None,
+        profile_html=Path(out) / PROFILE if _flag(kw["profile"], profile) else None,
         show_progress=err_console.is_terminal,
         extra=extra,
     )
@@ -504,7 +504,7 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
         console.print("no CRS in the scene: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
-    console.print(f"run record: {Path(out) / 'run.json'}")
+    console.print(f"run record: {Path(out) / RUN_JSON}")
 
 
 @cli.command("demo")
@@ -536,7 +536,7 @@ def demo_cmd(out, **kw):
         title=f"synthetic AIR-SLT demo, {options.method}, {kw['model']}",
         baselines=baselines,
     )
-    console.print(f"the run on one page: {run.out / 'report.html'}")
+    console.print(f"the run on one page: {run.out / REPORT}")
 
 
 @cli.command("serve")

@@ -11,6 +11,9 @@ of one goes through these names and functions::
                       with --plain-overlays, probmap_N.jpg with --paper-compat) and
                       metrics.json, written last: a case is finished when it exists
 
+A ``selo localize`` output folder has its run.json and profile.html too (its other files:
+:mod:`~selo.selo_tasks.localize`).
+
 A run records the annotation file it was scored with (its path and the digest of its
 cases, :func:`annotations_record`); :func:`run_annotations` gives it back to whatever
 reads the run later (``selo serve RUN_DIR``, ``selo eval``), and refuses another file
@@ -23,11 +26,13 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RunFolderError, RunMismatchError
 from ..pipeline.store import atomic_write_text
-from .annotations import Case, load_annotations, packaged_annotations
-from .run_info import annotations_digest
+
+if TYPE_CHECKING:
+    from .annotations import Case
 
 __all__ = [
     "CASE_DIR",
@@ -107,6 +112,9 @@ def write_record(out: str | os.PathLike[str], record: dict) -> Path:
 def annotations_record(cases: Sequence[Case], anno: str | os.PathLike[str] | None) -> dict:
     """The ``annotations`` entry of run.json: the file the run was given (absolute; the
     one shipped with selo when None), the digest of its cases and how many there are."""
+    from .annotations import packaged_annotations
+    from .run_info import annotations_digest
+
     path = Path(anno) if anno is not None else packaged_annotations()
     return {"file": str(path.resolve()), "digest": annotations_digest(cases), "cases": len(cases)}
 
@@ -120,6 +128,9 @@ def run_annotations(
     selo if its cases are the run's; a run recorded before runs named their file: the one
     shipped with selo). With ``anno``: that file, which must hold the cases the run was
     scored with (RunMismatchError otherwise)."""
+    from .annotations import load_annotations, packaged_annotations  # (imports the metrics)
+    from .run_info import annotations_digest
+
     entry = read_record(out).get("annotations")
     entry = entry if isinstance(entry, dict) else {}
     digest = entry.get("digest")
