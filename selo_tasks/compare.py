@@ -185,7 +185,8 @@ def _mismatch(a: RunFolder, b: RunFolder, la: str, lb: str, shared: int) -> str:
         ranges = case_ranges(changed)
         parts.append(f"{len(changed)} differ in image, query or polygons ({ranges})")
     files = ""
-    entries = [r.record.get("annotations") or {} for r in (a, b)]
+    entries = [r.record.get("annotations") for r in (a, b)]
+    entries = [e if isinstance(e, dict) else {} for e in entries]
     if entries[0].get("digest") != entries[1].get("digest"):
         named = [
             f"{label}: {e['file']} (digest {e.get('digest')})"

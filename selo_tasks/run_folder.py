@@ -149,7 +149,7 @@ def run_annotations(
     candidates = [Path(recorded)] if isinstance(recorded, str) else []
     candidates.append(packaged_annotations())
     for path in candidates:
-        if path.is_file():
+        if _is_file(path):
             cases = load_annotations(path)
             if digest is None or annotations_digest(cases) == digest:
                 return path, cases
@@ -157,3 +157,11 @@ def run_annotations(
         f"{where}: the run's annotation file {recorded or '(not recorded)'} is missing or "
         "has changed since the run; pass --anno with the file the run was scored with"
     )
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the file system cannot use at all."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # too long, a loop of links, a NUL character
+        return False

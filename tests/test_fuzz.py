@@ -592,6 +592,37 @@ def test_random_annotation_files(request, maps_dir, tmp_path):
     run()
 
 
+@pytest.mark.timeout(180)
+def test_random_annotation_records_of_a_run(request, run_folder, tmp_path):
+    """A run folder's run.json names its annotation file (which eval and serve use): any
+    ``annotations`` entry there, with or without --anno, scores the maps or is one line."""
+    run = tmp_path / "run"
+    shutil.copytree(run_folder / "run", run)
+    record = json.loads((run / "run.json").read_text())
+    usual = st.fixed_dictionaries(
+        {
+            "file": mostly(
+                st.just(str(run_folder / "anno.json")),
+                st.just("x" * 5000),  # a name the file system refuses
+                st.just(str(tmp_path)),  # a folder
+                texts,
+                json_values,
+            ),
+            "digest": mostly(st.just(record["annotations"]["digest"]), texts, json_values),
+        }
+    )
+    anno = st.sampled_from([None, run_folder / "anno.json", run / "run.json"])
+
+    @fuzz_settings(request, 60)
+    @given(entry=mostly(usual, json_values), given_anno=anno)
+    def run_eval(entry, given_anno):
+        (run / "run.json").write_text(json.dumps({**record, "annotations": entry}))
+        args = ["eval", "--maps", run, "--out", tmp_path / "out" / "m.csv"]
+        check(selo(*args, *(["--anno", given_anno] if given_anno else [])), tmp_path / "out")
+
+    run_eval()
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "raw",
