@@ -47,15 +47,15 @@ log = logging.getLogger(__name__)
 
 # Looked for in this order; the first that exists is the case's map.
 MAP_NAMES = (
-    "probmap_{i}.png",
-    "probmap_{i}.tif",
-    "probmap_{i}.tiff",
-    "probmap_{i}.jpg",
-    "probmap_{i}.jpeg",
-    "{i}.png",
-    "{i}.tif",
-    "{i}.tiff",
-    f"{CASE_DIR.replace('index', 'i')}/{SELO_MAP}",  # a selo airslt run folder
+    "probmap_{index}.png",
+    "probmap_{index}.tif",
+    "probmap_{index}.tiff",
+    "probmap_{index}.jpg",
+    "probmap_{index}.jpeg",
+    "{index}.png",
+    "{index}.tif",
+    "{index}.tiff",
+    f"{CASE_DIR}/{SELO_MAP}",  # a selo airslt run folder
 )
 METRIC_COLUMNS = ("case", "image", "query", *(i.name for i in INDICATORS))
 """The columns of a metrics CSV: the case, then the indicators in their table's order."""
@@ -73,7 +73,7 @@ class CaseResult:
 
 def find_map(maps_dir: Path, index: int) -> Path | None:
     """The map of case ``index`` in ``maps_dir`` (see MAP_NAMES), or None."""
-    found = [maps_dir / n.format(i=index) for n in MAP_NAMES]
+    found = [maps_dir / n.format(index=index) for n in MAP_NAMES]
     found = [p for p in found if p.is_file()]
     if len(found) > 1:
         log.debug(
@@ -188,7 +188,7 @@ def evaluate_cases(
 def _checked_map(case: Case, maps_dir: Path, images_dir: str | os.PathLike[str] | None) -> Path:
     path = find_map(maps_dir, case.index)
     if path is None:
-        names = ", ".join(n.format(i=case.index) for n in MAP_NAMES[:5])
+        names = ", ".join(n.format(index=case.index) for n in MAP_NAMES[:5])
         raise MapError(f"case {case.index}: no map in {maps_dir} (looked for {names}, ...)")
     if images_dir is not None:
         image = Path(images_dir) / case.image
@@ -261,17 +261,19 @@ def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[CsvRow], Metric
         raise RunFolderError(f"{path}: cannot be read ({e})") from None
     cases, mean = [], None
     for n, row in enumerate(rows, start=2):
+        is_mean = row.get("case") == MEAN_ROW
         try:
-            metrics = Metrics(**{i.name: float(row[i.name]) for i in INDICATORS})
-            if row.get("case") != MEAN_ROW:
-                case = CsvRow(int(row["case"]), str(row["image"]), str(row["query"]), metrics)
+            metrics = Metrics.from_dict(row)
+            case = (
+                None if is_mean else CsvRow(int(row["case"]), row["image"], row["query"], metrics)
+            )
         except (KeyError, TypeError, ValueError):
             raise RunFolderError(
                 f"{path}, line {n}: expected {','.join(METRIC_COLUMNS)} with numbers"
             ) from None
         if not all(math.isfinite(v) for v in metrics.as_dict().values()):
             raise RunFolderError(f"{path}, line {n}: a metric is not a finite number")
-        if row.get("case") == MEAN_ROW:
+        if is_mean:
             mean = metrics
         else:
             cases.append(case)
