@@ -305,8 +305,10 @@ def run_airslt(
     run: Options,
     *,
     on_result: Callable[[CaseResult], None] | None = None,
+    profile: bool = True,
 ) -> AirsltRun:
-    """Run every case and write metrics.csv, run.json, stages.png (and profile.html)."""
+    """Run every case and write metrics.csv, run.json, stages.png (and profile.html, by
+    default when ``profile``). (The Python API's :func:`selo.airslt` calls it.)"""
     out = ensure_dir(options.out)
     (out / "metrics.csv").unlink(missing_ok=True)  # only a finished run has one
     record = {
@@ -320,7 +322,7 @@ def run_airslt(
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
     started = time.perf_counter()
-    with run_session(run) as ctx:
+    with run_session(run, profile_html=run.profile_html(out, default=profile)) as ctx:
         record["encoder"] = describe_encoder(ctx)
         record["cluster"] = ctx.cluster.describe()
         results, skipped = run_cases(ctx, cases, options, on_result=on_result)

@@ -36,7 +36,10 @@ def run_demo(
     run and the baselines' mean metrics on the same cases."""
     synth = build_synthetic_airslt(out / "data", scale=DEMO_SCALE, cases=cases)
     run = run_airslt(
-        synth.cases, AirsltOptions(images=synth.images, out=out / "run", overlays=True), options
+        synth.cases,
+        AirsltOptions(images=synth.images, out=out / "run", overlays=True),
+        options,
+        profile=False,
     )
     baselines = baseline_metrics(synth.cases, synth.sizes, options.build_method())
     add_baselines(run.out, baselines)  # into run.json and report.html

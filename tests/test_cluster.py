@@ -25,7 +25,7 @@ def test_default_layout(cores, expected):
 
 
 def context(cluster: RunCluster, cache) -> RunContext:
-    return build_context(Options(cache_dir=str(cache), batch=4, show_progress=False), cluster)
+    return build_context(Options(cache=str(cache), batch=4, show_progress=False), cluster)
 
 
 @pytest.mark.slow
@@ -142,7 +142,7 @@ def test_an_interrupted_session_stops_at_once(tmp_path):
 
     report = tmp_path / "profile.html"
     with pytest.raises(KeyboardInterrupt):
-        with run_session(Options(profile_html=report, threads=1, show_progress=False)) as ctx:
+        with run_session(Options(threads=1, show_progress=False), profile_html=report) as ctx:
             futures = ctx.cluster.client.map(_nap, range(50), key=[f"cut-{i}" for i in range(50)])
             with ctx.profiler.stage("cut"):
                 time.sleep(0.3)

@@ -55,7 +55,7 @@ def served(tmp_path_factory):
     for q in SENTENCES:
         args += ["-q", q]
     assert main([str(a) for a in args]) == 0
-    options = Options(cache_dir=str(cache), show_progress=False)
+    options = Options(cache=str(cache), show_progress=False)
     lines: list[str] = []
     with run_session(options, one_scene=True) as ctx:
         state = ServeState.for_scenes(ctx, [scene], report=lines.append)
@@ -293,7 +293,7 @@ def test_v2_maps_equal_the_localize_png(served, tmp_path):
     args = ["localize", served.scene, "-q", "white roofs", "--method", "v2", "--out", out]
     assert main([str(a) for a in [*args, "--cache-dir", served.cache]]) == 0
     png = cv2.imread(str(out / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
-    options = Options(cache_dir=str(served.cache), method="v2", show_progress=False)
+    options = Options(cache=str(served.cache), method="v2", show_progress=False)
     with run_session(options, one_scene=True) as ctx:
         state = ServeState.for_scenes(ctx, [served.scene])
         state.start_embedding()

@@ -17,9 +17,23 @@ from pathlib import Path
 
 from ...errors import InputNotFoundError, MissingDependencyError, OutputError, ParameterError
 
-__all__ = ["BackgroundServer", "allowed_hosts", "bind", "require_web", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAP_CACHE_MIB",
+    "DEFAULT_PORT",
+    "MIN_MAP_CACHE_MIB",
+    "BackgroundServer",
+    "allowed_hosts",
+    "bind",
+    "require_web",
+    "serve",
+]
 
 ANY_HOST = ("0.0.0.0", "::", "")
+DEFAULT_HOST = "127.0.0.1"  # this machine only
+DEFAULT_PORT = 8765
+DEFAULT_MAP_CACHE_MIB = 1024  # finished maps (and their cells) kept: 1 GiB
+MIN_MAP_CACHE_MIB = 16
 
 
 def require_web() -> None:
@@ -64,22 +78,31 @@ def serve(
     targets: Sequence[str | Path],
     options,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8765,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     open_browser: bool = False,
-    cache_bytes: int | None = None,
+    map_cache: int = DEFAULT_MAP_CACHE_MIB,
     anno: str | Path | None = None,
     images: str | Path | None = None,
     report: Callable[[str], object] = print,
 ) -> None:
     """Serve scene files (embedded once, in the background) or one ``airslt`` run folder
-    until interrupted."""
+    until interrupted; ``map_cache``: MiB of finished maps kept in memory. (The Python
+    API's :func:`selo.serve`, which ``selo serve`` calls.)"""
+    if (
+        isinstance(map_cache, bool)
+        or not isinstance(map_cache, int)
+        or map_cache < MIN_MAP_CACHE_MIB
+    ):
+        raise ParameterError(
+            f"--map-cache must be a whole number of MiB, at least {MIN_MAP_CACHE_MIB}, "
+            f"got {map_cache!r}"
+        )
     require_web()
-    from ...pipeline.cache import Cache
     from ..session import run_session
-    from .state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
+    from .state import ServeState, is_run_folder
 
-    cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
+    cache_bytes = map_cache * 2**20
     paths = [Path(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
@@ -87,7 +110,7 @@ def serve(
         if not p.exists():
             raise InputNotFoundError(f"{p}: not found")
     if len(paths) == 1 and is_run_folder(paths[0]):
-        cache = Cache(options.cache_dir)
+        cache = options.make_cache()
         state = ServeState.for_run(
             paths[0], anno=anno, images=images, cache=cache, cache_bytes=cache_bytes, report=report
         )
@@ -100,7 +123,8 @@ def serve(
         )
     if anno is not None or images is not None:
         raise ParameterError("--anno and --images go with an airslt run folder")
-    with run_session(options, one_scene=True) as ctx:
+    profile_html = options.profile_html(".", default=False)
+    with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
         state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
         state.start_embedding()
         _run(state, host, port, open_browser, report)

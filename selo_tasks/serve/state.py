@@ -47,6 +47,7 @@ from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
+from . import DEFAULT_MAP_CACHE_MIB
 from .tiles import SceneTiles, TileGrid
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = 1024 * 2**20  # finished maps (and their cells) kept: 1 GiB
+DEFAULT_CACHE_BYTES = DEFAULT_MAP_CACHE_MIB * 2**20
 MAX_SENTENCE_CHARS = 1000  # whatever the encoder reads
 MAX_HISTORY = 1000  # sentences remembered per scene (the oldest forgotten first)
 COMPUTE_THREADS = 2  # maps computed at once: memory in flight is at most two maps
