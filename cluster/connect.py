@@ -125,8 +125,10 @@ def _address_problem(address: object) -> str | None:
     if parts.scheme == "inproc":
         return None
     host = parts.hostname
-    if not host or not _HOST.fullmatch(host):
-        return "no host name"
+    if not host:
+        return "no host"
+    if not _HOST.fullmatch(host):
+        return "not a host name or IP address"
     if port is not None and not 1 <= port <= 65535:
         return "the port must be from 1 to 65535"
     if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
@@ -166,8 +168,8 @@ def connect(
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as e:
+            client = _client(Client, scheduler, timeout)
+        except Exception as e:  # noqa: BLE001 - refused, timed out, or a comm it cannot use
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
                 "check the address, or leave out --scheduler to use an embedded cluster"
@@ -207,6 +209,25 @@ def connect(
             client.close()
         with suppress(Exception):
             cluster.close()
+
+
+def _client(client_class, address: str, timeout: float):
+    """A client of the scheduler at ``address``. A client that fails to connect has already
+    made itself dask's default scheduler (``scheduler``, ``shuffle``); those settings are
+    put back, else every later compute in this process asks for the missing client."""
+    import dask
+
+    keys = ("scheduler", "shuffle")
+    before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
+    try:
+        return client_class(address, timeout=timeout)
+    except BaseException:
+        for k in keys:
+            if k in before:
+                dask.config.config[k] = before[k]
+            else:
+                dask.config.config.pop(k, None)
+        raise
 
 
 class _TaskFailures(logging.Filter):

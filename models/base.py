@@ -59,6 +59,11 @@ class EncoderSpec:
     precision: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ParameterError(f"the encoder spec must be a string, got {self.name!r}")
+        for name in ("checkpoint", "device"):
+            if not isinstance(getattr(self, name), str | None):
+                raise ParameterError(f"--{name} must be a string, got {getattr(self, name)!r}")
         if self.precision not in (None, *PRECISIONS):
             raise ParameterError(
                 f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}"

@@ -8,7 +8,6 @@ one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 
@@ -102,18 +101,16 @@ def main(argv: list[str] | None = None) -> int:
 
 class _Path(click.Path):
     """A path option: also refused, as a usage error, when the file system cannot use
-    its name at all (too long, a loop of links), which Python reports as a crash."""
+    its name at all (too long, a loop of links, a NUL byte), which Python reports as a crash."""
 
     def convert(self, value, param, ctx):
-        value = super().convert(value, param, ctx)
-        try:
-            os.stat(value)
-        except (FileNotFoundError, NotADirectoryError):
-            pass  # made later, or said later by the command that needs it
-        except OSError as e:
+        from ..pipeline.store import path_problem
+
+        reason = path_problem(value)  # before click's own os.stat, which would crash
+        if reason is not None:
             shown = value if len(value) <= 60 else value[:57] + "..."
-            self.fail(f"{shown!r} cannot be used as a path ({e.strerror})", param, ctx)
-        return value
+            self.fail(f"{shown!r} cannot be used as a path ({reason})", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _path(**kw):
@@ -423,7 +420,9 @@ def demo_cmd(out, **kw):
 
 
 @cli.command("serve")
-@click.argument("targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True)
+@click.argument(
+    "targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True, type=_path()
+)
 @click.option(
     "--host",
     default=DEFAULT_HOST,
@@ -508,4 +507,12 @@ def models_cmd() -> None:
         console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)
 
 
-cli.add_command(compare_cmd)  # selo compare
+def _checked_paths(command: click.Command) -> click.Command:
+    """A command defined beside its logic, with the path checks of every other command."""
+    for p in command.params:
+        if isinstance(p.type, click.Path) and not isinstance(p.type, _Path):
+            p.type = _path()
+    return command
+
+
+cli.add_command(_checked_paths(compare_cmd))  # selo compare

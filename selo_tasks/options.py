@@ -27,6 +27,7 @@ from ..cluster import MAX_THREADS, check_cluster, max_workers
 from ..errors import ParameterError
 from ..models import DEFAULT_ENCODER, PRECISIONS, Encoder, EncoderSpec, parse_spec
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from ..pipeline.store import path_problem
 from ..pipeline.windows import DEFAULT_SCALES
 from .methods import DEFAULT_METHOD, DEFAULT_SEED, METHODS
 
@@ -355,12 +356,17 @@ class Options:
 
 
 def _check(flag: Flag, value: object, default: object) -> None:
-    """The table's own checks of one option: on/off options and whole numbers in their
-    limits (texts and paths are checked by their owners, see the module)."""
+    """The table's own checks of one option: on/off options, whole numbers in their
+    limits, path names the file system can use (what a text or a path means is checked
+    by its owner, see the module)."""
     if flag.kind == "switch" and not isinstance(value, bool):
         raise ParameterError(f"{flag.name} is on or off (True or False), got {value!r}")
     if flag.kind == "onoff" and value is not None and not isinstance(value, bool):
         raise ParameterError(f"{flag.name} is on, off or None (the default), got {value!r}")
+    if flag.kind == "path" and isinstance(value, str | os.PathLike):
+        reason = path_problem(value)
+        if reason is not None:
+            raise ParameterError(f"{flag.name} {value!r} cannot be used as a path ({reason})")
     lo_hi = flag.range()
     if lo_hi is not None and (value is not None or default is not None):
         lo, hi = lo_hi

@@ -191,6 +191,50 @@ def test_errors_are_clear_json(served, method, url, body, status, message):
     assert message in response.json()["error"] and response.json()["status"] == status
 
 
+def test_an_internal_error_answers_an_id_and_logs_the_traceback(served, monkeypatch, caplog):
+    """The answer says "internal error" and an id, never the exception's text (it may name
+    paths: --host 0.0.0.0 lets others ask); the server's log has the id and the traceback."""
+    secret = "/home/someone/secret/scene.tif"
+
+    def broken(sid):
+        raise RuntimeError(f"cannot open {secret}")
+
+    monkeypatch.setattr(served.state, "history", broken)
+    with caplog.at_level("ERROR", logger="selo.selo_tasks.serve.app"):
+        response = served.client.get("/api/scenes/s1/maps")
+    assert response.status_code == 500 and response.json()["status"] == 500
+    error = response.json()["error"]
+    assert error.startswith("internal error (id ") and secret not in response.text
+    ident = error.removeprefix("internal error (id ").split(";")[0]
+    [record] = [r for r in caplog.records if ident in r.getMessage()]
+    assert "GET /api/scenes/s1/maps" in record.getMessage()
+    assert record.exc_info and secret in str(record.exc_info[1])  # the traceback, in the log
+    assert served.client.get("/api/info").status_code == 200  # the server goes on
+
+
+def test_selo_errors_answer_their_class_status(served, monkeypatch):
+    """Each error class's http_status (errors.py) is the answer's status: no other table."""
+    from selo import errors
+
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.SeloError) and c is not errors.SeloError
+    ]
+    assert {errors.UnknownIdError.http_status, errors.SceneNotReadyError.http_status} == {404, 409}
+    for cls in classes:
+        error = cls.__new__(cls, "what went wrong")
+        error.args = ("what went wrong",)
+
+        def broken(sid, error=error):
+            raise error
+
+        monkeypatch.setattr(served.state, "history", broken)
+        response = served.client.get("/api/scenes/s1/maps")
+        assert response.status_code == cls.http_status, cls
+        assert response.json() == {"error": "what went wrong", "status": cls.http_status}
+
+
 def test_bad_style_and_bad_body(served):
     record = ask(served.client, SENTENCES[0])
     bad = served.client.get(record["tiles"].format(z=0, x=0, y=0), params={"style": "hot"})

@@ -41,7 +41,14 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from ...errors import InputNotFoundError, MapError, ParameterError, SeloError
+from ...errors import (
+    InputNotFoundError,
+    MapError,
+    ParameterError,
+    SceneNotReadyError,
+    SeloError,
+    UnknownIdError,
+)
 from ...pipeline.cache import Cache
 from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
@@ -493,14 +500,6 @@ class ServeState:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class UnknownIdError(SeloError, LookupError):
-    """A scene or map id this server does not have."""
-
-
-class SceneNotReadyError(SeloError, RuntimeError):
-    """A scene still being embedded (or whose embedding failed)."""
 
 
 def is_run_folder(path) -> bool:
