@@ -42,6 +42,7 @@ MAX_CHUNK = 32768  # a chunk of 32768² RGB pixels is 3 GiB: larger ones cannot 
 MAX_BATCH = 4096  # 4096 windows of 256² RGB are 800 MB per batch
 
 GROUPS = ("encoder", "method", "dataflow", "cluster", "reports")
+KINDS = ("text", "path", "int", "switch", "onoff")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Flag:
     choices: tuple[str, ...] | None = None
     default: str | None = None
     shared: bool = True
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS or self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown group {self.group!r} or kind {self.kind!r}")
 
     def range(self) -> tuple[int, int] | None:
         return self.limits() if callable(self.limits) else self.limits
