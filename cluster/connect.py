@@ -213,12 +213,15 @@ def connect(
 
 def _client(client_class, address: str, timeout: float):
     """A client of the scheduler at ``address``. A client that fails to connect has already
-    made itself dask's default scheduler (``scheduler``, ``shuffle``); those settings are
-    put back, else every later compute in this process asks for the missing client."""
+    made itself dask's default (the ``scheduler`` setting, and distributed's global client,
+    which ``get_client()`` and every later compute in this process would then wait on);
+    both are put back as they were."""
     import dask
+    from distributed import client as module
 
     keys = ("scheduler", "shuffle")
     before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
+    known = {id(c) for c in module._global_clients.values()}
     try:
         return client_class(address, timeout=timeout)
     except BaseException:
@@ -227,6 +230,9 @@ def _client(client_class, address: str, timeout: float):
                 dask.config.config[k] = before[k]
             else:
                 dask.config.config.pop(k, None)
+        for c in list(module._global_clients.values()):  # (distributed has no public way)
+            if id(c) not in known:
+                module._del_global_client(c)
         raise
 
 

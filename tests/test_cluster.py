@@ -83,16 +83,20 @@ def test_connect_refuses_contradictory_options():
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "tls://127.0.0.1:9"])
 def test_a_scheduler_not_reached_leaves_dask_as_it_was(address):
-    """A client that fails to connect made itself dask's scheduler: later computes in the
-    process asked for it ("no Client active")."""
+    """A client that fails to connect made itself dask's scheduler and distributed's global
+    client: later computes in the process asked for it ("no Client active") or waited on it
+    for ever."""
     import dask
     import dask.array as da
+    from distributed import get_client
 
     before = dask.config.get("scheduler", None)
     with pytest.raises(ClusterError, match="cannot reach"):
         with connect(address, timeout=1):
             pass
     assert dask.config.get("scheduler", None) == before
+    with pytest.raises(ValueError, match="No global client"):
+        get_client()
     assert int(da.ones(4, chunks=2).sum().compute()) == 4
 
 
