@@ -296,8 +296,10 @@ def run_airslt(
     run: Options,
     *,
     on_result: Callable[[CaseResult], None] | None = None,
+    profile: bool = True,
 ) -> AirsltRun:
-    """Run every case and write metrics.csv, run.json, stages.png (and profile.html)."""
+    """Run every case and write metrics.csv, run.json, stages.png (and profile.html, by
+    default when ``profile``). (The Python API's :func:`selo.airslt` calls it.)"""
     out = ensure_dir(options.out)
     (out / layout.METRICS_CSV).unlink(missing_ok=True)  # only a finished run has one
     record = {
@@ -312,7 +314,7 @@ def run_airslt(
     }
     layout.write_record(out, record)
     started = time.perf_counter()
-    with run_session(run) as ctx:
+    with run_session(run, profile_html=run.profile_html(out, default=profile)) as ctx:
         record["encoder"] = describe_encoder(ctx)
         record["cluster"] = ctx.cluster.describe()
         results, skipped = run_cases(ctx, cases, options, on_result=on_result)

@@ -39,6 +39,7 @@ def run_demo(
         synth.cases,
         AirsltOptions(images=synth.images, out=out / "run", anno=synth.anno, overlays=True),
         options,
+        profile=False,
     )
     baselines = baseline_metrics(synth.cases, synth.sizes, options.build_method())
     add_baselines(run.out, baselines)  # into run.json and report.html

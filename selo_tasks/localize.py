@@ -58,7 +58,14 @@ from .metrics import attention_centres, attention_centres_lazy
 from .options import Options
 from .session import RunContext, describe_encoder, run_session, versions
 
-__all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_folder"]
+__all__ = [
+    "QueryOutputs",
+    "check_queries",
+    "localize",
+    "map_features",
+    "query_folder",
+    "warn_queries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,14 @@ def check_queries(queries) -> tuple[str, ...]:
     return out
 
 
+def warn_queries(encoder, queries: tuple[str, ...]) -> None:
+    """Log the encoder's advice about each sentence (e.g. ``color`` finding no colour word)."""
+    for q in queries:
+        warning = encoder.check_query(q)
+        if warning:
+            log.warning("query %r: %s", q, warning)
+
+
 def localize(
     scene_path: Path,
     queries: tuple[str, ...],
@@ -106,7 +121,8 @@ def localize(
     *,
     bands: tuple[int, int, int] | None = None,
 ) -> dict:
-    """Run SeLo on one scene for every query; returns the run record (also in run.json)."""
+    """Run SeLo on one scene for every query; returns the run record (also in run.json).
+    (The Python API's :func:`selo.localize_files`, which ``selo localize`` calls.)"""
     queries = check_queries(queries)
     inspect_scene(scene_path)  # a bad scene fails before any cluster starts
     out = ensure_dir(out)
@@ -118,11 +134,9 @@ def localize(
         "queries": list(queries),
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1))
-    with run_session(options, one_scene=True) as ctx:
-        for q in queries:
-            warning = ctx.encoder.check_query(q)
-            if warning:
-                log.warning("query %r: %s", q, warning)
+    profile_html = options.profile_html(out, default=False)
+    with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
+        warn_queries(ctx.encoder, queries)
         with ctx.profiler.stage("cut"):
             scene = open_scene(scene_path, bands=bands, chunk=options.chunk, cache=ctx.cache)
             table = ctx.driver.table(scene)

@@ -57,6 +57,17 @@ def cache_dir(tmp_path, monkeypatch):
     return d
 
 
+def pytest_collection_modifyitems(config, items):
+    """``perf`` tests (timing and memory thresholds, which depend on the machine) run only
+    when a marker expression names them (``-m perf``), never in a plain or quick run."""
+    if "perf" in (config.getoption("markexpr") or ""):
+        return
+    perf = [item for item in items if item.get_closest_marker("perf")]
+    if perf:
+        config.hook.pytest_deselected(items=perf)
+        items[:] = [item for item in items if not item.get_closest_marker("perf")]
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--fuzz-long",

@@ -151,7 +151,7 @@ def test_a_folder_without_finished_cases(tmp_path):
 
 
 def test_a_run_folder_takes_no_sentences(run_folder):
-    from selo.selo_tasks.serve.state import SceneNotReadyError
+    from selo.errors import SceneNotReadyError
 
     state = ServeState.for_run(run_folder / "run", anno=run_folder / "anno.json")
     with pytest.raises(SceneNotReadyError, match="run folder"):

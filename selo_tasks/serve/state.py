@@ -41,7 +41,14 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from ...errors import InputNotFoundError, MapError, ParameterError, SeloError
+from ...errors import (
+    InputNotFoundError,
+    MapError,
+    ParameterError,
+    SceneNotReadyError,
+    SeloError,
+    UnknownIdError,
+)
 from ...pipeline.cache import Cache
 from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
@@ -49,6 +56,7 @@ from .. import run_folder as layout
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
 from ..metrics import INDICATORS, RMI, Indicator
+from . import DEFAULT_MAP_CACHE_MIB
 from .tiles import SceneTiles, TileGrid
 
 __all__ = [
@@ -62,7 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = 1024 * 2**20  # finished maps (and their cells) kept: 1 GiB
+DEFAULT_CACHE_BYTES = DEFAULT_MAP_CACHE_MIB * 2**20
 MAX_SENTENCE_CHARS = 1000  # whatever the encoder reads
 MAX_HISTORY = 1000  # sentences remembered per scene (the oldest forgotten first)
 COMPUTE_THREADS = 2  # maps computed at once: memory in flight is at most two maps
@@ -496,14 +504,6 @@ class ServeState:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class UnknownIdError(SeloError, LookupError):
-    """A scene or map id this server does not have."""
-
-
-class SceneNotReadyError(SeloError, RuntimeError):
-    """A scene still being embedded (or whose embedding failed)."""
 
 
 def _indicator(i: Indicator) -> dict:
