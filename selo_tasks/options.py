@@ -329,8 +329,10 @@ class Options:
 
     def profile_html(self, folder: str | os.PathLike, *, default: bool) -> Path | None:
         """Where the run writes its Dask performance report (``default``: when not told)."""
+        from .run_folder import PROFILE
+
         wanted = default if self.profile is None else self.profile
-        return Path(folder) / "profile.html" if wanted else None
+        return Path(folder) / PROFILE if wanted else None
 
     def cut(self, input_size: int):
         """How windows become input for an encoder reading ``input_size`` squares."""
