@@ -27,6 +27,7 @@ __all__ = [
     "OutputError",
     "ClusterError",
     "CacheError",
+    "RemoteError",
     "RunFolderError",
     "RunMismatchError",
     "portable_errors",
@@ -92,6 +93,14 @@ class ClusterError(SeloError, ConnectionError):
 
 class CacheError(SeloError, OSError):
     """An embedding cache cannot be opened or is damaged."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+class RemoteError(SeloError, OSError):
+    """A URL cannot be read: the server is unreachable or stalls, access is denied, or
+    the object is not what it was when selo opened it."""
 
     def __str__(self) -> str:
         return self.args[0] if self.args else ""

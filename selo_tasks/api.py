@@ -46,19 +46,25 @@ __all__ = ["evaluate", "evaluate_run", "localize", "open_scene"]
 
 
 def open_scene(
-    path: str | os.PathLike,
+    path,
     *,
-    bands: tuple[int, int, int] | None = None,
+    bands: tuple[int, int, int] | tuple[str, str, str] | None = None,
+    asset: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     cache: Cache | str | os.PathLike | None = None,
 ) -> xr.DataArray:
-    """A scene file as a lazy RGB uint8 ``DataArray`` (y, x, band) with ``.rio``
+    """A scene as a lazy RGB uint8 ``DataArray`` (y, x, band) with ``.rio``
     georeferencing and a ``valid`` (y, x) coordinate where the file can have nodata.
 
-    Any raster GDAL reads; other types than uint8 are stretched (2nd–98th
-    percentile); ``bands`` picks three 1-based bands; JPEG/PNG scenes are staged once
-    to a tiled GeoTIFF in ``cache`` (see :class:`selo.pipeline.cache.Cache`)."""
-    return _open_scene(path, bands=bands, chunk=chunk, cache=_cache(cache) or Cache())
+    ``path``: any raster GDAL reads, as a local path, a URL (``https://``, ``s3://``,
+    ``gs://``, ``az://``) or a GDAL ``/vsi…/`` path (remote files are read window by
+    window), or a STAC item (JSON file or URL, or a ``pystac.Item``). Other types than
+    uint8 are stretched (2nd–98th percentile); ``bands`` picks three 1-based bands of a
+    file, or three band names of a STAC item; ``asset`` picks a STAC item's asset;
+    JPEG/PNG scenes are staged once to a tiled GeoTIFF in ``cache`` (see
+    :class:`selo.pipeline.cache.Cache`). Indexing the scene (``isel``/``sel`` on bands,
+    rows and columns) keeps it read from its files: exactly the pixels selected."""
+    return _open_scene(path, bands=bands, asset=asset, chunk=chunk, cache=_cache(cache) or Cache())
 
 
 def localize(

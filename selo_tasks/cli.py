@@ -333,7 +333,11 @@ def _flag(value: bool | None, default: bool) -> bool:
 
 @cli.command("airslt")
 @click.option(
-    "--images", type=_path(), required=True, help="Folder with the scenes (0.jpg ... 21.jpg)."
+    "--images",
+    type=_path(),
+    required=True,
+    help="The scenes (0.jpg ... 21.jpg): a folder, a URL prefix (s3://bucket/imgs, https://...) "
+    "or a STAC ItemCollection, Catalog or Collection (items named by id).",
 )
 @_anno_option
 @click.option(
@@ -379,7 +383,7 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
     options = _options(kw, out, paper_compat=paper_compat, profile=True)
     cases = load_annotations(anno)
     files = AirsltOptions(
-        images=Path(images),
+        images=images,
         out=Path(out),
         resume=resume,
         skip_missing=skip_missing,
@@ -436,19 +440,25 @@ def synth_cmd(out, scale, seed):
 
 
 def _bands(value: str | None):
+    """``--bands``: three band numbers of a file (4,3,2) or three band names of a STAC
+    item (red,green,blue)."""
     if value is None:
         return None
     from ..errors import ParameterError
 
-    try:
-        bands = tuple(int(b) for b in value.split(","))
-    except ValueError:
+    parts = [b.strip() for b in value.split(",")]
+    if len(parts) != 3 or not all(parts):
         raise ParameterError(
-            f"--bands must be three band numbers like 4,3,2, got {value!r}"
-        ) from None
-    if len(bands) != 3:
-        raise ParameterError(f"--bands must name exactly three bands (e.g. 4,3,2), got {value!r}")
-    return bands
+            f"--bands must name exactly three bands (e.g. 4,3,2 or red,green,blue), got {value!r}"
+        )
+    if all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    if any(p.lstrip("+-").isdigit() for p in parts):
+        raise ParameterError(
+            f"--bands must be three band numbers like 4,3,2 or three names like "
+            f"red,green,blue, got {value!r}"
+        )
+    return tuple(parts)
 
 
 @cli.command("localize")
@@ -467,7 +477,13 @@ def _bands(value: str | None):
 @click.option(
     "--bands",
     default=None,
-    help="Three 1-based bands to show the encoder, e.g. 4,3,2 (default: RGB).",
+    help="Three bands to show the encoder: 1-based numbers of a file, e.g. 4,3,2, or names "
+    "of a STAC item's bands, e.g. red,green,blue (default: RGB).",
+)
+@click.option(
+    "--asset",
+    default=None,
+    help="STAC item only: the asset to read (default: visual, else its red, green and blue bands).",
 )
 @click.option(
     "--paper-compat",
@@ -475,12 +491,15 @@ def _bands(value: str | None):
     help="Make the published code's JPEG round trips: windows before embedding, map also as JPEG.",
 )
 @run_options
-def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
-    """SeLo maps of one scene (GeoTIFF, COG, JPEG, PNG, ...) for one or more sentences.
+def localize_cmd(scene, queries, out, bands, asset, paper_compat, **kw):
+    """SeLo maps of one scene for one or more sentences.
 
-    The scene is embedded once for all queries (and cached for later runs). Per query
-    it writes windows.csv, selo_map.png, selo_map.tif (georeferenced), overlay.png and
-    regions.geojson; plus run.json with the stage times, and profile.html with --profile.
+    SCENE is a raster file (GeoTIFF, COG, JPEG, PNG, ...), a URL of one (https://,
+    s3://, gs://, az://, or a GDAL /vsi path; read window by window) or a STAC item
+    (JSON file or URL). The scene is embedded once for all queries (and cached for later
+    runs). Per query it writes windows.csv, selo_map.png, selo_map.tif (georeferenced),
+    overlay.png and regions.geojson; plus run.json with the stage times, and
+    profile.html with --profile.
     """
     from pathlib import Path
 
@@ -488,7 +507,7 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     from .report import console, stage_table
 
     options = _options(kw, out, paper_compat=paper_compat)
-    record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
+    record = localize(scene, tuple(queries), Path(out), options, bands=_bands(bands), asset=asset)
     console.print(
         stage_table(
             record["stages"], title=f"Time per stage (total {record['wall_seconds']:.1f} s wall)"

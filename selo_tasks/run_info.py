@@ -82,16 +82,18 @@ def scene_seconds(
 def run_details(
     cases: Sequence[Case],
     scored: Sequence[Case],
-    images: Path,
+    images: str | Path,
     prefix_seconds: Mapping[str, float],
 ) -> dict:
     """The ``annotations``, ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
-    from ..pipeline.scenefile import inspect_scene
+    from ..pipeline.source import inspect_source, locate_scenes
 
     seconds = scene_seconds(prefix_seconds, scored)
     scenes = {}
-    for name in dict.fromkeys(c.image for c in scored):
-        info = inspect_scene(images / name)  # the header only
+    names = list(dict.fromkeys(c.image for c in scored))
+    refs = locate_scenes(images, names) if names else {}
+    for name in names:
+        info = inspect_source(refs[name])[0]  # the header only
         scenes[name] = {
             "height": info.height,
             "width": info.width,

@@ -20,7 +20,6 @@ from ..models import Encoder, EncoderSpec
 from ..models.registry import get_encoder
 from ..pipeline.cache import Cache
 from ..pipeline.profile import StageProfiler, left_on_success
-from ..pipeline.scenefile import configure_gdal
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
 from .options import Options
@@ -56,7 +55,6 @@ def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunCon
     this process, or ``--workers`` processes), the given scheduler or the GPU cluster."""
     options.build_method()  # a bad method option fails before anything is loaded
     encoder = get_encoder(options.encoder_spec)
-    configure_gdal()  # before workers start: they inherit it
     started = time.perf_counter()
     local = one_scene and not (
         options.scheduler
@@ -155,9 +153,7 @@ def _prepare_worker(spec: EncoderSpec, dask_worker=None) -> None:
         scene,  # noqa: F401 - imports rasterio, rioxarray
         sim,  # noqa: F401 - imports cv2, dask.array
     )
-    from ..pipeline.scenefile import configure_gdal
 
-    configure_gdal()
     encoder = cached_encoder(spec)
     side = encoder.input_size
     encoder.encode_images(np.zeros((1, side, side, 3), np.uint8))  # first-call set-up

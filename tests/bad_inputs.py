@@ -249,7 +249,7 @@ def _damaged_staged_copy(tmp: Path) -> list:
     from selo.pipeline.scene import open_scene
 
     path = _png(tmp)
-    staged = Path(open_scene(path).attrs["selo_staged"])
+    staged = Path(open_scene(path).encoding["selo_source"].files[0].location)
     staged.write_bytes(staged.read_bytes()[: staged.stat().st_size // 2])
     return _localize(path, tmp=tmp)
 

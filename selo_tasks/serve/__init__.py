@@ -9,6 +9,7 @@ What is held and how it is bounded: :mod:`~selo.selo_tasks.serve.state`; the til
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import webbrowser
@@ -76,15 +77,16 @@ def serve(
     until interrupted."""
     require_web()
     from ...pipeline.cache import Cache
+    from ...pipeline.remote import is_remote
     from ..session import run_session
     from .state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
 
     cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
-    paths = [Path(t) for t in targets]
+    paths = [os.fspath(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
     for p in paths:
-        if not p.exists():
+        if not is_remote(p) and not os.path.exists(p):
             raise InputNotFoundError(f"{p}: not found")
     if len(paths) == 1 and is_run_folder(paths[0]):
         cache = Cache(options.cache_dir)
@@ -93,7 +95,7 @@ def serve(
         )
         _run(state, host, port, open_browser, report)
         return
-    folders = [p for p in paths if p.is_dir()]
+    folders = [p for p in paths if not is_remote(p) and os.path.isdir(p)]
     if folders:
         raise ParameterError(
             f"{folders[0]}: a folder; serve scene files, or one airslt run folder (with run.json)"
