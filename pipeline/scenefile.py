@@ -548,6 +548,7 @@ def inspect_scene(location: str | os.PathLike, *, stat: ObjectInfo | None = None
     (``stat``: the file's size and version, when the caller has them already)."""
     location = os.fspath(location)
     stat = stat or object_info(location)
+    refresh_remote(location, stat.version)
     with dataset(location) as ds:
         return _info(ds, location, stat)
 

@@ -444,7 +444,6 @@ def _from_parts(label: str, parts: list[tuple[str, tuple[int, ...] | None]], cac
     palette = None
     for location, wanted in parts:
         stat = object_info(location)
-        refresh_remote(location, stat.version)
         info = inspect_scene(location, stat=stat)
         with dataset(location) as ds:
             if len(parts) == 1:
