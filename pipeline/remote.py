@@ -40,7 +40,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import InputNotFoundError, MissingDependencyError, RemoteError, SceneError
+from ..errors import (
+    InputNotFoundError,
+    MissingDependencyError,
+    ParameterError,
+    RemoteError,
+    SceneError,
+)
 
 __all__ = [
     "ObjectInfo",
@@ -48,6 +54,7 @@ __all__ = [
     "filesystem",
     "gdal_options",
     "gdal_path",
+    "is_network_message",
     "is_remote",
     "join",
     "list_names",
@@ -134,29 +141,51 @@ def join(prefix: str, name: str) -> str:
 # --- settings -------------------------------------------------------------------------------
 
 
-def _setting(name: str) -> str:
-    return os.environ.get(name) or DEFAULT_GDAL_OPTIONS[name]
+def _number(name: str, kind=float):
+    """A GDAL setting from the environment (or selo's default), as a number >= 0."""
+    text = os.environ.get(name) or DEFAULT_GDAL_OPTIONS.get(name)
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = -1
+    if not value >= 0:
+        raise ParameterError(f"{name}={text!r}: not a number of seconds (or retries) >= 0")
+    return value
 
 
 def timeouts() -> tuple[float, float, float | None, int]:
     """``(connect, stalled, total or None, retries)`` in seconds, from GDAL's settings."""
-    total = os.environ.get("GDAL_HTTP_TIMEOUT")
     return (
-        float(_setting("GDAL_HTTP_CONNECTTIMEOUT")),
-        float(_setting("GDAL_HTTP_LOW_SPEED_TIME")),
-        float(total) if total else None,
-        int(_setting("GDAL_HTTP_MAX_RETRY")),
+        _number("GDAL_HTTP_CONNECTTIMEOUT"),
+        _number("GDAL_HTTP_LOW_SPEED_TIME"),
+        _number("GDAL_HTTP_TIMEOUT") or None,
+        _number("GDAL_HTTP_MAX_RETRY", int),
     )
 
 
 def _s3_endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    """``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (checked: a URL with a host)."""
+    name = "AWS_ENDPOINT_URL_S3" if os.environ.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+    endpoint = os.environ.get(name)
+    if not endpoint:
+        return None
+    try:
+        parts = urlsplit(endpoint)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ParameterError(f"{name}={endpoint!r}: not an endpoint URL such as http://host:9000")
+    return endpoint
 
 
 def gdal_options() -> dict[str, str]:
     """GDAL config options for remote reads: selo's HTTP defaults (unless set in the
     environment) and the S3 endpoint of ``AWS_ENDPOINT_URL`` in GDAL's terms."""
     env = os.environ
+    timeouts()  # the user's values must be numbers
     options = {k: v for k, v in DEFAULT_GDAL_OPTIONS.items() if k not in env}
     endpoint = _s3_endpoint()
     if endpoint and "AWS_S3_ENDPOINT" not in env:
@@ -350,36 +379,79 @@ def list_names(prefix: str) -> list[str]:
     )
 
 
+def _reason(location: str, chain: list[BaseException]) -> str:
+    """The server's or library's own words for a failure: an HTTP status and its phrase,
+    else the first message of the chain that says more than the location."""
+    for e in chain:
+        status = getattr(e, "status", None)
+        if isinstance(status, int) and status >= 400:
+            phrase = getattr(e, "message", "") or ""
+            return f"HTTP {status} {phrase}".strip()
+    names = {location, url_of(location) or location, location.split("://", 1)[-1]}
+    for e in chain:
+        text = str(e).strip()
+        if text and text not in names and not any(text == f"'{n}'" for n in names):
+            return text if len(text) <= 200 else text[:197] + "..."
+    return type(chain[0]).__name__
+
+
+def is_network_message(location: str, message: str) -> bool:
+    """Whether GDAL's words for a failed read of ``location`` say a request failed (the
+    connection, a timeout, an HTTP error) rather than the data being damaged."""
+    for name in (gdal_path(location), location, url_of(location) or location):
+        message = message.replace(name, "")
+    lowered = message.lower()
+    return any(word in lowered for word in _NETWORK_WORDS)
+
+
+_NETWORK_WORDS = (
+    "http",
+    "curl",
+    "timed out",
+    "timeout",
+    "too slow",
+    "connect",
+    "ssl",
+    "resolve host",
+    "access denied",
+    "signature",
+    "credentials",
+)
+
+
 def remote_error(location: str, error: BaseException) -> InputNotFoundError | RemoteError:
     """The one-line error for a failed request to ``location``: not found, access denied,
     unreachable, too slow, or whatever the server said."""
-    chain = []
+    chain: list[BaseException] = []
     e: BaseException | None = error
     while e is not None and len(chain) < 16:
         chain.append(e)
         e = e.__cause__ or e.__context__
     status = next((getattr(x, "status", None) for x in chain if getattr(x, "status", None)), None)
     names = {type(x).__name__ for x in chain}
-    text = "; ".join(dict.fromkeys(str(x).strip() for x in chain if str(x).strip()))
-    connect, stalled, _, _ = timeouts()
+    reason = _reason(location, chain)
+    _, stalled, _, _ = timeouts()
     if status in (401, 403) or any(isinstance(x, PermissionError) for x in chain):
         return RemoteError(
-            f"{location}: access denied ({text or status}); check the credentials "
+            f"{location}: access denied ({reason}); check the credentials "
             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
             "GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*)"
         )
-    if names & {"TimeoutError", "ServerTimeoutError", "ReadTimeoutError", "ConnectTimeoutError"}:
+    if any(isinstance(x, TimeoutError) for x in chain) or names & {
+        "ServerTimeoutError",
+        "SocketTimeoutError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+    }:
         return RemoteError(
-            f"{location}: no answer from the server within {stalled:g} s "
-            "(GDAL_HTTP_LOW_SPEED_TIME / GDAL_HTTP_CONNECTTIMEOUT set the limits)"
+            f"{location}: no answer from the server within {stalled:g} s ({reason}); "
+            "GDAL_HTTP_LOW_SPEED_TIME and GDAL_HTTP_CONNECTTIMEOUT set the limits"
         )
     if names & {"ClientConnectorError", "EndpointConnectionError", "ConnectionRefusedError"} or (
         any(getattr(x, "errno", None) in (errno.ECONNREFUSED, errno.EHOSTUNREACH) for x in chain)
     ):
-        return RemoteError(f"{location}: cannot reach the server ({text}); check the URL")
+        return RemoteError(f"{location}: cannot reach the server ({reason}); check the URL")
     if status == 404 or any(isinstance(x, FileNotFoundError) for x in chain):
-        what = "bucket or object" if _scheme(url_of(location) or "") in ("s3", "gs", "az") else ""
-        return InputNotFoundError(
-            f"{location}: not found ({text or 'HTTP 404'}); check the {what or 'URL'}"
-        )
-    return RemoteError(f"{location}: cannot be read ({text or type(error).__name__})")
+        what = "bucket and key" if _scheme(url_of(location) or "") in ("s3", "gs", "az") else "URL"
+        return InputNotFoundError(f"{location}: not found ({reason}); check the {what}")
+    return RemoteError(f"{location}: cannot be read ({reason})")

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import struct
 import threading
 import warnings
@@ -43,7 +44,16 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from ..errors import InputNotFoundError, OutputError, RemoteError, SceneError, SeloError
-from .remote import ObjectInfo, gdal_options, gdal_path, is_remote, object_info, open_binary, url_of
+from .remote import (
+    ObjectInfo,
+    gdal_options,
+    gdal_path,
+    is_network_message,
+    is_remote,
+    object_info,
+    open_binary,
+    url_of,
+)
 from .store import error_reason
 
 __all__ = [
@@ -241,8 +251,7 @@ def _gdal_warnings() -> Iterator[list[str]]:
             found[:] = [_gdal_message(text) for text in found]
 
 
-# GDAL's words for a failed request (not damaged data): the remote object must be read again
-_NETWORK_WORDS = ("http", "curl", "timed out", "timeout", "connect", "ssl", "resolve host")
+_SHORT_READ = re.compile(r"\bgot \d+ bytes\b|\bread failed\b", re.IGNORECASE)
 
 
 @contextlib.contextmanager
@@ -262,8 +271,18 @@ def _pixel_errors(location: str, where: str) -> Iterator[None]:
         reason = found[0]
     if reason is None:
         return
-    if is_remote(location) and any(w in reason.lower() for w in _NETWORK_WORDS):
-        raise RemoteError(f"{location}: cannot read pixel data{where} ({reason}); try again")
+    if is_remote(location):
+        # A failed request is no damage: GDAL says so in its own words, or, where a request
+        # timed out, the decoder reads short ("got 0 bytes") from a file whose blocks were
+        # all found inside it when it was opened.
+        failed = [m for m in [*found, reason] if is_network_message(location, m)]
+        failed += [m for m in [reason, *found] if _SHORT_READ.search(m)]
+        if failed:
+            raise RemoteError(
+                f"{location}: cannot read pixel data{where}: the server did not send it "
+                f"({failed[0]}); check the connection and try again (GDAL_HTTP_LOW_SPEED_TIME "
+                "and GDAL_HTTP_MAX_RETRY set how long selo waits and retries)"
+            )
     raise SceneError(
         f"{location}: damaged pixel data{where} ({reason}); copy or download the file again"
     )
@@ -301,7 +320,7 @@ def dataset(location: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
         except (SceneError, InputNotFoundError):
             raise
         except (RasterioError, CPLE_BaseError) as e:
-            if remote and any(w in error_reason(e).lower() for w in _NETWORK_WORDS):
+            if remote and is_network_message(location, error_reason(e)):
                 raise RemoteError(f"{location}: cannot be read ({error_reason(e)})") from e
             raise SceneError(
                 f"{location}: not a raster rasterio can read ({error_reason(e)}); "

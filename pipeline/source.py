@@ -37,6 +37,7 @@ so a changed object is embedded again and an unchanged one is not.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -392,13 +393,19 @@ def open_source(
     ``asset``: the STAC item's asset to read (default: ``visual``, else its red, green
     and blue bands)."""
     label, parts = _parts(location, bands, asset)
-    return _from_parts(label, parts, cache)
+    with _naming(label, parts):
+        return _from_parts(label, parts, cache)
 
 
 def inspect_source(location, *, bands=None, asset=None) -> list[SceneInfo]:
     """Check that :func:`open_source` can open ``location`` with these bands, reading
     headers only (nothing staged, no sample read): the headers of its files."""
-    _, parts = _parts(location, bands, asset)
+    label, parts = _parts(location, bands, asset)
+    with _naming(label, parts):
+        return _inspect_parts(label, parts)
+
+
+def _inspect_parts(label: str, parts) -> list[SceneInfo]:
     infos = []
     for file_location, wanted in parts:
         infos.append(inspect_scene(file_location))
@@ -407,8 +414,21 @@ def inspect_source(location, *, bands=None, asset=None) -> list[SceneInfo]:
                 choose_bands(ds, file_location, wanted)
             else:
                 _stacked_bands(ds, file_location, wanted)
-    _check_grids(_label(location), parts, infos)
+    _check_grids(label, parts, infos)
     return infos
+
+
+@contextlib.contextmanager
+def _naming(label: str, parts):
+    """Errors about the files of a STAC item name the item too."""
+    try:
+        yield
+    except SeloError as e:
+        if all(location == label for location, _ in parts) or str(e).startswith(label):
+            raise
+        error = type(e).__new__(type(e))
+        error.args = (f"{label}: {e}", *e.args[1:])
+        raise error from None
 
 
 def _label(location) -> str:

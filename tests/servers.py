@@ -56,6 +56,7 @@ class _Record:
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.listing = True
+        self.stall_from: int | None = None  # ranges starting here or later get no answer
 
     def add(self, request: Request) -> None:
         with self.lock:
@@ -68,6 +69,8 @@ class _Record:
                 self.requests.clear()
             elif command.startswith("listing-"):
                 self.listing = command == "listing-on"
+            elif command.startswith("stall-from-"):
+                self.stall_from = int(command.removeprefix("stall-from-"))
             return json.dumps(self.requests).encode()
 
 
@@ -124,6 +127,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return self._add(416, 0, first, last)
             status = 206
+            stall = self.server.record.stall_from
+            if stall is not None and first >= stall:  # a server that stops answering
+                threading.Event().wait()
         self.send_response(status)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", self.guess_type(path))
@@ -298,6 +304,10 @@ class RangeServer(_ServerProcess):
     def listing(self, on: bool) -> None:
         """Whether folders have index pages (False: 404, as many servers answer)."""
         self._control("listing-on" if on else "listing-off")
+
+    def stall_from(self, offset: int) -> None:
+        """From now on, never answer a range request starting at ``offset`` or later."""
+        self._control(f"stall-from-{offset}")
 
 
 class S3Server(_ServerProcess):
