@@ -170,7 +170,7 @@ def as_scene(scene, **open_kw) -> xr.DataArray:
             )
         scene = xr.DataArray(arr, dims=dims)
     if scene.ndim == 2:
-        scene = scene.expand_dims(band=3, axis=-1)
+        scene = scene.drop_vars("band", errors="ignore").expand_dims(band=3, axis=-1)
     if set(scene.dims) != {"y", "x", "band"}:
         raise ParameterError(f"a scene needs dims (y, x, band), got {scene.dims}")
     scene = scene.transpose("y", "x", "band")

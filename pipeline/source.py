@@ -114,7 +114,7 @@ class SceneSource:
     dtype: str
     driver: str  # the GDAL driver of the (first) file as given, e.g. "JPEG" for a staged copy
     block: tuple[int, int]  # the block shape reads align to
-    transform: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # its grid's affine a..f
+    transform: tuple[float, ...]  # its grid's affine coefficients a, b, c, d, e, f
 
     @functools.cached_property
     def token(self) -> str:
@@ -172,12 +172,6 @@ class Selection:
 
     def __dask_tokenize__(self) -> str:
         return self.token
-
-    @property
-    def whole(self) -> bool:
-        """Whether it holds every row and column of the source, in order."""
-        s = self.source
-        return (astuple(self.rows), astuple(self.cols)) == ((0, 1, s.height), (0, 1, s.width))
 
     def key(self, cache) -> str:
         """A key that follows the selected pixels (the scene part of the embedding cache key):
@@ -443,7 +437,9 @@ def _parts(location, bands, asset) -> tuple[str, list[tuple[str, tuple[int, ...]
 
     item = stac.as_item(location)
     if item is not None:
-        return stac.item_parts(item, asset=asset, bands=bands)
+        inline = isinstance(location, SceneRef) and location.item is not None
+        label = f"{location.location} (item {location.name})" if inline else None
+        return stac.item_parts(item, asset=asset, bands=bands, label=label)
     label = _label(location)
     if isinstance(location, SceneRef):
         location = location.location

@@ -227,11 +227,12 @@ def _href(item, key: str, label: str) -> str:
 
 
 def item_parts(
-    item, *, asset: str | None = None, bands=None
+    item, *, asset: str | None = None, bands=None, label: str | None = None
 ) -> tuple[str, list[tuple[str, tuple[int, ...] | None]]]:
     """``(label, [(file location, its bands or None), ...])`` of a STAC item (see the module):
-    one part (a file, its bands by number or by the RGB rule) or one part per band."""
-    label = item.get_self_href() or f"STAC item {item.id}"
+    one part (a file, its bands by number or by the RGB rule) or one part per band.
+    ``label``: how messages name the item (default: its location, else its id)."""
+    label = label or item.get_self_href() or f"STAC item {item.id}"
     assets = ", ".join(item.assets) or "none"
     names = [b for b in bands or () if isinstance(b, str)]
     if names and len(names) != len(bands):

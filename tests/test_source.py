@@ -251,3 +251,15 @@ def test_reprojection_falls_back_to_the_array(sources):
     scene = open_scene(location, cache=cache, **kw)
     moved = scene.transpose("band", "y", "x").rio.reproject("EPSG:3857")
     assert selection_of(moved.transpose("y", "x", "band")) is None
+
+
+def test_one_band_made_gray_is_read_from_the_file(sources):
+    """A 2-D band of a scene is a gray scene (as_scene repeats it): read as that band thrice."""
+    from selo.pipeline.scene import as_scene
+
+    scene = as_scene(sources[2]["u16-nodata"].isel(band=1))
+    selection = selection_of(scene)
+    assert selection is not None and selection.channels == (1, 1, 1)
+    rgb, valid = region_reader(scene)(0, SHAPE[0], 0, SHAPE[1])
+    np.testing.assert_array_equal(rgb, scene.values)
+    np.testing.assert_array_equal(valid, scene.coords["valid"].values)
