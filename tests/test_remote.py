@@ -86,6 +86,16 @@ def test_s3_scene_gives_the_local_map(run_cli, s3_bucket, cog, local_run, tmp_pa
     same_outputs(tmp_path / "vsi", local_run)
 
 
+def test_gdal_archive_path_gives_the_local_map(run_cli, cog, local_run, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
+        z.write(cog, "inner/scene.tif")
+    location = f"/vsizip/{tmp_path / 'a.zip'}/inner/scene.tif"
+    localize(run_cli, location, tmp_path / "out", tmp_path / "c")
+    same_outputs(tmp_path / "out", local_run)
+
+
 def _block_spans(path: Path) -> list[tuple[int, int]]:
     """[first, last] bytes of every full-resolution pixel block of a GeoTIFF."""
     spans = []
