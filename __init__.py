@@ -9,6 +9,9 @@ The Python API (lazy, on xarray)::
     ds.selo.sel(query="green trees").rio.to_raster("trees.tif")
     selo.evaluate(ds.selo.sel(query="green trees").values, polygons)
 
+and the commands as functions (``selo.localize_files``, ``selo.airslt``, ``selo.demo``,
+``selo.evaluate_run``, ``selo.serve``), all taking the run options of :class:`selo.Options`.
+
 The package is laid out as its architecture: ``selo.pipeline`` is the generic
 large-raster dataflow (Cut, Sim, Gnt, Flt), ``selo.models`` the encoders (subclass
 :class:`selo.Encoder` to bring your own), ``selo.cluster`` where a run's Dask
@@ -26,27 +29,37 @@ __all__ = [
     "Cache",
     "Encoder",
     "EncoderSpec",
+    "Options",
     "__version__",
+    "airslt",
+    "demo",
     "evaluate",
     "evaluate_run",
     "localize",
+    "localize_files",
     "open_scene",
+    "serve",
+    "synth_airslt",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Encoder, EncoderSpec
     from .pipeline.cache import Cache
-    from .selo_tasks.api import evaluate, evaluate_run, localize, open_scene
+    from .selo_tasks.api import (
+        Options,
+        airslt,
+        demo,
+        evaluate,
+        evaluate_run,
+        localize,
+        localize_files,
+        open_scene,
+        serve,
+        synth_airslt,
+    )
 
-_LAZY = {
-    "Cache": "selo.pipeline.cache",
-    "Encoder": "selo.models",
-    "EncoderSpec": "selo.models",
-    "evaluate": "selo.selo_tasks.api",
-    "evaluate_run": "selo.selo_tasks.api",
-    "localize": "selo.selo_tasks.api",
-    "open_scene": "selo.selo_tasks.api",
-}
+_LAZY = {"Cache": "selo.pipeline.cache", "Encoder": "selo.models", "EncoderSpec": "selo.models"}
+_LAZY |= {n: "selo.selo_tasks.api" for n in __all__ if n not in _LAZY and n != "__version__"}
 
 
 def __getattr__(name: str):

@@ -2,9 +2,10 @@
 
 Every error a user can cause derives from :class:`SeloError` and also from the
 built-in exception callers would expect (``FileNotFoundError``, ``ValueError``,
-...). The command line prints them as one line and exits with code 2; anything
-else is an internal error (exit code 1). This module imports nothing else of
-selo, so every layer may use it.
+...). Each class says what it becomes: ``exit_code`` on the command line (which
+prints it as one line) and ``http_status`` in an answer of ``selo serve``. Anything
+else is an internal error (exit code 1, HTTP 500 with an id the server's log shows).
+This module imports nothing else of selo, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ __all__ = [
     "RemoteError",
     "RunFolderError",
     "RunMismatchError",
+    "UnknownIdError",
+    "SceneNotReadyError",
+    "RequestTooLargeError",
     "portable_errors",
 ]
 
@@ -39,7 +43,8 @@ F = TypeVar("F", bound=Callable)
 class SeloError(Exception):
     """Base class of the errors a user can cause and fix."""
 
-    exit_code = 2
+    exit_code = 2  # the command line's exit code
+    http_status = 400  # the status of selo serve's answer
 
 
 class InputNotFoundError(SeloError, FileNotFoundError):
@@ -63,6 +68,8 @@ class MapError(SeloError, ValueError):
 
 class ParameterError(SeloError, ValueError):
     """A command-line option or function argument has an unusable value."""
+
+    http_status = 422
 
 
 class ModelError(SeloError, ValueError):
@@ -112,6 +119,24 @@ class RunFolderError(SeloError, ValueError):
 
 class RunMismatchError(SeloError, ValueError):
     """Runs to compare did not score the same cases (or used other annotations)."""
+
+
+class UnknownIdError(SeloError, LookupError):
+    """A scene, map or tile that ``selo serve`` does not have."""
+
+    http_status = 404
+
+
+class SceneNotReadyError(SeloError, RuntimeError):
+    """A scene ``selo serve`` is still embedding (or whose embedding failed)."""
+
+    http_status = 409
+
+
+class RequestTooLargeError(SeloError, ValueError):
+    """A request to ``selo serve`` whose body is larger than it reads."""
+
+    http_status = 413
 
 
 def portable_errors(function: F) -> F:

@@ -8,8 +8,8 @@ map (``window_table(size, size)`` â†’ ``CellGrid.from_windows``, random scores â
 - the floors: OpenCV's filter on the whole expanded map (its own threads), and
   writing the map's bytes once (``np.empty`` + ``fill``);
 - the cells expanded to pixels, unfiltered (``expand_lazy``), for scale;
-- the chunked path (``median_blur_array``: ``map_overlap``, OpenCV per block);
-- the cell path (``median_blur_cells``), returned as one array (``compute``) and
+- the chunked path (``flt.filter_array``: ``map_overlap``, OpenCV per block);
+- the cell path (``flt.finish``), returned as one array (``compute``) and
   stored into a preallocated one (``da.store``, no concatenation);
 
 the dask ones on the threaded scheduler with ``--chunks`` pixel chunks, each
@@ -33,12 +33,7 @@ import dask.array as da
 import numpy as np
 from _common import stamp, write_section
 
-from selo.pipeline.filters import (
-    gaussian_blur_array,
-    gaussian_blur_cells,
-    median_blur_array,
-    median_blur_cells,
-)
+from selo.pipeline.flt import filter_array, finish
 from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.windows import window_table
 
@@ -74,18 +69,18 @@ def cases(cells, u, chunks) -> dict:
         "expand": (lambda: expand_lazy(cells, chunks).compute(), u),
         "median whole": (lambda: cv2.medianBlur(u, 251), median_ref),
         "median chunked": (
-            lambda: median_blur_array(da.from_array(u, chunks=chunks)).compute(),
+            lambda: filter_array(da.from_array(u, chunks=chunks), "median").compute(),
             median_ref,
         ),
-        "median cells": (lambda: median_blur_cells(cells, chunks).compute(), median_ref),
-        "median cells stored": (lambda: stored(median_blur_cells(cells, chunks)), median_ref),
+        "median cells": (lambda: finish(cells, "median", chunks).compute(), median_ref),
+        "median cells stored": (lambda: stored(finish(cells, "median", chunks)), median_ref),
         "gauss whole": (lambda: cv2.GaussianBlur(u, (255, 255), 0, 0), gauss_ref),
         "gauss chunked": (
-            lambda: gaussian_blur_array(da.from_array(u, chunks=chunks)).compute(),
+            lambda: filter_array(da.from_array(u, chunks=chunks), "gaussian").compute(),
             gauss_ref,
         ),
-        "gauss cells": (lambda: gaussian_blur_cells(cells, chunks).compute(), gauss_ref),
-        "gauss cells stored": (lambda: stored(gaussian_blur_cells(cells, chunks)), gauss_ref),
+        "gauss cells": (lambda: finish(cells, "gaussian", chunks).compute(), gauss_ref),
+        "gauss cells stored": (lambda: stored(finish(cells, "gaussian", chunks)), gauss_ref),
     }
 
 
@@ -168,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             f"chunks {args.chunks}, best of {args.repeat} interleaved rounds (1-min load "
             f"average {load:.1f} at the start). Every result is checked equal, bit for bit, "
             "to OpenCV on the whole map. The cell path computes each block from the cell "
-            "grid (`selo.pipeline.filters.median_blur_cells` / `gaussian_blur_cells`).",
+            "grid (`selo.pipeline.flt.finish`).",
             "",
             stamp("bench_filters.py", argv),
             "",

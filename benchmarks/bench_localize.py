@@ -27,11 +27,10 @@ import numpy as np
 from _common import make_scene, stamp, write_section
 from published_v1 import published_v1
 
+import selo
 from selo.models.registry import get_encoder
 from selo.pipeline.gnt import CellGrid, accumulate, quantize
-from selo.selo_tasks.localize import localize
 from selo.selo_tasks.methods import V1
-from selo.selo_tasks.options import Options
 
 QUERY = "a white plane parked on a gray airport"
 
@@ -49,8 +48,7 @@ def run_selo(scene: Path, queries: tuple[str, ...], work: Path) -> dict:
     """``selo localize`` with an empty embedding cache; its record (stage table inside)."""
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    options = Options(cache_dir=str(cache), show_progress=False)
-    return localize(scene, queries, work / "selo", options)
+    return selo.localize_files(scene, queries, work / "selo", cache=cache, show_progress=False)
 
 
 def table(published: dict[str, float], ours: dict[str, float]) -> list[str]:

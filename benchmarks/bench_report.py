@@ -12,7 +12,6 @@ first two run in parallel on the workers, the last in the client after the clust
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,14 @@ from _common import stamp, write_section
 from selo.pipeline.cache import Cache
 from selo.pipeline.preview import read_preview
 from selo.pipeline.scene import open_scene
-from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.case_overlay import PREVIEW_SIDE, read_scene_preview, write_case_overlays
+from selo.selo_tasks import run_folder
 from selo.selo_tasks.metrics import evaluate_case
-from selo.selo_tasks.report_html import finish_run_folder
+from selo.selo_tasks.report.case_overlay import (
+    PREVIEW_SIDE,
+    read_scene_preview,
+    write_case_overlays,
+)
+from selo.selo_tasks.report.run_page import finish_run_folder
 from selo.selo_tasks.run_info import run_details
 
 
@@ -78,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--write", action="store_true", help="Write BENCHMARKS.md.")
     args = parser.parse_args(argv)
-    record = json.loads((args.run / "run.json").read_text())
-    cases = load_annotations(args.anno)
+    record = run_folder.read_record(args.run)
+    cases = run_folder.run_annotations(args.run, args.anno)[1]
     by_index = {c.index: c for c in cases}
     scored = [by_index[c["case"]] for c in record["case_list"]]
     cache = Cache()  # the cache's staged copies and previews ($SELO_CACHE_DIR), as in the run
@@ -94,12 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     overlays = Timer()
     with tempfile.TemporaryDirectory() as tmp:
         for case in scored:
-            selo = cv2.imread(str(args.run / f"case_{case.index:02d}" / "selo_map.png"), 0)
+            folder = run_folder.case_dir(args.run, case.index)
+            selo = cv2.imread(str(folder / run_folder.SELO_MAP), 0)
             detail = evaluate_case(selo, case.polygon_arrays())
             with overlays:
                 write_case_overlays(Path(tmp), selo, previews[case.image], case, detail)
     with Timer() as client:
-        run_details(cases, scored, args.images, {})
+        run_details(scored, args.images, {})
         finish_run_folder(args.run, record)
     parts = (
         (f"scene previews ({len(previews)} scenes), cached", preview),

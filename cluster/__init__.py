@@ -3,6 +3,6 @@
 ``cluster`` imports nothing else of selo except the shared error types.
 """
 
-from .connect import RunCluster, connect, default_layout
+from .connect import MAX_THREADS, RunCluster, check_cluster, connect, default_layout, max_workers
 
-__all__ = ["RunCluster", "connect", "default_layout"]
+__all__ = ["MAX_THREADS", "RunCluster", "check_cluster", "connect", "default_layout", "max_workers"]

@@ -17,18 +17,32 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import psutil
 
 from ..errors import ClusterError, MissingDependencyError, ParameterError
 
-__all__ = ["RunCluster", "connect", "default_layout"]
+__all__ = [
+    "MAX_THREADS",
+    "RunCluster",
+    "check_cluster",
+    "connect",
+    "default_layout",
+    "max_workers",
+]
 
 log = logging.getLogger(__name__)
+
+MAX_THREADS = 256  # threads per worker
+WORKER_MEMORY = 256 * 2**20  # the least a worker process needs to hold its chunks
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")  # distributed's comm backends
+_HOST = re.compile(r"[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+")  # a name, an IPv4 or an IPv6 address
 
 
 @dataclass
@@ -73,6 +87,55 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
+def max_workers() -> int:
+    """The most worker processes this machine can hold: 8 per core, and 256 MiB each."""
+    cores = os.cpu_count() or 1
+    return max(1, min(8 * cores, psutil.virtual_memory().total // WORKER_MEMORY))
+
+
+def check_cluster(scheduler: str | None = None, *, gpu: bool = False) -> None:
+    """ParameterError for a ``scheduler`` that is not a Dask scheduler address, or that
+    comes with ``gpu`` (a GPU cluster is either the user's or embedded)."""
+    if scheduler is None:
+        return
+    reason = _address_problem(scheduler)
+    if reason:
+        shown = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
+        raise ParameterError(
+            f"--scheduler must be a Dask scheduler address such as tcp://host:8786 ({reason}), "
+            f"got {shown!r}"
+        )
+    if gpu:
+        raise ParameterError(
+            "--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded"
+        )
+
+
+def _address_problem(address: object) -> str | None:
+    """Why ``address`` is not a scheduler address distributed can connect to, or None."""
+    if not isinstance(address, str) or "://" not in address:
+        return "no scheme://"
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError as e:  # an unclosed IPv6 bracket, a port that is not a number, ...
+        return str(e)
+    if parts.scheme not in SCHEMES:
+        return f"the scheme must be one of {', '.join(SCHEMES)}"
+    if parts.scheme == "inproc":
+        return None
+    host = parts.hostname
+    if not host:
+        return "no host"
+    if not _HOST.fullmatch(host):
+        return "not a host name or IP address"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be from 1 to 65535"
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+        return "only scheme://host:port"
+    return None
+
+
 @contextmanager
 def connect(
     scheduler: str | None = None,
@@ -98,20 +161,15 @@ def connect(
             yield RunCluster(None, "threads", "", workers=1, threads=n)
         return
 
+    check_cluster(scheduler, gpu=gpu)
     from distributed import Client
 
     _quiet_distributed()
 
-    if scheduler and gpu:
-        raise ParameterError(
-            "--scheduler and --gpu exclude each other: a GPU cluster is either yours or embedded"
-        )
-    if workers is not None and workers < 1 or threads is not None and threads < 1:
-        raise ParameterError(f"workers and threads must be at least 1, got {workers} and {threads}")
     if scheduler:
         try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError) as e:
+            client = _client(Client, scheduler, timeout)
+        except Exception as e:  # noqa: BLE001 - refused, timed out, or a comm it cannot use
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
                 "check the address, or leave out --scheduler to use an embedded cluster"
@@ -151,6 +209,31 @@ def connect(
             client.close()
         with suppress(Exception):
             cluster.close()
+
+
+def _client(client_class, address: str, timeout: float):
+    """A client of the scheduler at ``address``. A client that fails to connect has already
+    made itself dask's default (the ``scheduler`` setting, and distributed's global client,
+    which ``get_client()`` and every later compute in this process would then wait on);
+    both are put back as they were."""
+    import dask
+    from distributed import client as module
+
+    keys = ("scheduler", "shuffle")
+    before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
+    known = {id(c) for c in module._global_clients.values()}
+    try:
+        return client_class(address, timeout=timeout)
+    except BaseException:
+        for k in keys:
+            if k in before:
+                dask.config.config[k] = before[k]
+            else:
+                dask.config.config.pop(k, None)
+        for c in list(module._global_clients.values()):  # (distributed has no public way)
+            if id(c) not in known:
+                module._del_global_client(c)
+        raise
 
 
 class _TaskFailures(logging.Filter):

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     scene = args.workdir / "port-scene.tif"
     if not scene.exists():
         write_scene(scene)
-    options = Options(cache_dir=str(args.workdir / "cache"), show_progress=False)
+    options = Options(cache=str(args.workdir / "cache"), show_progress=False)
     with run_session(options, one_scene=True) as ctx:
         state = ServeState.for_scenes(ctx, [scene])
         state.start_embedding()

@@ -4,10 +4,12 @@
 (``selo.errors``), so a third-party encoder only needs this package.
 """
 
-from .base import Encoder, EncoderSpec, l2_normalize, select_device
+from .base import DEFAULT_ENCODER, PRECISIONS, Encoder, EncoderSpec, l2_normalize, select_device
 from .registry import cached_encoder, get_encoder, list_presets, parse_spec
 
 __all__ = [
+    "DEFAULT_ENCODER",
+    "PRECISIONS",
     "Encoder",
     "EncoderSpec",
     "cached_encoder",

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import ParameterError
 
 __all__ = [
+    "DEFAULT_ENCODER",
     "PRECISIONS",
     "Encoder",
     "EncoderSpec",
@@ -32,6 +33,9 @@ __all__ = [
     "as_nhwc",
 ]
 
+
+DEFAULT_ENCODER = "color"
+"""The encoder every command and the Python API use unless told otherwise (no weights)."""
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 """Precisions a torch encoder can run its towers in (``None``: automatic)."""
@@ -49,12 +53,17 @@ class EncoderSpec:
     CPU). The ``color`` encoder computes in float32 whatever it says.
     """
 
-    name: str = "color"
+    name: str = DEFAULT_ENCODER
     checkpoint: str | None = None
     device: str | None = None
     precision: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ParameterError(f"the encoder spec must be a string, got {self.name!r}")
+        for name in ("checkpoint", "device"):
+            if not isinstance(getattr(self, name), str | None):
+                raise ParameterError(f"--{name} must be a string, got {getattr(self, name)!r}")
         if self.precision not in (None, *PRECISIONS):
             raise ParameterError(
                 f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}"

@@ -51,6 +51,7 @@ __all__ = [
     "SUBJECT_WEIGHT",
     "TEMPERATURE",
     "ColorEncoder",
+    "load_color",
     "query_colours",
 ]
 
@@ -291,3 +292,11 @@ class ColorEncoder(Encoder):
             "by its colour variety alone; name a colour (e.g. 'green trees') or use a "
             "CLIP-family model (see `selo models`)"
         )
+
+
+def load_color(
+    argument: str = "", *, name: str | None = None, device=None, precision=None
+) -> ColorEncoder:
+    """The ``color`` encoder, as the registry loads every kind (it has no argument and no
+    weights, and runs on the CPU in float32 whatever ``device`` and ``precision`` say)."""
+    return ColorEncoder()

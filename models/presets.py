@@ -1,4 +1,10 @@
-"""The model table: the spec forms and named presets for known remote-sensing checkpoints.
+"""The model table: the encoder kinds (the forms of a spec) and named presets for known
+remote-sensing checkpoints.
+
+An encoder kind is the prefix of a spec (``openclip:ViT-B-32``): what follows its colon,
+the loader that builds it (imported only when one is built, so that torch is not), the
+checkpoint file it needs (or why it takes none) and its help. ``parse_spec``, the
+``--model`` help and ``selo models`` are generated from :data:`KINDS`.
 
 A preset is data: which loader (``kind``) and architecture a published
 checkpoint needs, the file name it is distributed under, where users download
@@ -10,10 +16,91 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Preset", "PRESETS", "SPEC_FORMS", "KINDS"]
+__all__ = ["EncoderKind", "KINDS", "Preset", "PRESETS", "SPEC_FORMS", "spec_forms"]
 
-KINDS = ("color", "openclip", "hf-clip", "longclip", "amfmn")
-"""Encoder kinds, i.e. the prefixes of a spec (``openclip:ViT-B-32``)."""
+
+@dataclass(frozen=True)
+class EncoderKind:
+    """One kind of encoder (a row of :data:`KINDS`)."""
+
+    name: str  # the spec's prefix
+    argument: str  # what follows "name:" (empty: nothing does)
+    #: ``module:function`` in selo.models, called as ``function(argument[, checkpoint], *,
+    #: name, device, precision)``, the checkpoint given when the kind takes one
+    loader: str
+    checkpoint: str | None  # what the --checkpoint file is; None: the kind takes none
+    no_checkpoint: str  # why it takes none (said when one is given)
+    source: str  # where its weights come from, for `selo models`
+    help: str
+    torch: bool = True  # built with torch (the device is checked before loading)
+
+    @property
+    def form(self) -> str:
+        """The spec form: ``openclip:<arch>``, or ``color``."""
+        return f"{self.name}:<{self.argument}>" if self.argument else self.name
+
+
+KINDS: dict[str, EncoderKind] = {
+    k.name: k
+    for k in (
+        EncoderKind(
+            "color",
+            "",
+            "color:load_color",
+            None,
+            "it needs no weights",
+            "built in",
+            "Default. Colour words of the query vs colour shares of the window; no weights.",
+            torch=False,
+        ),
+        EncoderKind(
+            "openclip",
+            "arch",
+            "openclip:load_openclip",
+            "open_clip state dict",
+            "",
+            "your own file",
+            "Any CLIP architecture built into open_clip; --checkpoint PATH to a state dict.",
+        ),
+        EncoderKind(
+            "hf-clip",
+            "dir",
+            "hfclip:load_hfclip",
+            None,
+            "the weights are in the folder",
+            "your own folder",
+            "A local Hugging Face CLIP folder (config.json, weights, tokenizer).",
+        ),
+        EncoderKind(
+            "longclip",
+            "arch",
+            "longclip:load_longclip",
+            "Long-CLIP state dict",
+            "",
+            "your own file",
+            "A Long-CLIP state dict (248-token text); --checkpoint PATH.",
+        ),
+        EncoderKind(
+            "amfmn",
+            "vocab.json",
+            "amfmn:load_amfmn",
+            "AMFMN checkpoint",
+            "",
+            "your own file",
+            "An AMFMN training checkpoint (--checkpoint PATH) with its word vocabulary "
+            "(a vocabs.py JSON file; rsitmd_splits_vocab.json is bundled).",
+        ),
+    )
+}
+"""Encoder kinds by name, i.e. the prefixes of a spec (``openclip:ViT-B-32``)."""
+
+
+def spec_forms(*, upper: bool = False) -> str:
+    """The spec forms, comma-separated: ``color, openclip:<arch>, ...`` (``upper``: as a
+    command line's metavars, ``color, openclip:ARCH, ...``)."""
+    return ", ".join(
+        f"{k.name}:{k.argument.upper()}" if upper and k.argument else k.form for k in KINDS.values()
+    )
 
 
 @dataclass(frozen=True)
@@ -37,49 +124,10 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: unknown kind {self.kind!r}")
 
 
-SPEC_FORMS: tuple[Preset, ...] = (
-    Preset(
-        "color",
-        "color",
-        "",
-        "",
-        "built in",
-        notes="Default. Colour words of the query vs colour shares of the window; no weights.",
-    ),
-    Preset(
-        "openclip:<arch>",
-        "openclip",
-        "",
-        "",
-        "your own file",
-        notes="Any CLIP architecture built into open_clip; --checkpoint PATH to a state dict.",
-    ),
-    Preset(
-        "hf-clip:<dir>",
-        "hf-clip",
-        "",
-        "",
-        "your own folder",
-        notes="A local Hugging Face CLIP folder (config.json, weights, tokenizer).",
-    ),
-    Preset(
-        "longclip:<arch>",
-        "longclip",
-        "",
-        "",
-        "your own file",
-        notes="A Long-CLIP state dict (248-token text); --checkpoint PATH.",
-    ),
-    Preset(
-        "amfmn:<vocab.json>",
-        "amfmn",
-        "",
-        "",
-        "your own file",
-        notes="An AMFMN training checkpoint (--checkpoint PATH) with its word vocabulary "
-        "(a vocabs.py JSON file; rsitmd_splits_vocab.json is bundled).",
-    ),
+SPEC_FORMS: tuple[Preset, ...] = tuple(
+    Preset(k.form, k.name, "", "", k.source, notes=k.help) for k in KINDS.values()
 )
+"""The kinds as rows of the model table (``selo models`` lists them before the presets)."""
 
 _SLM = "https://github.com/xiaoyuan1996/SemanticLocalizationMetrics"
 _REMOTECLIP = "https://huggingface.co/chendelong/RemoteCLIP"

@@ -1,5 +1,5 @@
-"""Build encoders from spec strings: ``color``, ``openclip:<arch>``, ``hf-clip:<dir>``,
-``longclip:<arch>``, ``amfmn:<vocab.json>`` and the named presets of
+"""Build encoders from spec strings: the kinds of :data:`~selo.models.presets.KINDS`
+(``color``, ``openclip:<arch>``, ``hf-clip:<dir>``, ...) and the named presets of
 :mod:`selo.models.presets`.
 
 The torch loaders (and torch, open_clip, transformers) are imported only
@@ -9,13 +9,13 @@ spec and process, so Dask workers load a model once, not once per task.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelError, ParameterError
 from .base import Encoder, EncoderSpec
-from .color import ColorEncoder
-from .presets import KINDS, PRESETS, SPEC_FORMS, Preset
+from .presets import KINDS, PRESETS, SPEC_FORMS, Preset, spec_forms
 
 __all__ = ["get_encoder", "cached_encoder", "list_presets", "parse_spec"]
 
@@ -29,16 +29,15 @@ def parse_spec(name: str) -> tuple[str, str]:
     spec = name.strip()
     kind, sep, arg = spec.partition(":")
     if not sep:
-        if spec == "color":
-            return "color", ""
+        if spec in KINDS and not KINDS[spec].argument:
+            return spec, ""
         if spec in PRESETS:
             return "preset", spec
-    elif kind in KINDS and kind != "color" and arg.strip():
+    elif kind in KINDS and KINDS[kind].argument and arg.strip():
         return kind, arg.strip()
     raise ModelError(
-        f"unknown encoder spec {name!r}; use one of: color, openclip:<arch>, hf-clip:<dir>, "
-        f"longclip:<arch>, amfmn:<vocab.json>, or a preset: {', '.join(PRESETS)} "
-        "(`selo models` lists them)"
+        f"unknown encoder spec {name!r}; use one of: {spec_forms()}, or a preset: "
+        f"{', '.join(PRESETS)} (`selo models` lists them)"
     )
 
 
@@ -75,38 +74,22 @@ def get_encoder(
                 f"(download it from {preset.source}); pass its path with --checkpoint"
             )
         kind, arg = preset.kind, preset.arch
-    if kind in ("color", "hf-clip") and checkpoint is not None:
-        raise ParameterError(
-            f"{name} takes no checkpoint (got {checkpoint}); "
-            + ("it needs no weights" if kind == "color" else "the weights are in the folder")
-        )
-    if kind == "color":
-        return ColorEncoder()
-    from ._torch import torch_device
+    row = KINDS[kind]
+    if row.checkpoint is None and checkpoint is not None:
+        raise ParameterError(f"{name} takes no checkpoint (got {checkpoint}); {row.no_checkpoint}")
+    if row.torch:
+        from ._torch import torch_device
 
-    device = torch_device(device)  # fail before loading weights
-    if kind == "hf-clip":
-        from .hfclip import load_hfclip
-
-        return load_hfclip(arg, name=name, device=device, precision=precision)
-    if checkpoint is None:
-        what = {"longclip": "Long-CLIP state dict", "amfmn": "AMFMN checkpoint"}
+        device = torch_device(device)  # fail before loading weights
+    if row.checkpoint is not None and checkpoint is None:
         raise CheckpointError(
-            f"{name} needs a checkpoint: pass --checkpoint PATH to a local "
-            f"{what.get(kind, 'open_clip state dict')} "
+            f"{name} needs a checkpoint: pass --checkpoint PATH to a local {row.checkpoint} "
             "(or use a preset; `selo models` lists them)"
         )
-    if kind == "amfmn":
-        from .amfmn import load_amfmn
-
-        return load_amfmn(arg, checkpoint, name=name, device=device, precision=precision)
-    if kind == "longclip":
-        from .longclip import load_longclip
-
-        return load_longclip(arg, checkpoint, name=name, device=device, precision=precision)
-    from .openclip import load_openclip
-
-    return load_openclip(arg, checkpoint, name=name, device=device, precision=precision)
+    module, function = row.loader.split(":")
+    load = getattr(importlib.import_module(f".{module}", __package__), function)
+    files = (arg,) if row.checkpoint is None else (arg, checkpoint)
+    return load(*files, name=name, device=device, precision=precision)
 
 
 _CACHE: dict[EncoderSpec, Encoder] = {}

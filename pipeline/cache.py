@@ -1,10 +1,12 @@
-"""The cache: one folder that owns scene keys, staged scenes and window embeddings.
+"""The cache: one folder that owns scene keys, staged scenes, window embeddings and
+scene previews.
 
 ``Cache(root)`` is the only place that knows the layout::
 
     <root>/scene-keys.json    content hash (SHA-256) per file path, size and mtime
     <root>/staged/<key>.v3.tif tiled GeoTIFF copies of JPEG/PNG/GIF/WEBP scenes
     <root>/embeddings.zarr/<id> window embeddings per EmbeddingKey
+    <root>/previews/<key>-<rows>x<cols>.png decimated RGB pictures of scenes, for overlays
 
 The root is ``root`` when given, else ``$SELO_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``. Everything is written under a
@@ -35,7 +37,7 @@ import numpy as np
 from ..errors import CacheError, InputNotFoundError, OutputError, SeloError
 from .remote import download, is_remote
 from .scenefile import SceneInfo, dataset, tiff_data_end, write_staged_copy
-from .store import atomic_path, atomic_write_text, error_reason
+from .store import atomic_path, atomic_write_bytes, atomic_write_text, error_reason
 from .windows import WindowTable
 
 __all__ = ["Cache", "EmbeddingKey", "default_cache_dir"]
@@ -103,6 +105,7 @@ class Cache:
             )
         self.embeddings_path = self.root / "embeddings.zarr"
         self.staged_dir = self.root / "staged"
+        self.previews_dir = self.root / "previews"
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -294,6 +297,36 @@ class Cache:
             g.create_array("windows", shape=table.windows.shape, dtype="int64")[:] = table.windows
             digest = _digest(e, has, table.windows)
             g.attrs.update({"key": asdict(key), "sha256": digest, "complete": True})
+
+    # --- scene previews ---------------------------------------------------------------------
+
+    def preview_path(self, key: str, shape: tuple[int, int]) -> Path:
+        """Where the preview of shape (rows, cols) of the scene ``key`` is kept."""
+        return self.previews_dir / f"{key}-{shape[0]}x{shape[1]}.png"
+
+    def get_preview(self, key: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """The (rows, cols, 3) RGB preview of the scene ``key`` kept at ``shape``, or None."""
+        import cv2
+
+        path = self.preview_path(key, shape)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if bgr is None or bgr.shape[:2] != tuple(shape):
+            return None
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def put_preview(self, key: str, preview: np.ndarray) -> None:
+        """Keep the (rows, cols, 3) RGB preview of the scene ``key`` as PNG (a cache that
+        cannot be written only costs time later)."""
+        import cv2
+
+        from .picture import PICTURE_PNG, encode_image
+
+        data = encode_image(cv2.cvtColor(preview, cv2.COLOR_RGB2BGR), ".png", PICTURE_PNG)
+        path = self.preview_path(key, preview.shape[:2])
+        try:
+            atomic_write_bytes(path, data, what="scene preview")
+        except OutputError:
+            pass
 
 
 def _stage_download(location: str, info: SceneInfo, target: Path) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import DEFAULT_BATCH
 from .windows import WindowTable
 
 __all__ = [
@@ -85,7 +86,9 @@ def strip_rows(width: int, *, budget: int = STRIP_BYTES) -> int:
     return int(min(MAX_STRIP, max(MIN_STRIP, rows // 256 * 256)))
 
 
-def plan_batches(table: WindowTable, *, strip: int | None = None, batch: int = 64) -> list[Batch]:
+def plan_batches(
+    table: WindowTable, *, strip: int | None = None, batch: int = DEFAULT_BATCH
+) -> list[Batch]:
     """Batches of at most ``batch`` windows, grouped by the strip of their top edge
     (``r0 // strip``; default :func:`strip_rows` of the scene's width).
 

@@ -1,14 +1,13 @@
-"""Flt: OpenCV's whole-image filters, bit-identical, chunk by chunk or from the cells.
+"""Flt's kernels: OpenCV's whole-map filters, and the same filters computed from the cells.
 
-Two routes give the same bytes as ``cv2.medianBlur(U, 251)`` /
-``cv2.GaussianBlur(U, (255, 255), 0, 0)`` on the whole uint8 map ``U``:
-
-- *array* (:func:`median_blur_array`, :func:`gaussian_blur_array`): one
-  ``map_overlap`` call, blocks overlapping by half the kernel and
-  ``boundary="none"``, so OpenCV's own border rule acts at the true edges;
-- *cells* (:func:`median_blur_cells`, :func:`gaussian_blur_cells`): the map
-  before Flt is constant on the cells of a :class:`~selo.pipeline.gnt.CellGrid`,
-  so each output block is computed from the cells, not per pixel.
+:data:`FILTERS` is the filter table, one :class:`Filter` per kind: its kernel size, the
+border rule OpenCV applies at the map's edges, the whole-map kernel (OpenCV on a
+uint8 array) and the cell kernel (one block of the filtered map, from a
+:class:`~selo.pipeline.gnt.CellMap`), both giving the same bytes as
+``cv2.medianBlur(U, 251)`` / ``cv2.GaussianBlur(U, (255, 255), 0, 0)`` on the whole
+uint8 map ``U``. A block of the filtered map depends on its :func:`halo`, the block
+grown by the kernel's radius. :func:`cells_block` computes one block, in memory, by
+whichever kernel pays; :mod:`selo.pipeline.flt` builds the lazy map from it.
 
 The cell rules, for a kernel of radius ``r`` (``k = 2r + 1``):
 
@@ -31,266 +30,76 @@ The cell rules, for a kernel of radius ``r`` (``k = 2r + 1``):
   cell column, row masses per cell row, two small matrix products. Every
   partial sum is a non-negative multiple of 2^-16 below 256, exact in float32.
 
-Where a block's halo (the block grown by ``r``) holds nodata (``valid`` false
-somewhere), the map there is no longer cell-constant: that block is expanded,
-masked and filtered by OpenCV, still exact. Blocks whose cells are too fine for
-the cell route to pay go the same way.
+Where a block's halo holds nodata (``valid`` false somewhere), the map there is no
+longer cell-constant: that block is expanded, masked and filtered by the whole-map
+kernel, still exact. Blocks whose cells are too fine for the cell kernel to pay go
+the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
-import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import ParameterError
 from .gnt import CellMap
 
-__all__ = [
-    "median_blur",
-    "gaussian_blur",
-    "median_blur_array",
-    "gaussian_blur_array",
-    "median_blur_cells",
-    "gaussian_blur_cells",
-    "gaussian_kernel_fixed",
-    "MEDIAN_KSIZE",
-    "GAUSSIAN_KSIZE",
-]
+__all__ = ["FILTERS", "Filter", "cells_block", "check_ksize", "gaussian_kernel_fixed", "halo"]
 
-MEDIAN_KSIZE = 251
-GAUSSIAN_KSIZE = 255
+Block = tuple[int, int, int, int]  # r0, r1, c0, c1: rows [r0, r1), columns [c0, c1)
 
-# The cell route is taken for a block when its estimated work is below this many
-# units per pixel of the block's halo; OpenCV on the expanded halo otherwise.
-# Calibrated on one core: cv2.medianBlur(251) costs ~25-40 ns per halo pixel and a
-# median work unit ~1 ns; cv2.GaussianBlur(255) ~250 ns per pixel and a Gaussian
-# unit (a float32 multiply-add in a matrix product) ~0.1-0.2 ns. Both routes are
-# exact: this only decides the speed (v1 maps, cells of 128 px, take the cells).
-CELL_WORK_PER_PIXEL = {"median": 6.0, "gaussian": 1000.0}
 _BIG = 1 << 40
 
 
-# --------------------------------------------------------------------------- array route
-
-
-def median_blur_array(u: da.Array, ksize: int = MEDIAN_KSIZE) -> da.Array:
-    """``cv2.medianBlur(u, ksize)`` of a 2-D uint8 dask array, lazily, chunk by chunk."""
-    return _overlap_filter(u, ksize, _median_block, "flt-median")
-
-
-def gaussian_blur_array(u: da.Array, ksize: int = GAUSSIAN_KSIZE) -> da.Array:
-    """``cv2.GaussianBlur(u, (ksize, ksize), 0, 0)`` of a 2-D uint8 dask array, lazily.
-
-    Sigma is OpenCV's default for the size: 0.3·((ksize − 1)/2 − 1) + 0.8.
-    """
-    return _overlap_filter(u, ksize, _gaussian_block, "flt-gaussian")
-
-
-median_blur = median_blur_array  # the names the methods import
-gaussian_blur = gaussian_blur_array
-
-
-def _median_block(block: np.ndarray, ksize: int) -> np.ndarray:
-    return cv2.medianBlur(np.ascontiguousarray(block), ksize)
-
-
-def _gaussian_block(block: np.ndarray, ksize: int) -> np.ndarray:
-    return cv2.GaussianBlur(np.ascontiguousarray(block), (ksize, ksize), 0, 0)
-
-
-def _check_ksize(ksize: int) -> None:
+def check_ksize(ksize: int) -> None:
+    """ParameterError unless ``ksize`` is a positive odd whole number."""
     if not isinstance(ksize, int | np.integer) or ksize < 1 or ksize % 2 == 0:
         raise ParameterError(f"kernel size must be a positive odd number, got {ksize!r}")
 
 
-def _overlap_filter(u: da.Array, ksize: int, func, token: str) -> da.Array:
-    _check_ksize(ksize)
-    if u.ndim != 2 or u.dtype != np.uint8:
-        raise ParameterError(f"expected a 2-D uint8 map, got {u.ndim}-D {u.dtype}")
-    # An axis shorter than the overlap becomes one chunk; a one-chunk axis needs
-    # no overlap. (dask merges other chunks smaller than the depth by itself.)
-    half = ksize // 2
-    u = u.rechunk({ax: -1 for ax in (0, 1) if u.shape[ax] <= half})
-    depth = {ax: (0 if len(u.chunks[ax]) == 1 else half) for ax in (0, 1)}
-    return u.map_overlap(
-        func,
-        depth=depth,
-        boundary="none",
-        dtype=np.uint8,
-        meta=np.empty((0, 0), dtype=np.uint8),
-        token=token,
-        ksize=ksize,
-    )
-
-
-def filter_block(u: np.ndarray, kind: str, ksize: int) -> np.ndarray:
-    """OpenCV's whole-image ``kind`` filter ("median" or "gaussian") of one uint8 array."""
-    if kind == "median":
-        return _median_block(u, ksize)
-    if kind == "gaussian":
-        return _gaussian_block(u, ksize)
-    raise ParameterError(f"unknown finishing filter {kind!r}; use 'median' or 'gaussian'")
-
-
-# --------------------------------------------------------------------------- cell route
-
-
-def median_blur_cells(
-    cells: CellMap | Delayed,
-    chunks,
-    *,
-    valid: da.Array | None = None,
-    ksize: int = MEDIAN_KSIZE,
-    shape: tuple[int, int] | None = None,
-) -> da.Array:
-    """``cv2.medianBlur(U, ksize)`` computed from the cells, as a lazy uint8 dask array.
-
-    ``U = cells.to_array()``, or ``np.where(valid, cells.to_array(), 0)`` with a
-    boolean nodata mask ``valid`` (dask or numpy, any chunking; blocks whose halo
-    it touches go through OpenCV). Bit-identical for any ``chunks``; see the
-    module rule. ``cells`` may be a dask Delayed of a CellMap (computed with the
-    graph); the map's ``shape`` must then be given.
-    """
-    return _cells_filter(cells, chunks, valid, ksize, "median", shape)
-
-
-def gaussian_blur_cells(
-    cells: CellMap | Delayed,
-    chunks,
-    *,
-    valid: da.Array | None = None,
-    ksize: int = GAUSSIAN_KSIZE,
-    shape: tuple[int, int] | None = None,
-) -> da.Array:
-    """``cv2.GaussianBlur(U, (ksize, ksize), 0, 0)`` computed from the cells, lazily.
-
-    ``U``, ``cells`` and ``shape`` as in :func:`median_blur_cells`. Bit-identical for
-    any ``chunks``.
-    """
-    return _cells_filter(cells, chunks, valid, ksize, "gaussian", shape)
-
-
-def _cells_filter(cells, chunks, valid, ksize: int, kind: str, shape=None) -> da.Array:
-    _check_ksize(ksize)
-    if isinstance(cells, Delayed):
-        if shape is None:
-            raise ParameterError("a Delayed cell map needs the map's shape")
-    elif not isinstance(cells, CellMap):
-        raise ParameterError(f"expected a CellMap, got {type(cells).__name__}")
-    elif cells.values.dtype != np.uint8 or cells.values.shape != cells.grid.shape:
-        raise ParameterError(
-            f"expected uint8 cell values of shape {cells.grid.shape}, "
-            f"got {cells.values.dtype} {cells.values.shape} (quantize the mean map first)"
-        )
-    else:
-        shape = (cells.grid.height, cells.grid.width)
-    try:
-        chunks = da.core.normalize_chunks(chunks, shape, dtype=np.uint8)
-    except (ValueError, TypeError) as err:
-        raise ParameterError(f"bad chunks {chunks!r} for a {shape} map: {err}") from None
-    if valid is not None:
-        valid = da.asarray(valid)
-        if valid.shape != shape or valid.dtype != bool:
-            raise ParameterError(
-                f"valid must be a boolean mask of shape {shape}, got {valid.dtype} {valid.shape}"
-            )
-    name = f"flt-{kind}-cells-" + tokenize(cells, chunks, ksize, valid)
-    block_fn = _MEDIAN if kind == "median" else _GAUSSIAN
-    graph, deps = _cells_graph(name, cells, chunks, valid, ksize, block_fn)
-    return da.Array(
-        HighLevelGraph.from_collections(name, graph, dependencies=deps),
-        name,
-        chunks,
-        dtype=np.uint8,
-        meta=np.empty((0, 0), dtype=np.uint8),
-    )
-
-
-def _cells_graph(name, cells, chunks, valid, ksize, block_fn):
-    """One task per output block, all sharing the cell map (one key); with a mask each
-    also receives the mask blocks under its halo and their "all valid" flags (one
-    cheap reduction task per mask block)."""
+def halo(block: Block, ksize: int, shape: tuple[int, int]) -> Block:
+    """The pixels a block of the filtered map depends on: ``block`` grown by the kernel's
+    radius ``ksize // 2`` on every side, within a map of ``shape``."""
     r = ksize // 2
-    h, w = sum(chunks[0]), sum(chunks[1])
-    rows, cols = (np.cumsum((0, *c)) for c in chunks)
-    if isinstance(cells, Delayed):  # computed with the graph, under its own key
-        cells_key, graph, deps = cells.key, {}, [cells]
-    else:
-        cells_key = f"{name}-map"
-        graph, deps = {cells_key: cells}, []
-    if valid is not None:
-        flag_name = f"{name}-valid-all"
-        vrows, vcols = (np.cumsum((0, *c)) for c in valid.chunks)
-        for i in range(len(valid.chunks[0])):
-            for j in range(len(valid.chunks[1])):
-                graph[(flag_name, i, j)] = (np.all, (valid.name, i, j))
-        deps.append(valid)
-    for bi in range(len(chunks[0])):
-        for bj in range(len(chunks[1])):
-            loc = (int(rows[bi]), int(rows[bi + 1]), int(cols[bj]), int(cols[bj + 1]))
-            halo = (max(loc[0] - r, 0), min(loc[1] + r, h), max(loc[2] - r, 0), min(loc[3] + r, w))
-            if valid is None:
-                graph[(name, bi, bj)] = (_cells_task, block_fn, cells_key, loc, halo, ksize)
-                continue
-            vi = range(_first(vrows, halo[0]), _last(vrows, halo[1]))
-            vj = range(_first(vcols, halo[2]), _last(vcols, halo[3]))
-            flags = [(flag_name, i, j) for i in vi for j in vj]
-            parts = [[(valid.name, i, j) for j in vj] for i in vi]
-            origin = (int(vrows[vi.start]), int(vcols[vj.start]))
-            graph[(name, bi, bj)] = (
-                _cells_task,
-                block_fn,
-                cells_key,
-                loc,
-                halo,
-                ksize,
-                flags,
-                parts,
-                origin,
-            )
-    return graph, deps
+    r0, r1, c0, c1 = block
+    return (max(r0 - r, 0), min(r1 + r, shape[0]), max(c0 - r, 0), min(c1 + r, shape[1]))
 
 
-def _first(bounds: np.ndarray, start: int) -> int:
-    return int(np.searchsorted(bounds, start, side="right")) - 1
+def cells_block(
+    kernel: Filter,
+    cells: CellMap,
+    block: Block,
+    around: Block,
+    ksize: int,
+    flags=None,
+    parts=None,
+    origin=None,
+) -> np.ndarray:
+    """One block of the filtered map, in memory: by the cell kernel if the block's halo
+    ``around`` is all valid (and that pays), else by the whole-map kernel on the
+    expanded, masked halo, cropped to the block.
 
-
-def _last(bounds: np.ndarray, stop: int) -> int:
-    return int(np.searchsorted(bounds, stop, side="left"))
-
-
-def _cells_task(block_fn, cells, loc, halo, ksize, flags=None, parts=None, origin=None):
-    """One output block: from the cells if its halo is all valid (and that pays), else
-    OpenCV on the expanded, masked halo, cropped to the block."""
-    r0, r1, c0, c1 = loc
-    ya, yb, xa, xb = halo
+    Without ``flags`` every pixel has data; else ``flags`` say whether each mask part
+    is all valid, and ``parts`` (a 2-D list of mask arrays whose top-left pixel is
+    ``origin``) cover the halo."""
+    r0, r1, c0, c1 = block
+    ya, yb, xa, xb = around
     if r1 == r0 or c1 == c0:  # dask allows empty chunks
         return np.empty((r1 - r0, c1 - c0), dtype=np.uint8)
     if flags is None or all(flags):
-        out = block_fn.cells(cells, loc, ksize)
+        out = kernel.cells(cells, block, ksize, kernel.cell_work)
         if out is not None:
             return out
         u = cells.block(ya, yb, xa, xb)
     else:
         mask = np.block(parts)[ya - origin[0] : yb - origin[0], xa - origin[1] : xb - origin[1]]
         u = np.where(mask, cells.block(ya, yb, xa, xb), np.uint8(0))
-    out = block_fn.opencv(np.ascontiguousarray(u), ksize)
+    out = kernel.whole(u, ksize)
     return out[r0 - ya : r1 - ya, c0 - xa : c1 - xa]
-
-
-class _BlockFilter:
-    """A filter's two per-block routes: from the cells (None if too costly) and OpenCV."""
-
-    def __init__(self, cells: Callable, opencv: Callable) -> None:
-        self.cells = cells
-        self.opencv = opencv
 
 
 # --------------------------------------------------------------------------- median on cells
@@ -483,8 +292,9 @@ def _ragged_arange(counts: np.ndarray, dtype=np.int64) -> np.ndarray:
     return np.arange(int(counts.sum()), dtype=dtype) - np.repeat(starts, counts)
 
 
-def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) -> np.ndarray | None:
-    """The block ``loc`` of the median, from the cells; None if OpenCV is cheaper.
+def _median_cells(cells: CellMap, loc: Block, ksize: int, budget: float) -> np.ndarray | None:
+    """The block ``loc`` of the median, from the cells; None if its work exceeds ``budget``
+    units per halo pixel (OpenCV is cheaper).
 
     The rectangles are painted as runs along lines: along rows, except the column
     pieces narrower than the rectangles are tall (the thin pieces next to each
@@ -499,7 +309,7 @@ def _median_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int) ->
     k = py.cell.shape[1] * px.cell.shape[1]
     h, w = r1 - r0, c1 - c0
     work = m * n * k * 40 + h * n * min(k, 8) * 4
-    if work > CELL_WORK_PER_PIXEL["median"] * (h + 2 * r) * (w + 2 * r):
+    if work > budget * (h + 2 * r) * (w + 2 * r):
         return None
     if ksize * ksize >= 1 << 31:  # int32 weights
         return None
@@ -575,13 +385,6 @@ def _paint_lines(rects: _Rects, nact, flat, lines, along, need: int, roles) -> n
     return np.repeat(run_val, run_len).reshape(int(lines.sum()), int(along.sum()))
 
 
-def _median_opencv(u: np.ndarray, ksize: int) -> np.ndarray:
-    return cv2.medianBlur(u, ksize)
-
-
-_MEDIAN = _BlockFilter(_median_cells, _median_opencv)
-
-
 # --------------------------------------------------------------------------- Gaussian on cells
 
 
@@ -593,7 +396,7 @@ def gaussian_kernel_fixed(ksize: int) -> np.ndarray:
     the centre tap is 256 minus the others. (OpenCV's softdouble arithmetic is
     IEEE double arithmetic, the same as Python's.)
     """
-    _check_ksize(ksize)
+    check_ksize(ksize)
     taps = cv2.getGaussianKernel(ksize, 0, cv2.CV_64F).ravel().tolist()
     out = [0] * ksize
     err = 0.0
@@ -635,8 +438,9 @@ def _gaussian_masses(edges: np.ndarray, start: int, stop: int, kernel: np.ndarra
     return int(cell.min()), np.add.reduceat(mass[:, by_cell], firsts, axis=1).astype(np.float32)
 
 
-def _gaussian_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int):
-    """The block ``loc`` of the Gaussian, from the cells; None if OpenCV is cheaper."""
+def _gaussian_cells(cells: CellMap, loc: Block, ksize: int, budget: float) -> np.ndarray | None:
+    """The block ``loc`` of the Gaussian, from the cells; None if its work exceeds
+    ``budget`` units per halo pixel (OpenCV is cheaper)."""
     r0, r1, c0, c1 = loc
     g = cells.grid
     h, w = r1 - r0, c1 - c0
@@ -647,7 +451,7 @@ def _gaussian_cells(cells: CellMap, loc: tuple[int, int, int, int], ksize: int):
     ni = _cells_between(g.row_edges, r0 - ry, r1 + ry, g.height)
     nj = _cells_between(g.col_edges, c0 - rx, c1 + rx, g.width)
     work = h * w * (ni + 16) // 4 + ni * nj * w
-    if work > CELL_WORK_PER_PIXEL["gaussian"] * (h + 2 * ry) * (w + 2 * rx):
+    if work > budget * (h + 2 * ry) * (w + 2 * rx):
         return None
     i0, my = _gaussian_masses(g.row_edges, r0, r1, ky)
     j0, mx = _gaussian_masses(g.col_edges, c0, c1, kx)
@@ -702,8 +506,43 @@ def _cells_between(edges: np.ndarray, start: int, stop: int, n: int) -> int:
     return int(last - first) + 1
 
 
-def _gaussian_opencv(u: np.ndarray, ksize: int) -> np.ndarray:
-    return cv2.GaussianBlur(u, (ksize, ksize), 0, 0)
+# --------------------------------------------------------------------------- the table
 
 
-_GAUSSIAN = _BlockFilter(_gaussian_cells, _gaussian_opencv)
+def _median_whole(u: np.ndarray, ksize: int) -> np.ndarray:
+    return cv2.medianBlur(np.ascontiguousarray(u), ksize)  # always BORDER_REPLICATE
+
+
+def _gaussian_whole(u: np.ndarray, ksize: int) -> np.ndarray:
+    return cv2.GaussianBlur(np.ascontiguousarray(u), (ksize, ksize), 0, 0)  # BORDER_REFLECT_101
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One finishing filter (a row of :data:`FILTERS`)."""
+
+    kind: str
+    ksize: int  # the methods' kernel size
+    border: int  # OpenCV's border rule at the map's edges (cv2.BORDER_*)
+    #: OpenCV's filter of a whole uint8 array (or of a block's expanded halo)
+    whole: Callable[[np.ndarray, int], np.ndarray]
+    #: one block from a cell map: (cells, block, ksize, budget) -> pixels, or None when
+    #: its work exceeds ``budget`` units per halo pixel
+    cells: Callable[[CellMap, Block, int, float], np.ndarray | None]
+    #: the cell kernel is taken for a block when its estimated work is below this many
+    #: units per pixel of the block's halo; the whole-map kernel on the expanded halo
+    #: otherwise. Calibrated on one core: cv2.medianBlur(251) costs ~25-40 ns per halo
+    #: pixel and a median work unit ~1 ns; cv2.GaussianBlur(255) ~250 ns per pixel and a
+    #: Gaussian unit (a float32 multiply-add in a matrix product) ~0.1-0.2 ns. Both are
+    #: exact: this only decides the speed (v1 maps, cells of 128 px, take the cells).
+    cell_work: float
+
+
+FILTERS: dict[str, Filter] = {
+    f.kind: f
+    for f in (
+        Filter("median", 251, cv2.BORDER_REPLICATE, _median_whole, _median_cells, 6.0),
+        Filter("gaussian", 255, cv2.BORDER_REFLECT_101, _gaussian_whole, _gaussian_cells, 1000.0),
+    )
+}
+"""The finishing filters by kind: v1 finishes with the median, v2 with the Gaussian."""

@@ -40,8 +40,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..errors import MapError, ParameterError
-from .annotate import PICTURE_PNG, encode_image
 from .cut import jpeg_bytes
+from .picture import PICTURE_PNG, blend_overlay, encode_image
 from .preview import each_strip
 from .scene import Grid
 from .scenefile import gdal_env, tiff_data_end
@@ -317,22 +317,14 @@ def _png_chunk(tag: bytes, data: bytes) -> bytes:
 
 
 def write_overlay(path: str | os.PathLike, preview_rgb: np.ndarray, heat: np.ndarray) -> Path:
-    """Write the published SeLo overlay as PNG: the map through OpenCV's JET
-    colour map, blended ``0.7 * scene + 0.3 * colours``.
+    """Write the published SeLo overlay (:func:`~selo.pipeline.picture.blend_overlay`) as PNG.
 
     ``preview_rgb`` is ``(rows, cols, 3)`` uint8 in RGB order (as
     :func:`~selo.pipeline.preview.read_preview` gives), ``heat`` a uint8 map of the
     same rows and cols (see :func:`decimate`)."""
-    if preview_rgb.dtype != np.uint8 or preview_rgb.ndim != 3 or preview_rgb.shape[2] != 3:
-        raise ParameterError(
-            f"preview_rgb must be a (rows, cols, 3) uint8 RGB image, got "
-            f"{preview_rgb.dtype} {preview_rgb.shape}"
-        )
-    _check_map(heat, "the overlay map", preview_rgb.shape[:2])
-    colours = cv2.applyColorMap(heat, cv2.COLORMAP_JET)  # BGR, as OpenCV writes it
-    scene = cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR)
-    blended = cv2.addWeighted(scene, 0.7, colours, 0.3, 0)
-    return atomic_write_bytes(path, encode_image(blended, ".png", PICTURE_PNG))
+    return atomic_write_bytes(
+        path, encode_image(blend_overlay(preview_rgb, heat), ".png", PICTURE_PNG)
+    )
 
 
 def pixel_to_crs(

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 from typing import Literal
 
-import cv2
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import OutputError, ParameterError
-from .annotate import PICTURE_PNG, encode_image
+from ..errors import ParameterError
 from .scene import scene_key
 from .source import selection_of
-from .store import atomic_write_bytes
 
 __all__ = [
     "decimate",
@@ -61,10 +57,9 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
     The shape is :func:`preview_shape`; pixels are those of the scene under each
     output pixel's centre. A file scene (or a window of one) is sampled by GDAL (using the file's
     overviews) and converted like the scene; other scenes are indexed lazily. With a
-    :class:`~selo.pipeline.cache.Cache`, previews of file scenes are kept in its
-    ``previews/`` folder as PNG, keyed by the scene's content, bands, conversion and
-    size: a 10k² scene takes seconds to decimate (every tile is decoded), its kept
-    preview milliseconds to read."""
+    :class:`~selo.pipeline.cache.Cache`, previews of file scenes are kept in it as PNG,
+    keyed by the scene's content, bands, conversion and size: a 10k² scene takes seconds
+    to decimate (every tile is decoded), its kept preview milliseconds to read."""
     out_shape = preview_shape((int(scene.sizes["y"]), int(scene.sizes["x"])), max_side)
     kept = kept_preview(scene, out_shape, cache) if cache is not None else None
     if kept is not None:
@@ -75,33 +70,24 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
     return preview
 
 
-def _kept_path(scene: xr.DataArray, out_shape: tuple[int, int], cache) -> Path | None:
+def _preview_key(scene: xr.DataArray, cache) -> str | None:
+    """The key a file scene's previews are kept under in ``cache`` (None: not a file scene)."""
     if selection_of(scene) is None:
         return None
-    name = f"{scene_key(scene, cache).partition(':')[2]}-{out_shape[0]}x{out_shape[1]}.png"
-    return cache.root / "previews" / name
+    return scene_key(scene, cache).partition(":")[2]
 
 
 def kept_preview(scene: xr.DataArray, out_shape: tuple[int, int], cache) -> np.ndarray | None:
     """The preview of a file scene kept in ``cache`` (None when there is none)."""
-    path = _kept_path(scene, out_shape, cache)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path is not None and path.is_file() else None
-    if bgr is None or bgr.shape[:2] != tuple(out_shape):
-        return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    key = _preview_key(scene, cache)
+    return None if key is None else cache.get_preview(key, out_shape)
 
 
 def keep_preview(scene: xr.DataArray, preview: np.ndarray, cache) -> None:
-    """Keep a file scene's preview in ``cache`` (a cache that cannot be written only costs
-    time later)."""
-    path = _kept_path(scene, preview.shape[:2], cache)
-    if path is None:
-        return
-    data = encode_image(cv2.cvtColor(preview, cv2.COLOR_RGB2BGR), ".png", PICTURE_PNG)
-    try:
-        atomic_write_bytes(path, data, what="scene preview")
-    except OutputError:
-        pass
+    """Keep a file scene's preview in ``cache``."""
+    key = _preview_key(scene, cache)
+    if key is not None:
+        cache.put_preview(key, preview)
 
 
 def _read_preview(scene: xr.DataArray, out_shape) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import OutputError
 
 __all__ = [
+    "path_problem",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -34,6 +35,24 @@ def error_reason(error: BaseException) -> str:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__
     return getattr(error, "strerror", None) or str(error).strip()
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the file system cannot use ``path`` as a name at all (a NUL byte, characters it
+    cannot encode, too long, a loop of links), or None: a path that does not exist (yet)
+    is fine (who needs it says so)."""
+    try:
+        os.fspath(path).encode("utf-8")  # GDAL and zarr take UTF-8 names only
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        return e.strerror or str(e)
+    except UnicodeError:
+        return "characters that are not UTF-8"
+    except (ValueError, TypeError) as e:  # "embedded null byte"; not a path at all
+        return str(e)
+    return None
 
 
 def output_error(path: str | os.PathLike[str], e: BaseException, what: str = "file") -> OutputError:

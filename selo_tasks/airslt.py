@@ -7,14 +7,7 @@ cluster — ``flt`` (the finished map from its cells, selo_map.png written) and
 is finished when its ``metrics.json`` exists (written atomically, after its map); ``--resume``
 keeps finished cases whose configuration matches and recomputes the rest.
 
-Run folder::
-
-    run.json          config, versions, encoder, stage table, status
-    metrics.csv       one row per case and the mean row (written at the end)
-    stages.png        the stage-time chart (scenes.png: time per scene)
-    report.html       the run on one page: settings, metrics, every case's overlay
-    profile.html      Dask performance report
-    case_NN/          windows.csv, selo_map.png, overlay.png, thumb.jpg, metrics.json
+The run folder's layout: :mod:`~selo.selo_tasks.run_folder`.
 """
 
 from __future__ import annotations
@@ -40,15 +33,16 @@ from ..pipeline.outputs import write_jpeg, write_png, write_windows_csv
 from ..pipeline.scene import open_scene
 from ..pipeline.source import SceneRef, locate_scenes
 from ..pipeline.store import atomic_write_text, ensure_dir
+from . import run_folder as layout
 from .annotations import Case
-from .case_overlay import PREVIEW_SIDE, submit_previews, write_case_overlays
 from .driver import QueryMap
 from .eval import CaseResult, write_metrics_csv
 from .methods import Method
-from .metrics import Metrics, evaluate_case, mean_metrics, validate_polygons
+from .metrics import INDICATORS, Metrics, evaluate_case, mean_metrics, validate_polygons
 from .options import Options
-from .report import progress
-from .report_html import finish_run_folder
+from .report.case_overlay import PREVIEW_SIDE, submit_previews, write_case_overlays
+from .report.run_page import finish_run_folder
+from .report.terminal import progress
 from .run_info import run_details
 from .session import RunContext, describe_encoder, run_session, versions
 
@@ -57,7 +51,6 @@ __all__ = [
     "AirsltRun",
     "run_airslt",
     "run_cases",
-    "case_dir",
     "config_digest",
     "find_images",
 ]
@@ -71,14 +64,11 @@ class AirsltOptions:
 
     images: str  # a folder, a URL prefix, or a STAC ItemCollection, Catalog or Collection
     out: Path
+    anno: Path | None = None  # the annotation file of the cases (None: the one shipped with selo)
     resume: bool = False
     skip_missing: bool = False
     overlays: bool = True  # overlay.png + thumb.jpg per case (the run report shows them)
     plain_overlays: bool = False  # also overlay_plain.png, the published style
-
-
-def case_dir(out: Path, case: Case) -> Path:
-    return out / f"case_{case.index:02d}"
 
 
 def config_digest(ctx: RunContext, cases: Sequence[Case]) -> str:
@@ -191,7 +181,8 @@ def run_cases(
             metrics = Metrics(**future.result())
             future.release()
             del future
-            result = CaseResult(case, metrics, str(case_dir(options.out, case) / "selo_map.png"))
+            folder = layout.case_dir(options.out, case.index)
+            result = CaseResult(case, metrics, str(folder / layout.SELO_MAP))
             results[case.index] = result
             advance()
             if on_result is not None:
@@ -201,20 +192,20 @@ def run_cases(
 
 
 def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:
-    path = case_dir(out, case) / "metrics.json"
+    folder = layout.case_dir(out, case.index)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((folder / layout.CASE_RECORD).read_text())
         if not isinstance(data, dict) or data.get("config") != digest:
             return None
         if data.get("case") != case.index:
             return None
-        values = {k: data["metrics"][k] for k in ("rsu", "rda", "ras", "rmi")}
+        values = {i.name: data["metrics"][i.name] for i in INDICATORS}
         if not all(_is_number(v) for v in values.values()):
             return None
-        metrics = Metrics(**{k: float(v) for k, v in values.items()})
+        metrics = Metrics.from_dict(values)
     except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return None  # not a finished case (or a damaged record): computed again
-    return CaseResult(case, metrics, str(case_dir(out, case) / "selo_map.png"))
+    return CaseResult(case, metrics, str(folder / layout.SELO_MAP))
 
 
 def _is_number(value: object) -> bool:
@@ -226,7 +217,7 @@ def _is_number(value: object) -> bool:
 
 def _submit_case(client, case: Case, qm: QueryMap, options, paper_compat, digest, preview):
     key = dask.base.tokenize(case, digest)
-    folder = case_dir(options.out, case)
+    folder = layout.case_dir(options.out, case.index)
     selo = dask.delayed(_finish, pure=True)(
         qm.u8, qm.method, folder, dask_key_name=f"flt-case-{case.index}-{key}"
     )
@@ -249,7 +240,7 @@ def _finish(u8: CellMap, method: Method, folder: Path) -> np.ndarray:
     """The finished SeLo map (one whole-array block: AIR-SLT scenes fit); selo_map.png written."""
     selo = method.finish_array(u8)
     ensure_dir(folder)
-    write_png(folder / "selo_map.png", selo)
+    write_png(folder / layout.SELO_MAP, selo)
     return selo
 
 
@@ -267,14 +258,14 @@ def _evaluate(
     """Metrics of the finished map; overlays (given the scene's ``preview``), windows.csv
     and metrics.json (last: marks the case done)."""
     if paper_compat:  # the published code stores the map as JPEG and scores the decoded JPEG
-        selo = write_jpeg(folder / f"probmap_{case.index}.jpg", selo)
+        selo = write_jpeg(folder / layout.PAPER_MAP.format(index=case.index), selo)
     t0 = time.perf_counter()
     detail = evaluate_case(selo, case.polygon_arrays(), case=case.index)
     m = detail.metrics.as_dict()
     seconds = time.perf_counter() - t0
     if preview is not None:  # annotated overlay.png and thumb.jpg
         write_case_overlays(folder, selo, preview, case, detail, plain=plain)
-    write_windows_csv(folder / "windows.csv", inputs.windows, inputs.scales, inputs.scores)
+    write_windows_csv(folder / layout.WINDOWS_CSV, inputs.windows, inputs.scales, inputs.scores)
     record = {
         "case": case.index,
         "image": case.image,
@@ -285,7 +276,7 @@ def _evaluate(
         "regions": detail.regions,  # (cx, cy, r) and centres (x, y, counted), for the report
         "centres": [(*c, k) for c, k in zip(detail.centres, detail.counted(), strict=True)],
     }
-    atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
+    atomic_write_text(folder / layout.CASE_RECORD, json.dumps(record, indent=1))
     return m
 
 
@@ -307,29 +298,32 @@ def run_airslt(
     run: Options,
     *,
     on_result: Callable[[CaseResult], None] | None = None,
+    profile: bool = True,
 ) -> AirsltRun:
-    """Run every case and write metrics.csv, run.json, stages.png (and profile.html)."""
+    """Run every case and write metrics.csv, run.json, stages.png (and profile.html, by
+    default when ``profile``). (The Python API's :func:`selo.airslt` calls it.)"""
     out = ensure_dir(options.out)
-    (out / "metrics.csv").unlink(missing_ok=True)  # only a finished run has one
+    (out / layout.METRICS_CSV).unlink(missing_ok=True)  # only a finished run has one
     record = {
         "command": "airslt",
         "status": "running",
         "images": str(options.images),
         "cases": len(cases),
+        "annotations": layout.annotations_record(cases, options.anno),
         "method": run.build_method().describe(),
         "options": {"resume": options.resume, **run.describe()},
         "versions": versions(),
     }
-    atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
+    layout.write_record(out, record)
     started = time.perf_counter()
-    with run_session(run) as ctx:
+    with run_session(run, profile_html=run.profile_html(out, default=profile)) as ctx:
         record["encoder"] = describe_encoder(ctx)
         record["cluster"] = ctx.cluster.describe()
         results, skipped = run_cases(ctx, cases, options, on_result=on_result)
         stages = ctx.profiler.table()
         task_seconds = ctx.profiler.prefix_seconds()  # per-scene seconds for the report
     wall = time.perf_counter() - started
-    csv_path = write_metrics_csv(out / "metrics.csv", results) if results else None
+    csv_path = write_metrics_csv(out / layout.METRICS_CSV, results) if results else None
     record.update(
         status="complete",
         wall_seconds=wall,
@@ -338,7 +332,7 @@ def run_airslt(
         skipped=[c.index for c in skipped],
         mean=mean_metrics(r.metrics for r in results).as_dict() if results else None,
     )
-    record.update(run_details(cases, [r.case for r in results], options.images, task_seconds))
-    atomic_write_text(out / "run.json", json.dumps(record, indent=1, default=str))
+    record.update(run_details([r.case for r in results], options.images, task_seconds))
+    layout.write_record(out, record)
     finish_run_folder(out, record)  # stages.png, scenes.png, report.html
     return AirsltRun(results, skipped, stages, wall, out, csv_path)

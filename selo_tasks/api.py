@@ -1,4 +1,4 @@
-"""The Python API: ``selo.open_scene``, ``selo.localize``, ``selo.evaluate``, ``selo.evaluate_run``.
+"""The Python API: what the ``selo`` commands run, as functions.
 
 Scenes are ``xarray.DataArray`` (y, x, band); :func:`localize` gives an
 ``xarray.Dataset`` with one lazy uint8 ``selo`` map and one float ``mean`` map per
@@ -11,14 +11,24 @@ sentence along a ``query`` dimension, georeferenced like the scene, so that::
 Nothing is read or embedded before a map is asked for: the embeddings (cached,
 query-independent) and each query's cells are one small task of the graph, and the
 map's blocks are computed from the cells (:mod:`selo.selo_tasks.driver`).
+
+The functions that run a whole command — :func:`localize_files` (``selo localize``),
+:func:`airslt`, :func:`demo`, :func:`evaluate_run` (``selo eval``), :func:`serve`,
+:func:`synth_airslt` — are what the command line calls; it adds only the parsing of
+its arguments, progress bars and the printed report. Every function that runs SeLo
+takes the run options as keywords (or an ``options=selo.Options(...)``), checked into
+one :class:`~selo.selo_tasks.options.Options` when it is called: a value that cannot
+work is a :class:`~selo.errors.ParameterError` naming the option before anything is
+read or computed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dask
@@ -26,23 +36,35 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import ParameterError
-from ..models import Encoder, EncoderSpec
-from ..models.registry import cached_encoder
-from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
+from ..errors import MapError, ParameterError
+from ..pipeline import DEFAULT_CHUNK
 from ..pipeline.cache import Cache
-from ..pipeline.cut import CutSpec
-from ..pipeline.outputs import MAP_CHUNK
 from ..pipeline.scene import as_scene, scene_valid
 from ..pipeline.scene import open_scene as _open_scene
 from .annotations import Case, load_annotations
-from .driver import ClientExecutor, Driver, LocalExecutor, QueryMap
-from .eval import evaluate_cases, read_map
-from .localize import check_queries
-from .methods import Method, get_method
+from .driver import ClientExecutor, LocalExecutor, QueryMap
+from .eval import CaseResult, evaluate_cases, maps_annotations, read_map, write_metrics_csv
+from .localize import check_queries, warn_queries
 from .metrics import evaluate as _evaluate
+from .options import Options
+from .session import build_driver
+from .synth import build_synthetic_airslt as synth_airslt
 
-__all__ = ["evaluate", "evaluate_run", "localize", "open_scene"]
+__all__ = [
+    "Options",
+    "RunScores",
+    "airslt",
+    "demo",
+    "evaluate",
+    "evaluate_run",
+    "localize",
+    "localize_files",
+    "open_scene",
+    "serve",
+    "synth_airslt",
+]
+
+log = logging.getLogger(__name__)
 
 
 def open_scene(
@@ -64,54 +86,45 @@ def open_scene(
     JPEG/PNG scenes are staged once to a tiled GeoTIFF in ``cache`` (see
     :class:`selo.pipeline.cache.Cache`). Indexing the scene (``isel``/``sel`` on bands,
     rows and columns) keeps it read from its files: exactly the pixels selected."""
-    return _open_scene(path, bands=bands, asset=asset, chunk=chunk, cache=_cache(cache) or Cache())
+    options = Options(chunk=chunk, cache=cache)
+    return _open_scene(path, bands=bands, asset=asset, chunk=options.chunk, cache=_staging(options))
 
 
 def localize(
     scene: xr.DataArray | np.ndarray | str | os.PathLike,
     queries: str | Sequence[str],
     *,
-    encoder: str | EncoderSpec | Encoder = "color",
-    checkpoint: str | os.PathLike | None = None,
-    method: str | Method = "v1",
-    cache: Cache | str | os.PathLike | bool | None = None,
     client=None,
-    chunk: int = MAP_CHUNK,
-    batch: int = DEFAULT_BATCH,
-    paper_compat: bool = False,
+    options: Options | None = None,
+    **keywords,
 ) -> xr.Dataset:
     """SeLo maps of ``scene`` for each sentence, lazily (see the module).
 
-    ``encoder``: a spec (``"color"``, ``"openclip:ViT-B-32"``, a preset; with
-    ``checkpoint``), or your own :class:`selo.Encoder`. ``method``: ``"v1"``, ``"v2"``
-    or a :class:`~selo.selo_tasks.methods.Method`. ``cache``: where embeddings are
-    kept (None: the default cache folder; False: no cache). ``client``: a
-    ``distributed.Client`` to embed on (default: the cluster the graph runs on, or
-    threads in this process). ``chunk``: the maps' chunk side."""
+    Keywords are the fields of :class:`selo.Options`, among them ``encoder`` (a spec
+    such as ``"color"``, ``"openclip:ViT-B-32"`` or a preset, with ``checkpoint``; or
+    your own :class:`selo.Encoder`), ``method`` (``"v1"``, ``"v2"`` or a
+    :class:`~selo.selo_tasks.methods.Method`), ``scales``, ``seed``, ``cache`` (where
+    embeddings are kept: None the default cache folder, False none), ``chunk`` (maps
+    are chunked at most 2048) and ``batch``. ``client``: a ``distributed.Client`` to
+    embed on (default: the cluster the graph runs on, or threads in this process); the
+    cluster options of the commands do not apply here."""
+    opts = Options.from_keywords(options, **keywords)
+    _refuse_session_options(opts, "selo.localize computes where its Dataset is computed")
     queries = check_queries(queries)
-    method = get_method(method)
-    store = _cache(cache) if cache is not False else None
-    if cache is None:
-        store = Cache()
-    scene = as_scene(scene, cache=store or Cache())
-    enc, spec = _encoder(encoder, checkpoint)
-    for q in queries:
-        warning = enc.check_query(q)
-        if warning:
-            import logging
-
-            logging.getLogger(__name__).warning("query %r: %s", q, warning)
-    job = _Job(scene, queries, enc, spec, method, store, CutSpec(enc.input_size, paper_compat))
-    job.batch, job.client = batch, client
+    cache = opts.make_cache()
+    scene = as_scene(scene, chunk=opts.chunk, cache=cache if cache is not None else Cache())
+    encoder = opts.build_encoder()
+    warn_queries(encoder, queries)
+    job = _Job(scene, queries, opts, encoder, cache, client)
     maps = dask.delayed(_query_maps, pure=True)(job, dask_key_name=f"gnt-maps-{job.token}")
     shape = (int(scene.sizes["y"]), int(scene.sizes["x"]))
-    chunks = da.core.normalize_chunks(chunk, shape)
+    chunks = da.core.normalize_chunks(opts.map_chunk, shape)
     valid = scene_valid(scene)
     valid = None if valid is None else valid.rechunk(chunks)
     selo, mean = [], []
     for i in range(len(queries)):
         qm = maps[i]
-        finished = method.finish(qm.u8, chunks, shape=shape, valid=valid)
+        finished = job.method.finish(qm.u8, chunks, shape=shape, valid=valid)
         if valid is not None:
             finished = da.where(valid, finished, np.uint8(0))
         selo.append(finished)
@@ -125,8 +138,8 @@ def localize(
         },
         coords=coords,
         attrs={
-            "method": method.name,
-            "encoder": enc.version,
+            "method": job.method.name,
+            "encoder": encoder.version,
             "selo_source": scene.attrs.get("selo_source", ""),
         },
     )
@@ -135,6 +148,93 @@ def localize(
     if valid is not None:
         ds["selo"] = ds["selo"].rio.write_nodata(0, encoded=False)
     return ds
+
+
+def localize_files(
+    scene,
+    queries: str | Sequence[str],
+    out: str | os.PathLike,
+    *,
+    bands: tuple[int, int, int] | tuple[str, str, str] | None = None,
+    asset: str | None = None,
+    options: Options | None = None,
+    **keywords,
+) -> dict:
+    """What ``selo localize`` does: the SeLo maps of the scene (a file, a URL or a STAC
+    item, as :func:`open_scene` takes; ``bands``, ``asset``: as there) for each sentence,
+    written to the folder ``out`` (one ``qNN-<words>/`` folder per sentence, ``maps.zarr``,
+    ``run.json``; see the README); returns the run record (``run.json``).
+
+    Keywords: the fields of :class:`selo.Options`, the cluster options included (one
+    scene runs on dask's threads in this process unless one is given); ``profile=True``
+    also writes ``profile.html``."""
+    from .localize import localize as run
+
+    opts = Options.from_keywords(options, **keywords)
+    return run(os.fspath(scene), queries, Path(out), opts, bands=bands, asset=asset)
+
+
+def airslt(
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    anno: str | os.PathLike | Sequence[Case] | None = None,
+    resume: bool = False,
+    skip_missing: bool = False,
+    plain_overlays: bool = False,
+    options: Options | None = None,
+    **keywords,
+):
+    """What ``selo airslt`` does: run and score every case of the annotations (default:
+    AIR-SLT's, shipped with selo) on the scenes in ``images`` (a folder, a URL prefix or a
+    STAC ItemCollection, Catalog or Collection), into the run folder
+    ``out`` (``case_NN/``, ``metrics.csv``, ``run.json``, ``report.html``, and
+    ``profile.html`` unless ``profile=False``); returns the
+    :class:`~selo.selo_tasks.airslt.AirsltRun` (results, skipped cases, stage table)."""
+    from .airslt import AirsltOptions, run_airslt
+
+    opts = Options.from_keywords(options, **keywords)
+    files = AirsltOptions(
+        images=os.fspath(images),
+        out=Path(out),
+        anno=None if anno is None or _is_cases(anno) else Path(anno),
+        resume=_switch("resume", resume),
+        skip_missing=_switch("skip_missing", skip_missing),
+        plain_overlays=_switch("plain_overlays", plain_overlays),
+    )
+    return run_airslt(_cases(anno), files, opts)
+
+
+def demo(out: str | os.PathLike, *, options: Options | None = None, **keywords):
+    """What ``selo demo`` does: twelve AIR-SLT cases drawn as synthetic scenes under
+    ``out/data``, run into ``out/run``; returns (the run, the mean metrics of a flat map
+    and of random window scores on the same cases)."""
+    from .demo import run_demo
+
+    return run_demo(Path(out), Options.from_keywords(options, **keywords))
+
+
+def serve(
+    targets: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    options: Options | None = None,
+    report: Callable[[str], object] = print,
+    **keywords,
+) -> None:
+    """What ``selo serve`` does, until interrupted: the web page of scene files (embedded
+    once, in the background) or of one ``airslt`` run folder. Keywords: ``host``,
+    ``port``, ``open_browser``, ``map_cache`` (MiB), ``anno``, ``images`` (see
+    :func:`selo.selo_tasks.serve.serve`) and the fields of :class:`selo.Options`."""
+    import inspect
+
+    from .serve import serve as run
+
+    if isinstance(targets, str | os.PathLike):
+        targets = [targets]
+    params = inspect.signature(run).parameters.values()
+    served = {p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "report"}
+    own = {k: keywords.pop(k) for k in list(keywords) if k in served}
+    run(targets, Options.from_keywords(options, **keywords), report=report, **own)
 
 
 def evaluate(
@@ -153,26 +253,58 @@ def evaluate(
     return _evaluate(arr, polys).as_dict()
 
 
+class RunScores(dict):
+    """What :func:`evaluate_run` gives: the dict ``{"cases": [{case, image, query, rsu, rda,
+    ras, rmi}], "mean": {...}, "skipped": [case indexes]}``; ``results`` keeps the scored
+    cases as :class:`~selo.selo_tasks.eval.CaseResult` (what the CSV and the terminal
+    table are made of)."""
+
+    results: list[CaseResult]
+
+
 def evaluate_run(
     maps: str | os.PathLike,
     *,
-    anno: str | os.PathLike | None = None,
+    anno: str | os.PathLike | Sequence[Case] | None = None,
     images: str | os.PathLike | None = None,
     skip_missing: bool = False,
-) -> dict:
-    """The metrics of a folder of maps (a ``selo airslt`` run folder, or the published
-    code's ``probmap_{i}.jpg``): ``{"cases": [{case, image, query, rsu, rda, ras, rmi}],
-    "mean": {...}, "skipped": [...]}``."""
+    out: str | os.PathLike | None = None,
+    on_case: Callable[[CaseResult], object] | None = None,
+) -> RunScores:
+    """What ``selo eval`` does: the metrics of a folder of maps (a ``selo airslt`` run
+    folder, or the published code's ``probmap_{i}.jpg``) against the annotations
+    (default: AIR-SLT's). Every map is checked before any is scored; with
+    ``skip_missing`` a case without a usable map is left out (and logged). A run folder is
+    scored against its own annotations unless ``anno`` names others (which must hold the
+    same cases). ``out``: also
+    write the per-case metrics CSV there; ``on_case(result)`` after each case."""
     from .metrics import mean_metrics
 
-    cases = load_annotations(anno)
-    results, skipped = evaluate_cases(cases, maps, images_dir=images, skip_missing=skip_missing)
-    rows = [
-        {"case": r.case.index, "image": r.case.image, "query": r.case.query, **r.metrics.as_dict()}
-        for r in results
-    ]
-    mean = mean_metrics(r.metrics for r in results).as_dict() if results else None
-    return {"cases": rows, "mean": mean, "skipped": [c.index for c, _ in skipped]}
+    cases = list(anno) if _is_cases(anno) else maps_annotations(maps, anno)
+    results, skipped = evaluate_cases(
+        cases,
+        maps,
+        images_dir=images,
+        skip_missing=_switch("skip_missing", skip_missing),
+        on_case=on_case,
+    )
+    for _case, reason in skipped:
+        log.warning("skipped: %s", reason)
+    if not results:
+        raise MapError(f"{maps}: no case has a usable map; nothing to score")
+    if out is not None:
+        write_metrics_csv(out, results)
+    scores = RunScores(
+        cases=[
+            {"case": r.case.index, "image": r.case.image, "query": r.case.query}
+            | r.metrics.as_dict()
+            for r in results
+        ],
+        mean=mean_metrics(r.metrics for r in results).as_dict(),
+        skipped=[c.index for c, _ in skipped],
+    )
+    scores.results = results
+    return scores
 
 
 # --- the lazy job -----------------------------------------------------------------------------
@@ -182,16 +314,16 @@ class _Job:
     """What the maps task needs, in a plain object so that dask does not compute the
     scene DataArray before calling it (the task reads only the windows it embeds)."""
 
-    def __init__(self, scene, queries, encoder, spec, method, cache, cut) -> None:
-        self.scene, self.queries, self.encoder, self.spec = scene, queries, encoder, spec
-        self.method, self.cache, self.cut = method, cache, cut
-        self.batch, self.client = DEFAULT_BATCH, None
+    def __init__(self, scene, queries, options: Options, encoder, cache, client) -> None:
+        self.scene, self.queries, self.options = scene, queries, options
+        self.encoder, self.cache, self.client = encoder, cache, client
+        self.method = options.build_method()
         self.token = dask.base.tokenize(
             scene.data.name if isinstance(scene.data, da.Array) else scene.data,
             queries,
             encoder.version,
-            method,
-            cut,
+            self.method,
+            options.cut(encoder.input_size),
             None if cache is None else str(cache.root),
         )
 
@@ -210,15 +342,7 @@ def _query_maps(job: _Job) -> list[QueryMap]:
         if job.token in _DONE:
             _DONE.move_to_end(job.token)
             return _DONE[job.token]
-    driver = Driver(
-        encoder=job.encoder,
-        spec=job.spec,
-        method=job.method,
-        cut=job.cut,
-        cache=job.cache,
-        executor=_executor(job.client),
-        batch=job.batch,
-    )
+    driver = build_driver(job.options, job.encoder, _executor(job.client), cache=job.cache)
     table = driver.table(job.scene)
     embedded = driver.embed([(job.scene, table)])[0]
     maps = driver.query_maps([(embedded, q) for q in job.queries])
@@ -258,34 +382,40 @@ def _mean_block(qm: QueryMap, block_info=None) -> np.ndarray:
     return qm.mean.block(r0, r1, c0, c1)
 
 
-def _encoder(encoder, checkpoint) -> tuple[Encoder, EncoderSpec | Encoder]:
-    if isinstance(encoder, Encoder):
-        if checkpoint is not None:
-            raise ParameterError("checkpoint goes with an encoder spec, not an Encoder object")
-        return encoder, encoder
-    if isinstance(encoder, EncoderSpec):
-        spec = (
-            encoder
-            if checkpoint is None
-            else EncoderSpec(encoder.name, str(checkpoint), encoder.device)
-        )
-    elif isinstance(encoder, str):
-        spec = EncoderSpec(encoder, None if checkpoint is None else str(checkpoint))
-    else:
-        raise ParameterError(
-            f"encoder must be a spec string (e.g. 'color'), an EncoderSpec or an Encoder, "
-            f"got {type(encoder).__name__}"
-        )
-    return cached_encoder(spec), spec
+# --- argument checks --------------------------------------------------------------------------
 
 
-def _cache(cache) -> Cache | None:
-    if cache is None or cache is False:
-        return None
-    if cache is True:
-        return Cache()
-    if isinstance(cache, Cache):
-        return cache
-    if isinstance(cache, str | os.PathLike):
-        return Cache(Path(cache))
-    raise ParameterError(f"cache must be a Cache, a folder path, None or False, got {cache!r}")
+def _refuse_session_options(options: Options, why: str) -> None:
+    """ParameterError for a cluster or report option where no run session is made."""
+    for f, flag in Options.flags():
+        if flag.group in ("cluster", "reports") and getattr(options, f.name) != f.default:
+            raise ParameterError(
+                f"{f.name} ({flag.name}) does not apply here: {why}; "
+                "pass client= to embed on a distributed cluster"
+            )
+
+
+def _staging(options: Options) -> Cache:
+    """Where scenes are staged: the embedding cache, or the default one without it."""
+    cache = options.make_cache()
+    return cache if cache is not None else Cache()
+
+
+def _is_cases(anno) -> bool:
+    """Whether ``anno`` is a list of cases (else a file, or None for AIR-SLT's)."""
+    if isinstance(anno, Sequence) and not isinstance(anno, str):
+        if not all(isinstance(c, Case) for c in anno):
+            raise ParameterError("anno must be an annotation file or a list of Case objects")
+        return True
+    return False
+
+
+def _cases(anno) -> list[Case]:
+    """Cases from an annotation file (default: AIR-SLT's) or as given."""
+    return list(anno) if _is_cases(anno) else load_annotations(anno)
+
+
+def _switch(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} is True or False, got {value!r}")
+    return value

@@ -8,7 +8,6 @@ one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 
@@ -16,9 +15,9 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
-from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
-from .compare import compare_cmd  # selo compare (defined with its logic)
-from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
+from .options import Options
+from .run_folder import METRICS_CSV, REPORT, RUN_JSON
+from .serve import DEFAULT_HOST, DEFAULT_MAP_CACHE_MIB, DEFAULT_PORT, MIN_MAP_CACHE_MIB
 
 __all__ = ["main", "cli"]
 
@@ -102,18 +101,16 @@ def main(argv: list[str] | None = None) -> int:
 
 class _Path(click.Path):
     """A path option: also refused, as a usage error, when the file system cannot use
-    its name at all (too long, a loop of links), which Python reports as a crash."""
+    its name at all (too long, a loop of links, a NUL byte), which Python reports as a crash."""
 
     def convert(self, value, param, ctx):
-        value = super().convert(value, param, ctx)
-        try:
-            os.stat(value)
-        except (FileNotFoundError, NotADirectoryError):
-            pass  # made later, or said later by the command that needs it
-        except OSError as e:
+        from ..pipeline.store import path_problem
+
+        reason = path_problem(value)  # before click's own os.stat, which would crash
+        if reason is not None:
             shown = value if len(value) <= 60 else value[:57] + "..."
-            self.fail(f"{shown!r} cannot be used as a path ({e.strerror})", param, ctx)
-        return value
+            self.fail(f"{shown!r} cannot be used as a path ({reason})", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _path(**kw):
@@ -129,7 +126,13 @@ _anno_option = click.option(
 
 
 @cli.command("eval")
-@_anno_option
+@click.option(
+    "--anno",
+    type=_path(),
+    default=None,
+    help="Annotation file (default: a run folder's own, named in its run.json; else the "
+    "AIR-SLT anno.json shipped with selo).",
+)
 @click.option(
     "--maps",
     "maps_dir",
@@ -163,32 +166,26 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
     """
     from pathlib import Path
 
-    from .annotations import load_annotations
-    from .eval import evaluate_cases, write_metrics_csv
-    from .report import console, err_console, metrics_table, progress
+    from .api import evaluate_run
+    from .eval import maps_annotations
+    from .report.terminal import console, err_console, metrics_table, progress
 
-    cases = load_annotations(anno)
-    out_path = Path(out) if out else Path(maps_dir) / "metrics.csv"
+    cases = maps_annotations(maps_dir, anno)
+    out_path = Path(out) if out else Path(maps_dir) / METRICS_CSV
     with progress("scoring maps", len(cases), enabled=err_console.is_terminal) as advance:
-        results, skipped = evaluate_cases(
-            cases,
+        scores = evaluate_run(
             maps_dir,
-            images_dir=images_dir,
+            anno=cases,
+            images=images_dir,
             skip_missing=skip_missing,
+            out=out_path,
             on_case=lambda r: advance(),
         )
-    for _case, reason in skipped:
-        log.warning("skipped: %s", reason)
-    if not results:
-        from ..errors import MapError
-
-        raise MapError(f"{maps_dir}: no case has a usable map; nothing to score")
-    write_metrics_csv(out_path, results)
-    console.print(metrics_table(results, title=f"SeLo metrics of {maps_dir}"))
-    if skipped:
+    console.print(metrics_table(scores.results, title=f"SeLo metrics of {maps_dir}"))
+    if scores["skipped"]:
         console.print(
-            f"[yellow]{len(skipped)} case(s) skipped and left out of the means: "
-            f"{', '.join(str(c.index) for c, _ in skipped)}[/yellow]"
+            f"[yellow]{len(scores['skipped'])} case(s) skipped and left out of the means: "
+            f"{', '.join(map(str, scores['skipped']))}[/yellow]"
         )
     console.print(f"per-case metrics: {out_path}")
 
@@ -196,139 +193,45 @@ def eval_cmd(anno, maps_dir, images_dir, out, skip_missing):
 # --- options shared by the commands that run SeLo ---------------------------------------------
 
 
+def _click_option(name: str, flag, default):
+    """The click option of the :class:`Options` field ``name``: its flag, help, default,
+    limits and choices come from the field (the one table of options)."""
+    help_text = flag.help_text(default)
+    if flag.kind == "switch":
+        return click.option(flag.name, name, is_flag=True, help=help_text)
+    if flag.kind == "onoff":
+        return click.option(f"{flag.name}/--no-{flag.name[2:]}", name, default=None, help=help_text)
+    if flag.choices:
+        kind = click.Choice(flag.choices)
+    else:
+        kind = {"path": _path(), "int": int}.get(flag.kind, str)
+    return click.option(
+        flag.name, name, type=kind, default=default, show_default=default is not None,
+        help=help_text,
+    )  # fmt: skip
+
+
 def run_options(f):
-    """Model, method and cluster options of localize / airslt / demo / serve."""
-    options = [
-        click.option(
-            "--model",
-            default="color",
-            show_default=True,
-            help="Encoder: color, openclip:ARCH, hf-clip:DIR, longclip:ARCH or a preset "
-            "(see: selo models).",
-        ),
-        click.option(
-            "--checkpoint", type=_path(), default=None, help="Local weights file of the model."
-        ),
-        click.option(
-            "--device",
-            default=None,
-            help="cpu, cuda or cuda:N (default: CUDA when present, else CPU).",
-        ),
-        click.option(
-            "--precision",
-            type=click.Choice(["fp32", "bf16", "fp16"]),
-            default=None,
-            help="Encoder precision (default: bf16, or fp16, on CUDA; fp32 on CPU; "
-            "--paper-compat: fp32).",
-        ),
-        click.option(
-            "--method",
-            type=click.Choice(["v1", "v2"]),
-            default="v1",
-            show_default=True,
-            help="SeLo method.",
-        ),
-        click.option(
-            "--scales",
-            default=None,
-            help="v1 only: window sizes in pixels, comma-separated [default: 256,512,768].",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=None,
-            help="v2 only: seed of the query word shuffles [default: 0].",
-        ),
-        click.option(
-            "--chunk",
-            type=int,
-            default=DEFAULT_CHUNK,
-            show_default=True,
-            help=f"Dask chunk side (px), {MIN_CHUNK} to {MAX_CHUNK}.",
-        ),
-        click.option(
-            "--batch",
-            type=int,
-            default=DEFAULT_BATCH,
-            show_default=True,
-            help=f"Windows per encoder batch, 1 to {MAX_BATCH}.",
-        ),
-        click.option(
-            "--cache-dir",
-            type=_path(),
-            default=None,
-            help="Embedding cache (default: ~/.cache/selo or $SELO_CACHE_DIR).",
-        ),
-        click.option(
-            "--scheduler",
-            default=None,
-            help="Address of an existing Dask scheduler (e.g. tcp://host:8786).",
-        ),
-        click.option(
-            "--gpu", is_flag=True, help="Embedded GPU cluster: one dask-cuda worker per GPU."
-        ),
-        click.option(
-            "--workers",
-            type=int,
-            default=None,
-            help="Embedded cluster: this many worker processes (default: threads in this process).",
-        ),
-        click.option(
-            "--threads",
-            type=int,
-            default=None,
-            help="Embedded cluster: threads per worker.",
-        ),
-        click.option(
-            "--in-process",
-            is_flag=True,
-            help="A distributed cluster of threads in this process even for one scene "
-            "(the embedded cluster's default layout; with --workers: threads, not processes).",
-        ),
-        click.option(
-            "--profile/--no-profile",
-            default=None,
-            help="Write a Dask performance report, profile.html (default: on for airslt only).",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
+    """The options every command that runs SeLo has (localize / airslt / demo / serve),
+    generated from :class:`Options`."""
+    for field, flag in reversed(list(Options.flags())):
+        if flag.shared:
+            f = _click_option(field.name, flag, field.default)(f)
     return f
 
 
-def _options(kw: dict, out, *, paper_compat: bool = False, profile: bool = False, **extra):
-    """The run's :class:`~selo.selo_tasks.options.Options` from the shared options;
-    ``profile``: write profile.html unless --no-profile."""
-    from pathlib import Path
-
-    from .options import Options
-    from .report import err_console
-
-    return Options(
-        model=kw["model"],
-        checkpoint=kw["checkpoint"],
-        device=kw["device"],
-        precision=kw["precision"],
-        method=kw["method"],
-        scales=kw["scales"],
-        seed=kw["seed"],
-        chunk=kw["chunk"],
-        batch=kw["batch"],
-        cache_dir=kw["cache_dir"],
-        paper_compat=paper_compat,
-        scheduler=kw["scheduler"],
-        gpu=kw["gpu"],
-        workers=kw["workers"],
-        threads=kw["threads"],
-        in_process=kw["in_process"],
-        profile_html=Path(out) / "profile.html" if _flag(kw["profile"], profile) else None,
-        show_progress=err_console.is_terminal,
-        extra=extra,
-    )
+def run_option(name: str):
+    """One option of :class:`Options` that not every command has (e.g. paper_compat)."""
+    field, flag = next((f, flag) for f, flag in Options.flags() if f.name == name)
+    return _click_option(name, flag, field.default)
 
 
-def _flag(value: bool | None, default: bool) -> bool:
-    return default if value is None else value
+def _options(kw: dict) -> Options:
+    """The run's :class:`Options` from the command's parsed options (taken out of ``kw``)."""
+    from .report.terminal import err_console
+
+    given = {f.name: kw.pop(f.name) for f, _ in Options.flags() if f.name in kw}
+    return Options(**given, show_progress=err_console.is_terminal)
 
 
 @cli.command("airslt")
@@ -353,18 +256,14 @@ def _flag(value: bool | None, default: bool) -> bool:
     is_flag=True,
     help="Leave out cases whose scene is missing (said in the output).",
 )
-@click.option(
-    "--paper-compat",
-    is_flag=True,
-    help="Make the published code's JPEG round trips: windows before embedding, maps before eval.",
-)
+@run_option("paper_compat")
 @click.option(
     "--plain-overlays",
     is_flag=True,
     help="Also write case_NN/overlay_plain.png, the overlay as the published code draws it.",
 )
 @run_options
-def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_overlays, **kw):
+def airslt_cmd(images, anno, out, resume, skip_missing, plain_overlays, **kw):
     """Run and score every case of AIR-SLT (59 cases over 22 scenes) on a Dask cluster.
 
     Each scene is embedded once for all its queries (and cached). Writes per case
@@ -374,27 +273,29 @@ def airslt_cmd(images, anno, out, resume, skip_missing, paper_compat, plain_over
     Dask performance report; --no-profile skips it). Interrupted runs continue
     with --resume.
     """
-    from pathlib import Path
+    from .api import airslt
+    from .report.terminal import console
 
-    from .airslt import AirsltOptions, run_airslt
-    from .annotations import load_annotations
-    from .report import console
-
-    options = _options(kw, out, paper_compat=paper_compat, profile=True)
-    cases = load_annotations(anno)
-    files = AirsltOptions(
-        images=images,
-        out=Path(out),
+    options = _options(kw)
+    run = airslt(
+        images,
+        out,
+        anno=anno,
         resume=resume,
         skip_missing=skip_missing,
         plain_overlays=plain_overlays,
+        options=options,
     )
-    run = run_airslt(cases, files, options)
-    _print_run(console, run, title=f"AIR-SLT, {options.method}, {kw['model']}")
+    _print_run(console, run, title=f"AIR-SLT, {_title(options)}")
+
+
+def _title(options: Options) -> str:
+    method = options.build_method().name
+    return f"{method}, {options.spec.name}"
 
 
 def _print_run(console, run, *, title: str, baselines=None) -> None:
-    from .report import metrics_table, stage_table
+    from .report.terminal import metrics_table, stage_table
 
     console.print(metrics_table(run.results, title=f"SeLo metrics: {title}", baselines=baselines))
     console.print(stage_table(run.stages, title=f"Time per stage (total {run.wall:.1f} s wall)"))
@@ -414,12 +315,11 @@ def _print_run(console, run, *, title: str, baselines=None) -> None:
 @click.argument("out", type=_path())
 @click.option(
     "--scale",
-    type=click.FloatRange(0.01, 1.0),
-    default=1.0,
-    show_default=True,
-    help="Scale of scenes and polygons.",
+    type=float,
+    default=None,
+    help="Scale of scenes and polygons, at most 1 (default: 1, the real sizes).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the textures.")
+@click.option("--seed", type=int, default=None, help="Seed of the textures (default: 0).")
 def synth_cmd(out, scale, seed):
     """Write a synthetic AIR-SLT: scenes of the real sizes drawn from the real annotations.
 
@@ -428,11 +328,12 @@ def synth_cmd(out, scale, seed):
     (polygons scaled with --scale). Then:
     selo airslt --images OUT/images --anno OUT/anno.json
     """
-    from .report import console, err_console, progress
-    from .synth import build_synthetic_airslt
+    from .api import synth_airslt
+    from .report.terminal import console, err_console, progress
 
     with progress("drawing scenes", 22, enabled=err_console.is_terminal) as advance:
-        built = build_synthetic_airslt(out, scale=scale, seed=seed, progress=advance)
+        given = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+        built = synth_airslt(out, progress=advance, **given)
     console.print(
         f"{len(built.cases)} cases over {len(built.sizes)} scenes in {built.root}\n"
         f"run: selo airslt --images {built.images} --anno {built.anno}"
@@ -485,13 +386,9 @@ def _bands(value: str | None):
     default=None,
     help="STAC item only: the asset to read (default: visual, else its red, green and blue bands).",
 )
-@click.option(
-    "--paper-compat",
-    is_flag=True,
-    help="Make the published code's JPEG round trips: windows before embedding, map also as JPEG.",
-)
+@run_option("paper_compat")
 @run_options
-def localize_cmd(scene, queries, out, bands, asset, paper_compat, **kw):
+def localize_cmd(scene, queries, out, bands, asset, **kw):
     """SeLo maps of one scene for one or more sentences.
 
     SCENE is a raster file (GeoTIFF, COG, JPEG, PNG, ...), a URL of one (https://,
@@ -503,11 +400,11 @@ def localize_cmd(scene, queries, out, bands, asset, paper_compat, **kw):
     """
     from pathlib import Path
 
-    from .localize import localize
-    from .report import console, stage_table
+    from .api import localize_files
+    from .report.terminal import console, stage_table
 
-    options = _options(kw, out, paper_compat=paper_compat)
-    record = localize(scene, tuple(queries), Path(out), options, bands=_bands(bands), asset=asset)
+    options = _options(kw)
+    record = localize_files(scene, queries, out, bands=_bands(bands), asset=asset, options=options)
     console.print(
         stage_table(
             record["stages"], title=f"Time per stage (total {record['wall_seconds']:.1f} s wall)"
@@ -517,7 +414,7 @@ def localize_cmd(scene, queries, out, bands, asset, paper_compat, **kw):
         console.print("no CRS in the scene: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
-    console.print(f"run record: {Path(out) / 'run.json'}")
+    console.print(f"run record: {Path(out) / RUN_JSON}")
 
 
 @cli.command("demo")
@@ -536,44 +433,44 @@ def demo_cmd(out, **kw):
     color encoder on an embedded Dask cluster, prints the metrics next to a flat map
     and random scores, and the time per stage.
     """
-    from pathlib import Path
+    from .api import demo
+    from .report.terminal import console
 
-    from .demo import run_demo
-    from .report import console
-
-    options = _options(kw, Path(out) / "run")
-    run, baselines = run_demo(Path(out), options)
+    options = _options(kw)
+    run, baselines = demo(out, options=options)
     _print_run(
-        console,
-        run,
-        title=f"synthetic AIR-SLT demo, {options.method}, {kw['model']}",
-        baselines=baselines,
+        console, run, title=f"synthetic AIR-SLT demo, {_title(options)}", baselines=baselines
     )
-    console.print(f"the run on one page: {run.out / 'report.html'}")
+    console.print(f"the run on one page: {run.out / REPORT}")
 
 
 @cli.command("serve")
-@click.argument("targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True)
+@click.argument(
+    "targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True, type=_path()
+)
 @click.option(
     "--host",
-    default="127.0.0.1",
+    default=DEFAULT_HOST,
     show_default=True,
     help="Address to listen on; 0.0.0.0 lets other machines in (anyone who can reach it).",
 )
-@click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free one).")
+@click.option(
+    "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port (0: any free one)."
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
 @click.option(
     "--map-cache",
-    type=click.IntRange(16, None),
-    default=1024,
+    type=int,
+    default=DEFAULT_MAP_CACHE_MIB,
     show_default=True,
-    help="MiB of finished maps kept in memory (least recently used dropped first).",
+    help=f"MiB of finished maps kept in memory, at least {MIN_MAP_CACHE_MIB} (least recently "
+    "used dropped first).",
 )
 @click.option(
     "--anno",
     type=_path(),
     default=None,
-    help="RUN_DIR only: the run's annotation file (default: the AIR-SLT anno.json).",
+    help="RUN_DIR only: the run's annotation file (default: the one named in its run.json).",
 )
 @click.option(
     "--images",
@@ -591,17 +488,16 @@ def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
     downloads. With an airslt run folder, browse its cases with their annotation polygons
     and metrics. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops.
     """
-    from .report import console
-    from .serve import serve
+    from .api import serve
+    from .report.terminal import console
 
-    options = _options(kw, ".")
     serve(
-        targets,
-        options,
+        list(targets),
+        options=_options(kw),
         host=host,
         port=port,
         open_browser=open_browser,
-        cache_bytes=map_cache * 2**20,
+        map_cache=map_cache,
         anno=anno,
         images=images,
         report=lambda line: console.print(line, markup=False, highlight=False),
@@ -621,19 +517,58 @@ def models_cmd() -> None:
     from rich.table import Table
 
     from ..models import list_presets
+    from .metrics import RMI
 
     rows = list_presets()
     table = Table(title="selo encoders", box=box.SIMPLE_HEAD)
     for column in ("name", "kind", "architecture", "expected file"):
         table.add_column(column, overflow="fold")
-    table.add_column("Rmi", justify="right")
+    table.add_column(RMI.label, justify="right")
     for p in rows:
-        rmi = f"{p.rmi:.4f}" if p.rmi is not None else ""
-        table.add_row(p.name, p.kind, p.arch, p.filename, rmi)
+        table.add_row(p.name, p.kind, p.arch, p.filename, "" if p.rmi is None else RMI.text(p.rmi))
     console = Console()
     console.print(table)
     for p in rows:
         console.print(f"[bold]{p.name}[/bold] ({p.source}): {p.notes}", highlight=False)
 
 
-cli.add_command(compare_cmd)  # selo compare
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=_path())
+@click.option(
+    "--out",
+    type=_path(),
+    default="compare.html",
+    show_default=True,
+    help="The HTML page with each case's overlays side by side.",
+)
+@click.option("--common", is_flag=True, help="Compare only the cases every run scored identically.")
+@click.option(
+    "--top",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Cases to print (the page has all).",
+)
+def compare_cmd(runs, out, common, top):
+    """Compare runs of the same cases: RUN_A RUN_B [RUN_C ...] (selo airslt run folders).
+
+    Checks that the runs scored the same cases (index, image, query, polygons), prints
+    the mean metrics of each run and the cases whose Rmi changed most from RUN_A, and
+    writes an HTML page with each case's overlays side by side. Runs of different cases
+    are refused unless --common limits the comparison to the cases they share.
+    """
+    from .compare import case_ranges, compare_runs, load_run
+    from .report.compare_page import write_compare_html
+    from .report.terminal import comparison_tables, console
+
+    if len(runs) < 2:
+        raise click.UsageError("give at least two run folders")
+    comparison = compare_runs([load_run(r) for r in runs], common=common)
+    for table in comparison_tables(comparison, top=top):
+        console.print(table)
+    if comparison.left_out:
+        console.print(
+            f"[yellow]{len(comparison.left_out)} case(s) not scored identically by every run, "
+            f"left out: {case_ranges(comparison.left_out)}[/yellow]"
+        )
+    console.print(f"side by side: {write_compare_html(comparison, out)}")

@@ -20,7 +20,7 @@ from .driver import cell_maps
 from .methods import Method
 from .metrics import Metrics, evaluate, mean_metrics
 from .options import Options
-from .report_html import add_baselines
+from .report.run_page import add_baselines
 from .synth import build_synthetic_airslt
 
 __all__ = ["DEMO_CASES", "DEMO_SCALE", "run_demo", "baseline_metrics"]
@@ -36,7 +36,10 @@ def run_demo(
     run and the baselines' mean metrics on the same cases."""
     synth = build_synthetic_airslt(out / "data", scale=DEMO_SCALE, cases=cases)
     run = run_airslt(
-        synth.cases, AirsltOptions(images=synth.images, out=out / "run", overlays=True), options
+        synth.cases,
+        AirsltOptions(images=synth.images, out=out / "run", anno=synth.anno, overlays=True),
+        options,
+        profile=False,
     )
     baselines = baseline_metrics(synth.cases, synth.sizes, options.build_method())
     add_baselines(run.out, baselines)  # into run.json and report.html

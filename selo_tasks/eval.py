@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputNotFoundError, MapError, SceneError, SeloError
+from ..errors import InputNotFoundError, MapError, RunFolderError, SceneError, SeloError
 from ..pipeline.scenefile import dataset, inspect_scene, read_pixels, verify_pixels
-from .annotations import Case
-from .metrics import Metrics, evaluate, mean_metrics
+from .annotations import Case, load_annotations
+from .metrics import INDICATORS, Metrics, evaluate, mean_metrics
+from .run_folder import CASE_DIR, SELO_MAP, is_run_folder, run_annotations
 
 __all__ = [
     "MAP_NAMES",
@@ -32,26 +34,32 @@ __all__ = [
     "read_map",
     "map_shape",
     "evaluate_cases",
+    "maps_annotations",
     "metrics_csv",
     "write_metrics_csv",
+    "read_metrics_csv",
+    "CsvRow",
     "METRIC_COLUMNS",
+    "MEAN_ROW",
 ]
 
 log = logging.getLogger(__name__)
 
 # Looked for in this order; the first that exists is the case's map.
 MAP_NAMES = (
-    "probmap_{i}.png",
-    "probmap_{i}.tif",
-    "probmap_{i}.tiff",
-    "probmap_{i}.jpg",
-    "probmap_{i}.jpeg",
-    "{i}.png",
-    "{i}.tif",
-    "{i}.tiff",
-    "case_{i:02d}/selo_map.png",
+    "probmap_{index}.png",
+    "probmap_{index}.tif",
+    "probmap_{index}.tiff",
+    "probmap_{index}.jpg",
+    "probmap_{index}.jpeg",
+    "{index}.png",
+    "{index}.tif",
+    "{index}.tiff",
+    f"{CASE_DIR}/{SELO_MAP}",  # a selo airslt run folder
 )
-METRIC_COLUMNS = ("case", "image", "query", "rsu", "rda", "ras", "rmi")
+METRIC_COLUMNS = ("case", "image", "query", *(i.name for i in INDICATORS))
+"""The columns of a metrics CSV: the case, then the indicators in their table's order."""
+MEAN_ROW = "mean"  # the case column of the last row: each indicator's mean over the cases
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class CaseResult:
 
 def find_map(maps_dir: Path, index: int) -> Path | None:
     """The map of case ``index`` in ``maps_dir`` (see MAP_NAMES), or None."""
-    found = [maps_dir / n.format(i=index) for n in MAP_NAMES]
+    found = [maps_dir / n.format(index=index) for n in MAP_NAMES]
     found = [p for p in found if p.is_file()]
     if len(found) > 1:
         log.debug(
@@ -180,7 +188,7 @@ def evaluate_cases(
 def _checked_map(case: Case, maps_dir: Path, images_dir: str | os.PathLike[str] | None) -> Path:
     path = find_map(maps_dir, case.index)
     if path is None:
-        names = ", ".join(n.format(i=case.index) for n in MAP_NAMES[:5])
+        names = ", ".join(n.format(index=case.index) for n in MAP_NAMES[:5])
         raise MapError(f"case {case.index}: no map in {maps_dir} (looked for {names}, ...)")
     if images_dir is not None:
         image = Path(images_dir) / case.image
@@ -199,6 +207,17 @@ def _checked_map(case: Case, maps_dir: Path, images_dir: str | os.PathLike[str] 
     return path
 
 
+def maps_annotations(
+    maps_dir: str | os.PathLike[str], anno: str | os.PathLike[str] | None = None
+) -> list[Case]:
+    """The cases the maps in ``maps_dir`` are scored against: a run folder's own (see
+    :func:`~selo.selo_tasks.run_folder.run_annotations`), else those of ``anno`` (default:
+    the AIR-SLT annotations shipped with selo)."""
+    if is_run_folder(maps_dir):
+        return run_annotations(maps_dir, anno)[1]
+    return load_annotations(anno)
+
+
 def metrics_csv(results: Sequence[CaseResult]) -> str:
     """CSV text: one row per case (case,image,query,rsu,rda,ras,rmi) and a final mean row.
 
@@ -209,14 +228,58 @@ def metrics_csv(results: Sequence[CaseResult]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(METRIC_COLUMNS)
     for r in results:
-        m = r.metrics
-        w.writerow(
-            [r.case.index, r.case.image, r.case.query, *map(repr, (m.rsu, m.rda, m.ras, m.rmi))]
-        )
+        w.writerow([r.case.index, r.case.image, r.case.query, *_values(r.metrics)])
     if results:
-        m = mean_metrics(r.metrics for r in results)
-        w.writerow(["mean", "", "", *map(repr, (m.rsu, m.rda, m.ras, m.rmi))])
+        w.writerow([MEAN_ROW, "", "", *_values(mean_metrics(r.metrics for r in results))])
     return buf.getvalue()
+
+
+def _values(m: Metrics) -> list[str]:
+    return [repr(i.of(m)) for i in INDICATORS]
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One case's row of a metrics CSV."""
+
+    case: int
+    image: str
+    query: str
+    metrics: Metrics
+
+
+def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[CsvRow], Metrics | None]:
+    """The case rows of a metrics CSV (:func:`metrics_csv`) and its mean row (None when it
+    has none); RunFolderError naming the file, and the line, when it is not one."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: not found; the run did not finish") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise RunFolderError(f"{path}: cannot be read ({e})") from None
+    cases, mean = [], None
+    for n, row in enumerate(rows, start=2):
+        is_mean = row.get("case") == MEAN_ROW
+        try:
+            metrics = Metrics.from_dict(row)
+            case = (
+                None if is_mean else CsvRow(int(row["case"]), row["image"], row["query"], metrics)
+            )
+        except (KeyError, TypeError, ValueError):
+            raise RunFolderError(
+                f"{path}, line {n}: expected {','.join(METRIC_COLUMNS)} with numbers"
+            ) from None
+        if not all(math.isfinite(v) for v in metrics.as_dict().values()):
+            raise RunFolderError(f"{path}, line {n}: a metric is not a finite number")
+        if is_mean:
+            mean = metrics
+        else:
+            cases.append(case)
+    if not cases:
+        raise RunFolderError(f"{path}: holds no case")
+    return cases, mean
 
 
 def write_metrics_csv(path: str | os.PathLike[str], results: Sequence[CaseResult]) -> Path:

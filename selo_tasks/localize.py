@@ -58,7 +58,14 @@ from .metrics import attention_centres, attention_centres_lazy
 from .options import Options
 from .session import RunContext, describe_encoder, run_session, versions
 
-__all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_folder"]
+__all__ = [
+    "QueryOutputs",
+    "check_queries",
+    "localize",
+    "map_features",
+    "query_folder",
+    "warn_queries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,14 @@ def check_queries(queries) -> tuple[str, ...]:
     return out
 
 
+def warn_queries(encoder, queries: tuple[str, ...]) -> None:
+    """Log the encoder's advice about each sentence (e.g. ``color`` finding no colour word)."""
+    for q in queries:
+        warning = encoder.check_query(q)
+        if warning:
+            log.warning("query %r: %s", q, warning)
+
+
 def localize(
     scene_path: str | os.PathLike,
     queries: tuple[str, ...],
@@ -108,7 +123,8 @@ def localize(
     asset: str | None = None,
 ) -> dict:
     """Run SeLo on one scene (a path, a URL or a STAC item) for every query; returns the
-    run record (also in run.json)."""
+    run record (also in run.json). (The Python API's :func:`selo.localize_files`, which
+    ``selo localize`` calls.)"""
     queries = check_queries(queries)
     scene_path = os.fspath(scene_path)
     inspect_source(scene_path, bands=bands, asset=asset)  # before any cluster starts
@@ -121,11 +137,9 @@ def localize(
         "queries": list(queries),
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=1))
-    with run_session(options, one_scene=True) as ctx:
-        for q in queries:
-            warning = ctx.encoder.check_query(q)
-            if warning:
-                log.warning("query %r: %s", q, warning)
+    profile_html = options.profile_html(out, default=False)
+    with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
+        warn_queries(ctx.encoder, queries)
         with ctx.profiler.stage("cut"):
             scene = open_scene(
                 scene_path, bands=bands, asset=asset, chunk=options.chunk, cache=ctx.cache

@@ -41,7 +41,7 @@ raise
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -53,6 +53,13 @@ from ..pipeline.morphology import by_strips, maximum_filter
 
 __all__ = [
     "BETA_SU",
+    "INDICATORS",
+    "SHOWN",
+    "Indicator",
+    "RSU",
+    "RDA",
+    "RAS",
+    "RMI",
     "Metrics",
     "CaseEvaluation",
     "evaluate",
@@ -88,6 +95,57 @@ _GRAY_LUT = np.asarray((np.arange(256) / 255.0) * 255.0, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
+class Indicator:
+    """One SeLo indicator as every table, page, file and picture shows it (a row of
+    :data:`INDICATORS`)."""
+
+    name: str  # the field of Metrics, the key in run.json and metrics.json, the CSV column
+    label: str
+    higher_is_better: bool
+    shown: int  # its place on the pages, in compare's tables and in the overlay legend
+    digits: int = 4  # decimals shown
+
+    @property
+    def arrow(self) -> str:
+        """↑ when higher is better, else ↓."""
+        return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def heading(self) -> str:
+        """``Rsu ↑``: the label and the direction."""
+        return f"{self.label} {self.arrow}"
+
+    def of(self, metrics: Metrics) -> float:
+        return getattr(metrics, self.name)
+
+    def text(self, value: float) -> str:
+        """The value as shown: ``0.7999``."""
+        return f"{value:.{self.digits}f}"
+
+    def signed(self, value: float) -> str:
+        """A difference as shown: ``+0.0914``."""
+        return f"{value:+.{self.digits}f}"
+
+    def verdict(self, difference: float) -> int:
+        """1 when a difference of this indicator is a gain (a lower Ras is one), -1 when a
+        loss, 0 when it does not show in ``digits`` decimals."""
+        gain = difference if self.higher_is_better else -difference
+        if abs(gain) < 0.5 * 10.0**-self.digits:
+            return 0
+        return 1 if gain > 0 else -1
+
+
+RSU = Indicator("rsu", "Rsu", True, shown=0)
+RDA = Indicator("rda", "Rda", True, shown=2)
+RAS = Indicator("ras", "Ras", False, shown=1)
+RMI = Indicator("rmi", "Rmi", True, shown=3)
+INDICATORS = (RSU, RDA, RAS, RMI)
+"""The indicator table, in the order of :class:`Metrics`' fields and of the metrics.csv
+columns (the published code's); :data:`SHOWN` is the order of the pages."""
+SHOWN = tuple(sorted(INDICATORS, key=lambda i: i.shown))
+
+
+@dataclass(frozen=True)
 class Metrics:
     """The four indicators of one case (or their means over cases)."""
 
@@ -97,7 +155,16 @@ class Metrics:
     rmi: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"rsu": self.rsu, "rda": self.rda, "ras": self.ras, "rmi": self.rmi}
+        return {i.name: i.of(self) for i in INDICATORS}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> Metrics:
+        """The metrics :meth:`as_dict` gave (KeyError, TypeError or ValueError otherwise)."""
+        return cls(**{i.name: float(values[i.name]) for i in INDICATORS})
+
+    def minus(self, other: Metrics) -> Metrics:
+        """Each indicator of this one minus the other's."""
+        return Metrics(**{i.name: i.of(self) - i.of(other) for i in INDICATORS})
 
 
 Polygon = np.ndarray  # (n, 2) float64: x (column), y (row)
@@ -151,12 +218,7 @@ def mean_metrics(metrics: Iterable[Metrics]) -> Metrics:
     rows = list(metrics)
     if not rows:
         raise ValueError("no cases to average")
-    return Metrics(
-        rsu=float(np.mean([m.rsu for m in rows])),
-        rda=float(np.mean([m.rda for m in rows])),
-        ras=float(np.mean([m.ras for m in rows])),
-        rmi=float(np.mean([m.rmi for m in rows])),
-    )
+    return Metrics(**{i.name: float(np.mean([i.of(m) for m in rows])) for i in INDICATORS})
 
 
 def rmi(rsu_value: float, rda_value: float, ras_value: float) -> float:

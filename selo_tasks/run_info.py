@@ -80,12 +80,9 @@ def scene_seconds(
 
 
 def run_details(
-    cases: Sequence[Case],
-    scored: Sequence[Case],
-    images: str | Path,
-    prefix_seconds: Mapping[str, float],
+    scored: Sequence[Case], images: str | Path, prefix_seconds: Mapping[str, float]
 ) -> dict:
-    """The ``annotations``, ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
+    """The ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
     from ..pipeline.source import inspect_source, locate_scenes
 
     seconds = scene_seconds(prefix_seconds, scored)
@@ -101,7 +98,6 @@ def run_details(
             "task_seconds": seconds.get(name, dict.fromkeys(STAGES, 0.0)),
         }
     return {
-        "annotations": {"digest": annotations_digest(cases), "cases": len(cases)},
         "case_list": [
             {"case": c.index, "image": c.image, "query": c.query, "digest": case_digest(c)}
             for c in scored

@@ -13,19 +13,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import __version__
 from ..cluster import RunCluster, connect
 from ..models import Encoder, EncoderSpec
-from ..models.registry import get_encoder
 from ..pipeline.cache import Cache
 from ..pipeline.profile import StageProfiler, left_on_success
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
 from .options import Options
-from .report import progress
+from .report.terminal import progress
 
-__all__ = ["RunContext", "build_context", "describe_encoder", "run_session", "versions"]
+__all__ = [
+    "RunContext",
+    "build_context",
+    "build_driver",
+    "describe_encoder",
+    "run_session",
+    "versions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ class RunContext:
     options: Options
     cluster: RunCluster
     profiler: StageProfiler
-    spec: EncoderSpec
+    spec: EncoderSpec | Encoder
     encoder: Encoder
     cache: Cache
     method: Method
@@ -45,23 +52,20 @@ class RunContext:
 
 
 @contextmanager
-def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunContext]:
-    """Yield a :class:`RunContext`; with ``options.profile_html`` a Dask performance
-    report is written there.
+def run_session(
+    options: Options, *, one_scene: bool = False, profile_html: Path | None = None
+) -> Iterator[RunContext]:
+    """Yield a :class:`RunContext`; with ``profile_html`` a Dask performance report is
+    written there.
 
     The cluster follows the work: ``one_scene`` work with no cluster option given runs
     on dask's threads in this process (nothing to start: a single scene keeps every
     core busy without worker processes); otherwise the embedded cluster (threads in
     this process, or ``--workers`` processes), the given scheduler or the GPU cluster."""
-    options.build_method()  # a bad method option fails before anything is loaded
-    encoder = get_encoder(options.encoder_spec)
+    encoder = options.build_encoder(cached=False)  # before any cluster starts
     started = time.perf_counter()
     local = one_scene and not (
-        options.scheduler
-        or options.gpu
-        or options.workers
-        or options.in_process
-        or options.profile_html
+        options.scheduler or options.gpu or options.workers or options.in_process or profile_html
     )
     with connect(
         options.scheduler,
@@ -76,12 +80,12 @@ def run_session(options: Options, *, one_scene: bool = False) -> Iterator[RunCon
     ) as cluster:
         log.debug("Dask cluster: %s", _describe(cluster.describe()))
         if cluster.client is not None:
-            _warm_up(cluster, options.encoder_spec)
+            _warm_up(cluster, options.spec)
         report = nullcontext()
-        if options.profile_html is not None:
+        if profile_html is not None:
             from distributed import performance_report
 
-            report = left_on_success(performance_report(filename=str(options.profile_html)))
+            report = left_on_success(performance_report(filename=str(profile_html)))
         with report:
             yield build_context(options, cluster, encoder=encoder)
     log.debug("session closed after %.1f s", time.perf_counter() - started)
@@ -91,27 +95,40 @@ def build_context(
     options: Options, cluster: RunCluster, *, encoder: Encoder | None = None
 ) -> RunContext:
     """The run context of ``options`` on a connected cluster (the encoder built if not given)."""
-    spec = options.encoder_spec
-    encoder = encoder or get_encoder(spec)
-    method = options.build_method()
-    cache = Cache(options.cache_dir)
+    encoder = encoder or options.build_encoder(cached=False)
+    cache = options.make_cache()
     profiler = StageProfiler(cluster.client)
     bar = (lambda what, total: progress(what, total)) if options.show_progress else None
     if cluster.client is None:
         executor = LocalExecutor(progress=bar)
     else:
         executor = ClientExecutor(cluster.client, resources=cluster.encoder_resources, progress=bar)
-    driver = Driver(
+    driver = build_driver(options, encoder, executor, cache=cache, profiler=profiler)
+    staging = cache if cache is not None else Cache()  # scenes are staged even without one
+    return RunContext(
+        options, cluster, profiler, options.spec, encoder, staging, driver.method, driver
+    )
+
+
+def build_driver(
+    options: Options,
+    encoder: Encoder,
+    executor: LocalExecutor | ClientExecutor | None = None,
+    *,
+    cache: Cache | None,
+    profiler: StageProfiler | None = None,
+) -> Driver:
+    """The one driver of ``options`` (what every command and the Python API run)."""
+    return Driver(
         encoder=encoder,
-        spec=spec,
-        method=method,
+        spec=options.spec,
+        method=options.build_method(),
         cut=options.cut(encoder.input_size),
         cache=cache,
         executor=executor,
         batch=options.batch,
         profiler=profiler,
     )
-    return RunContext(options, cluster, profiler, spec, encoder, cache, method, driver)
 
 
 def describe_encoder(ctx: RunContext) -> dict:
@@ -127,7 +144,7 @@ def describe_encoder(ctx: RunContext) -> dict:
     }
 
 
-def _warm_up(cluster, spec: EncoderSpec) -> None:
+def _warm_up(cluster, spec: EncoderSpec | Encoder) -> None:
     """Import the pipeline and load (and run) the encoder on every worker before timing starts.
 
     (The published timings likewise start after the model is loaded.)
@@ -138,7 +155,7 @@ def _warm_up(cluster, spec: EncoderSpec) -> None:
         log.debug("worker warm-up failed: %s", e)
 
 
-def _prepare_worker(spec: EncoderSpec, dask_worker=None) -> None:
+def _prepare_worker(spec: EncoderSpec | Encoder, dask_worker=None) -> None:
     """Each worker: the pipeline imported, the encoder loaded and run once, and OpenCV's
     thread pool sized to the worker's own threads (several worker processes each with a
     pool of every core would fight for the cores)."""
@@ -154,7 +171,7 @@ def _prepare_worker(spec: EncoderSpec, dask_worker=None) -> None:
         sim,  # noqa: F401 - imports cv2, dask.array
     )
 
-    encoder = cached_encoder(spec)
+    encoder = spec if isinstance(spec, Encoder) else cached_encoder(spec)
     side = encoder.input_size
     encoder.encode_images(np.zeros((1, side, side, 3), np.uint8))  # first-call set-up
 

@@ -43,6 +43,7 @@ __all__ = ["scene_sizes", "caption_colour", "render_scene", "build_synthetic_air
 LARGE_EXTENT = 5000
 LARGE_SIZE = (10000, 10001)  # rows, columns: 20.jpg in the published log
 MIN_SIZE = (2300, 3000)
+MIN_SCALE, MAX_SCALE = 0.01, 1.0  # --scale: smaller scenes would lose whole polygons
 
 # Concrete, for captions that name no colour (``color`` cannot find those).
 _NEUTRAL = (150, 140, 125)
@@ -147,8 +148,10 @@ def build_synthetic_airslt(
     ``cases``: the case indexes to include (default all; the subset keeps its
     original indexes in the ``case`` column of results via its order).
     """
-    if not 0 < scale <= 1:
-        raise ParameterError(f"--scale must be in (0, 1], got {scale}")
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ParameterError(f"--scale must be a number, got {scale!r}")
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ParameterError(f"--scale must be from {MIN_SCALE} to {MAX_SCALE}, got {scale!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**128:
         raise ParameterError(f"--seed must be a whole number from 0 to 2**128 - 1, got {seed}")
     all_cases = load_annotations(anno)

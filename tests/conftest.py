@@ -57,6 +57,17 @@ def cache_dir(tmp_path, monkeypatch):
     return d
 
 
+def pytest_collection_modifyitems(config, items):
+    """``perf`` tests (timing and memory thresholds, which depend on the machine) run only
+    when a marker expression names them (``-m perf``), never in a plain or quick run."""
+    if "perf" in (config.getoption("markexpr") or ""):
+        return
+    perf = [item for item in items if item.get_closest_marker("perf")]
+    if perf:
+        config.hook.pytest_deselected(items=perf)
+        items[:] = [item for item in items if not item.get_closest_marker("perf")]
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--fuzz-long",
@@ -85,6 +96,33 @@ def method_runs(tmp_path_factory):
             assert code == 0
             runs[method] = out
     return runs
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory):
+    """A finished `selo airslt` run of three cases on two small scenes, scored with its own
+    annotation file: root/run, root/anno.json, root/images."""
+    import cv2
+    from scenes import colour_scene
+
+    from selo.selo_tasks.cli import main
+
+    root = tmp_path_factory.mktemp("run")
+    images = root / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), colour_scene((300, 400))[..., ::-1])
+    cv2.imwrite(str(images / "b.png"), colour_scene((300, 400), seed=1)[..., ::-1])
+    cases = [
+        {"caption": "a white block", "jpg_name": "a.png", "points": [square(50, 37, 83)]},
+        {"caption": "green field", "jpg_name": "a.png", "points": [square(200, 150, 150)]},
+        {"caption": "a white plane", "jpg_name": "b.png", "points": [square(50, 37, 83)]},
+    ]
+    anno = root / "anno.json"
+    anno.write_text(json.dumps(cases))
+    args = ["airslt", "--images", images, "--anno", anno, "--out", root / "run", "--in-process"]
+    args += ["--no-profile", "--cache-dir", root / "cache"]
+    assert main([str(a) for a in args]) == 0
+    return root
 
 
 # --- servers on 127.0.0.1 (tests/servers.py) ----------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.metrics import evaluate
-from selo.selo_tasks.report_html import write_charts
+from selo.selo_tasks.report.run_page import write_charts
 from selo.selo_tasks.run_info import published_comparison
 from selo.selo_tasks.synth import build_synthetic_airslt, caption_colour, scene_sizes
 

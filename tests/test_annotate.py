@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from selo.errors import ParameterError
-from selo.pipeline.annotate import (
-    blend_overlay,
-    draw_marks,
-    encode_image,
-    with_legend,
-    write_image,
-)
 from selo.pipeline.outputs import write_overlay
+from selo.pipeline.picture import blend_overlay, encode_image, write_image
+from selo.selo_tasks.report.drawing import draw_marks, with_legend
 
 
 @pytest.fixture

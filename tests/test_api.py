@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
@@ -78,8 +80,10 @@ def test_user_encoder_end_to_end_and_to_raster(scene_path, tmp_path):
 
 def test_maps_do_not_depend_on_the_chunking(scene_path, cache_dir):
     scene = selo.open_scene(scene_path)
-    a = selo.localize(scene, "white roofs", chunk=4096).selo.values
-    b = selo.localize(scene, "white roofs", chunk=(130, 170)).selo.values
+    a = selo.localize(scene, "white roofs", chunk=4096).selo
+    b = selo.localize(scene, "white roofs", chunk=256).selo
+    assert a.chunks[1] == (500,) and b.chunks[1] == (256, 244)  # maps: at most 2048
+    a, b = a.values, b.values
     np.testing.assert_array_equal(a, b)
 
 
@@ -124,14 +128,97 @@ def test_v2_through_the_api(scene_path, cache_dir):
         ({"queries": []}, "non-empty sentence"),
         ({"queries": [" "]}, "non-empty sentence"),
         ({"encoder": 3}, "encoder must be"),
-        ({"method": "v9"}, "unknown method"),
-        ({"cache": 3.5}, "cache must be"),
     ],
 )
 def test_bad_arguments_are_clear_errors(scene_path, kwargs, message):
     args = {"queries": ["white roofs"], **kwargs}
     with pytest.raises(ParameterError, match=message):
         selo.localize(scene_path, args.pop("queries"), **args)
+
+
+BAD_OPTIONS = [
+    ({"batch": 0}, "--batch must be a whole number from 1 to 4096"),
+    ({"chunk": 100}, "--chunk must be a whole number from 256"),
+    ({"chunk": (130, 170)}, "--chunk must be a whole number"),
+    ({"scales": "0"}, "scales must be positive"),
+    ({"scales": "a,b"}, "scales must be whole numbers"),
+    ({"method": "v9"}, "unknown method 'v9'"),
+    ({"seed": 3}, "--seed applies to v2 only"),
+    ({"method": "v2", "seed": -1}, "--seed must be a whole number from 0"),
+    ({"precision": "fp8"}, "unknown precision 'fp8'"),
+    ({"encoder": "openclip:"}, "unknown encoder spec 'openclip:'"),
+    ({"encoder": Counting(), "checkpoint": "w.pt"}, "checkpoint goes with an encoder spec"),
+    ({"cache": 3.5}, "cache must be"),
+    ({"batch": 4, "nonsense": 1}, "unknown option 'nonsense'"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS)
+def test_bad_options_fail_at_call_time_before_any_work(
+    options, message, scene_path, cache_dir, monkeypatch
+):
+    """A value that cannot work is a SeloError naming the option when localize is called,
+    not a bare error when the Dataset is computed: nothing is read or embedded."""
+    from selo.errors import SeloError
+
+    reads = []
+    original = rasterio.io.DatasetReader.read
+    monkeypatch.setattr(
+        rasterio.io.DatasetReader, "read", lambda *a, **k: reads.append(1) or original(*a, **k)
+    )
+    with pytest.raises(SeloError, match=re.escape(message)):
+        selo.localize(np.zeros((300, 400, 3), np.uint8), "white roofs", **options)
+    with pytest.raises(SeloError, match=re.escape(message)):
+        selo.localize(scene_path, "white roofs", **options)
+    assert reads == []
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS[:4])
+def test_the_command_functions_check_options_before_writing(
+    options, message, scene_path, tmp_path, cache_dir
+):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        selo.localize_files(scene_path, "white roofs", tmp_path / "out", **options)
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        selo.airslt(tmp_path, tmp_path / "run", **options)
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        selo.demo(tmp_path / "demo", **options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]  # nothing written
+
+
+def test_open_scene_checks_its_options(scene_path):
+    with pytest.raises(ParameterError, match="--chunk must be"):
+        selo.open_scene(scene_path, chunk=0)
+    with pytest.raises(ParameterError, match="cache must be"):
+        selo.open_scene(scene_path, cache=7)
+
+
+def test_session_options_do_not_apply_to_the_lazy_api(scene_path):
+    for options in ({"workers": 2}, {"scheduler": "tcp://h:8786"}, {"profile": True}):
+        with pytest.raises(ParameterError, match="does not apply here.*client="):
+            selo.localize(scene_path, "white roofs", **options)
+
+
+def test_options_object_and_keywords(scene_path, cache_dir):
+    """An Options object and keywords give the same maps; keywords change the object's."""
+    options = selo.Options(method="v2", batch=8)
+    a = selo.localize(scene_path, "white roofs", options=options)
+    b = selo.localize(scene_path, "white roofs", method="v2", batch=8)
+    c = selo.localize(scene_path, "white roofs", options=options, method="v1")
+    assert a.attrs["method"] == b.attrs["method"] == "v2" and c.attrs["method"] == "v1"
+    np.testing.assert_array_equal(a.selo.values, b.selo.values)
+
+
+def test_localize_files_writes_what_selo_localize_writes(run_cli, scene_path, tmp_path, cache_dir):
+    record = selo.localize_files(scene_path, ["white roofs"], tmp_path / "api", chunk=256)
+    code, _, err = run_cli(
+        "localize", scene_path, "-q", "white roofs", "--out", tmp_path / "cli", "--chunk", "256"
+    )
+    assert code == 0, err
+    assert record["options"]["chunk"] == 256 and record["status"] == "complete"
+    for name in ("selo_map.png", "windows.csv", "regions.geojson"):
+        a = (tmp_path / "api" / "q01-white-roofs" / name).read_bytes()
+        assert a == (tmp_path / "cli" / "q01-white-roofs" / name).read_bytes(), name
 
 
 def test_evaluate_and_evaluate_run(tmp_path, small_anno):
@@ -145,7 +232,8 @@ def test_evaluate_and_evaluate_run(tmp_path, small_anno):
     maps.mkdir()
     for i in range(3):
         cv2.imwrite(str(maps / f"probmap_{i}.png"), u)
-    run = selo.evaluate_run(maps, anno=small_anno)
+    run = selo.evaluate_run(maps, anno=small_anno, out=tmp_path / "m.csv")
     assert [c["case"] for c in run["cases"]] == [0, 1, 2]
+    assert (tmp_path / "m.csv").read_text().startswith("case,image,query,")
     assert run["cases"][0]["rsu"] == pytest.approx(metrics["rsu"])
     assert run["mean"]["rmi"] == pytest.approx(np.mean([c["rmi"] for c in run["cases"]]))

@@ -3,8 +3,10 @@ pyproject.toml), and the stages are found by name."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -111,3 +113,142 @@ def test_importing_selo_leaves_the_host_alone():
             assert state == before["loggers"][name], name
         else:  # a logger selo made (logging.getLogger(__name__)) is not configured
             assert state == [logging.NOTSET, [], [], True, False], name
+
+
+# --- one definition of each table and layout -----------------------------------------------
+
+PACKAGE = ("pipeline", "selo_tasks", "models", "cluster")
+
+
+def package_sources() -> list[Path]:
+    modules = sorted(ROOT.glob("*.py"))
+    return modules + [p for folder in PACKAGE for p in sorted((ROOT / folder).rglob("*.py"))]
+
+
+def string_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of the string literals of a module that are not documentation (module,
+    class, function and attribute docstrings); an f-string's text with ``{}`` for each value."""
+    tree = ast.parse(path.read_text())
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for i, statement in enumerate(body):
+            documents = i == 0 or isinstance(body[i - 1], ast.Assign | ast.AnnAssign)
+            if documents and isinstance(statement, ast.Expr):
+                skip.add(id(statement.value))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+            found.append((node.lineno, text))
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+        ):
+            found.append((node.lineno, node.value))
+    return found
+
+
+def opencv_calls(path: Path) -> set[str]:
+    """The ``cv2.<function>`` names a module uses."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "cv2"
+    }
+
+
+INDICATOR = re.compile(r"Δ?(rsu|rda|ras|rmi|Rsu|Rda|Ras|Rmi)( [↑↓])?")  # a name, label, heading
+QUOTED_INDICATOR = re.compile(r"""['"](rsu|rda|ras|rmi)['"]""")  # e.g. in generated JavaScript
+SPEC_FORM = re.compile(r"(color|openclip|hf-clip|longclip|amfmn):(<[\w.]+>|[A-Z.]+)")
+RUN_FOLDER_NAMES = (
+    "run.json",
+    "metrics.csv",
+    "metrics.json",
+    "report.html",
+    "stages.png",
+    "scenes.png",
+    "profile.html",
+    "selo_map.png",
+    "windows.csv",
+    "overlay.png",
+    "overlay_plain.png",
+    "thumb.jpg",
+)
+LOCALIZE_NAMES = ("run.json", "selo_map.png", "windows.csv", "overlay.png")  # its own layout
+
+
+def layout_name(text: str) -> str | None:
+    """The run-folder or cache name a path-like literal spells (``case_NN`` folders too)."""
+    if not text or re.search(r"\s", text):
+        return None  # prose
+    if re.match(r"case_(\{|NN|\d)", text):
+        return "case_NN"
+    last = text.rsplit("/", 1)[-1]
+    return last if last in (*RUN_FOLDER_NAMES, "previews") else None
+
+
+def definitions(text: str) -> list[str]:
+    """What a string literal defines a second time, if it is not in its owner module."""
+    found = []
+    if INDICATOR.fullmatch(text) or QUOTED_INDICATOR.search(text):
+        found.append("indicator")
+    if SPEC_FORM.fullmatch(text) or len(SPEC_FORM.findall(text)) > 1:  # a form, or a list
+        found.append("spec form")
+    if layout_name(text):
+        found.append(layout_name(text))
+    return found
+
+
+def test_each_table_and_layout_is_defined_once():
+    """The indicator table (names, labels, directions) lives in selo_tasks/metrics.py, the
+    encoder kinds' spec forms in models/presets.py, the run folder's names in
+    selo_tasks/run_folder.py (a localize output folder's own files in localize.py), the
+    cache's in pipeline/cache.py, and OpenCV's finishing filters in pipeline/filters.py: a
+    second spelling elsewhere in the package is a second definition."""
+    owners = {
+        "indicator": {"selo_tasks/metrics.py"},
+        "spec form": {"models/presets.py"},
+        "previews": {"pipeline/cache.py"},
+        **{name: {"selo_tasks/run_folder.py"} for name in (*RUN_FOLDER_NAMES, "case_NN")},
+    }
+    for name in LOCALIZE_NAMES:
+        owners[name] = owners[name] | {"selo_tasks/localize.py"}
+    offenders = []
+    for path in package_sources():
+        where = path.relative_to(ROOT).as_posix()
+        for line, text in string_literals(path):
+            offenders += [
+                f"{where}:{line}: {text.strip()!r} ({what})"
+                for what in definitions(text.strip())
+                if where not in owners[what]
+            ]
+        filters = opencv_calls(path) & {"medianBlur", "GaussianBlur"}
+        if filters and where != "pipeline/filters.py":
+            offenders.append(f"{where}: calls {filters}, the filter table's (pipeline/filters.py)")
+    for script in (ROOT / "selo_tasks" / "serve" / "static").glob("*.js"):
+        text = script.read_text()
+        if QUOTED_INDICATOR.search(text) or re.search(r"\b(Rsu|Rda|Ras|Rmi)\b", text):
+            offenders.append(f"{script.name}: spells an indicator (the server sends the table)")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_scan_finds_a_second_definition(tmp_path):
+    """The scan above is not blind: it finds each kind of second definition."""
+    module = tmp_path / "pipeline" / "second.py"
+    module.parent.mkdir()
+    module.write_text(
+        '"""Docstrings may say Rsu and metrics.json."""\n'
+        'KEYS = ("rsu", "Ras ↓")\n'
+        'HELP = "openclip:ARCH"\n'
+        'PROSE = f"use hf-clip:<dir> or {1}: metrics.json is written last"\n'
+        "def case(out, i):\n"
+        '    return out / f"case_{i:02d}" / "metrics.json"\n'
+    )
+    found = sorted(what for _, text in string_literals(module) for what in definitions(text))
+    assert found == ["case_NN", "indicator", "indicator", "metrics.json", "spec form"]

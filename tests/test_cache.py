@@ -104,3 +104,22 @@ def test_damaged_staged_copy_is_staged_again(tmp_path):
     with rasterio.open(staged) as ds:
         assert ds.read().shape == (3, 600, 700)
     np.testing.assert_array_equal(again.values, image[:, :, ::-1])
+
+
+def test_previews_are_kept_in_the_cache_folder(tmp_path):
+    """A preview comes back as it was kept (lossless PNG), only at its own shape; one the
+    cache cannot write is simply not kept."""
+    cache = Cache(tmp_path / "cache")
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    assert cache.get_preview("abc", (30, 40)) is None
+    cache.put_preview("abc", rgb)
+    assert cache.preview_path("abc", (30, 40)).parent == cache.root / "previews"
+    np.testing.assert_array_equal(cache.get_preview("abc", (30, 40)), rgb)
+    assert cache.get_preview("abc", (15, 20)) is None and cache.get_preview("x", (30, 40)) is None
+    cache.preview_path("abc", (30, 40)).write_bytes(b"not a png")
+    assert cache.get_preview("abc", (30, 40)) is None
+    (tmp_path / "file").write_text("")
+    blocked = Cache(tmp_path / "blocked")
+    blocked.previews_dir = tmp_path / "file" / "previews"  # cannot be made
+    blocked.put_preview("abc", rgb)
+    assert blocked.get_preview("abc", (30, 40)) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from distributed import Client, get_task_stream
@@ -25,7 +27,7 @@ def test_default_layout(cores, expected):
 
 
 def context(cluster: RunCluster, cache) -> RunContext:
-    return build_context(Options(cache_dir=str(cache), batch=4, show_progress=False), cluster)
+    return build_context(Options(cache=str(cache), batch=4, show_progress=False), cluster)
 
 
 @pytest.mark.slow
@@ -77,6 +79,58 @@ def test_connect_refuses_contradictory_options():
     with pytest.raises(ClusterError, match="cannot reach"):
         with connect("tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "tls://127.0.0.1:9"])
+def test_a_scheduler_not_reached_leaves_dask_as_it_was(address):
+    """A client that fails to connect made itself dask's scheduler and distributed's global
+    client: later computes in the process asked for it ("no Client active") or waited on it
+    for ever."""
+    import dask
+    import dask.array as da
+    from distributed import get_client
+
+    before = dask.config.get("scheduler", None)
+    with pytest.raises(ClusterError, match="cannot reach"):
+        with connect(address, timeout=1):
+            pass
+    assert dask.config.get("scheduler", None) == before
+    with pytest.raises(ValueError, match="No global client"):
+        get_client()
+    assert int(da.ones(4, chunks=2).sum().compute()) == 4
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("tcp://[::1", "Invalid IPv6 URL"),
+        ("tcp://h:99999", "Port out of range"),
+        ("tcp://h:0", "the port must be from 1 to 65535"),
+        ("tcp://", "no host"),
+        ("tcp://a b:1", "not a host name"),
+        ("foo://h:1", "the scheme must be one of"),
+        ("tcp://h:1/x", "only scheme://host:port"),
+        ("h:8786", "no scheme://"),
+        (8786, "no scheme://"),
+    ],
+)
+def test_scheduler_addresses_are_checked_before_connecting(address, reason):
+    from selo.cluster import check_cluster
+
+    with pytest.raises(ParameterError, match=re.escape(reason)):
+        check_cluster(address)
+    with pytest.raises(ParameterError, match="--scheduler must be a Dask scheduler address"):
+        with connect(address):
+            pass
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://h:8786", "tcp://[::1]:8786", "tls://10.0.0.5", "inproc://x"]
+)
+def test_scheduler_addresses_that_are_addresses(address):
+    from selo.cluster import check_cluster
+
+    check_cluster(address)
 
 
 def test_profiler_attributes_tasks_by_stage_with_and_without_a_client():
@@ -142,7 +196,7 @@ def test_an_interrupted_session_stops_at_once(tmp_path):
 
     report = tmp_path / "profile.html"
     with pytest.raises(KeyboardInterrupt):
-        with run_session(Options(profile_html=report, threads=1, show_progress=False)) as ctx:
+        with run_session(Options(threads=1, show_progress=False), profile_html=report) as ctx:
             futures = ctx.cluster.client.map(_nap, range(50), key=[f"cut-{i}" for i in range(50)])
             with ctx.profiler.stage("cut"):
                 time.sleep(0.3)

@@ -11,7 +11,8 @@ from urllib.parse import unquote
 import pytest
 
 from selo.errors import InputNotFoundError, RunFolderError, RunMismatchError
-from selo.selo_tasks.compare import compare_runs, load_run, write_compare_html
+from selo.selo_tasks.compare import compare_runs, load_run
+from selo.selo_tasks.report.compare_page import write_compare_html
 
 METRICS = ("rsu", "ras", "rda", "rmi")
 

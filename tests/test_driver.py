@@ -25,7 +25,7 @@ def test_tables_sharing_batches_are_embedded_together(tmp_path):
     shared = [(0, 128, 0, 128), (64, 192, 64, 192), (500, 756, 0, 256)]
     a = _table(h, w, shared)
     b = _table(h, w, [*shared, (2100, 2228, 100, 228)])  # one more window, in another tile
-    options = Options(in_process=True, cache_dir=str(tmp_path / "cache"), show_progress=False)
+    options = Options(in_process=True, cache=str(tmp_path / "cache"), show_progress=False)
     with run_session(options) as ctx:
         scene = open_scene(scene_path, chunk=options.chunk, cache=ctx.cache)
         together = ctx.driver.embed([(scene, a), (scene, b), (scene, a)])
@@ -46,7 +46,7 @@ def test_cut_makes_the_scene_preview_from_the_pixels_it_reads(tmp_path, monkeypa
     h, w = 1500, 1300
     image = colour_scene((h, w))
     scene_path = write_geotiff_scene(tmp_path / "s.tif", image)
-    options = Options(in_process=True, cache_dir=str(tmp_path / "cache"), show_progress=False)
+    options = Options(in_process=True, cache=str(tmp_path / "cache"), show_progress=False)
     with run_session(options) as ctx:
         scene = open_scene(scene_path, chunk=512, cache=ctx.cache)
         table = ctx.driver.table(scene)

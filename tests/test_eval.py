@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
+from scenes import square
 
 from selo.selo_tasks.annotations import load_annotations
 from selo.selo_tasks.eval import read_map
@@ -129,3 +131,34 @@ def test_console_script_exit_code_and_one_line_error(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"selo: error: {tmp_path / 'none'}: maps folder not found"
     ]
+
+
+def test_a_run_folder_is_scored_against_its_own_annotations(run_folder, run_cli, tmp_path):
+    """Without --anno the run's annotation file (named in its run.json), not AIR-SLT's; a
+    file of other cases is refused in one line."""
+    run = run_folder / "run"
+    out = tmp_path / "m.csv"
+    code, _, err = run_cli("eval", "--maps", run, "--out", out)
+    assert code == 0, err
+    assert out.read_text() == (run / "metrics.csv").read_text()
+    other = tmp_path / "other.json"
+    other.write_text(
+        json.dumps([{"caption": "x", "jpg_name": "a.png", "points": [square(1, 1, 9)]}])
+    )
+    code, _, err = run_cli("eval", "--maps", run, "--anno", other, "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "not the annotations the run" in err
+
+
+def test_a_run_records_its_annotation_file(tmp_path):
+    """The file is named absolute; a run of the shipped AIR-SLT annotations finds them again
+    after they moved (a new install), by the digest of their cases."""
+    from selo.selo_tasks import run_folder
+    from selo.selo_tasks.annotations import packaged_annotations
+
+    cases = load_annotations()
+    entry = run_folder.annotations_record(cases, None)
+    assert entry["file"] == str(packaged_annotations().resolve()) and entry["cases"] == 59
+    entry["file"] = str(tmp_path / "old-install" / "anno.json")
+    run_folder.write_record(tmp_path, {"annotations": entry})
+    path, found = run_folder.run_annotations(tmp_path)
+    assert path == packaged_annotations() and found == cases

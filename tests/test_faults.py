@@ -32,7 +32,7 @@ def metrics_of(results):
 
 
 def run_with(cluster, synth, out: Path, cache: Path):
-    options = Options(cache_dir=str(cache), chunk=512, batch=8, show_progress=False)
+    options = Options(cache=str(cache), chunk=512, batch=8, show_progress=False)
     ctx = build_context(options, cluster)
     return run_cases(ctx, synth.cases, AirsltOptions(images=synth.images, out=out))[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from contextlib import contextmanager
@@ -12,18 +13,13 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from selo.errors import ParameterError
 from selo.pipeline import filters
-from selo.pipeline.filters import (
-    gaussian_blur,
-    gaussian_blur_cells,
-    gaussian_kernel_fixed,
-    median_blur,
-    median_blur_cells,
-)
+from selo.pipeline.filters import FILTERS, gaussian_kernel_fixed
+from selo.pipeline.flt import filter_array, finish
 from selo.pipeline.gnt import CellGrid, CellMap, accumulate, quantize
 from selo.pipeline.windows import window_table
 
@@ -58,7 +54,7 @@ def chunked(u, chunks):
 def test_median_equals_opencv_whole_map(shape, chunks):
     u = piecewise_map(shape)
     arr = chunked(u, chunks)
-    assert np.array_equal(median_blur(arr).compute(), cv2.medianBlur(u, 251))
+    assert np.array_equal(filter_array(arr, "median").compute(), cv2.medianBlur(u, 251))
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS)
@@ -66,12 +62,13 @@ def test_median_equals_opencv_whole_map(shape, chunks):
 def test_gaussian_equals_opencv_whole_map(shape, chunks):
     u = piecewise_map(shape, seed=1)
     arr = chunked(u, chunks)
-    assert np.array_equal(gaussian_blur(arr).compute(), cv2.GaussianBlur(u, (255, 255), 0, 0))
+    expected = cv2.GaussianBlur(u, (255, 255), 0, 0)
+    assert np.array_equal(filter_array(arr, "gaussian").compute(), expected)
 
 
 def test_filters_are_lazy_and_keep_chunks():
     arr = da.zeros((3000, 3000), dtype=np.uint8, chunks=1000)
-    out = median_blur(arr)
+    out = filter_array(arr, "median")
     assert out.chunks == arr.chunks and out.dtype == np.uint8
     assert any(name.startswith("flt-median-") for name in out.dask.layers)
 
@@ -86,7 +83,7 @@ def test_filters_are_lazy_and_keep_chunks():
 )
 def test_bad_arguments(arr, ksize, message):
     with pytest.raises(ParameterError, match=message):
-        median_blur(arr, ksize)
+        filter_array(arr, "median", ksize)
 
 
 # --------------------------------------------------------------------------- cell route
@@ -173,15 +170,21 @@ def prefer_cells(cells: CellMap, valid):
     always and check that OpenCV is never called."""
     budget = {"median": 50.0, "gaussian": 1e5}  # bounded memory: cells ≤ ~1e6 per block
     if valid is not None or math.prod(cells.grid.shape) > 400:
-        with mock.patch.dict(filters.CELL_WORK_PER_PIXEL, budget):
+        with patched(cell_work=budget):
             yield
         return
 
-    with (
-        mock.patch.dict(filters.CELL_WORK_PER_PIXEL, {"median": math.inf, "gaussian": math.inf}),
-        no_opencv(),
-    ):
+    with patched(cell_work=dict.fromkeys(FILTERS, math.inf)), no_opencv():
         yield
+
+
+def patched(**fields):
+    """The filter table with some fields of each row replaced ({field: {kind: value}})."""
+    rows = {
+        kind: dataclasses.replace(f, **{name: by_kind[kind] for name, by_kind in fields.items()})
+        for kind, f in FILTERS.items()
+    }
+    return mock.patch.dict(FILTERS, rows)
 
 
 @contextmanager
@@ -191,10 +194,7 @@ def no_opencv():
     def opencv_called(*args):
         raise AssertionError("the OpenCV fallback ran on a valid, cell-constant block")
 
-    with (
-        mock.patch.object(filters._MEDIAN, "opencv", opencv_called),
-        mock.patch.object(filters._GAUSSIAN, "opencv", opencv_called),
-    ):
+    with patched(whole=dict.fromkeys(FILTERS, opencv_called)):
         yield
 
 
@@ -208,7 +208,7 @@ def test_median_cells_equal_opencv(data, cells, ksize):
     chunks = data.draw(chunkings(shape))
     valid = data.draw(nodata(shape))
     with prefer_cells(cells, valid), dask.config.set(scheduler="sync"):
-        out = median_blur_cells(cells, chunks, valid=valid, ksize=ksize).compute()
+        out = finish(cells, "median", chunks, valid=valid, ksize=ksize).compute()
     assert np.array_equal(out, cv2.medianBlur(expanded(cells, valid), ksize))
 
 
@@ -220,7 +220,7 @@ def test_gaussian_cells_equal_opencv(data, cells, ksize):
     # nodata blocks go through OpenCV on their halo: fewer of them keeps the test quick
     chunks = data.draw(chunkings(shape, MAX_BLOCKS if valid is None else 3))
     with prefer_cells(cells, valid), dask.config.set(scheduler="sync"):
-        out = gaussian_blur_cells(cells, chunks, valid=valid, ksize=ksize).compute()
+        out = finish(cells, "gaussian", chunks, valid=valid, ksize=ksize).compute()
     expected = cv2.GaussianBlur(expanded(cells, valid), (ksize, ksize), 0, 0)
     assert np.array_equal(out, expected)
 
@@ -246,9 +246,7 @@ def test_v1_map_median_and_gaussian_equal_opencv(chunks):
     cells = v1_cells(1500, 1500)
     u = cells.to_array()
     with no_opencv(), dask.config.set(scheduler="threads"):  # the cost model picks cells
-        med, gau = dask.compute(
-            median_blur_cells(cells, chunks), gaussian_blur_cells(cells, chunks)
-        )
+        med, gau = dask.compute(finish(cells, "median", chunks), finish(cells, "gaussian", chunks))
     assert np.array_equal(med, cv2.medianBlur(u, 251))
     assert np.array_equal(gau, cv2.GaussianBlur(u, (255, 255), 0, 0))
 
@@ -260,8 +258,8 @@ def test_nodata_blocks_fall_back_and_stay_exact():
     valid[:200, 700:] = False
     u = np.where(valid, cells.to_array(), 0).astype(np.uint8)
     mask = da.from_array(valid, chunks=(250, 300))
-    med = median_blur_cells(cells, 300, valid=mask).compute()
-    gau = gaussian_blur_cells(cells, (450, 512), valid=mask).compute()
+    med = finish(cells, "median", 300, valid=mask).compute()
+    gau = finish(cells, "gaussian", (450, 512), valid=mask).compute()
     assert np.array_equal(med, cv2.medianBlur(u, 251))
     assert np.array_equal(gau, cv2.GaussianBlur(u, (255, 255), 0, 0))
 
@@ -276,11 +274,11 @@ def test_cell_filters_are_lazy_named_and_keep_chunks():
 
     valid = da.ones((3000, 2000), dtype=bool, chunks=700)
     valid = valid.map_blocks(spy, dtype=bool, meta=np.empty((0, 0), dtype=bool))
-    for fn, kind in ((median_blur_cells, "median"), (gaussian_blur_cells, "gaussian")):
-        out = fn(cells, (1000, 1500), valid=valid)
+    for kind in FILTERS:
+        out = finish(cells, kind, (1000, 1500), valid=valid)
         assert out.chunks == ((1000, 1000, 1000), (1500, 500)) and out.dtype == np.uint8
         assert out.name.startswith(f"flt-{kind}-cells-")
-        assert out.name == fn(cells, (1000, 1500), valid=valid).name  # deterministic
+        assert out.name == finish(cells, kind, (1000, 1500), valid=valid).name  # deterministic
         assert isinstance(out._meta, np.ndarray) and out._meta.dtype == np.uint8
     assert computed == []  # building the graph read no mask block
 
@@ -324,6 +322,38 @@ GOOD = CellMap(GRID, np.zeros((2, 1), dtype=np.uint8), np.ones((2, 1), dtype=boo
 )
 def test_cell_filters_bad_arguments(cells, kwargs, message):
     kwargs = {"chunks": 5, **kwargs}
-    for fn in (median_blur_cells, gaussian_blur_cells):
+    for kind in FILTERS:
         with pytest.raises(ParameterError, match=message):
-            fn(cells, **kwargs)
+            finish(cells, kind, **kwargs)
+
+
+@pytest.mark.parametrize("kind", list(FILTERS))
+def test_the_table_names_each_filters_border_rule(kind):
+    """The whole-map filter equals the filter of the map padded by the kernel's radius with
+    the row's border rule, cropped: the rule the cell kernels reproduce at the edges."""
+    f = FILTERS[kind]
+    u = piecewise_map((300, 340), seed=2)
+    r = f.ksize // 2
+    padded = cv2.copyMakeBorder(u, r, r, r, r, f.border)
+    assert np.array_equal(f.whole(padded, f.ksize)[r:-r, r:-r], f.whole(u, f.ksize))
+
+
+@st.composite
+def blocks(draw):
+    h, w = draw(st.integers(1, 60)), draw(st.integers(1, 60))
+    r0, r1 = sorted(draw(st.lists(st.integers(0, h), min_size=2, max_size=2)))
+    c0, c1 = sorted(draw(st.lists(st.integers(0, w), min_size=2, max_size=2)))
+    return (h, w), (r0, r1, c0, c1)
+
+
+@given(blocks(), st.integers(0, 40).map(lambda n: 2 * n + 1))
+def test_halo_is_every_pixel_within_the_kernel_radius(case, ksize):
+    """Rows (and columns) of the halo: those within ``ksize // 2`` of some row of the block."""
+    from selo.pipeline.filters import halo
+
+    (h, w), block = case
+    assume(block[1] > block[0] and block[3] > block[2])
+    r = ksize // 2
+    rows = [y for y in range(h) if any(abs(y - b) <= r for b in range(block[0], block[1]))]
+    cols = [x for x in range(w) if any(abs(x - b) <= r for b in range(block[2], block[3]))]
+    assert halo(block, ksize, (h, w)) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)

@@ -592,6 +592,37 @@ def test_random_annotation_files(request, maps_dir, tmp_path):
     run()
 
 
+@pytest.mark.timeout(180)
+def test_random_annotation_records_of_a_run(request, run_folder, tmp_path):
+    """A run folder's run.json names its annotation file (which eval and serve use): any
+    ``annotations`` entry there, with or without --anno, scores the maps or is one line."""
+    run = tmp_path / "run"
+    shutil.copytree(run_folder / "run", run)
+    record = json.loads((run / "run.json").read_text())
+    usual = st.fixed_dictionaries(
+        {
+            "file": mostly(
+                st.just(str(run_folder / "anno.json")),
+                st.just("x" * 5000),  # a name the file system refuses
+                st.just(str(tmp_path)),  # a folder
+                texts,
+                json_values,
+            ),
+            "digest": mostly(st.just(record["annotations"]["digest"]), texts, json_values),
+        }
+    )
+    anno = st.sampled_from([None, run_folder / "anno.json", run / "run.json"])
+
+    @fuzz_settings(request, 60)
+    @given(entry=mostly(usual, json_values), given_anno=anno)
+    def run_eval(entry, given_anno):
+        (run / "run.json").write_text(json.dumps({**record, "annotations": entry}))
+        args = ["eval", "--maps", run, "--out", tmp_path / "out" / "m.csv"]
+        check(selo(*args, *(["--anno", given_anno] if given_anno else [])), tmp_path / "out")
+
+    run_eval()
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "raw",
@@ -1016,6 +1047,13 @@ def test_damaged_resume_record_is_computed_again(change, airslt_run, tmp_path):
 
 # --- options and environment -------------------------------------------------------------------
 
+BAD_ADDRESSES = [
+    "tcp://[::1", "tcp://h:99999", "tcp://", "foo://x", "tcp://h:x", "tcp://a b:1", "tcp://h:0",
+    "tcp://\ud800:1", "tcp://h:1/path", "tcp://user@h:1", "://h", "tcp:///", "tcp://h:-1",
+    "tcp://[::1]:70000", "inproc://", "ws://", "TCP://",
+]  # fmt: skip
+BAD_PATHS = ["", " ", "nul\x00byte", "\ud800", "bad\udcff", "~selo-no-such-user/x", "x" * 300]
+
 weird = st.one_of(
     st.text(max_size=10),
     st.sampled_from(
@@ -1040,12 +1078,26 @@ option_values = {
     "--seed": st.one_of(weird, _ints(-(2**70), 2**70)),
     "--workers": st.one_of(weird, st.sampled_from(["0", "-1", "100000"])),  # (valid ones start processes)
     "--threads": st.one_of(weird, _ints(-5, 300)),
-    "--scheduler": st.one_of(st.text(max_size=10).filter(lambda s: "://" not in s), st.just("notaurl")),
+    "--scheduler": st.one_of(
+        st.text(max_size=10).filter(lambda s: "://" not in s), st.just("notaurl"),
+        st.sampled_from(BAD_ADDRESSES),
+        # an unclosed IPv6 bracket, or a scheme distributed does not have: never reachable
+        st.text(max_size=8).filter(lambda s: "]" not in s).map(lambda s: "tcp://[" + s),
+        st.text(max_size=8).map(lambda s: "nosuchcomm://" + s),
+    ),
     "--bands": st.one_of(weird, st.sampled_from(["1,2,3", "3,2,1", "1,1,1", "0,1,2", "1,2,4", "1,2"])),
     "--device": st.sampled_from(["cpu", "auto", "cuda:99", "tpu", "", "cpu:0", "cuda"]),
     "--precision": st.sampled_from(["fp32", "bf16", "fp16", "fp8"]),
-    "--model": st.sampled_from(["color", "colour", "openclip:", "hf-clip:/nowhere", ":", ""]),
+    "--model": st.sampled_from(["color", "colour", "openclip:", "hf-clip:/nowhere", ":", "", "color:x", "amfmn:", "openclip:ViT-Z-99", "longclip:x", "\ud800"]),
+    "--cache-dir": st.one_of(st.sampled_from(BAD_PATHS), st.text(max_size=12)),
+    "--checkpoint": st.one_of(st.sampled_from(BAD_PATHS), st.text(max_size=12)),
+    "--out": st.sampled_from(BAD_PATHS),
 }  # fmt: skip
+switches = st.lists(
+    st.sampled_from(["--gpu", "--profile", "--no-profile", "--in-process", "--paper-compat"]),
+    max_size=3,
+    unique=True,
+)
 queries = st.one_of(
     st.just(QUERY),
     st.text(max_size=30),
@@ -1061,21 +1113,145 @@ def test_random_options(request, base, tmp_path):
             st.sampled_from(list(option_values)), st.none(), max_size=4
         ).flatmap(lambda keys: st.fixed_dictionaries({k: option_values[k] for k in keys})),
         query=queries,
-        in_process=st.booleans(),
-        paper_compat=st.booleans(),
+        flags=switches,
     )
-    def run(options, query, in_process, paper_compat):
+    def run(options, query, flags):
         work = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
-        args = [a for kv in options.items() for a in kv]
-        args += ["--in-process"] * in_process + ["--paper-compat"] * paper_compat
+        work.mkdir()
+        out, cache = work / "out", work / "cache"
+        options = {"--out": str(out), **options}
+        args = [a for kv in options.items() for a in kv] + flags
         if "--scales" not in options:
             args += ["--scales", SCALES]
-        out, cache = work / "out", work / "cache"
+        with contextlib.chdir(work):  # relative paths (and profile.html) stay in the example
+            result = selo(
+                "localize", base / "scene.tif", "-q", query, *args,
+                env={"SELO_CACHE_DIR": str(cache)},
+            )  # fmt: skip
+        check(result, work)
+
+    run()
+
+
+def test_the_scheduler_address_case_is_one_line(base, tmp_path):
+    """Found by fuzzing: an unclosed IPv6 bracket ended in "internal error: ValueError"."""
+    result = check(
+        selo("localize", base / "scene.tif", "-q", QUERY, "--scheduler", "tcp://[::1"), codes=(2,)
+    )
+    assert result.err.strip().splitlines() == [
+        "selo: error: --scheduler must be a Dask scheduler address such as tcp://host:8786 "
+        "(Invalid IPv6 URL), got 'tcp://[::1'"
+    ]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("address", ["tls://127.0.0.1:1", "ucx://127.0.0.1:1", "inproc://x"])
+def test_schedulers_distributed_cannot_reach_are_cluster_errors(address):
+    """Well-formed addresses of comms that need more than an address (TLS certificates,
+    UCX) used to be internal errors."""
+    from selo.cluster import connect
+    from selo.errors import ClusterError
+
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
+        with connect(address, timeout=1):
+            pass
+
+
+@pytest.mark.timeout(240)
+def test_random_serve_options(request, base, tmp_path):
+    """``selo serve`` with a port it cannot use and random other options of its own: one
+    line and exit code 2, before any scene is embedded (it never starts serving)."""
+    bad_ports = st.one_of(weird, st.sampled_from(["-1", "65536", str(10**20)]))
+
+    @fuzz_settings(request, 40)
+    @given(
+        port=bad_ports,
+        options=st.dictionaries(
+            st.sampled_from(["--map-cache", "--host", "--anno", "--images"]), st.none(), max_size=3
+        ).flatmap(
+            lambda keys: st.fixed_dictionaries(
+                {
+                    k: {
+                        "--map-cache": st.one_of(weird, _ints(-5, 10**12)),
+                        "--host": st.sampled_from(BAD_HOSTS),
+                        "--anno": st.sampled_from(BAD_PATHS),
+                        "--images": st.sampled_from(BAD_PATHS),
+                    }[k]
+                    for k in keys
+                }
+            )
+        ),
+    )
+    def run(port, options):
+        args = [a for kv in options.items() for a in kv]
         result = selo(
-            "localize", base / "scene.tif", "-q", query, "--out", out, *args,
-            env={"SELO_CACHE_DIR": str(cache)},
+            "serve", base / "scene.tif", "--port", port, *args,
+            env={"SELO_CACHE_DIR": str(tmp_path / "cache")},
         )  # fmt: skip
-        check(result, out, cache)
+        check(result, codes=(2,))
+
+    run()
+
+
+BAD_HOSTS = [
+    "\ud800", "a\x00", "", " ", "[::1]", "::1", "[", "]", "[]", "999.1.1.1", "1.2.3.4.5",
+    "a" * 300, "::", ":::", "[127.0.0.1]", "::ffff:127.0.0.1", "localhost", "0.0.0.0",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS, ids=ascii)
+def test_hosts_to_listen_on(host):
+    """Any --host gives a listening socket or a SeloError (one line), never a crash."""
+    from selo.errors import SeloError
+    from selo.selo_tasks.serve import bind
+
+    try:
+        bind(host, 0).close()
+    except SeloError as e:
+        assert "--host" in str(e) or "check --host" in str(e)
+
+
+@pytest.mark.timeout(240)
+def test_random_api_options(request, base, tmp_path):
+    """The Python API's keywords: a SeloError naming the option when selo.localize is
+    called, or a Dataset that computes — never a bare error at compute time."""
+    import selo as api
+    from selo.errors import SeloError
+
+    anything = st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8),
+        st.tuples(st.integers(-5, 600)), st.lists(st.integers(0, 600), max_size=3),
+    )  # fmt: skip
+    values = {
+        "batch": st.one_of(anything, st.integers(1, 64)),
+        "chunk": st.one_of(anything, st.integers(256, 4096)),
+        "scales": st.one_of(anything, st.sampled_from(["64,96", (64,), "0", "a"])),
+        "method": st.one_of(anything, st.sampled_from(["v1", "v2"])),
+        "seed": anything,
+        "precision": st.one_of(anything, st.sampled_from(["fp32", "bf16", "fp16"])),
+        "encoder": st.one_of(anything, st.sampled_from(["color", "openclip:", "nope"])),
+        "checkpoint": anything,
+        "device": anything,
+        "cache": st.one_of(anything, st.just(False), st.sampled_from(BAD_PATHS)),
+        "paper_compat": anything,
+        "workers": anything,
+        "nonsense": anything,
+    }
+    scene = colour_scene((96, 128))
+
+    @fuzz_settings(request, 60)
+    @given(
+        options=st.dictionaries(st.sampled_from(list(values)), st.none(), max_size=3).flatmap(
+            lambda keys: st.fixed_dictionaries({k: values[k] for k in keys})
+        )
+    )
+    def run(options):
+        options.setdefault("cache", str(tmp_path / "cache"))
+        try:
+            ds = api.localize(scene, QUERY, **options)
+        except SeloError:
+            return
+        assert ds.selo.values.shape == (1, 96, 128)
 
     run()
 
@@ -1136,7 +1312,11 @@ DEEP_PATH = "/".join(["d" * 200] * 30)  # longer than any path the system accept
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("path", [LONG_NAME, DEEP_PATH], ids=["name-too-long", "path-too-long"])
+@pytest.mark.parametrize(
+    "path",
+    [LONG_NAME, DEEP_PATH, "nul\x00byte", "bad\udcff"],
+    ids=["name-too-long", "path-too-long", "nul-byte", "not-utf8"],
+)
 @pytest.mark.parametrize(
     "command",
     [
@@ -1145,11 +1325,13 @@ DEEP_PATH = "/".join(["d" * 200] * 30)  # longer than any path the system accept
         "localize SCENE --model amfmn:{p} --checkpoint SCENE", "eval --anno {p} --maps MAPS",
         "eval --anno ANNO --maps {p}", "eval --anno ANNO --maps MAPS --out {p}",
         "airslt --images {p} --anno ANNO", "airslt --images MAPS --anno ANNO --out {p}",
-        "synth-airslt {p}", "demo --out {p}",
+        "synth-airslt {p}", "demo --out {p}", "serve {p}", "compare {p} MAPS",
+        "compare MAPS MAPS --out {p}", "localize SCENE --bands 1,2,3 --out {p}",
     ],
 )  # fmt: skip
 def test_unusable_paths(command, path, base, tmp_path):
-    """Paths the file system refuses to look at (Python raises for them) are usage errors."""
+    """Paths the file system refuses to look at (Python raises for them), or that GDAL
+    cannot take (not UTF-8), are usage errors."""
     args = command.format(p=tmp_path / path).split()
     names = {"SCENE": base / "scene.png", "ANNO": base / "anno.json", "MAPS": tmp_path}
     args = [str(names.get(a, a)) for a in args]
@@ -1158,7 +1340,8 @@ def test_unusable_paths(command, path, base, tmp_path):
     if args[0] in ("airslt", "demo"):
         args += ["--in-process"]
     result = check(selo(*args, env={"SELO_CACHE_DIR": str(tmp_path / "cache")}), codes=(2,))
-    assert "too long" in result.err or "not found" in result.err, result
+    reasons = ("too long", "not found", "embedded null byte", "not UTF-8", "no such model dir")
+    assert any(r in result.err for r in reasons), result
 
 
 # --- what a user sees in a terminal -------------------------------------------------------------
@@ -1223,6 +1406,7 @@ print(codes)
     [
         ("--seed", "-1"), ("--seed", str(2**200)), ("--seed", "1e3"), ("--scale", "0"),
         ("--scale", "nan"), ("--scale", "1e-300"), ("--scale", "inf"), ("--scale", "0.01"),
+        ("--scale", "0.009"), ("--scale", "1.5"), ("--scale", "-0.5"), ("--scale", "x"),
     ],
     ids=str,
 )  # fmt: skip

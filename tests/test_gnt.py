@@ -8,17 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import reference_mean_map
+from strategies import scores, windows
 
 from selo.pipeline.gnt import CellGrid, accumulate, expand_lazy, quantize
 from selo.pipeline.windows import window_table
-
-
-def random_windows(rng, h, w, n):
-    r0 = rng.integers(0, h, n)
-    c0 = rng.integers(0, w, n)
-    r1 = np.minimum(h, r0 + rng.integers(1, h + 1, n))
-    c1 = np.minimum(w, c0 + rng.integers(1, w + 1, n))
-    return np.stack([r0, r1, c0, c1], axis=1)
 
 
 def reference_u8(mean, uncovered_counts=True):
@@ -29,17 +22,19 @@ def reference_u8(mean, uncovered_counts=True):
     return np.uint8(255 * (shifted / np.max(shifted)))
 
 
+@st.composite
+def scored_windows(draw, max_side: int = 120, max_windows: int = 40, width: int = 32):
+    """A scene size, a window table in it and the windows' scores."""
+    h = draw(st.integers(1, max_side), label="height")
+    w = draw(st.integers(1, max_side), label="width")
+    table = draw(windows(h, w, max_size=max_windows))
+    return h, w, table, draw(scores(len(table), width=width))
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    h=st.integers(1, 120),
-    w=st.integers(1, 120),
-    n=st.integers(1, 40),
-)
-def test_cell_mean_is_bit_identical_to_the_per_pixel_mean(seed, h, w, n):
-    rng = np.random.default_rng(seed)
-    windows = random_windows(rng, h, w, n)
-    scores = rng.normal(size=n).astype(np.float32)
+@given(case=scored_windows())
+def test_cell_mean_is_bit_identical_to_the_per_pixel_mean(case):
+    h, w, windows, scores = case
     grid = CellGrid.from_windows(h, w, windows)
     cells = accumulate(grid, windows, scores)
     ref = reference_mean_map((h, w), windows, scores)
@@ -107,12 +102,10 @@ def test_scores_and_windows_must_match():
 
 
 @settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), data=st.data())
-def test_any_block_equals_the_slice_of_the_whole_map(seed, data):
-    rng = np.random.default_rng(seed)
-    h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
-    windows = random_windows(rng, h, w, int(rng.integers(1, 12)))
-    cells = accumulate(CellGrid.from_windows(h, w, windows), windows, rng.normal(size=len(windows)))
+@given(case=scored_windows(max_side=90, max_windows=12, width=64), data=st.data())
+def test_any_block_equals_the_slice_of_the_whole_map(case, data):
+    h, w, windows, scores = case
+    cells = accumulate(CellGrid.from_windows(h, w, windows), windows, scores)
     full = cells.to_array()
     r0 = data.draw(st.integers(0, h - 1))
     r1 = data.draw(st.integers(r0 + 1, h))

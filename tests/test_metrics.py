@@ -7,9 +7,11 @@ import math
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from reference import reference_centres, reference_metrics
+from strategies import maps, polygons
 
 from selo.errors import AnnotationError, MapError
 from selo.selo_tasks import metrics as M
@@ -175,26 +177,29 @@ def random_map(rng, h, w):
     return np.full((h, w), rng.integers(0, 256), np.uint8)
 
 
-def random_polygon(rng, h, w):
-    n = rng.integers(3, 9)
-    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    rad = rng.uniform(20, max(25, min(h, w) / 2))
-    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
-    pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], axis=1)
-    return np.clip(pts, 0, [w - 1, h - 1])
+@st.composite
+def scored_maps(draw, min_side: int = 60, max_side: int = 700):
+    """A map and 1 to 3 polygons inside it."""
+    u = draw(maps(min_side, max_side))
+    h, w = u.shape
+    return u, draw(st.lists(polygons(h, w), min_size=1, max_size=3))
+
+
+def usable(polys, shape) -> bool:
+    """Whether the polygons are regions the metrics can score (else the example does not
+    apply)."""
+    try:
+        M.validate_polygons(polys, shape=shape)
+    except AnnotationError:
+        return False
+    return True
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_matches_the_slow_reference(seed):
-    rng = np.random.default_rng(seed)
-    h, w = int(rng.integers(60, 700)), int(rng.integers(60, 700))
-    u = random_map(rng, h, w)
-    polys = [random_polygon(rng, h, w) for _ in range(rng.integers(1, 4))]
-    try:
-        M.validate_polygons(polys, shape=(h, w))
-    except AnnotationError:
-        return
+@given(case=scored_maps())
+def test_matches_the_slow_reference(case):
+    u, polys = case
+    assume(usable(polys, u.shape))
     ours = M.evaluate(u, polys).as_dict()
     ref = reference_metrics(u / 255.0, polys)
     for k in ref:
@@ -214,13 +219,10 @@ def test_matches_the_slow_reference_on_airslt_polygons(index):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_component_centroids_match_skimage_order_and_values(seed):
+@given(b=arrays(np.bool_, st.tuples(st.integers(1, 80), st.integers(1, 80))))
+def test_component_centroids_match_skimage_order_and_values(b):
     from skimage import measure
 
-    rng = np.random.default_rng(seed)
-    h, w = rng.integers(1, 80, 2)
-    b = rng.random((h, w)) < rng.uniform(0.02, 0.7)
     labels = measure.label(b, connectivity=2)
     expected = [tuple(p.centroid) for p in measure.regionprops(labels)]
     ours = M._component_centroids(b)
@@ -244,20 +246,17 @@ def test_attention_centres_match_reference_on_peaky_maps():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), amount=st.integers(1, 255))
-def test_rsu_rises_when_mass_moves_into_the_regions(seed, amount):
-    rng = np.random.default_rng(seed)
-    h, w = 200, 300
-    u = rng.integers(0, 256, (h, w), dtype=np.uint8)
+@given(u=arrays(np.uint8, (200, 300)), amount=st.integers(1, 255), data=st.data())
+def test_rsu_rises_when_mass_moves_into_the_regions(u, amount, data):
     poly = square(50, 40, 100)
-    mask = M.gt_mask((h, w), [poly]).astype(bool)
+    mask = M.gt_mask(u.shape, [poly]).astype(bool)
     inside = np.argwhere(mask & (u <= 255 - amount))
     outside = np.argwhere(~mask & (u >= amount))
-    if len(inside) == 0 or len(outside) == 0:
-        return
+    assume(len(inside) and len(outside))  # mass can move in
     before = M.rsu(u, mask.astype(np.uint8))
     v = u.copy()
-    (yi, xi), (yo, xo) = inside[0], outside[0]
+    yi, xi = inside[data.draw(st.integers(0, len(inside) - 1), label="into")]
+    yo, xo = outside[data.draw(st.integers(0, len(outside) - 1), label="from")]
     v[yi, xi] += amount
     v[yo, xo] -= amount
     after = M.rsu(v, mask.astype(np.uint8))
@@ -267,27 +266,20 @@ def test_rsu_rises_when_mass_moves_into_the_regions(seed, amount):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_indicators_stay_in_range(seed):
-    rng = np.random.default_rng(seed)
-    h, w = int(rng.integers(100, 600)), int(rng.integers(100, 600))
-    u = random_map(rng, h, w)
-    polys = [random_polygon(rng, h, w) for _ in range(rng.integers(1, 4))]
-    try:
-        m = M.evaluate(u, polys)
-    except AnnotationError:
-        return
+@given(case=scored_maps(100, 600))
+def test_indicators_stay_in_range(case):
+    u, polys = case
+    assume(usable(polys, u.shape))
+    m = M.evaluate(u, polys)
     for v in (m.rsu, m.rda, m.ras, m.rmi):
         assert 0.0 <= v <= 1.0
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), dy=st.integers(0, 180), dx=st.integers(0, 180))
-def test_translation_of_map_and_polygons_leaves_metrics_unchanged(seed, dy, dx):
+@given(patch=maps(60, 60), dy=st.integers(0, 180), dx=st.integers(0, 180))
+def test_translation_of_map_and_polygons_leaves_metrics_unchanged(patch, dy, dx):
     # Content kept >= 375 px from every border (box filters spread 125 px, and the
     # reflected part of a 1000-wide maximum window then only sees zeros).
-    rng = np.random.default_rng(seed)
-    patch = random_map(rng, 60, 60)
     poly = np.array([[10, 5], [50, 12], [45, 55], [8, 40]], dtype=np.float64)
 
     def at(y, x):
@@ -297,9 +289,6 @@ def test_translation_of_map_and_polygons_leaves_metrics_unchanged(seed, dy, dx):
 
     a, b = at(380, 380), at(380 + dy, 380 + dx)
     assert a == b
-
-
-# --- bad input ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -225,3 +225,16 @@ def test_selo_models_command_prints_the_table(monkeypatch, capsys):
     for p in list_presets():
         assert p.name in out and p.filename in out and p.source in out
     assert "0.7447" in out and "0.7494" in out and "0.7071" in out
+
+
+def test_every_kind_is_in_the_model_help_and_parses(run_cli, monkeypatch):
+    """The --model help, parse_spec and `selo models` come from one table of kinds."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _, help_text, _ = run_cli("localize", "--help")
+    help_text = " ".join(help_text.split())
+    for kind in KINDS.values():
+        shown = f"{kind.name}:{kind.argument.upper()}" if kind.argument else kind.name
+        assert shown in help_text
+        spec = f"{kind.name}:x" if kind.argument else kind.name
+        assert parse_spec(spec) == (kind.name, "x" if kind.argument else "")
+        assert kind.form in [p.name for p in list_presets()]

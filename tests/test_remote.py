@@ -215,7 +215,7 @@ def test_serve_answers_sentences_on_a_url_scene(http_server, cog, local_run, tmp
     from selo.selo_tasks.session import run_session
 
     shutil.copy(cog, http_server.root / "scene.tif")
-    options = Options(cache_dir=str(tmp_path / "cache"), show_progress=False, scales="256,512")
+    options = Options(cache=str(tmp_path / "cache"), show_progress=False, scales="256,512")
     with run_session(options, one_scene=True) as ctx:
         state = ServeState.for_scenes(ctx, [http_server.url("scene.tif")])
         state.start_embedding()

@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from selo.pipeline.annotate import blend_overlay
+from selo.pipeline.picture import blend_overlay
 from selo.pipeline.preview import decimate
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.case_overlay import read_scene_preview, write_case_overlays
 from selo.selo_tasks.metrics import Metrics, evaluate_case
-from selo.selo_tasks.report_html import add_baselines, write_report
+from selo.selo_tasks.report.case_overlay import read_scene_preview, write_case_overlays
+from selo.selo_tasks.report.run_page import add_baselines, write_report
 
 METRICS = ("rsu", "ras", "rda", "rmi")
 
@@ -186,7 +186,7 @@ def test_scene_previews_are_cached_by_content(method_runs, tmp_path, monkeypatch
     import shutil
 
     from selo.pipeline.cache import Cache
-    from selo.selo_tasks import case_overlay
+    from selo.selo_tasks.report import case_overlay
 
     record = json.loads((method_runs["v1"] / "run.json").read_text())
     scene = tmp_path / "images" / "0.jpg"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selo.selo_tasks.annotations import load_annotations
-from selo.selo_tasks.report import scene_chart, stage_chart
+from selo.selo_tasks.report.charts import scene_chart, stage_chart
 from selo.selo_tasks.run_info import (
     annotations_digest,
     case_digest,

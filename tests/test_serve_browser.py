@@ -50,7 +50,7 @@ def server(tmp_path_factory, browser):
     cache = root / "cache"
     args = ["localize", scene, "-q", "white", "--out", root / "localize", "--cache-dir", cache]
     assert main([str(a) for a in args]) == 0
-    with run_session(Options(cache_dir=str(cache), show_progress=False), one_scene=True) as ctx:
+    with run_session(Options(cache=str(cache), show_progress=False), one_scene=True) as ctx:
         state = ServeState.for_scenes(ctx, [scene])
         state.start_embedding()
         with BackgroundServer(state) as background:

@@ -9,10 +9,11 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from scenes import colour_scene, square
+from scenes import square
 
-from selo.errors import InputNotFoundError, ParameterError
-from selo.selo_tasks.serve.state import MapEntry, MapLRU, ServeState, is_run_folder
+from selo.errors import InputNotFoundError, ParameterError, RunFolderError, RunMismatchError
+from selo.selo_tasks.run_folder import is_run_folder
+from selo.selo_tasks.serve.state import MapEntry, MapLRU, ServeState
 
 
 def entry(nbytes: int, sentence: str = "s") -> MapEntry:
@@ -59,29 +60,6 @@ def test_sentences_are_stripped():
     assert ServeState(mode="run").check_sentence("  white roofs \n") == "white roofs"
 
 
-@pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    """A finished `selo airslt` run of three cases on two small scenes."""
-    from selo.selo_tasks.cli import main
-
-    root = tmp_path_factory.mktemp("run")
-    images = root / "images"
-    images.mkdir()
-    cv2.imwrite(str(images / "a.png"), colour_scene((300, 400))[..., ::-1])
-    cv2.imwrite(str(images / "b.png"), colour_scene((300, 400), seed=1)[..., ::-1])
-    cases = [
-        {"caption": "a white block", "jpg_name": "a.png", "points": [square(50, 37, 83)]},
-        {"caption": "green field", "jpg_name": "a.png", "points": [square(200, 150, 150)]},
-        {"caption": "a white plane", "jpg_name": "b.png", "points": [square(50, 37, 83)]},
-    ]
-    anno = root / "anno.json"
-    anno.write_text(json.dumps(cases))
-    args = ["airslt", "--images", images, "--anno", anno, "--out", root / "run", "--in-process"]
-    args += ["--no-profile", "--cache-dir", root / "cache"]
-    assert main([str(a) for a in args]) == 0
-    return root
-
-
 def test_a_run_folder_serves_its_cases(run_folder):
     assert is_run_folder(run_folder / "run") and not is_run_folder(run_folder / "images")
     state = ServeState.for_run(run_folder / "run", anno=run_folder / "anno.json")
@@ -117,15 +95,52 @@ def test_a_run_folder_without_its_images_shows_the_maps(run_folder, tmp_path):
     state.close()
 
 
-def test_annotations_of_other_cases_are_not_drawn(run_folder, tmp_path):
+def test_a_run_folder_is_served_with_its_own_annotations(run_folder, tmp_path):
+    """`selo serve RUN_DIR` right after `selo demo`: the run was scored with its own
+    annotation file (not the AIR-SLT one shipped with selo), and run.json says which."""
+    run = tmp_path / "run"
+    shutil.copytree(run_folder / "run", run)
+    record = json.loads((run / "run.json").read_text())
+    assert record["annotations"]["file"] == str((run_folder / "anno.json").resolve())
+    state = ServeState.for_run(run)  # no --anno
+    cases = state.history("s1") + state.history("s2")
+    assert [c["annotated"] for c in cases] == [True, True, True]
+    features = json.loads(state.geojson("s2", "case-02"))["features"]
+    (annotation,) = [f for f in features if f["properties"]["kind"] == "annotation"]
+    assert annotation["geometry"]["coordinates"][0][:2] == [[50, 37], [133, 37]]
+    state.close()
+
+
+def test_other_annotations_are_refused_in_one_line(run_folder, tmp_path, run_cli):
     other = tmp_path / "anno.json"
     other.write_text(
         json.dumps([{"caption": "blue", "jpg_name": "a.png", "points": [square(1, 1, 9)]}])
     )
-    state = ServeState.for_run(run_folder / "run", anno=other)
-    assert state.history("s1")[0]["annotated"] is False
-    features = json.loads(state.geojson("s1", "case-00"))["features"]
-    assert all(f["properties"]["kind"] != "annotation" for f in features)
+    with pytest.raises(RunMismatchError, match="not the annotations the run .* was scored with"):
+        ServeState.for_run(run_folder / "run", anno=other)
+    code, out, err = run_cli("serve", run_folder / "run", "--anno", other, "--port", "0")
+    assert code == 2 and out == "" and err.count("\n") == 1 and str(other) in err
+    same = tmp_path / "same.json"  # the same cases in another file: accepted
+    shutil.copy(run_folder / "anno.json", same)
+    state = ServeState.for_run(run_folder / "run", anno=same)
+    assert state.history("s1")[0]["annotated"]
+    state.close()
+
+
+def test_a_run_whose_annotation_file_is_gone_asks_for_it(run_folder, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_folder / "run", run)
+    record = json.loads((run / "run.json").read_text())
+    record["annotations"]["file"] = str(tmp_path / "moved.json")
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(RunFolderError, match="moved.json is missing or has changed.*--anno"):
+        ServeState.for_run(run)
+    del record["annotations"]["file"]  # a run from before runs named their file
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(RunFolderError, match=r"\(not recorded\)"):
+        ServeState.for_run(run)  # its cases are not the AIR-SLT ones shipped with selo
+    state = ServeState.for_run(run, anno=run_folder / "anno.json")
+    assert state.history("s1")[0]["annotated"]
     state.close()
 
 
@@ -136,7 +151,7 @@ def test_a_folder_without_finished_cases(tmp_path):
 
 
 def test_a_run_folder_takes_no_sentences(run_folder):
-    from selo.selo_tasks.serve.state import SceneNotReadyError
+    from selo.errors import SceneNotReadyError
 
     state = ServeState.for_run(run_folder / "run", anno=run_folder / "anno.json")
     with pytest.raises(SceneNotReadyError, match="run folder"):

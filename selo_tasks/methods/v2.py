@@ -24,6 +24,7 @@ import numpy as np
 from ...models import Encoder, l2_normalize
 from ...pipeline.flt import KSIZES
 from ...pipeline.windows import WindowTable, window_table
+from . import DEFAULT_SEED
 from .base import MapInputs, Method, Refinement
 
 __all__ = ["V2", "expansion_boxes", "top_windows", "csm_variants"]
@@ -38,7 +39,7 @@ SHUFFLES = 4
 class V2(Method):
     """Stage-1 512 windows, CSM query, top-15 % expansion boxes, Gaussian-finished map."""
 
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     name: str = "v2"
     filter: str = "gaussian"
 

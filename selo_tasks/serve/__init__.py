@@ -9,6 +9,7 @@ What is held and how it is bounded: :mod:`~selo.selo_tasks.serve.state`; the til
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -18,9 +19,23 @@ from pathlib import Path
 
 from ...errors import InputNotFoundError, MissingDependencyError, OutputError, ParameterError
 
-__all__ = ["BackgroundServer", "allowed_hosts", "bind", "require_web", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAP_CACHE_MIB",
+    "DEFAULT_PORT",
+    "MIN_MAP_CACHE_MIB",
+    "BackgroundServer",
+    "allowed_hosts",
+    "bind",
+    "require_web",
+    "serve",
+]
 
 ANY_HOST = ("0.0.0.0", "::", "")
+DEFAULT_HOST = "127.0.0.1"  # this machine only
+DEFAULT_PORT = 8765
+DEFAULT_MAP_CACHE_MIB = 1024  # finished maps (and their cells) kept: 1 GiB
+MIN_MAP_CACHE_MIB = 16
 
 
 def require_web() -> None:
@@ -42,79 +57,109 @@ def allowed_hosts(host: str) -> list[str] | None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on (host, port); port 0 picks a free one."""
-    if not 0 <= port <= 65535:
-        raise ParameterError(f"--port must be from 0 to 65535, got {port}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """A listening socket on (host, port); port 0 picks a free one. ``host``: a name or an
+    address, IPv6 ones with or without brackets."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ParameterError(f"--port must be a whole number from 0 to 65535, got {port!r}")
+    if not isinstance(host, str):
+        raise ParameterError(f"--host must be a host name or address, got {host!r}")
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
     # proto IPPROTO_TCP: asyncio then sets TCP_NODELAY on every connection (with proto 0 it
     # does not, and Nagle's algorithm with delayed ACKs adds 40 ms to keep-alive requests)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind((name, port))
     except OSError as e:
         sock.close()
-        raise OutputError(
-            f"cannot listen on {host}:{port} ({e.strerror}); pass another --port"
-        ) from None
+        fix = "pass another --port" if e.errno in _PORT_ERRORS else "check --host"
+        raise OutputError(f"cannot listen on {host}:{port} ({e.strerror or e}); {fix}") from None
+    except (TypeError, ValueError):  # a NUL, or characters no host name has
+        sock.close()
+        raise ParameterError(f"--host must be a host name or address, got {host!r}") from None
     sock.listen(128)
     return sock
+
+
+_PORT_ERRORS = (errno.EADDRINUSE, errno.EACCES)
 
 
 def serve(
     targets: Sequence[str | Path],
     options,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8765,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     open_browser: bool = False,
-    cache_bytes: int | None = None,
+    map_cache: int = DEFAULT_MAP_CACHE_MIB,
     anno: str | Path | None = None,
     images: str | Path | None = None,
     report: Callable[[str], object] = print,
 ) -> None:
     """Serve scene files (embedded once, in the background) or one ``airslt`` run folder
-    until interrupted."""
+    until interrupted; ``map_cache``: MiB of finished maps kept in memory. (The Python
+    API's :func:`selo.serve`, which ``selo serve`` calls.)"""
+    if (
+        isinstance(map_cache, bool)
+        or not isinstance(map_cache, int)
+        or map_cache < MIN_MAP_CACHE_MIB
+    ):
+        raise ParameterError(
+            f"--map-cache must be a whole number of MiB, at least {MIN_MAP_CACHE_MIB}, "
+            f"got {map_cache!r}"
+        )
     require_web()
-    from ...pipeline.cache import Cache
     from ...pipeline.remote import is_remote
+    from ..run_folder import is_run_folder
     from ..session import run_session
-    from .state import DEFAULT_CACHE_BYTES, ServeState, is_run_folder
+    from .state import ServeState
 
-    cache_bytes = cache_bytes or DEFAULT_CACHE_BYTES
+    cache_bytes = map_cache * 2**20
     paths = [os.fspath(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
     for p in paths:
         if not is_remote(p) and not os.path.exists(p):
             raise InputNotFoundError(f"{p}: not found")
-    if len(paths) == 1 and is_run_folder(paths[0]):
-        cache = Cache(options.cache_dir)
-        state = ServeState.for_run(
-            paths[0], anno=anno, images=images, cache=cache, cache_bytes=cache_bytes, report=report
-        )
-        _run(state, host, port, open_browser, report)
-        return
-    folders = [p for p in paths if not is_remote(p) and os.path.isdir(p)]
-    if folders:
-        raise ParameterError(
-            f"{folders[0]}: a folder; serve scene files, or one airslt run folder (with run.json)"
-        )
-    if anno is not None or images is not None:
-        raise ParameterError("--anno and --images go with an airslt run folder")
-    with run_session(options, one_scene=True) as ctx:
-        state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
-        state.start_embedding()
-        _run(state, host, port, open_browser, report)
+    run = len(paths) == 1 and is_run_folder(paths[0])
+    if not run:
+        folders = [p for p in paths if not is_remote(p) and os.path.isdir(p)]
+        if folders:
+            raise ParameterError(
+                f"{folders[0]}: a folder; serve scene files, or one airslt run folder "
+                "(with run.json)"
+            )
+        if anno is not None or images is not None:
+            raise ParameterError("--anno and --images go with an airslt run folder")
+    sock = bind(host, port)  # a port in use fails before any scene is opened
+    try:
+        if run:
+            state = ServeState.for_run(
+                paths[0],
+                anno=anno,
+                images=images,
+                cache=options.make_cache(),
+                cache_bytes=cache_bytes,
+                report=report,
+            )
+            _run(state, sock, host, open_browser, report)
+            return
+        profile_html = options.profile_html(".", default=False)
+        with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
+            state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
+            state.start_embedding()
+            _run(state, sock, host, open_browser, report)
+    finally:
+        sock.close()
 
 
-def _run(state, host: str, port: int, open_browser: bool, report) -> None:
+def _run(state, sock: socket.socket, host: str, open_browser: bool, report) -> None:
     import uvicorn
 
     from .app import create_app
 
-    sock = bind(host, port)
-    shown = host if host not in ANY_HOST else "127.0.0.1"
+    shown = host.strip("[]") if host not in ANY_HOST else "127.0.0.1"
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     app = create_app(state, allowed_hosts=allowed_hosts(host))

@@ -15,9 +15,12 @@ Endpoints (ids, never paths; every error is JSON ``{"error": ..., "status": ...}
     GET  /api/scenes/{sid}/maps/{mid}/regions.geojson   centres and regions (+ annotations)
     GET  /api/scenes/{sid}/maps/{mid}/selo_map.tif      the map as a COG
 
-Status codes: 404 unknown scene, map, tile or file; 409 a scene still embedding (or a
-run folder asked for a new sentence); 413 a request body over 16 KiB; 422 a malformed
-request (empty or too long sentence, tile coordinates that are not integers, bad style).
+Status codes: each of selo's errors has its own (``http_status`` in :mod:`selo.errors`):
+404 unknown scene, map, tile or file; 409 a scene still embedding (or a run folder asked
+for a new sentence); 413 a request body over 16 KiB; 422 a malformed request (empty or
+too long sentence, tile coordinates that are not integers, bad style). Anything else is
+500 "internal error" with an id; the server's log has the id with the traceback (the
+answer never carries the exception's text: it may name paths).
 Map computations run on the state's own threads and are awaited, so tile requests stay
 answered while sentences are computed.
 """
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import secrets
 from importlib import resources
 from pathlib import Path
 
@@ -36,16 +41,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from ...errors import ParameterError, SeloError
-from .state import (
-    MAX_SENTENCE_CHARS,
-    SceneNotReadyError,
-    ServeState,
-    UnknownIdError,
-)
+from ...errors import ParameterError, RequestTooLargeError, SeloError, UnknownIdError
+from .state import MAX_SENTENCE_CHARS, ServeState
 from .tiles import TILE, colormap_png, map_tile
 
 __all__ = ["MAX_BODY", "create_app", "static_dir"]
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024  # bytes of a POST body
 _IMMUTABLE = {"Cache-Control": "private, max-age=3600"}  # ids change with every server start
@@ -61,6 +63,7 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
     ``allowed_hosts`` get 400 (a guard against DNS rebinding); None allows any."""
     app = FastAPI(title="selo serve", docs_url=None, redoc_url=None, openapi_url=None)
     _errors(app)
+    app.add_middleware(_InternalErrors)
     if allowed_hosts is not None:
         app.add_middleware(_HostCheck, allowed=frozenset(allowed_hosts))
 
@@ -209,53 +212,38 @@ def _attachment(name: str) -> dict[str, str]:
 
 async def _json_body(request: Request) -> object:
     declared = request.headers.get("content-length")
+    too_large = RequestTooLargeError(f"the request body is larger than {MAX_BODY} bytes")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise _TooLarge()
+        raise too_large
     body = b""
     async for part in request.stream():
         body += part
         if len(body) > MAX_BODY:
-            raise _TooLarge()
+            raise too_large
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ParameterError('the body must be JSON: {"sentence": "..."}') from None
 
 
-class _TooLarge(Exception):
-    pass
+def _reply(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _errors(app: FastAPI) -> None:
-    """Every error as ``{"error": message, "status": code}``."""
-
-    def reply(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message, "status": status}, status_code=status)
+    """Every error as ``{"error": message, "status": code}``: selo's errors with their
+    class's ``http_status``, the framework's with theirs."""
 
     @app.exception_handler(SeloError)
     async def selo_error(request: Request, e: SeloError) -> JSONResponse:
-        if isinstance(e, UnknownIdError):
-            return reply(404, str(e))
-        if isinstance(e, SceneNotReadyError):
-            return reply(409, str(e))
-        if isinstance(e, ParameterError):
-            return reply(422, str(e))
-        return reply(400, str(e))
-
-    @app.exception_handler(_TooLarge)
-    async def too_large(request: Request, e: _TooLarge) -> JSONResponse:
-        return reply(413, f"the request body is larger than {MAX_BODY} bytes")
+        return _reply(e.http_status, str(e))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
         message = e.detail if isinstance(e.detail, str) else "request failed"
         if e.status_code == 404:
             message = f"not found: {request.url.path}"
-        return reply(e.status_code, message)
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, e: Exception) -> JSONResponse:
-        return reply(500, f"internal error: {type(e).__name__}: {e}")
+        return _reply(e.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -263,4 +251,38 @@ def _errors(app: FastAPI) -> None:
         for err in e.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("path", "query"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return reply(422, "malformed request: " + "; ".join(parts))
+        return _reply(422, "malformed request: " + "; ".join(parts))
+
+
+class _InternalErrors:
+    """ASGI middleware: any other exception is logged here with an id and its traceback,
+    and answered 500 "internal error" with that id (its text stays in the log: it may
+    name paths, and the server may be reachable by others)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:  # noqa: BLE001 - the last line of defence
+            ident = secrets.token_hex(6)
+            log.exception(
+                "selo serve: internal error %s answering %s %s",
+                ident,
+                scope.get("method", ""),
+                scope.get("path", ""),
+            )
+            if not started:
+                message = f"internal error (id {ident}; the server's log has the details)"
+                await _reply(500, message)(scope, receive, send)

@@ -42,14 +42,24 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from ...errors import InputNotFoundError, MapError, ParameterError, SeloError
+from ...errors import (
+    InputNotFoundError,
+    MapError,
+    ParameterError,
+    SceneNotReadyError,
+    SeloError,
+    UnknownIdError,
+)
 from ...pipeline.cache import Cache
 from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
 from ...pipeline.remote import is_remote
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
 from ...pipeline.source import SceneRef, locate_scenes
+from .. import run_folder as layout
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
+from ..metrics import INDICATORS, RMI, Indicator
+from . import DEFAULT_MAP_CACHE_MIB
 from .tiles import SceneTiles, TileGrid
 
 __all__ = [
@@ -59,12 +69,11 @@ __all__ = [
     "MapLRU",
     "ServeState",
     "ServedScene",
-    "is_run_folder",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_BYTES = 1024 * 2**20  # finished maps (and their cells) kept: 1 GiB
+DEFAULT_CACHE_BYTES = DEFAULT_MAP_CACHE_MIB * 2**20
 MAX_SENTENCE_CHARS = 1000  # whatever the encoder reads
 MAX_HISTORY = 1000  # sentences remembered per scene (the oldest forgotten first)
 COMPUTE_THREADS = 2  # maps computed at once: memory in flight is at most two maps
@@ -354,18 +363,18 @@ class ServeState:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         report=None,
     ):
-        """A server of an ``airslt`` run folder: its cases' maps, polygons and metrics."""
-        from ..annotations import load_annotations
-
+        """A server of an ``airslt`` run folder: its cases' maps, polygons (from the run's
+        annotation file, or ``anno`` when it holds the same cases) and metrics."""
         run_dir = Path(run_dir)
-        record = _read_json(run_dir / "run.json")
+        record = layout.read_record(run_dir)
         state = cls(mode="run", cache_bytes=cache_bytes, report=report)
         images = str(images) if images else (record.get("images") or str(run_dir / "images"))
-        cases = {c.index: c for c in load_annotations(anno)}
-        folders = sorted(p for p in run_dir.glob("case_*") if (p / "metrics.json").is_file())
+        folders = layout.case_folders(run_dir)
         if not folders:
-            raise InputNotFoundError(f"{run_dir}: no finished case (case_NN/metrics.json)")
-        records = [_read_json(folder / "metrics.json") for folder in folders]
+            shown = f"{layout.CASE_DIRS}/{layout.CASE_RECORD}"
+            raise InputNotFoundError(f"{run_dir}: no finished case ({shown})")
+        cases = {c.index: c for c in layout.run_annotations(run_dir, anno)[1]}
+        records = [_read_json(folder / layout.CASE_RECORD) for folder in folders]
         try:
             refs = locate_scenes(images, [str(data.get("image")) for data in records])
         except SeloError as e:
@@ -374,9 +383,9 @@ class ServeState:
         by_image: dict[str, ServedScene] = {}
         for folder, data in zip(folders, records, strict=True):
             index, image, query = int(data["case"]), str(data["image"]), str(data["query"])
-            png = folder / "selo_map.png"
+            png = folder / layout.SELO_MAP
             if not png.is_file():
-                log.warning("%s: no selo_map.png; case %d left out", folder, index)
+                log.warning("%s: no %s; case %d left out", folder, layout.SELO_MAP, index)
                 continue
             served = by_image.get(image)
             if served is None:
@@ -404,6 +413,9 @@ class ServeState:
             "mean": record.get("mean"),
             "method": record.get("method"),
             "encoder": record.get("encoder"),
+            # how the page shows the metrics: the indicator table, and the one in the list
+            "indicators": [_indicator(i) for i in INDICATORS],
+            "summary": _indicator(RMI),
         }
         return state
 
@@ -500,18 +512,8 @@ class ServeState:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class UnknownIdError(SeloError, LookupError):
-    """A scene or map id this server does not have."""
-
-
-class SceneNotReadyError(SeloError, RuntimeError):
-    """A scene still being embedded (or whose embedding failed)."""
-
-
-def is_run_folder(path) -> bool:
-    """Whether ``path`` is a ``selo airslt`` run folder (a folder with run.json)."""
-    path = Path(path)
-    return path.is_dir() and (path / "run.json").is_file()
+def _indicator(i: Indicator) -> dict:
+    return {"name": i.name, "label": i.label, "heading": i.heading, "digits": i.digits}
 
 
 def _read_json(path: Path) -> dict:

@@ -179,10 +179,10 @@
     table.hidden = !m;
     if (!m) return;
     table.innerHTML = "";
-    for (const [name, key] of [["Rsu ↑", "rsu"], ["Rda ↑", "rda"], ["Ras ↓", "ras"], ["Rmi ↑", "rmi"]]) {
+    for (const i of state.info.run.indicators) {  // the indicator table, from the server
       const row = table.insertRow();
-      row.insertCell().textContent = name;
-      row.insertCell().textContent = fmt(m[key], 4);
+      row.insertCell().textContent = i.heading;
+      row.insertCell().textContent = fmt(m[i.name], i.digits);
     }
   }
 
@@ -267,8 +267,10 @@
       let text = r.sentence;
       if (r.case !== undefined) text = `case ${r.case}: ${r.sentence}`;
       li.textContent = text;
-      if (r.metrics && r.metrics.rmi !== undefined) {
-        li.insertAdjacentHTML("beforeend", ` <span class="secs">Rmi ${fmt(r.metrics.rmi, 4)}</span>`);
+      const lead = state.info.run && state.info.run.summary;
+      if (r.metrics && lead && r.metrics[lead.name] !== undefined) {
+        const value = fmt(r.metrics[lead.name], lead.digits);
+        li.insertAdjacentHTML("beforeend", ` <span class="secs">${lead.label} ${value}</span>`);
       } else if (r.seconds !== undefined) {
         li.insertAdjacentHTML("beforeend", ` <span class="secs">${fmt(r.seconds, 2)} s</span>`);
       }
@@ -340,7 +342,8 @@
       $("annotations-toggle").hidden = false;
       const mean = info.run.mean;
       let text = `run folder ${info.run.folder}`;
-      if (mean) text += ` · mean Rmi ${fmt(mean.rmi, 4)}`;
+      const lead = info.run.summary;
+      if (mean) text += ` · mean ${lead.label} ${fmt(mean[lead.name], lead.digits)}`;
       setText("about", text);
     } else {
       setText("about", `${info.encoder} · method ${info.method.name}`);

@@ -1,107 +1,20 @@
-"""Human-readable reports: metric tables, stage tables, progress bars (rich)."""
+"""Charts of a run's time, drawn with OpenCV (no plotting dependency): wall seconds per
+stage beside the published v1 times (when comparable), task seconds per scene."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import math
+from collections.abc import Mapping
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+import cv2
+import numpy as np
 
-from .eval import CaseResult
-from .metrics import Metrics, mean_metrics
-from .run_info import Comparison
+from ...pipeline.picture import write_image
+from ..run_info import Comparison
+from .drawing import FONT
+from .terminal import shorten
 
-__all__ = [
-    "console",
-    "metrics_table",
-    "stage_table",
-    "progress",
-    "shorten",
-    "stage_chart",
-    "scene_chart",
-    "PUBLISHED_STAGES",
-]
-
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-
-def shorten(text: str, width: int = 48) -> str:
-    """``text`` cut to ``width`` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def metrics_table(
-    results: Sequence[CaseResult],
-    *,
-    title: str = "SeLo metrics",
-    baselines: Mapping[str, Metrics] | None = None,
-) -> Table:
-    """One row per case, the mean, and optional baseline rows (e.g. flat/random maps)."""
-    t = Table(title=title, title_justify="left")
-    t.add_column("case", justify="right")
-    t.add_column("image")
-    t.add_column("query")
-    for name in ("Rsu ↑", "Rda ↑", "Ras ↓", "Rmi ↑"):
-        t.add_column(name, justify="right")
-    for r in results:
-        m = r.metrics
-        t.add_row(str(r.case.index), r.case.image, shorten(r.case.query), *_fmt(m))
-    if results:
-        t.add_section()
-        t.add_row(
-            "mean",
-            f"{len(results)} cases",
-            "",
-            *_fmt(mean_metrics(r.metrics for r in results)),
-            style="bold",
-        )
-    for name, m in (baselines or {}).items():
-        t.add_row("", name, "", *_fmt(m), style="dim")
-    return t
-
-
-def _fmt(m: Metrics) -> list[str]:
-    return [f"{m.rsu:.4f}", f"{m.rda:.4f}", f"{m.ras:.4f}", f"{m.rmi:.4f}"]
-
-
-def stage_table(
-    stages: Mapping[str, Mapping[str, float]], *, title: str = "Time per stage"
-) -> Table:
-    """The paper's stage table: wall seconds and summed task seconds per stage."""
-    t = Table(title=title, title_justify="left")
-    t.add_column("stage")
-    t.add_column("wall s", justify="right")
-    t.add_column("task s", justify="right")
-    t.add_column("share", justify="right")
-    total = sum(s.get("wall", 0.0) for s in stages.values()) or 1.0
-    for name, s in stages.items():
-        wall = s.get("wall", 0.0)
-        t.add_row(name, f"{wall:.2f}", f"{s.get('task', 0.0):.2f}", f"{100 * wall / total:.0f}%")
-    return t
-
-
-@contextmanager
-def progress(description: str, total: int, *, enabled: bool = True) -> Iterator:
-    """A progress bar on stderr; yields ``advance(n=1)``. Quiet when not a terminal."""
-    if not enabled:
-        yield lambda n=1: None
-        return
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
-
+__all__ = ["PUBLISHED_STAGES", "STAGE_COLOURS", "stage_chart", "scene_chart"]
 
 # Published SeLo v1 stage times on AIR-SLT (RTX 3090, AMFMN, scales 256/512/768), seconds.
 PUBLISHED_STAGES = {"cut": 0.93 * 60, "sim": 5.72 * 60, "gnt": 7.38 * 60, "flt": 0.74 * 60}
@@ -112,27 +25,18 @@ STAGE_COLOURS = {  # BGR
     "flt": (160, 80, 160),
     "eval": (110, 110, 110),
 }
-_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _wrap(text: str, width: int, scale: float) -> list[str]:
     """``text`` broken into lines of at most ``width`` pixels in OpenCV's font."""
-    import cv2
-
     lines: list[str] = []
     for word in text.split():
         line = f"{lines[-1]} {word}" if lines else word
-        if lines and cv2.getTextSize(line, _FONT, scale, 1)[0][0] <= width:
+        if lines and cv2.getTextSize(line, FONT, scale, 1)[0][0] <= width:
             lines[-1] = line
         else:
             lines.append(word)
     return lines
-
-
-def _write_png(path, img) -> None:
-    from ..pipeline.annotate import write_image
-
-    write_image(path, img)
 
 
 def stage_chart(
@@ -150,11 +54,6 @@ def stage_chart(
     is printed under the chart either way. Drawn with OpenCV (no plotting
     dependency); written atomically.
     """
-    import math
-
-    import cv2
-    import numpy as np
-
     show = published is not None and published.comparable
     names = [n for n in stages if stages[n].get("wall", 0) > 0] or list(stages)
     rows = [
@@ -164,7 +63,7 @@ def stage_chart(
     note = _wrap(published.reason, width - 24, 0.42) if published is not None else []
     height = 70 + row_h * len(rows) + 40 + 18 * len(note) + 8
     img = np.full((height, width, 3), 255, np.uint8)
-    cv2.putText(img, title, (12, 30), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title, (12, 30), FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     values = [v for _, a, b in rows for v in (a, b) if v]
     lo = math.floor(math.log10(max(min(values, default=0.01), 1e-3)))
     hi = math.log10(max([1.0, *values]) * 2)
@@ -182,7 +81,7 @@ def stage_chart(
             img,
             f"{10.0**p:g} s",
             (x - 12, axis_bottom + 16),
-            _FONT,
+            FONT,
             0.4,
             (90, 90, 90),
             1,
@@ -191,11 +90,11 @@ def stage_chart(
     for i, (name, ours, pub) in enumerate(rows):
         y = 60 + i * row_h
         colour = STAGE_COLOURS.get(name, (200, 120, 30))
-        cv2.putText(img, name, (12, y + 17), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, name, (12, y + 17), FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.rectangle(img, (left, y + 4), (x_of(ours), y + 18), colour, -1)
         drawn.append(f"run:{name}")
         label = f"{ours:.2f} s (this run)" if show else f"{ours:.2f} s"
-        cv2.putText(img, label, (x_of(ours) + 6, y + 17), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, label, (x_of(ours) + 6, y + 17), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         if pub:
             cv2.rectangle(img, (left, y + 22), (x_of(pub), y + 36), (170, 170, 170), -1)
             drawn.append(f"published:{name}")
@@ -203,7 +102,7 @@ def stage_chart(
                 img,
                 f"{pub:.0f} s (published)",
                 (x_of(pub) + 6, y + 35),
-                _FONT,
+                FONT,
                 0.45,
                 (90, 90, 90),
                 1,
@@ -211,30 +110,25 @@ def stage_chart(
             )
     for k, line in enumerate(note):
         y = axis_bottom + 40 + 18 * k
-        cv2.putText(img, line, (12, y), _FONT, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
-    _write_png(path, img)
+        cv2.putText(img, line, (12, y), FONT, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
+    write_image(path, img)
     return drawn
 
 
 def scene_chart(path, scenes: Mapping[str, Mapping[str, float]], *, title: str) -> list[str]:
     """A PNG of summed task seconds per scene, one bar per scene stacked by stage
     (longest first, linear scale); returns the scenes drawn, in drawing order."""
-    import math
-
-    import cv2
-    import numpy as np
-
     order = sorted(scenes, key=lambda s: -sum(scenes[s].values()))
     stages = [s for s in STAGE_COLOURS if any(scenes[n].get(s, 0) > 0 for n in order)]
     width, left, row_h = 900, 110, 22
     height = 84 + row_h * len(order) + 34
     img = np.full((height, width, 3), 255, np.uint8)
-    cv2.putText(img, title, (12, 26), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title, (12, 26), FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     x = 12
     for s in stages:  # legend
         cv2.rectangle(img, (x, 40), (x + 14, 54), STAGE_COLOURS[s], -1)
-        cv2.putText(img, s, (x + 19, 52), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 30 + cv2.getTextSize(s, _FONT, 0.45, 1)[0][0]
+        cv2.putText(img, s, (x + 19, 52), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 30 + cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
     top = max((sum(scenes[n].values()) for n in order), default=0.0) or 1.0
     step = 10 ** math.floor(math.log10(top / 4)) if top > 0 else 1
     step *= next(m for m in (1, 2, 5, 10) if top / (step * m) <= 6)
@@ -244,11 +138,11 @@ def scene_chart(path, scenes: Mapping[str, Mapping[str, float]], *, title: str) 
         gx = left + int(k * step * scale)
         cv2.line(img, (gx, y0 - 4), (gx, y1), (225, 225, 225), 1)
         cv2.putText(
-            img, f"{k * step:g} s", (gx - 10, y1 + 16), _FONT, 0.4, (90, 90, 90), 1, cv2.LINE_AA
+            img, f"{k * step:g} s", (gx - 10, y1 + 16), FONT, 0.4, (90, 90, 90), 1, cv2.LINE_AA
         )
     for i, name in enumerate(order):
         y = y0 + i * row_h
-        cv2.putText(img, shorten(name, 14), (12, y + 15), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, shorten(name, 14), (12, y + 15), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         x = float(left)
         for s in stages:
             w = scenes[name].get(s, 0.0) * scale
@@ -263,7 +157,7 @@ def scene_chart(path, scenes: Mapping[str, Mapping[str, float]], *, title: str) 
             x += w
         total = sum(scenes[name].values())
         cv2.putText(
-            img, f"{total:.2f} s", (int(x) + 6, y + 16), _FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+            img, f"{total:.2f} s", (int(x) + 6, y + 16), FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA
         )
-    _write_png(path, img)
+    write_image(path, img)
     return order

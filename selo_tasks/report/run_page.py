@@ -14,41 +14,32 @@ read, and the links work as long as it stays in its run folder.
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
 
-from ..errors import OutputError
-from ..pipeline.store import atomic_write_text
-from .case_overlay import OVERLAY, OVERLAY_PLAIN, THUMB
-from .metrics import Metrics
-from .report import scene_chart, stage_chart
-from .run_info import published_comparison
-
-__all__ = [
-    "REPORT",
-    "STAGES_PNG",
-    "SCENES_PNG",
-    "METRIC_NAMES",
-    "write_charts",
-    "write_report",
-    "finish_run_folder",
-    "add_baselines",
-    "embedded",
-]
-
-REPORT, STAGES_PNG, SCENES_PNG = "report.html", "stages.png", "scenes.png"
-# (key, label, higher is better)
-METRIC_NAMES = (
-    ("rsu", "Rsu", True),
-    ("ras", "Ras", False),
-    ("rda", "Rda", True),
-    ("rmi", "Rmi", True),
+from ...pipeline.store import atomic_write_text
+from ..eval import CsvRow, read_metrics_csv
+from ..metrics import SHOWN, Metrics
+from ..run_folder import (
+    CASE_RECORD,
+    METRICS_CSV,
+    OVERLAY,
+    OVERLAY_PLAIN,
+    PROFILE,
+    REPORT,
+    SCENES_PNG,
+    SELO_MAP,
+    STAGES_PNG,
+    case_dir,
+    read_record,
+    write_record,
 )
+from ..run_info import published_comparison
+from .charts import scene_chart, stage_chart
+from .page import embedded, esc, href, overlay_thumbnail
+
+__all__ = ["write_charts", "write_report", "finish_run_folder", "add_baselines"]
 
 
 def write_charts(out: Path, record: Mapping) -> dict[str, list[str]]:
@@ -75,7 +66,7 @@ def finish_run_folder(out: Path, record: Mapping) -> Path | None:
     """Charts and ``report.html`` of a finished run (``record``: its run.json); no report
     when the run scored nothing (it has no metrics.csv)."""
     write_charts(out, record)
-    if not (out / "metrics.csv").is_file():
+    if not (out / METRICS_CSV).is_file():
         (out / REPORT).unlink(missing_ok=True)
         return None
     return write_report(out)
@@ -83,62 +74,37 @@ def finish_run_folder(out: Path, record: Mapping) -> Path | None:
 
 def add_baselines(out: Path, baselines: Mapping[str, Metrics]) -> Path:
     """Record baseline means (e.g. flat map, random scores) in run.json; rewrite the report."""
-    path = out / "run.json"
-    record = json.loads(path.read_text())
+    record = read_record(out)
     record["baselines"] = {name: m.as_dict() for name, m in baselines.items()}
-    atomic_write_text(path, json.dumps(record, indent=1, default=str))
+    write_record(out, record)
     return write_report(out)
-
-
-def embedded(path: Path, mime: str) -> str | None:
-    """A ``data:`` URI of the file, or None when it is missing."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _read_rows(out: Path) -> tuple[list[dict], dict | None]:
-    try:
-        with (out / "metrics.csv").open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise OutputError(f"{out / 'metrics.csv'}: cannot read it for the report ({e})") from None
-    cases = [r for r in rows if r["case"] != "mean"]
-    mean = next((r for r in rows if r["case"] == "mean"), None)
-    return cases, mean
 
 
 def _case_extra(folder: Path) -> dict:
     try:
-        return json.loads((folder / "metrics.json").read_text())
+        return json.loads((folder / CASE_RECORD).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _href(*parts: str) -> str:
-    return "/".join(quote(p) for p in parts)
 
 
 def _kv(value: object) -> str:
     if isinstance(value, Mapping):
         if not value:
             return "—"
-        return "<br>".join(f"{_esc(k)}: {_kv(v)}" for k, v in value.items())
+        return "<br>".join(f"{esc(k)}: {_kv(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return _esc(", ".join(str(v) for v in value)) if value else "—"
+        return esc(", ".join(str(v) for v in value)) if value else "—"
     if isinstance(value, float):
-        return _esc(f"{value:.4g}")
-    return _esc("—" if value is None else value)
+        return esc(f"{value:.4g}")
+    return esc("—" if value is None else value)
 
 
-def _metric_cells(values: Mapping[str, object]) -> str:
-    return "".join(f"<td>{float(values[k]):.4f}</td>" for k, _, _ in METRIC_NAMES)
+def _metric_cells(m: Metrics) -> str:
+    return "".join(f"<td>{i.text(i.of(m))}</td>" for i in SHOWN)
+
+
+def _metric_heads() -> str:
+    return "".join(f"<th>{i.heading}</th>" for i in SHOWN)
 
 
 _CSS = """
@@ -160,34 +126,39 @@ table.m th{font-weight:normal;color:#555}
 .sort{margin:0 0 10px} .links a{margin-right:8px} .dim{color:#777}
 """
 
-_JS = """
-function sortCases() {
+
+def _script() -> str:
+    """The gallery's sorting, with the indicators whose lower values are better from the
+    indicator table."""
+    lower = [i for i in SHOWN if not i.higher_is_better]
+    is_lower = " || ".join(f"key === '{i.name}'" for i in lower) or "false"
+    said = f"{', '.join(i.label for i in lower)}: lower is better"
+    return f"""
+function sortCases() {{
   const key = document.getElementById('sort-key').value;
   const best = document.getElementById('sort-order').value === 'best';
   const gallery = document.getElementById('gallery');
-  const sign = (key === 'ras' ? -1 : 1) * (best ? -1 : 1);  // Ras: lower is better
+  const sign = ({is_lower} ? -1 : 1) * (best ? -1 : 1);  // {said}
   const cards = Array.from(gallery.querySelectorAll('figure'));
   cards.sort((a, b) => key === 'case' ? a.dataset.case - b.dataset.case
     : sign * (a.dataset[key] - b.dataset[key]) || a.dataset.case - b.dataset.case);
   cards.forEach((c) => gallery.appendChild(c));
-}
+}}
 """
 
 
-def _card(out: Path, row: Mapping[str, str]) -> str:
-    index = int(row["case"])
-    name = f"case_{index:02d}"
-    folder = out / name
+def _card(out: Path, row: CsvRow) -> str:
+    index = row.case
+    folder = case_dir(out, index)
+    name = folder.name
     extra = _case_extra(folder)
-    thumb = embedded(folder / THUMB, "image/jpeg")
-    data = " ".join(f'data-{k}="{_esc(row[k])}"' for k, _, _ in METRIC_NAMES)
-    if thumb is not None and (folder / OVERLAY).is_file():
-        picture = (
-            f'<a href="{_href(name, OVERLAY)}" title="full-size overlay">'
-            f'<img src="{thumb}" alt="annotated overlay of case {index}"></a>'
-        )
-    else:
-        picture = '<div class="none">no overlay</div>'
+    data = " ".join(f'data-{i.name}="{esc(repr(i.of(row.metrics)))}"' for i in SHOWN)
+    picture = overlay_thumbnail(
+        folder,
+        href(name, OVERLAY),
+        f"annotated overlay of case {index}",
+        title="full-size overlay",
+    )
     centres = extra.get("centres")
     counted = (
         f"{sum(1 for c in centres if c[2])} of {len(centres)} attention centres counted"
@@ -195,21 +166,14 @@ def _card(out: Path, row: Mapping[str, str]) -> str:
         else ""
     )
     links = [
-        f'<a href="{_href(name, f)}">{label}</a>'
-        for f, label in (
-            (OVERLAY, "overlay"),
-            (OVERLAY_PLAIN, "plain overlay"),
-            ("selo_map.png", "map"),
-        )
+        f'<a href="{href(name, f)}">{label}</a>'
+        for f, label in ((OVERLAY, "overlay"), (OVERLAY_PLAIN, "plain overlay"), (SELO_MAP, "map"))
         if (folder / f).is_file()
     ]
-    numbers = "<tr>{}</tr><tr>{}</tr>".format(
-        "".join(f"<th>{label} {'↑' if up else '↓'}</th>" for _, label, up in METRIC_NAMES),
-        "".join(f"<td>{float(row[k]):.4f}</td>" for k, _, _ in METRIC_NAMES),
-    )
+    numbers = f"<tr>{_metric_heads()}</tr><tr>{_metric_cells(row.metrics)}</tr>"
     return (
         f'<figure data-case="{index}" {data}>{picture}<figcaption>'
-        f"<b>case {index}</b> · {_esc(row['image'])}<q>{_esc(row['query'])}</q>"
+        f"<b>case {index}</b> · {esc(row.image)}<q>{esc(row.query)}</q>"
         f'<table class="m">{numbers}</table><span class="dim">{counted}</span>'
         f'<div class="links">{"".join(links)}</div></figcaption></figure>'
     )
@@ -218,19 +182,19 @@ def _card(out: Path, row: Mapping[str, str]) -> str:
 def write_report(out: Path) -> Path:
     """Write ``out/report.html`` from the run folder's run.json, metrics.csv and case files."""
     out = Path(out)
-    record = json.loads((out / "run.json").read_text())
-    rows, mean = _read_rows(out)
+    record = read_record(out)
+    rows, mean = read_metrics_csv(out / METRICS_CSV)
     method = record.get("method") or {}
     encoder = record.get("encoder") or {}
     scenes = record.get("scenes") or {}
-    head = "".join(f"<th>{label} {'↑' if up else '↓'}</th>" for _, label, up in METRIC_NAMES)
     metric_rows = []
     if mean is not None:
         metric_rows.append(
             f'<tr class="mean"><td>mean of {len(rows)} cases</td>{_metric_cells(mean)}</tr>'
         )
     for name, values in (record.get("baselines") or {}).items():
-        metric_rows.append(f'<tr class="base"><td>{_esc(name)}</td>{_metric_cells(values)}</tr>')
+        cells = _metric_cells(Metrics.from_dict(values))
+        metric_rows.append(f'<tr class="base"><td>{esc(name)}</td>{cells}</tr>')
     settings = {
         "command": record.get("command"),
         "images": record.get("images"),
@@ -245,11 +209,11 @@ def write_report(out: Path) -> Path:
         "finished": record.get("finished_at"),
     }
     settings_rows = "".join(
-        f"<tr><td>{_esc(k)}</td><td>{_kv(v)}</td></tr>" for k, v in settings.items()
+        f"<tr><td>{esc(k)}</td><td>{_kv(v)}</td></tr>" for k, v in settings.items()
     )
     versions = _kv({"cluster": record.get("cluster"), "versions": record.get("versions")})
     stage_rows = "".join(
-        f"<tr><td>{_esc(n)}</td><td>{s.get('wall', 0):.2f}</td><td>{s.get('task', 0):.2f}</td>"
+        f"<tr><td>{esc(n)}</td><td>{s.get('wall', 0):.2f}</td><td>{s.get('task', 0):.2f}</td>"
         f"<td>{int(s.get('tasks', 0))}</td></tr>"
         for n, s in (record.get("stages") or {}).items()
     )
@@ -262,30 +226,30 @@ def write_report(out: Path) -> Path:
         if uri is not None:
             charts.append(f'<img src="{uri}" alt="{alt}">')
     profile = (
-        ' Dask\'s own report: <a href="profile.html">profile.html</a>.'
-        if (out / "profile.html").is_file()
+        f' Dask\'s own report: <a href="{href(PROFILE)}">{PROFILE}</a>.'
+        if (out / PROFILE).is_file()
         else ""
     )
     options = "".join(
         f'<option value="{k}">{label}</option>'
-        for k, label in (("case", "case"), *((k, label) for k, label, _ in METRIC_NAMES))
+        for k, label in (("case", "case"), *((i.name, i.label) for i in SHOWN))
     )
     cards = "\n".join(_card(out, r) for r in rows)
     title = f"selo {record.get('command', 'run')} run: {out.name}"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_esc(title)}</title><style>{_CSS}</style></head>
+<title>{esc(title)}</title><style>{_CSS}</style></head>
 <body>
-<h1>{_esc(title)}</h1>
-<p class="sub">{_esc(out.resolve())} · {len(rows)} cases over {len(scenes)} scenes ·
-{_esc(method.get("name", "?"))} ·
-{_esc(encoder.get("spec", "?"))} on {_esc(encoder.get("device", "?"))} ·
+<h1>{esc(title)}</h1>
+<p class="sub">{esc(out.resolve())} · {len(rows)} cases over {len(scenes)} scenes ·
+{esc(method.get("name", "?"))} ·
+{esc(encoder.get("spec", "?"))} on {esc(encoder.get("device", "?"))} ·
 {float(record.get("wall_seconds") or 0):.1f} s wall</p>
 <h2>Metrics</h2>
-<table class="metrics"><tr><th></th>{head}</tr>{"".join(metric_rows)}</table>
+<table class="metrics"><tr><th></th>{_metric_heads()}</tr>{"".join(metric_rows)}</table>
 <p class="note">↑ higher is better, ↓ lower is better. Per-case values are in
-<a href="metrics.csv">metrics.csv</a>. On this page: <a href="#cases">cases</a> ·
+<a href="{href(METRICS_CSV)}">{METRICS_CSV}</a>. On this page: <a href="#cases">cases</a> ·
 <a href="#time">time</a> · <a href="#settings">settings</a>.</p>
 <h2 id="cases">Cases</h2>
 <div class="sort">sort by <select id="sort-key" onchange="sortCases()">{options}</select>
@@ -305,7 +269,7 @@ process — opening scenes, cell maps — is not in them).{profile}</p>
 <h2 id="settings">Settings</h2>
 <table class="kv">{settings_rows}</table>
 <details><summary>cluster and versions</summary><p>{versions}</p></details>
-<script>{_JS}</script>
+<script>{_script()}</script>
 </body></html>
 """
     return atomic_write_text(out / REPORT, page)

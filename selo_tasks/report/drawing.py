@@ -1,7 +1,7 @@
 """Annotated overlays: outlines, circles and markers drawn on an overlay, and a legend.
 
-The overlay is the published SeLo style (:func:`blend_overlay`, the pixels
-:func:`~selo.pipeline.outputs.write_overlay` writes); :func:`draw_marks` draws
+The overlay is the published SeLo style (:func:`~selo.pipeline.picture.blend_overlay`,
+the pixels :func:`~selo.pipeline.outputs.write_overlay` writes); :func:`draw_marks` draws
 on a copy of it, in the overlay's pixels, shapes given in scene pixels
 (x = column, y = row); :func:`with_legend` adds a panel below with a caption,
 the colour ramp and what each mark means. OpenCV only; text is ASCII (OpenCV's
@@ -13,47 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..errors import ParameterError
-from .store import atomic_path
+from ...errors import ParameterError
 
-__all__ = [
-    "LEGEND_KINDS",
-    "ascii_text",
-    "blend_overlay",
-    "draw_marks",
-    "with_legend",
-    "encode_image",
-    "write_image",
-]
+__all__ = ["LEGEND_KINDS", "ascii_text", "draw_marks", "with_legend"]
 
 # BGR colours
 WHITE, BLACK, MAGENTA = (255, 255, 255), (0, 0, 0), (255, 0, 255)
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT = cv2.FONT_HERSHEY_SIMPLEX  # every text of the report's pictures
 LEGEND_KINDS = ("ramp", "outline", "circle", "hit", "miss")
-
-
-def blend_overlay(preview_rgb: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The published overlay as a BGR image: ``heat`` through OpenCV's JET colour
-    map, blended ``0.7 * scene + 0.3 * colours``.
-
-    ``preview_rgb``: (rows, cols, 3) uint8 RGB; ``heat``: uint8 (rows, cols)."""
-    if preview_rgb.dtype != np.uint8 or preview_rgb.ndim != 3 or preview_rgb.shape[2] != 3:
-        raise ParameterError(
-            f"preview_rgb must be a (rows, cols, 3) uint8 RGB image, got "
-            f"{preview_rgb.dtype} {preview_rgb.shape}"
-        )
-    if heat.dtype != np.uint8 or heat.shape != preview_rgb.shape[:2]:
-        raise ParameterError(
-            f"heat must be uint8 of shape {preview_rgb.shape[:2]}, got {heat.dtype} {heat.shape}"
-        )
-    colours = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
-    scene = cv2.cvtColor(preview_rgb, cv2.COLOR_RGB2BGR)
-    return cv2.addWeighted(scene, 0.7, colours, 0.3, 0)
 
 
 def _thickness(image: np.ndarray) -> int:
@@ -137,9 +108,9 @@ def ascii_text(text: str) -> str:
 
 def _fit(text: str, width: int, font_scale: float) -> str:
     """``text`` cut (with ``...``) to fit ``width`` pixels."""
-    if cv2.getTextSize(text, _FONT, font_scale, 1)[0][0] <= width:
+    if cv2.getTextSize(text, FONT, font_scale, 1)[0][0] <= width:
         return text
-    while text and cv2.getTextSize(text + "...", _FONT, font_scale, 1)[0][0] > width:
+    while text and cv2.getTextSize(text + "...", FONT, font_scale, 1)[0][0] > width:
         text = text[:-1]
     return text.rstrip() + "..."
 
@@ -162,7 +133,7 @@ def with_legend(
         if kind not in LEGEND_KINDS:
             raise ParameterError(f"unknown legend entry {kind!r}; use one of {LEGEND_KINDS}")
         label = ascii_text(label)
-        text_w = cv2.getTextSize(label, _FONT, fs, 1)[0][0]
+        text_w = cv2.getTextSize(label, FONT, fs, 1)[0][0]
         sample_w = 150 if kind == "ramp" else 22
         items.append((kind, label, sample_w + 6 + text_w))
     rows: list[list] = [[]]
@@ -177,7 +148,7 @@ def with_legend(
     panel = np.full((top + len(rows) * row_h + pad, width, 3), 255, np.uint8)
     for i, line in enumerate(captions):
         text = _fit(ascii_text(line), width - 2 * pad, 0.5)
-        cv2.putText(panel, text, (pad, pad + 15 + i * row_h), _FONT, 0.5, BLACK, 1, cv2.LINE_AA)
+        cv2.putText(panel, text, (pad, pad + 15 + i * row_h), FONT, 0.5, BLACK, 1, cv2.LINE_AA)
     for i, row in enumerate(rows):
         y = top + row_h * i + row_h // 2  # middle of the row
         x = pad
@@ -185,12 +156,12 @@ def with_legend(
             if kind == "ramp":
                 levels = np.linspace(0, 255, 110).astype(np.uint8)[None]
                 bar = np.repeat(cv2.applyColorMap(levels, cv2.COLORMAP_JET), 10, axis=0)
-                lo_w = cv2.getTextSize(ramp[0], _FONT, 0.4, 1)[0][0]
-                cv2.putText(panel, ramp[0], (x, y + 4), _FONT, 0.4, BLACK, 1, cv2.LINE_AA)
+                lo_w = cv2.getTextSize(ramp[0], FONT, 0.4, 1)[0][0]
+                cv2.putText(panel, ramp[0], (x, y + 4), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
                 bx = x + lo_w + 4
                 shown = max(0, min(110, width - bx))
                 panel[y - 5 : y + 5, bx : bx + shown] = bar[:, :shown]
-                cv2.putText(panel, ramp[1], (bx + 114, y + 4), _FONT, 0.4, BLACK, 1, cv2.LINE_AA)
+                cv2.putText(panel, ramp[1], (bx + 114, y + 4), FONT, 0.4, BLACK, 1, cv2.LINE_AA)
                 text_x = x + 156
             else:
                 c = (x + 11, y)
@@ -207,34 +178,6 @@ def with_legend(
                 else:
                     _miss(panel, c, t)
                 text_x = x + 28
-            cv2.putText(panel, label, (text_x, y + 5), _FONT, fs, BLACK, 1, cv2.LINE_AA)
+            cv2.putText(panel, label, (text_x, y + 5), FONT, fs, BLACK, 1, cv2.LINE_AA)
             x += item_w + 18
     return np.vstack([image, panel])
-
-
-PICTURE_PNG = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
-"""OpenCV's PNG settings for every picture selo writes (overlays, cached scene previews):
-zlib level 1 with the "sub" filter only. Measured on AIR-SLT-sized overlays: 35 ms and
-1.3 MB, against 31 ms and 1.5 MB for OpenCV's default (also level 1, every filter chosen
-per row) and 60 ms with every filter tried."""
-
-
-def encode_image(image: np.ndarray, ext: str, params: Sequence[int] = ()) -> bytes:
-    """``image`` encoded by OpenCV as ``ext`` (".png", ".jpg"); an error if it cannot be."""
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
-        raise ParameterError(f"cannot encode a {image.dtype} {image.shape} image; give uint8")
-    try:
-        ok, buf = cv2.imencode(ext, image, list(params))
-    except cv2.error as e:
-        raise ParameterError(f"OpenCV cannot encode an image as {ext!r}: {e.err}") from None
-    if not ok:
-        raise ParameterError(f"OpenCV cannot encode a {image.dtype} {image.shape} image as {ext}")
-    return buf.tobytes()
-
-
-def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ()) -> Path:
-    """Encode ``image`` by the path's suffix and write it atomically."""
-    data = encode_image(image, Path(path).suffix, params)
-    with atomic_path(path, what="image") as tmp:
-        tmp.write_bytes(data)
-    return Path(path)

@@ -24,20 +24,19 @@ import dask
 import dask.local
 import numpy as np
 
-from ..pipeline.annotate import PICTURE_PNG, blend_overlay, draw_marks, with_legend, write_image
-from ..pipeline.cache import Cache
-from ..pipeline.preview import decimate, read_preview
-from ..pipeline.profile import task_label
-from ..pipeline.scene import open_scene
-from .annotations import Case
-from .metrics import CaseEvaluation
+from ...pipeline.cache import Cache
+from ...pipeline.picture import PICTURE_PNG, blend_overlay, write_image
+from ...pipeline.preview import decimate, read_preview
+from ...pipeline.profile import task_label
+from ...pipeline.scene import open_scene
+from ..annotations import Case
+from ..metrics import SHOWN, CaseEvaluation
+from ..run_folder import OVERLAY, OVERLAY_PLAIN, THUMB
+from .drawing import draw_marks, with_legend
 
 __all__ = [
     "PREVIEW_SIDE",
     "THUMB_SIDE",
-    "OVERLAY",
-    "OVERLAY_PLAIN",
-    "THUMB",
     "LEGEND",
     "read_scene_preview",
     "submit_previews",
@@ -46,7 +45,6 @@ __all__ = [
 
 PREVIEW_SIDE = 1024
 THUMB_SIDE = 320
-OVERLAY, OVERLAY_PLAIN, THUMB = "overlay.png", "overlay_plain.png", "thumb.jpg"
 _JPEG = (cv2.IMWRITE_JPEG_QUALITY, 80)
 
 LEGEND = (
@@ -108,14 +106,14 @@ def write_case_overlays(
         write_image(folder / OVERLAY_PLAIN, overlay, PICTURE_PNG)
     marks = _marks(case, evaluation)
     m = evaluation.metrics
+    numbers = "   ".join(
+        f"{i.label} {i.text(i.of(m))}" + ("" if i.higher_is_better else " (lower is better)")
+        for i in SHOWN
+    )
+    counted = f"({len(marks['hits'])} of {len(evaluation.centres)} attention centres counted)"
     annotated = with_legend(
         draw_marks(overlay, (overlay.shape[0] / height, overlay.shape[1] / width), **marks),
-        captions=(
-            f"case {case.index}, {case.image}: {case.query}",
-            f"Rsu {m.rsu:.4f}   Ras {m.ras:.4f} (lower is better)   Rda {m.rda:.4f}   "
-            f"Rmi {m.rmi:.4f}   ({len(marks['hits'])} of {len(evaluation.centres)} "
-            "attention centres counted)",
-        ),
+        captions=(f"case {case.index}, {case.image}: {case.query}", f"{numbers}   {counted}"),
         entries=LEGEND,
     )
     write_image(folder / OVERLAY, annotated, PICTURE_PNG)
