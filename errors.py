@@ -109,6 +109,8 @@ class RemoteError(SeloError, OSError):
     """A URL cannot be read: the server is unreachable or stalls, access is denied, or
     the object is not what it was when selo opened it."""
 
+    http_status = 502  # selo serve could not get the scene's bytes from their server
+
     def __str__(self) -> str:
         return self.args[0] if self.args else ""
 
