@@ -28,6 +28,7 @@ __all__ = [
     "OutputError",
     "ClusterError",
     "CacheError",
+    "RemoteError",
     "RunFolderError",
     "RunMismatchError",
     "UnknownIdError",
@@ -99,6 +100,16 @@ class ClusterError(SeloError, ConnectionError):
 
 class CacheError(SeloError, OSError):
     """An embedding cache cannot be opened or is damaged."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+class RemoteError(SeloError, OSError):
+    """A URL cannot be read: the server is unreachable or stalls, access is denied, or
+    the object is not what it was when selo opened it."""
+
+    http_status = 502  # selo serve could not get the scene's bytes from their server
 
     def __str__(self) -> str:
         return self.args[0] if self.args else ""

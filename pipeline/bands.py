@@ -18,8 +18,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -27,7 +27,6 @@ import rasterio
 from rasterio.enums import ColorInterp
 
 from ..errors import ParameterError
-from .scenefile import SceneInfo
 
 __all__ = ["Conversion", "choose_bands", "palette_of", "stretch_limits", "to_rgb"]
 
@@ -40,25 +39,41 @@ Array = np.ndarray | da.Array
 
 @dataclass(frozen=True)
 class Conversion:
-    """How the three selected bands become uint8: as they are, through a colour
-    table, or by a per-band linear stretch mapping ``lo`` to 0 and ``hi`` to 255
-    (clipped, rounded; a band with ``hi <= lo`` maps to 0)."""
+    """How each band becomes uint8: as it is, through a lookup table of 256 values (one
+    component of a colour table), or by a linear stretch mapping ``lo`` to 0 and ``hi`` to
+    255 (clipped, rounded; a band with ``hi <= lo`` maps to 0). Per band, so that a
+    selection of bands (:meth:`select`) keeps each band's own rule."""
 
     stretch: tuple[tuple[float, float], ...] | None = None
-    palette: tuple[tuple[int, int, int], ...] | None = None
+    lut: tuple[tuple[int, ...], ...] | None = None
+
+    @classmethod
+    def from_palette(cls, palette: tuple[tuple[int, int, int], ...]) -> Conversion:
+        """A colour table (256 RGB entries) applied to one band read three times."""
+        components = zip(*palette, strict=True)
+        return cls(lut=tuple(tuple(int(v) for v in component) for component in components))
+
+    def select(self, positions: tuple[int, ...] | list[int]) -> Conversion:
+        """The conversion of the bands at ``positions`` (0-based), in that order."""
+        return Conversion(
+            None if self.stretch is None else tuple(self.stretch[i] for i in positions),
+            None if self.lut is None else tuple(self.lut[i] for i in positions),
+        )
 
     def apply(self, pixels: Array) -> Array:
-        """Convert ``(3, y, x)`` pixels, a numpy array or lazily block by block."""
-        if self.stretch is None and self.palette is None:
+        """Convert ``(bands, y, x)`` pixels, a numpy array or lazily block by block."""
+        if self.stretch is None and self.lut is None:
             return pixels
         if isinstance(pixels, da.Array):
             return pixels.map_blocks(self._block, dtype=np.uint8)
         return self._block(pixels)
 
     def _block(self, pixels: np.ndarray) -> np.ndarray:
-        if self.palette is not None:
-            return np.asarray(self.palette, np.uint8)[pixels[0]].transpose(2, 0, 1)
         out = np.zeros(pixels.shape, np.uint8)
+        if self.lut is not None:
+            for band, target, lut in zip(pixels, out, self.lut, strict=True):
+                target[...] = np.asarray(lut, np.uint8)[band]
+            return out
         with np.errstate(invalid="ignore", over="ignore"):  # NaN and ±inf: nodata or clipped
             for band, target, (lo, hi) in zip(pixels, out, self.stretch, strict=True):
                 if hi <= lo:
@@ -82,7 +97,7 @@ class Conversion:
 
 
 def choose_bands(
-    ds: rasterio.DatasetReader, path: Path, bands: tuple[int, int, int] | None
+    ds: rasterio.DatasetReader, path: str, bands: tuple[int, int, int] | None
 ) -> tuple[int, int, int]:
     """The three 1-based bands to use (see the module rule), or ParameterError."""
     if bands is None:
@@ -122,15 +137,24 @@ def palette_of(
 
 
 def to_rgb(
-    pixels: Array, mask: Array | None, info: SceneInfo, conversion: Conversion
+    pixels: Array,
+    mask: Array | None,
+    nodata: Sequence[float | None],
+    conversion: Conversion,
 ) -> tuple[Array, Array | None]:
-    """``(rgb, valid)`` from ``(3, y, x)`` pixels and the file's ``(y, x)`` mask;
-    numpy or dask alike. ``valid`` is None when nothing can be nodata."""
+    """``(rgb, valid)`` from ``(bands, y, x)`` pixels, each band's nodata value and the
+    file's ``(y, x)`` mask; numpy or dask alike. ``valid`` is None when nothing can be
+    nodata."""
     missing = None
-    if np.dtype(info.dtype).kind == "f":
+    if np.dtype(pixels.dtype).kind == "f":
         missing = np.isnan(pixels)
-    if info.nodata is not None and not math.isnan(info.nodata):
-        equal = pixels == info.nodata
+    values = [None if v is None or math.isnan(v) else float(v) for v in nodata]
+    if any(v is not None for v in values):
+        if len(set(values)) == 1:
+            equal = pixels == values[0]
+        else:  # per band (NaN stands for "none": it equals nothing)
+            per_band = np.array([np.nan if v is None else v for v in values])[:, None, None]
+            equal = pixels == per_band
         missing = equal if missing is None else missing | equal
     valid = None if missing is None else ~missing.all(axis=0)
     if mask is not None:
@@ -142,10 +166,10 @@ def to_rgb(
 
 
 def stretch_limits(
-    pixels: np.ndarray, mask: np.ndarray | None, info: SceneInfo
+    pixels: np.ndarray, mask: np.ndarray | None, nodata: Sequence[float | None]
 ) -> tuple[tuple[float, float], ...]:
     """Per band, the 2nd and 98th percentiles of the valid, finite sampled values."""
-    _, valid = to_rgb(pixels, mask, info, Conversion())
+    _, valid = to_rgb(pixels, mask, nodata, Conversion())
     limits = []
     for band in pixels:
         keep = np.isfinite(band) if valid is None else valid & np.isfinite(band)

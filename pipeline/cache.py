@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CacheError, InputNotFoundError, OutputError, SeloError
+from .remote import download, is_remote
 from .scenefile import SceneInfo, dataset, tiff_data_end, write_staged_copy
 from .store import atomic_path, atomic_write_bytes, atomic_write_text, error_reason
 from .windows import WindowTable
@@ -161,22 +162,23 @@ class Cache:
 
     # --- staged scenes ----------------------------------------------------------------------
 
-    def staged(self, path: Path, info: SceneInfo) -> Path:
-        """The tiled GeoTIFF copy of ``path``, made if missing or damaged.
+    def staged(self, location: str, key: str, info: SceneInfo) -> Path:
+        """The tiled GeoTIFF copy of the file at ``location`` (a path or a URL; ``key``: a
+        hex digest of its content's identity), made if missing or damaged.
 
-        Written under a temporary name and renamed when complete, so a file under
-        the final name is whole; one found there is still checked: it must be the
-        file selo wrote (the index keeps its size and modification time: any later
-        change, such as a copy cut short or a byte overwritten, is noticed), open,
-        have the source's size and bands, and hold all its pixel blocks."""
-        key = self.scene_key(path)
+        Written under a temporary name and renamed when complete, so a file under the
+        final name is whole; one found there is still checked: it must be the file selo
+        wrote (the index keeps its size and modification time: any later change, such as
+        a copy cut short or a byte overwritten, is noticed), open, have the source's size
+        and bands, and hold all its pixel blocks. A remote file is downloaded once, into
+        the staging folder, and staged from there."""
         staged = self.staged_dir / f"{key}.v{_STAGE_FORMAT}.tif"
         if staged.exists():
             problem = self._staged_problem(staged, info, key)
             if problem is None:
                 return staged
             if problem:  # (a copy of an older selo, not in the index, is made again quietly)
-                log.warning("staged copy %s of %s %s; staging again", staged, path, problem)
+                log.warning("staged copy %s of %s %s; staging again", staged, location, problem)
             try:
                 if staged.is_dir():
                     shutil.rmtree(staged)
@@ -188,8 +190,11 @@ class Cache:
                     "remove it, or point --cache-dir at another folder"
                 ) from None
         # (another process staging the same file meanwhile writes the same bytes)
-        with atomic_path(staged, what=f"staged copy of {path}") as partial:
-            write_staged_copy(path, info, partial)
+        with atomic_path(staged, what=f"staged copy of {location}") as partial:
+            if is_remote(location):
+                _stage_download(location, info, partial)
+            else:
+                write_staged_copy(location, info, partial)
         self._remember(self._staged_name(staged), staged.stat(), staged_from=key)
         return staged
 
@@ -322,6 +327,21 @@ class Cache:
             atomic_write_bytes(path, data, what="scene preview")
         except OutputError:
             pass
+
+
+def _stage_download(location: str, info: SceneInfo, target: Path) -> None:
+    """Stage a remote file: downloaded once beside ``target``, staged, the download removed;
+    errors name the URL, not the download."""
+    got = target.with_name(target.name + ".download")
+    try:
+        download(location, got)
+        write_staged_copy(str(got), info, target)
+    except SeloError as e:
+        error = type(e).__new__(type(e))
+        error.args = tuple(str(a).replace(str(got), location) for a in e.args)
+        raise error from None
+    finally:
+        got.unlink(missing_ok=True)
 
 
 def _digest(embeddings: np.ndarray, has_data: np.ndarray, windows: np.ndarray) -> str:

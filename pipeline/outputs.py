@@ -20,7 +20,6 @@ import json
 import os
 import struct
 import uuid
-import warnings
 import zlib
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -38,7 +37,6 @@ import rasterio.transform
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from ..errors import MapError, ParameterError
@@ -46,7 +44,7 @@ from .cut import jpeg_bytes
 from .picture import PICTURE_PNG, blend_overlay, encode_image
 from .preview import each_strip
 from .scene import Grid
-from .scenefile import tiff_data_end
+from .scenefile import gdal_env, tiff_data_end
 from .store import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -102,12 +100,12 @@ class SpooledMap:
 
     def window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """Pixels [r0:r1, c0:c1] of the map."""
-        with rasterio.open(self.path) as ds:
+        with gdal_env(), rasterio.open(self.path) as ds:
             return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
     def decimated(self, out_shape: tuple[int, int]) -> np.ndarray:
         """The pixel under each output pixel's centre (GDAL's nearest sampling)."""
-        with rasterio.open(self.path) as ds:
+        with gdal_env(), rasterio.open(self.path) as ds:
             return ds.read(1, out_shape=out_shape, resampling=Resampling.nearest)
 
 
@@ -135,7 +133,7 @@ def overview_factors(shape: tuple[int, int], block: int = 512) -> list[int]:
 def _build_overviews(path: str, shape: tuple[int, int]) -> None:
     factors = overview_factors(shape)
     if factors:
-        with rasterio.open(path, "r+") as ds:
+        with gdal_env(), rasterio.open(path, "r+") as ds:
             ds.build_overviews(factors, Resampling.nearest)
 
 
@@ -156,8 +154,7 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
     GDAL write blocks, and fail, inside ``write``; the block table, read back,
     tells whether the rest reached the disk."""
     height, width = data.shape
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with gdal_env():
         with rasterio.open(
             path,
             "w",
@@ -182,7 +179,7 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
 
 
 def _check_complete(path: Path) -> None:
-    with rasterio.open(path) as written:
+    with gdal_env(), rasterio.open(path) as written:
         if tiff_data_end(written) > path.stat().st_size:
             raise OSError("pixel blocks are missing from the file; is the disk full?")
 
@@ -191,8 +188,7 @@ def _check_complete(path: Path) -> None:
 def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch: Path):
     """The map as an open rasterio dataset: in memory, the spooled file, or a dask map
     spooled to ``scratch`` first (removed afterwards)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with gdal_env():
         if isinstance(data, SpooledMap):
             with rasterio.open(data.path) as ds:
                 yield ds
@@ -369,9 +365,11 @@ def regions_from_map(
     peak = np.zeros(n, np.int64)
     np.maximum.at(peak, flat, values)
     features = []
-    for geometry, value in rasterio.features.shapes(
-        labels, mask=labels > 0, connectivity=8, transform=transform
-    ):
+    with gdal_env():
+        shapes = list(
+            rasterio.features.shapes(labels, mask=labels > 0, connectivity=8, transform=transform)
+        )
+    for geometry, value in shapes:
         k = int(value)
         area = round(int(count[k]) * pixel_area)
         if area < min_pixels:

@@ -18,9 +18,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError
-from .bands import to_rgb
-from .scene import conversion_of, file_window, scene_key
-from .scenefile import SceneInfo, inspect_scene, read_decimated
+from .scene import scene_key
+from .source import selection_of
 
 __all__ = [
     "decimate",
@@ -56,7 +55,7 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
     """A decimated ``(rows, cols, 3)`` uint8 RGB image of the scene for overlays.
 
     The shape is :func:`preview_shape`; pixels are those of the scene under each
-    output pixel's centre. A whole file scene is sampled by GDAL (using the file's
+    output pixel's centre. A file scene (or a window of one) is sampled by GDAL (using the file's
     overviews) and converted like the scene; other scenes are indexed lazily. With a
     :class:`~selo.pipeline.cache.Cache`, previews of file scenes are kept in it as PNG,
     keyed by the scene's content, bands, conversion and size: a 10k² scene takes seconds
@@ -65,7 +64,7 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
     kept = kept_preview(scene, out_shape, cache) if cache is not None else None
     if kept is not None:
         return kept
-    preview = _read_preview(scene, out_shape, file_window(scene))
+    preview = _read_preview(scene, out_shape)
     if cache is not None:
         keep_preview(scene, preview, cache)
     return preview
@@ -73,9 +72,9 @@ def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np
 
 def _preview_key(scene: xr.DataArray, cache) -> str | None:
     """The key a file scene's previews are kept under in ``cache`` (None: not a file scene)."""
-    if file_window(scene) is None:
+    if selection_of(scene) is None:
         return None
-    return scene_key(scene, cache)[5:]
+    return scene_key(scene, cache).partition(":")[2]
 
 
 def kept_preview(scene: xr.DataArray, out_shape: tuple[int, int], cache) -> np.ndarray | None:
@@ -91,16 +90,12 @@ def keep_preview(scene: xr.DataArray, preview: np.ndarray, cache) -> None:
         cache.put_preview(key, preview)
 
 
-def _read_preview(scene: xr.DataArray, out_shape, window) -> np.ndarray:
+def _read_preview(scene: xr.DataArray, out_shape) -> np.ndarray:
     height, width = int(scene.sizes["y"]), int(scene.sizes["x"])
-    a = scene.attrs
-    if window is not None and window == (0, 0, *a["selo_file_shape"]):
-        source = a["selo_staged"] or a["selo_source"]
-        info: SceneInfo = inspect_scene(source)
-        info = SceneInfo(**{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]})
-        pixels, mask = read_decimated(source, tuple(a["selo_bands"]), out_shape)
-        rgb, _ = to_rgb(pixels, mask, info, conversion_of(scene))
-        return np.ascontiguousarray(np.asarray(rgb).transpose(1, 2, 0))
+    selection = selection_of(scene)
+    if selection is not None and selection.rows.step == selection.cols.step == 1:
+        rgb, _ = selection(0, height, 0, width, out_shape=out_shape)  # GDAL's decimated read
+        return rgb
     rows = decimation_indices(height, out_shape[0])
     cols = decimation_indices(width, out_shape[1])
     return np.ascontiguousarray(np.asarray(scene.data[rows][:, cols]))

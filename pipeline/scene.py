@@ -1,13 +1,14 @@
 """Scenes as lazy ``xarray.DataArray``: (y, x, band) RGB uint8, dask-backed, georeferenced.
 
-:func:`open_scene` turns any raster rasterio can read into three uint8 bands,
-lazily and chunk by chunk (band choice and conversion: :mod:`selo.pipeline.bands`).
-The result carries the scene's CRS and transform on ``.rio``, a ``valid`` (y, x)
-boolean coordinate (False where there is no data) when the file can have nodata,
-and ``selo_*`` attributes that say where the pixels come from. Subsets
-(``scene.isel(y=..., x=...)``) keep all of it, and any other ``DataArray`` of
-(y, x, band) uint8 pixels (in memory or dask) can be used as a scene too
-(:func:`as_scene`).
+:func:`open_scene` turns any raster rasterio can read (a local path, a URL, a GDAL
+``/vsi…/`` path) or a STAC item into three uint8 bands, lazily and chunk by chunk (band
+choice and conversion: :mod:`selo.pipeline.bands`). The result carries the scene's CRS
+and transform on ``.rio``, a ``valid`` (y, x) boolean coordinate (False where there is no
+data) when the file can have nodata, and its source (:mod:`selo.pipeline.source`): the
+``selo_source`` encoding and the ``row``, ``col`` and ``channel`` coordinates, which
+every indexing of the scene carries forward, so that a subset or a band selection is
+read, and cached, as exactly those pixels of the file. Any other ``DataArray`` of (y, x,
+band) uint8 pixels (in memory or dask) can be used as a scene too (:func:`as_scene`).
 
 JPEG, PNG, GIF and WEBP files cannot be read window by window without decoding
 everything before the window, so they are copied once, strip by strip, into a
@@ -18,11 +19,9 @@ non-uint8 scenes a decimated sample for the stretch.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask
 import dask.array as da
@@ -35,18 +34,22 @@ from dask.base import tokenize
 
 from ..errors import ParameterError, SceneError, portable_errors
 from . import DEFAULT_CHUNK
-from .bands import Conversion, choose_bands, palette_of, stretch_limits, to_rgb
+from .bands import to_rgb
 from .cache import Cache
-from .scenefile import (
-    STAGE_TILE,
-    STAGED_DRIVERS,
-    SceneInfo,
-    configure_gdal,
-    dataset,
-    has_dataset_mask,
-    inspect_scene,
-    read_decimated,
-    read_pixels,
+from .remote import gdal_path
+from .scenefile import dataset
+from .source import (
+    CHANNEL,
+    COL,
+    ENCODING_KEY,
+    ROW,
+    Axis,
+    SceneRef,
+    SceneSource,
+    Selection,
+    open_source,
+    read_region,
+    selection_of,
 )
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "as_scene",
     "open_scene",
     "region_reader",
+    "scene_array",
     "scene_grid",
     "scene_key",
     "scene_label",
@@ -62,7 +66,6 @@ __all__ = [
     "source_info",
 ]
 
-_SAMPLE_SIDE = 1024  # decimated read for the stretch percentiles
 BANDS = ("red", "green", "blue")
 
 
@@ -81,72 +84,82 @@ class Grid:
 
 
 def open_scene(
-    path: str | os.PathLike,
+    location,
     *,
-    bands: tuple[int, int, int] | None = None,
+    bands=None,
+    asset: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     cache: Cache | None = None,
 ) -> xr.DataArray:
     """Open a scene lazily as an RGB uint8 (y, x, band) DataArray (see the module).
 
-    Chunks are at most ``chunk`` pixels in y and x, multiples of the file's block
-    shape where it fits, all three bands in one chunk. ``cache`` holds the staged
-    copy of JPEG/PNG/GIF/WEBP scenes (default: ``Cache()``).
-    """
+    ``location``: a path, a URL, a GDAL path, a STAC item (JSON file or URL, or a
+    ``pystac.Item``) or a :class:`~selo.pipeline.source.SceneRef`; ``bands``/``asset``:
+    see :func:`~selo.pipeline.source.open_source`. Chunks are at most ``chunk`` pixels in
+    y and x, multiples of the file's block shape where it fits, all three bands in one
+    chunk. ``cache`` holds the staged copy of JPEG/PNG/GIF/WEBP scenes (default:
+    ``Cache()``)."""
     if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ParameterError(f"chunk must be a positive number of pixels, got {chunk!r}")
-    configure_gdal()
-    path = Path(path)
-    info = inspect_scene(path)
-    with dataset(path) as ds:
-        bands = choose_bands(ds, path, bands)
-        palette = palette_of(ds, bands)
-        masked = has_dataset_mask(ds)
-    source, block = path, info.block_shape
-    if info.driver in STAGED_DRIVERS:
-        source, block = (cache or Cache()).staged(path, info), (STAGE_TILE, STAGE_TILE)
-    lazy = rioxarray.open_rasterio(source, cache=False, lock=False)  # for the coordinates
-    pixels, mask = _lazy_file(source, info, bands, _chunks(block, int(chunk)), masked)
-    if palette is not None:
-        conversion = Conversion(palette=palette)
-    elif info.dtype == "uint8":
-        conversion = Conversion()
-    else:
-        sample, sample_mask = read_decimated(source, bands, _sample_shape(info))
-        conversion = Conversion(stretch=stretch_limits(sample, sample_mask, info))
-    rgb, valid = to_rgb(pixels, mask, info, conversion)
-    rgb = rgb.transpose(1, 2, 0)
+    source = open_source(location, bands=bands, asset=asset, cache=cache or Cache())
+    return scene_array(source, chunk=int(chunk))
+
+
+def scene_array(source: SceneSource, *, chunk: int = DEFAULT_CHUNK) -> xr.DataArray:
+    """The lazy scene DataArray of a source: every chunk one windowed read of its files
+    (each task opens them itself: tasks carry the source, so they pickle for workers in
+    other processes), converted and masked; coordinates from rioxarray."""
+    chunks = _chunks(source.block, chunk)
+    every = tuple(range(len(source.channels)))
+    row_chunks = da.core.normalize_chunks(chunks, (source.height, source.width))
+    pixels = da.map_blocks(
+        _read_pixel_block,
+        source=source,
+        channels=every,
+        chunks=((len(every),), *row_chunks),
+        dtype=np.dtype(source.dtype),
+        meta=np.empty((0, 0, 0), np.dtype(source.dtype)),
+        name=f"selo-scene-{tokenize(source, chunks)}",
+    )
+    mask = None
+    if source.masked:
+        mask = da.map_blocks(
+            _read_mask_block,
+            source=source,
+            chunks=row_chunks,
+            dtype=bool,
+            meta=np.empty((0, 0), bool),
+            name=f"selo-mask-{tokenize(source, chunks)}",
+        )
+    rgb, valid = to_rgb(pixels, mask, source.nodata, source.conversion)
+    first = source.files[0].location
+    with dataset(first):  # (selo's GDAL settings, for rioxarray's open too)
+        lazy = rioxarray.open_rasterio(gdal_path(first), cache=False, lock=False)
     coords = dict(lazy.isel(band=0, drop=True).coords)
+    coords[ROW] = ("y", np.arange(source.height))
+    coords[COL] = ("x", np.arange(source.width))
+    coords[CHANNEL] = ("band", np.arange(len(every)))
     if valid is not None:
         coords["valid"] = (("y", "x"), valid)
-    attrs = {
-        "selo_source": str(path),
-        "selo_staged": str(source) if source != path else "",
-        "selo_bands": list(bands),
-        "selo_conversion": _conversion_json(conversion),
-        "selo_driver": info.driver,
-        "selo_dtype": info.dtype,
-        "selo_nodata": info.nodata,
-        "selo_file_shape": [info.height, info.width],
-        "selo_file_transform": list(info.transform)[:6],
-        "selo_graph": rgb.name,
-    }
-    return xr.DataArray(
-        rgb,
+    scene = xr.DataArray(
+        rgb.transpose(1, 2, 0),
         dims=("y", "x", "band"),
         coords={**coords, "band": list(BANDS)},
         name="rgb",
-        attrs=attrs,
+        attrs={"selo_source": source.label},
     )
+    scene.encoding[ENCODING_KEY] = source
+    return scene
 
 
-def as_scene(scene: xr.DataArray | np.ndarray | str | os.PathLike, **open_kw) -> xr.DataArray:
-    """A scene DataArray from a path (:func:`open_scene`), a DataArray or an array.
+def as_scene(scene, **open_kw) -> xr.DataArray:
+    """A scene DataArray from a location (a path, URL, STAC item or SceneRef:
+    :func:`open_scene`), a DataArray or an array.
 
     DataArrays may be (y, x, band) or (band, y, x) with 3 bands, or 2-D (y, x) gray;
     numpy and dask arrays are read as (y, x, 3) or (y, x). Pixels must be uint8
     (use :func:`open_scene` for files of other types: it stretches them)."""
-    if isinstance(scene, str | os.PathLike):
+    if isinstance(scene, str | os.PathLike | SceneRef) or _is_stac_item(scene):
         return open_scene(scene, **open_kw)
     if not isinstance(scene, xr.DataArray):
         arr = scene if isinstance(scene, da.Array) else np.asarray(scene)
@@ -157,7 +170,7 @@ def as_scene(scene: xr.DataArray | np.ndarray | str | os.PathLike, **open_kw) ->
             )
         scene = xr.DataArray(arr, dims=dims)
     if scene.ndim == 2:
-        scene = scene.expand_dims(band=3, axis=-1)
+        scene = scene.drop_vars("band", errors="ignore").expand_dims(band=3, axis=-1)
     if set(scene.dims) != {"y", "x", "band"}:
         raise ParameterError(f"a scene needs dims (y, x, band), got {scene.dims}")
     scene = scene.transpose("y", "x", "band")
@@ -175,6 +188,11 @@ def as_scene(scene: xr.DataArray | np.ndarray | str | os.PathLike, **open_kw) ->
     if scene.chunks is None:  # in memory: chunks named by the pixels' content
         scene = scene.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
     return scene.assign_coords(band=list(BANDS))
+
+
+def _is_stac_item(value) -> bool:
+    pystac = sys.modules.get("pystac")  # (not imported: the value cannot be one of its items)
+    return pystac is not None and isinstance(value, pystac.Item)
 
 
 def scene_valid(scene: xr.DataArray) -> da.Array | None:
@@ -201,130 +219,46 @@ def scene_grid(scene: xr.DataArray) -> Grid:
 
 
 def scene_label(scene: xr.DataArray) -> str:
-    """How messages name a scene: its file, else ``"the scene array"``."""
+    """How messages name a scene: its file, URL or item, else ``"the scene array"``."""
+    selection = selection_of(scene)
+    if selection is not None:
+        return selection.source.label
     return scene.attrs.get("selo_source") or "the scene array"
 
 
 def source_info(scene: xr.DataArray) -> dict:
     """What run.json records about a scene."""
     grid = scene_grid(scene)
-    a = scene.attrs
+    selection = selection_of(scene)
+    info = {"height": grid.height, "width": grid.width, "crs": grid.crs}
+    if selection is None:
+        return {**info, "dtype": str(scene.dtype), "bands": None, "window": None}
+    s = selection.source
+    files = [s.files[s.channels[c][0]].location for c in selection.channels]
     return {
-        "height": grid.height,
-        "width": grid.width,
-        "bands": a.get("selo_bands"),
-        "dtype": a.get("selo_dtype", str(scene.dtype)),
-        "crs": grid.crs,
-        "driver": a.get("selo_driver"),
-        "nodata": a.get("selo_nodata"),
-        "window": list(file_window(scene) or ()) or None,
+        **info,
+        "source": s.label,
+        "files": list(dict.fromkeys(files)),
+        "bands": [s.channels[c][1] for c in selection.channels],
+        "dtype": s.dtype,
+        "driver": s.driver,
+        "nodata": s.files[0].nodata,
+        "window": [selection.rows.start, selection.cols.start, grid.height, grid.width],
+        "step": [selection.rows.step, selection.cols.step],
     }
-
-
-def conversion_of(scene: xr.DataArray) -> Conversion:
-    """The band conversion :func:`open_scene` applied (identity for other arrays)."""
-    text = scene.attrs.get("selo_conversion")
-    if not text:
-        return Conversion()
-    data = json.loads(text)
-    stretch = data.get("stretch")
-    palette = data.get("palette")
-    return Conversion(
-        stretch=None if stretch is None else tuple(tuple(p) for p in stretch),
-        palette=None if palette is None else tuple(tuple(p) for p in palette),
-    )
-
-
-def file_window(scene: xr.DataArray) -> tuple[int, int, int, int] | None:
-    """``(row_off, col_off, height, width)`` of the scene inside the file it was opened
-    from, when it is the opened array or a slice of it (None otherwise).
-
-    Only plain slicing (``isel``/``[...]`` with unit steps) keeps the pixels those of
-    the file; anything else (arithmetic, ``where``) makes a new graph, recognised here
-    by the dask layers between the array and the one :func:`open_scene` built."""
-    a = scene.attrs
-    data = scene.data
-    if "selo_graph" not in a or not isinstance(data, da.Array):
-        return None
-    name, deps = data.name, data.dask.dependencies
-    while name != a["selo_graph"]:
-        parents = deps.get(name, set())
-        if not name.startswith("getitem-") or len(parents) != 1:
-            return None
-        (name,) = parents
-    height, width = int(scene.sizes["y"]), int(scene.sizes["x"])
-    file_t = Affine(*a["selo_file_transform"])
-    own = scene_grid(scene).transform
-    if (own.a, own.b, own.d, own.e) != (file_t.a, file_t.b, file_t.d, file_t.e):
-        return None
-    col, row = ~file_t * (own.c, own.f)
-    r, c = round(row), round(col)
-    if abs(row - r) > 1e-6 or abs(col - c) > 1e-6:
-        return None
-    fh, fw = a["selo_file_shape"]
-    if r < 0 or c < 0 or r + height > fh or c + width > fw:
-        return None
-    return (r, c, height, width)
 
 
 def scene_key(scene: xr.DataArray, cache: Cache) -> str:
     """A key that follows the scene's pixels (the scene part of the embedding cache key).
 
-    A file scene (or a slice of one): the file's content hash, its band choice and
-    conversion, and the pixel window; chunking does not matter. Any other array:
-    dask's token of its data (the bytes for in-memory arrays, the graph for dask)."""
-    window = file_window(scene)
-    if window is None:
+    A scene opened from a source (or an indexing of one): its source's content, channels
+    and conversion and the selected rows, columns and channels
+    (:meth:`~selo.pipeline.source.Selection.key`); chunking does not matter. Any other
+    array: dask's token of its data (the bytes for in-memory arrays, the graph for dask)."""
+    selection = selection_of(scene)
+    if selection is None:
         return "array:" + tokenize(scene.data)
-    a = scene.attrs
-    text = "|".join(
-        [cache.scene_key(a["selo_source"]), str(a["selo_bands"]), a["selo_conversion"], str(window)]
-    )
-    return "file:" + hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-class FileRegions:
-    """Regions of a file scene, each read with one windowed rasterio read of the file
-    (or its staged copy), converted and masked like the scene: each tile of the file
-    is decoded once per region, with no dask graph in between."""
-
-    def __init__(self, scene: xr.DataArray, window: tuple[int, int, int, int]) -> None:
-        a = scene.attrs
-        self.path = a["selo_staged"] or a["selo_source"]
-        self.bands = tuple(a["selo_bands"])
-        self.conversion = conversion_of(scene)
-        info = inspect_scene(self.path)
-        self.info = SceneInfo(
-            **{**info.__dict__, "nodata": a["selo_nodata"], "dtype": a["selo_dtype"]}
-        )
-        self.offset = window[:2]
-        stat = Path(self.path).stat()
-        self.token = tokenize(self.path, stat.st_size, stat.st_mtime_ns, self.bands, window)
-
-    def __dask_tokenize__(self) -> str:
-        return self.token
-
-    @portable_errors
-    def __call__(
-        self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(rgb (h, w, 3) uint8, valid (h, w) bool or None)`` of scene rows r0:r1, cols c0:c1;
-        with ``out_shape`` shrunk to it by GDAL's nearest sampling (overviews where present)."""
-        from rasterio.windows import Window
-
-        window = Window(c0 + self.offset[1], r0 + self.offset[0], c1 - c0, r1 - r0)
-        with dataset(self.path) as ds:
-            pixels, mask = read_pixels(
-                ds,
-                self.bands,
-                window=window,
-                out_shape=out_shape,
-                mask=has_dataset_mask(ds),
-                where=f" in rows {r0}-{r1}, columns {c0}-{c1}",
-            )
-        mask = None if mask is None else mask > 0
-        rgb, valid = to_rgb(pixels, mask, self.info, self.conversion)
-        return np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), valid
+    return selection.key(cache)
 
 
 class ArrayRegions:
@@ -342,7 +276,7 @@ class ArrayRegions:
     def __call__(
         self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Like :meth:`FileRegions.__call__`; ``out_shape`` samples the pixel under each output
+        """Like :meth:`Selection.__call__`; ``out_shape`` samples the pixel under each output
         pixel's centre (:func:`~selo.pipeline.preview.decimation_indices`)."""
         rows, cols = slice(r0, r1), slice(c0, c1)
         if out_shape is not None:
@@ -358,20 +292,27 @@ class ArrayRegions:
         return np.ascontiguousarray(computed[0]), valid
 
 
-def region_reader(scene: xr.DataArray) -> FileRegions | ArrayRegions:
-    """How Cut reads regions of ``scene``: straight from its file when it is a file scene
-    (or a slice of one), else through its dask graph."""
-    window = file_window(scene)
-    return FileRegions(scene, window) if window is not None else ArrayRegions(scene)
+class _SelectionRegions:
+    """Regions of a scene read straight from its source (:class:`Selection`), with its
+    errors raised as themselves on any worker."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+
+    def __dask_tokenize__(self) -> str:
+        return self.selection.token
+
+    @portable_errors
+    def __call__(self, r0, r1, c0, c1, *, out_shape=None):
+        return self.selection(r0, r1, c0, c1, out_shape=out_shape)
 
 
-def _conversion_json(conversion: Conversion) -> str:
-    return json.dumps({"stretch": conversion.stretch, "palette": conversion.palette})
-
-
-def _sample_shape(info: SceneInfo) -> tuple[int, int]:
-    factor = min(1.0, _SAMPLE_SIDE / max(info.shape))
-    return (max(1, round(info.height * factor)), max(1, round(info.width * factor)))
+def region_reader(scene: xr.DataArray) -> _SelectionRegions | ArrayRegions:
+    """How Cut reads regions of ``scene``: straight from its source's files when it holds
+    pixels of a source (:func:`~selo.pipeline.source.selection_of`), else through its
+    dask graph."""
+    selection = selection_of(scene)
+    return _SelectionRegions(selection) if selection is not None else ArrayRegions(scene)
 
 
 def _chunks(block_shape: tuple[int, int], chunk: int) -> tuple[int, int]:
@@ -380,63 +321,16 @@ def _chunks(block_shape: tuple[int, int], chunk: int) -> tuple[int, int]:
     return tuple(chunk // b * b if b <= chunk else chunk for b in block_shape)
 
 
-def _lazy_file(
-    path: Path,
-    info: SceneInfo,
-    bands: tuple[int, int, int],
-    chunks: tuple[int, int],
-    masked: bool,
-) -> tuple[da.Array, da.Array | None]:
-    """Pixels ``(3, y, x)`` and mask, each chunk one windowed rasterio read of the file.
-
-    Each task opens the file itself (tasks carry its path, so they pickle for workers
-    in other processes; a GDAL handle is not thread-safe, so none is shared) and
-    reads strictly (:func:`~selo.pipeline.scenefile.read_pixels`: damaged data is a
-    SceneError, not zeros). Task names follow the file (path, size, modification
-    time), the chunks and the bands, so reruns get the same keys.
-    """
-    stat = path.stat()
-    token = tokenize(str(path), stat.st_size, stat.st_mtime_ns, chunks, bands)
-    row_chunks = da.core.normalize_chunks(chunks, (info.height, info.width))
-    pixels = da.map_blocks(
-        _read_pixel_block,
-        path=str(path),
-        bands=bands,
-        chunks=((len(bands),), *row_chunks),
-        dtype=np.dtype(info.dtype),
-        meta=np.empty((0, 0, 0), np.dtype(info.dtype)),
-        name=f"selo-scene-{token}",
-    )
-    mask = None
-    if masked:
-        mask = da.map_blocks(
-            _read_mask_block,
-            path=str(path),
-            chunks=row_chunks,
-            dtype=bool,
-            meta=np.empty((0, 0), bool),
-            name=f"selo-mask-{token}",
-        )
-    return pixels, mask
-
-
 @portable_errors
-def _read_pixel_block(path: str, bands: tuple[int, ...], block_info=None) -> np.ndarray:
-    from rasterio.windows import Window
-
+def _read_pixel_block(source: SceneSource, channels, block_info=None) -> np.ndarray:
     _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    with dataset(path) as ds:
-        window = Window.from_slices((r0, r1), (c0, c1))
-        pixels, _ = read_pixels(ds, bands, window=window, where=f" in rows {r0}-{r1}")
+    rows, cols = Axis(r0, 1, r1 - r0), Axis(c0, 1, c1 - c0)
+    pixels, _ = read_region(source, rows, cols, channels)
     return pixels
 
 
 @portable_errors
-def _read_mask_block(path: str, block_info=None) -> np.ndarray:
-    from rasterio.windows import Window
-
+def _read_mask_block(source: SceneSource, block_info=None) -> np.ndarray:
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    with dataset(path) as ds:
-        window = Window.from_slices((r0, r1), (c0, c1))
-        _, mask = read_pixels(ds, (), window=window, mask=True, where=f" in rows {r0}-{r1}")
-    return mask > 0
+    _, mask = read_region(source, Axis(r0, 1, r1 - r0), Axis(c0, 1, c1 - c0), (), mask=True)
+    return mask

@@ -1,8 +1,11 @@
 """Scene files: the one place where a raster file is opened, checked and read.
 
-Everything that touches a scene file through GDAL goes through :func:`dataset`,
-which turns any failure to open it into a :class:`~selo.errors.SceneError` naming
-the file, and every pixel read goes through :func:`read_pixels`, in which GDAL's
+A file is a local path, a URL or a GDAL ``/vsi…/`` path (:mod:`selo.pipeline.remote`):
+remote files are read by range requests, never downloaded whole, with the same checks.
+Everything that touches a scene file through GDAL goes through :func:`dataset`, inside
+:func:`gdal_env` (selo's GDAL settings, set only while selo's own calls run), which
+turns any failure to open it into a :class:`~selo.errors.SceneError` naming the file,
+and every pixel read goes through :func:`read_pixels`, in which GDAL's
 errors *and its warnings* (libjpeg's "premature end", libtiff's "not enough data")
 are a SceneError too: damaged pixel data is never read as zeros or gray.
 
@@ -23,6 +26,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import struct
 import threading
 import warnings
@@ -39,18 +43,29 @@ from rasterio.enums import Interleaving, MaskFlags, PhotometricInterp
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from ..errors import InputNotFoundError, OutputError, SceneError
+from ..errors import InputNotFoundError, OutputError, RemoteError, SceneError, SeloError
+from .remote import (
+    ObjectInfo,
+    gdal_options,
+    gdal_path,
+    is_network_message,
+    is_remote,
+    object_info,
+    open_binary,
+    url_of,
+)
 from .store import error_reason
 
 __all__ = [
     "STAGED_DRIVERS",
     "SceneInfo",
-    "configure_gdal",
     "dataset",
+    "gdal_env",
     "has_dataset_mask",
     "inspect_scene",
     "read_decimated",
     "read_pixels",
+    "refresh_remote",
     "strict_reads",
     "tiff_data_end",
     "verify_png",
@@ -63,7 +78,7 @@ STAGED_DRIVERS = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
 
 STAGE_TILE = 512
 _STAGE_STRIP = 1024  # rows copied at a time while staging
-_GDAL_CACHE_MB = "256"
+_GDAL_CACHE_BYTES = 256 * 2**20
 # A PNG or GIF claiming more pixels than its bytes can hold is refused before any
 # work (GDAL would fill the rest with zeros: a lying header would make selo embed
 # gigapixels of nothing). Deflate (PNG) packs at most 1032 bytes into one, LZW (GIF)
@@ -76,7 +91,7 @@ _SMALL_SCENE_PIXELS = 1 << 22  # below this size, any compression ratio is belie
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 _READ_PIECE = 1 << 20
-_CHECKED_TIFFS: set[tuple[str, int, int]] = set()  # (path, size, mtime) whose blocks were checked
+_CHECKED_TIFFS: set[tuple[str, str]] = set()  # (location, version) whose blocks were checked
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ class SceneInfo:
     column, y = row).
     """
 
-    path: Path
+    location: str  # a local path, a URL or a GDAL path
     height: int
     width: int
     count: int
@@ -98,6 +113,7 @@ class SceneInfo:
     nodata: float | None
     driver: str
     block_shape: tuple[int, int]
+    version: str = ""  # the file's size and version when read (remote.ObjectInfo)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -133,28 +149,86 @@ _GDAL_LOGGERS = ("rasterio._env", "rasterio._err")
 _NOT_GEOREFERENCED = ("ignore", None, NotGeoreferencedWarning, None, 0)
 
 
-def configure_gdal() -> None:
-    """Set up GDAL for selo: a modest block cache, quiet georeferencing, strict reads.
+class _SeloGdal:
+    """What selo sets up while any of its own GDAL calls runs, in any thread, and takes
+    down when the last one ends (the host process keeps its own settings otherwise):
 
-    - GDAL's block cache is capped (5 % of RAM per process by default) unless the
-      user set ``GDAL_CACHEMAX``: every Dask worker reads scenes, so a modest cache
-      per process keeps the run's memory bounded;
-    - rasterio's ``NotGeoreferencedWarning`` (a scene without georeferencing, such
-      as any JPEG) is not shown: selo says so once, in plain words;
-    - GDAL's warnings reach :func:`read_pixels`, which makes them errors.
+    - GDAL's block cache is capped at 256 MB unless the user set ``GDAL_CACHEMAX``:
+      every Dask worker reads scenes, so a modest cache per process keeps a run's
+      memory bounded (GDAL's own default is 5 % of RAM per process);
+    - rasterio's ``NotGeoreferencedWarning`` (a scene without georeferencing, such as
+      any JPEG) is not shown: selo says so once, in plain words;
+    - GDAL's warnings reach :func:`read_pixels`, which makes them errors (a filter on
+      rasterio's loggers, whose level is set to DEBUG for the time when it was unset,
+      so that the records exist).
 
-    Called on import, before a cluster starts (workers inherit it) and on open.
-    """
-    os.environ.setdefault("GDAL_CACHEMAX", _GDAL_CACHE_MB)
-    if _NOT_GEOREFERENCED not in warnings.filters:
-        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-    for name in _GDAL_LOGGERS:
-        logger = logging.getLogger(name)
-        if _GDAL_WARNINGS not in logger.filters:
+    Counted, because dask reads in several threads at once: ``warnings.catch_warnings``
+    and ``rasterio.Env(GDAL_CACHEMAX=…)`` each restore what they saw on entry, which
+    is the other thread's setting when two threads interleave."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.cache_max: int | None = None
+        self.warning_filter: tuple | None = None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.users += 1
+            if self.users == 1:
+                self._install()
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                self._remove()
+
+    def _install(self) -> None:
+        from rasterio.env import get_gdal_config, set_gdal_config
+
+        if "GDAL_CACHEMAX" not in os.environ:
+            self.cache_max = int(get_gdal_config("GDAL_CACHEMAX"))
+            set_gdal_config("GDAL_CACHEMAX", min(self.cache_max, _GDAL_CACHE_BYTES))
+        if _NOT_GEOREFERENCED not in warnings.filters:  # (else the host's own, left alone)
+            warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+            self.warning_filter = _NOT_GEOREFERENCED
+        for name in _GDAL_LOGGERS:
+            logger = logging.getLogger(name)
             logger.addFilter(_GDAL_WARNINGS)
             if logger.level == logging.NOTSET:  # records must exist to be collected
                 logger.setLevel(logging.DEBUG)
                 _GDAL_WARNINGS.forced.add(name)
+
+    def _remove(self) -> None:
+        from rasterio.env import set_gdal_config
+
+        if self.cache_max is not None:
+            set_gdal_config("GDAL_CACHEMAX", self.cache_max)
+            self.cache_max = None
+        if self.warning_filter is not None and self.warning_filter in warnings.filters:
+            warnings.filters.remove(self.warning_filter)
+            getattr(warnings, "_filters_mutated", lambda: None)()
+        self.warning_filter = None
+        for name in _GDAL_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.removeFilter(_GDAL_WARNINGS)
+            if name in _GDAL_WARNINGS.forced and logger.level == logging.DEBUG:
+                logger.setLevel(logging.NOTSET)
+        _GDAL_WARNINGS.forced.clear()
+
+
+_SELO_GDAL = _SeloGdal()
+
+
+@contextlib.contextmanager
+def gdal_env(location: str | os.PathLike | None = None) -> Iterator[None]:
+    """selo's GDAL settings (:class:`_SeloGdal`) and, for a remote ``location``, the
+    HTTP and object-store options of :func:`selo.pipeline.remote.gdal_options`, for the
+    calls inside: every GDAL call of selo runs in one."""
+    options = gdal_options() if location is not None and is_remote(location) else {}
+    with _SELO_GDAL, rasterio.Env(**options):
+        yield
 
 
 def strict_reads() -> rasterio.Env:
@@ -166,20 +240,24 @@ def strict_reads() -> rasterio.Env:
 @contextlib.contextmanager
 def _gdal_warnings() -> Iterator[list[str]]:
     """The GDAL warnings logged in this thread inside (GDAL's own words), not shown."""
-    configure_gdal()
-    local = _GDAL_WARNINGS.local
-    outer = getattr(local, "found", None)
-    local.found = found = []
-    try:
-        yield found
-    finally:
-        local.found = outer
-        found[:] = [_gdal_message(text) for text in found]
+    with _SELO_GDAL:
+        local = _GDAL_WARNINGS.local
+        outer = getattr(local, "found", None)
+        local.found = found = []
+        try:
+            yield found
+        finally:
+            local.found = outer
+            found[:] = [_gdal_message(text) for text in found]
+
+
+_SHORT_READ = re.compile(r"\bgot \d+ bytes\b|\bread failed\b", re.IGNORECASE)
 
 
 @contextlib.contextmanager
-def _pixel_errors(path: Path, where: str) -> Iterator[None]:
-    """GDAL errors and warnings of the reads inside become a SceneError naming the file."""
+def _pixel_errors(location: str, where: str) -> Iterator[None]:
+    """GDAL errors and warnings of the reads inside become a SceneError naming the file
+    (a RemoteError where a remote file's request failed)."""
     reason = None
     with _gdal_warnings() as found:
         try:
@@ -191,10 +269,23 @@ def _pixel_errors(path: Path, where: str) -> Iterator[None]:
             reason = "not enough memory to decode it; is its header damaged?"
     if reason is None and found:
         reason = found[0]
-    if reason is not None:
-        raise SceneError(
-            f"{path}: damaged pixel data{where} ({reason}); copy or download the file again"
-        )
+    if reason is None:
+        return
+    if is_remote(location):
+        # A failed request is no damage: GDAL says so in its own words, or, where a request
+        # timed out, the decoder reads short ("got 0 bytes") from a file whose blocks were
+        # all found inside it when it was opened.
+        failed = [m for m in [*found, reason] if is_network_message(location, m)]
+        failed += [m for m in [reason, *found] if _SHORT_READ.search(m)]
+        if failed:
+            raise RemoteError(
+                f"{location}: cannot read pixel data{where}: the server did not send it "
+                f"({failed[0]}); check the connection and try again (GDAL_HTTP_LOW_SPEED_TIME "
+                "and GDAL_HTTP_MAX_RETRY set how long selo waits and retries)"
+            )
+    raise SceneError(
+        f"{location}: damaged pixel data{where} ({reason}); copy or download the file again"
+    )
 
 
 def _gdal_message(text: str) -> str:
@@ -210,65 +301,99 @@ def _gdal_message(text: str) -> str:
 
 
 @contextlib.contextmanager
-def dataset(path: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
-    """Open ``path`` with rasterio; a failure to open it, or to read its header inside,
-    becomes a SceneError naming it (pixel reads: :func:`read_pixels`)."""
-    path = Path(path)
-    configure_gdal()
-    try:
-        if path.is_dir():
-            raise SceneError(
-                f"{path}: not a raster rasterio can read (it is a folder); pass the image file"
-            )
-        if not path.exists():
-            raise InputNotFoundError(f"{path}: scene not found; check the path")
-        ds = rasterio.open(path)
-    except (SceneError, InputNotFoundError):
-        raise
-    except (RasterioError, CPLE_BaseError) as e:
-        raise SceneError(
-            f"{path}: not a raster rasterio can read ({error_reason(e)}); "
-            "check that the file is complete and in a format GDAL supports"
-        ) from e
-    except OSError as e:
-        raise SceneError(f"{path}: cannot read the file ({error_reason(e)})") from e
-    except Exception as e:  # noqa: BLE001 - any other reader failure: an unusable file
-        raise SceneError(f"{path}: not a raster rasterio can read ({type(e).__name__}: {e})") from e
-    with ds:
+def dataset(location: str | os.PathLike) -> Iterator[rasterio.DatasetReader]:
+    """Open a local path, URL or GDAL path with rasterio, inside :func:`gdal_env`; a
+    failure to open it, or to read its header inside, becomes a SceneError naming it
+    (pixel reads: :func:`read_pixels`)."""
+    location = os.fspath(location)
+    remote = is_remote(location)
+    with gdal_env(location):
         try:
-            yield ds
-        except (RasterioError, CPLE_BaseError, CRSError) as e:
+            if not remote and os.path.isdir(location):
+                raise SceneError(
+                    f"{location}: not a raster rasterio can read (it is a folder); "
+                    "pass the image file"
+                )
+            if not remote and not os.path.exists(location):
+                raise InputNotFoundError(f"{location}: scene not found; check the path")
+            ds = rasterio.open(gdal_path(location))
+        except (SceneError, InputNotFoundError):
+            raise
+        except (RasterioError, CPLE_BaseError) as e:
+            if remote and is_network_message(location, error_reason(e)):
+                raise RemoteError(f"{location}: cannot be read ({error_reason(e)})") from e
             raise SceneError(
-                f"{path}: damaged file ({error_reason(e)}); copy or download the file again"
+                f"{location}: not a raster rasterio can read ({error_reason(e)}); "
+                "check that the file is complete and in a format GDAL supports"
             ) from e
+        except OSError as e:
+            raise SceneError(f"{location}: cannot read the file ({error_reason(e)})") from e
+        except Exception as e:  # noqa: BLE001 - any other reader failure: an unusable file
+            raise SceneError(
+                f"{location}: not a raster rasterio can read ({type(e).__name__}: {e})"
+            ) from e
+        with ds:
+            try:
+                yield ds
+            except (RasterioError, CPLE_BaseError, CRSError) as e:
+                raise SceneError(
+                    f"{location}: damaged file ({error_reason(e)}); copy or download the file again"
+                ) from e
 
 
-def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
+_SEEN_VERSIONS: dict[str, str] = {}  # remote location -> the version this process read last
+_SEEN_LOCK = threading.Lock()
+
+
+def refresh_remote(location: str, version: str) -> None:
+    """Before reading a remote file at ``version``: if this process read it before at
+    another version, make GDAL forget what it kept of it (GDAL's /vsicurl/ cache of
+    headers and blocks outlives datasets; opening and closing the file once with
+    ``CPL_VSIL_CURL_NON_CACHED`` drops it), so that a changed object is read anew."""
+    if not is_remote(location):
+        return
+    with _SEEN_LOCK:
+        before = _SEEN_VERSIONS.get(location)
+        _SEEN_VERSIONS[location] = version
+    if before is None or before == version:
+        return
+    path = gdal_path(location)
+    with gdal_env(location), rasterio.Env(CPL_VSIL_CURL_NON_CACHED=path):
+        with contextlib.suppress(RasterioError, CPLE_BaseError):
+            rasterio.open(path).close()
+
+
+def _info(ds: rasterio.DatasetReader, location: str, stat: ObjectInfo) -> SceneInfo:
     if ds.count == 0 or ds.height == 0 or ds.width == 0:
         extra = "; open one of its subdatasets" if ds.subdatasets else ""
         raise SceneError(
-            f"{path}: not a usable scene ({ds.count} bands of {ds.height}×{ds.width} pixels){extra}"
+            f"{location}: not a usable scene ({ds.count} bands of {ds.height}×{ds.width} "
+            f"pixels){extra}"
         )
     if np.dtype(ds.dtypes[0]).kind == "c":
-        raise SceneError(f"{path}: complex pixels ({ds.dtypes[0]}) are not supported")
-    stat = os.stat(path)
-    size = stat.st_size
-    if ds.driver == "GTiff":
-        checked = (str(Path(path).resolve()), size, stat.st_mtime_ns)
+        raise SceneError(f"{location}: complex pixels ({ds.dtypes[0]}) are not supported")
+    size = stat.size
+    if ds.driver == "GTiff" and size is not None:
+        checked = (_resolved(location), stat.version)
         if checked not in _CHECKED_TIFFS:  # a large block table takes a while to walk
-            _check_tiff_blocks(ds, path, size)
+            _check_tiff_blocks(ds, location, size)
             if len(_CHECKED_TIFFS) > 1024:
                 _CHECKED_TIFFS.clear()
             _CHECKED_TIFFS.add(checked)
     pixels = ds.height * ds.width
     most = _MAX_PIXELS_PER_BYTE.get(ds.driver)
-    if most is not None and pixels > _SMALL_SCENE_PIXELS and pixels > most * max(size, 1):
+    if (
+        most is not None
+        and size is not None
+        and pixels > _SMALL_SCENE_PIXELS
+        and pixels > most * max(size, 1)
+    ):
         raise SceneError(
-            f"{path}: its header claims {ds.width}×{ds.height} pixels but the file holds only "
-            f"{size} bytes; the file is damaged or incomplete: copy or download it again"
+            f"{location}: its header claims {ds.width}×{ds.height} pixels but the file holds "
+            f"only {size} bytes; the file is damaged or incomplete: copy or download it again"
         )
     return SceneInfo(
-        path=path,
+        location=location,
         height=ds.height,
         width=ds.width,
         count=ds.count,
@@ -278,7 +403,12 @@ def _info(ds: rasterio.DatasetReader, path: Path) -> SceneInfo:
         nodata=ds.nodata,
         driver=ds.driver,
         block_shape=tuple(ds.block_shapes[0]),
+        version=stat.version,
     )
+
+
+def _resolved(location: str) -> str:
+    return location if is_remote(location) else str(Path(location).resolve())
 
 
 @dataclass(frozen=True)
@@ -338,12 +468,13 @@ def tiff_data_end(ds: rasterio.DatasetReader) -> int:
 _TIFF_LAYOUTS = {42: ("I", 4, "H", "HHII"), 43: ("Q", 8, "Q", "HHQQ")}
 
 
-def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
+def _tiff_table_sizes(location: str | os.PathLike) -> tuple[int, int] | None:
     """(blocks the first directory's image size needs, entries of its block offset table),
-    read from the TIFF itself (classic or BigTIFF, either byte order); None if the
-    directory cannot be read this way (GDAL, which opened the file, judges it then)."""
+    read from the TIFF itself (classic or BigTIFF, either byte order; a remote one by a few
+    small range requests); None if the directory cannot be read this way (GDAL, which
+    opened the file, judges it then)."""
     try:
-        with path.open("rb") as f:
+        with open_binary(os.fspath(location)) as f:
             head = f.read(16)
             order = {b"II": "<", b"MM": ">"}.get(head[:2])
             if order is None:
@@ -358,7 +489,7 @@ def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
             raw = f.read(struct.calcsize(order + count_fmt))
             (n,) = struct.unpack(order + count_fmt, raw)
             table = f.read(n * width)
-    except (OSError, struct.error):
+    except (OSError, struct.error, SeloError):
         return None
     if len(table) < n * width:
         return None
@@ -391,7 +522,7 @@ def _tiff_table_sizes(path: Path) -> tuple[int, int] | None:
     return needed, entries
 
 
-def _check_tiff_blocks(ds: rasterio.DatasetReader, path: Path, size: int) -> None:
+def _check_tiff_blocks(ds: rasterio.DatasetReader, path: str, size: int) -> None:
     """A GeoTIFF's pixel blocks must all be in the file, uncompressed ones whole.
 
     A header that claims more pixels than its block table holds (a damaged size,
@@ -431,10 +562,14 @@ def _check_tiff_blocks(ds: rasterio.DatasetReader, path: Path, size: int) -> Non
         )
 
 
-def inspect_scene(path: str | os.PathLike) -> SceneInfo:
-    """Read a scene's header (no pixels) and check it is a usable, complete raster."""
-    with dataset(path) as ds:
-        return _info(ds, Path(path))
+def inspect_scene(location: str | os.PathLike, *, stat: ObjectInfo | None = None) -> SceneInfo:
+    """Read a scene's header (no pixels) and check it is a usable, complete raster
+    (``stat``: the file's size and version, when the caller has them already)."""
+    location = os.fspath(location)
+    stat = stat or object_info(location)
+    refresh_remote(location, stat.version)
+    with dataset(location) as ds:
+        return _info(ds, location, stat)
 
 
 def has_dataset_mask(ds: rasterio.DatasetReader) -> bool:
@@ -465,18 +600,18 @@ def read_pixels(
     also reads the dataset mask."""
     indexes = list(bands) if bands is not None else list(ds.indexes)
     shape = None if out_shape is None else (len(indexes), *out_shape)
-    with _pixel_errors(Path(ds.name), where):
+    with _pixel_errors(url_of(ds.name) or ds.name, where):
         pixels = ds.read(indexes, window=window, out_shape=shape) if indexes else None
         masks = ds.dataset_mask(window=window, out_shape=out_shape) if mask else None
     return pixels, masks
 
 
 def read_decimated(
-    path: Path, bands: tuple[int, ...], out_shape: tuple[int, int]
+    location: str, bands: tuple[int, ...], out_shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels ``(len(bands), rows, cols)`` and mask sampled by nearest neighbour (GDAL
     uses the file's overviews when it has them)."""
-    with dataset(path) as ds:
+    with dataset(location) as ds:
         pixels, mask = read_pixels(ds, bands, out_shape=out_shape, mask=has_dataset_mask(ds))
     return pixels, None if mask is None else mask > 0
 
@@ -485,7 +620,7 @@ def verify_pixels(path: str | os.PathLike) -> SceneInfo:
     """Check a whole raster file: its header (:func:`inspect_scene`), then its pixel
     data: a PNG's chunks and data size (:func:`verify_png`), any other file decoded
     strictly strip by strip. For files another library reads whole (maps)."""
-    path = Path(path)
+    path = os.fspath(path)
     info = inspect_scene(path)
     if info.driver == "PNG":
         verify_png(path)
@@ -501,13 +636,13 @@ def verify_png(path: str | os.PathLike) -> None:
     """Check that a PNG is whole: every chunk complete and matching its CRC, the end
     chunk present, and its compressed pixel data exactly the size its header declares
     (GDAL's PNG driver fills missing data with zeros instead of failing)."""
-    path = Path(path)
+    path = os.fspath(path)
 
     def damaged(what: str) -> SceneError:
         return SceneError(f"{path}: damaged PNG ({what}); copy or download the file again")
 
     try:
-        with path.open("rb") as f:
+        with open_binary(path) as f:
             if f.read(8) != _PNG_SIGNATURE:
                 raise damaged("no PNG signature")
             expected = None
@@ -586,7 +721,7 @@ def _inflate_count(inflater, data: bytes, damaged) -> int:
 # --- staged copies ----------------------------------------------------------------------------
 
 
-def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
+def write_staged_copy(path: str, info: SceneInfo, target: Path) -> None:
     """Copy all bands (and the file's mask) strip by strip, top to bottom, into a
     tiled, uncompressed GeoTIFF: one strip of full-width rows in memory at a time.
     Uncompressed, the copy costs little more than decoding the source once, and
@@ -610,7 +745,7 @@ def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
         profile.update(crs=info.crs, transform=info.transform)
     if info.driver == "PNG":
         verify_png(path)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), dataset(path) as ds:
+    with dataset(path) as ds, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         masked = has_dataset_mask(ds)
         with _written(target, **profile) as out:
             for top in range(0, info.height, _STAGE_STRIP):
@@ -630,11 +765,8 @@ def write_staged_copy(path: Path, info: SceneInfo, target: Path) -> None:
 @contextlib.contextmanager
 def _written(target: Path, **profile) -> Iterator[rasterio.io.DatasetWriter]:
     try:
-        out = rasterio.open(target, "w", **profile)
+        out = rasterio.open(target, "w", **profile)  # (inside dataset(): selo's GDAL settings)
     except (RasterioError, CPLE_BaseError, OSError) as e:
         raise OutputError(f"{target}: cannot write the staged copy ({error_reason(e)})") from e
     with out:
         yield out
-
-
-configure_gdal()

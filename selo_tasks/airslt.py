@@ -31,6 +31,7 @@ from ..errors import SceneError, portable_errors
 from ..pipeline.gnt import CellMap
 from ..pipeline.outputs import write_jpeg, write_png, write_windows_csv
 from ..pipeline.scene import open_scene
+from ..pipeline.source import SceneRef, locate_scenes
 from ..pipeline.store import atomic_write_text, ensure_dir
 from . import run_folder as layout
 from .annotations import Case
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 class AirsltOptions:
     """What an AIR-SLT run reads and writes (how it computes is in :class:`Options`)."""
 
-    images: Path
+    images: str  # a folder, a URL prefix, or a STAC ItemCollection, Catalog or Collection
     out: Path
     anno: Path | None = None  # the annotation file of the cases (None: the one shipped with selo)
     resume: bool = False
@@ -82,12 +83,13 @@ def config_digest(ctx: RunContext, cases: Sequence[Case]) -> str:
 
 
 def find_images(
-    cases: Sequence[Case], images: Path, *, skip_missing: bool
-) -> tuple[list[Case], list[Case]]:
-    """(cases whose scene exists, cases skipped); missing scenes are an error unless skipped."""
-    if not images.is_dir():
-        raise SceneError(f"{images}: images folder not found")
-    missing = sorted({c.image for c in cases if not (images / c.image).is_file()}, key=_natural)
+    cases: Sequence[Case], images: str, *, skip_missing: bool
+) -> tuple[list[Case], list[Case], dict[str, SceneRef]]:
+    """(cases whose scene exists, cases skipped, where each found scene is); ``images`` is
+    a folder, a URL prefix or a STAC collection (:func:`~selo.pipeline.source.locate_scenes`);
+    missing scenes are an error unless skipped."""
+    found = locate_scenes(images, [c.image for c in cases])
+    missing = sorted({c.image for c in cases if c.image not in found}, key=_natural)
     if missing and not skip_missing:
         shown = ", ".join(missing[:10]) + (
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -97,7 +99,7 @@ def find_images(
             "(add them, or pass --skip-missing to leave their cases out)"
         )
     keep = [c for c in cases if c.image not in missing]
-    return keep, [c for c in cases if c.image in missing]
+    return keep, [c for c in cases if c.image in missing], found
 
 
 def _natural(name: str):
@@ -113,7 +115,7 @@ def run_cases(
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> tuple[list[CaseResult], list[Case]]:
     """Run and score ``cases``: (results in case order, cases skipped for missing scenes)."""
-    cases, skipped = find_images(cases, options.images, skip_missing=options.skip_missing)
+    cases, skipped, refs = find_images(cases, options.images, skip_missing=options.skip_missing)
     digest = config_digest(ctx, cases)
     results: dict[int, CaseResult] = {}
     todo = []
@@ -131,7 +133,7 @@ def run_cases(
         by_scene[case.image].append(case)
 
     def open_one(name: str):
-        return open_scene(options.images / name, chunk=ctx.options.chunk, cache=ctx.cache)
+        return open_scene(refs[name], chunk=ctx.options.chunk, cache=ctx.cache)
 
     driver = ctx.driver
     # JPEG scenes are staged on first open: decode and write in C, so in parallel
@@ -157,7 +159,7 @@ def run_cases(
     client = ctx.cluster.client
     paper_compat = ctx.options.paper_compat
     # one preview per scene, read on the cluster, shared by the scene's cases
-    wanted = {n: options.images / n for n in by_scene} if options.overlays else {}
+    wanted = {n: refs[n] for n in by_scene} if options.overlays else {}
     previews = submit_previews(client, wanted, ctx.cache)
     futures = {
         _submit_case(

@@ -68,20 +68,26 @@ log = logging.getLogger(__name__)
 
 
 def open_scene(
-    path: str | os.PathLike,
+    path,
     *,
-    bands: tuple[int, int, int] | None = None,
+    bands: tuple[int, int, int] | tuple[str, str, str] | None = None,
+    asset: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     cache: Cache | str | os.PathLike | None = None,
 ) -> xr.DataArray:
-    """A scene file as a lazy RGB uint8 ``DataArray`` (y, x, band) with ``.rio``
+    """A scene as a lazy RGB uint8 ``DataArray`` (y, x, band) with ``.rio``
     georeferencing and a ``valid`` (y, x) coordinate where the file can have nodata.
 
-    Any raster GDAL reads; other types than uint8 are stretched (2nd–98th
-    percentile); ``bands`` picks three 1-based bands; JPEG/PNG scenes are staged once
-    to a tiled GeoTIFF in ``cache`` (see :class:`selo.pipeline.cache.Cache`)."""
+    ``path``: any raster GDAL reads, as a local path, a URL (``https://``, ``s3://``,
+    ``gs://``, ``az://``) or a GDAL ``/vsi…/`` path (remote files are read window by
+    window), or a STAC item (JSON file or URL, or a ``pystac.Item``). Other types than
+    uint8 are stretched (2nd–98th percentile); ``bands`` picks three 1-based bands of a
+    file, or three band names of a STAC item; ``asset`` picks a STAC item's asset;
+    JPEG/PNG scenes are staged once to a tiled GeoTIFF in ``cache`` (see
+    :class:`selo.pipeline.cache.Cache`). Indexing the scene (``isel``/``sel`` on bands,
+    rows and columns) keeps it read from its files: exactly the pixels selected."""
     options = Options(chunk=chunk, cache=cache)
-    return _open_scene(path, bands=bands, chunk=options.chunk, cache=_staging(options))
+    return _open_scene(path, bands=bands, asset=asset, chunk=options.chunk, cache=_staging(options))
 
 
 def localize(
@@ -145,15 +151,17 @@ def localize(
 
 
 def localize_files(
-    scene: str | os.PathLike,
+    scene,
     queries: str | Sequence[str],
     out: str | os.PathLike,
     *,
-    bands: tuple[int, int, int] | None = None,
+    bands: tuple[int, int, int] | tuple[str, str, str] | None = None,
+    asset: str | None = None,
     options: Options | None = None,
     **keywords,
 ) -> dict:
-    """What ``selo localize`` does: the SeLo maps of the scene file for each sentence,
+    """What ``selo localize`` does: the SeLo maps of the scene (a file, a URL or a STAC
+    item, as :func:`open_scene` takes; ``bands``, ``asset``: as there) for each sentence,
     written to the folder ``out`` (one ``qNN-<words>/`` folder per sentence, ``maps.zarr``,
     ``run.json``; see the README); returns the run record (``run.json``).
 
@@ -163,7 +171,7 @@ def localize_files(
     from .localize import localize as run
 
     opts = Options.from_keywords(options, **keywords)
-    return run(Path(scene), queries, Path(out), opts, bands=bands)
+    return run(os.fspath(scene), queries, Path(out), opts, bands=bands, asset=asset)
 
 
 def airslt(
@@ -178,7 +186,8 @@ def airslt(
     **keywords,
 ):
     """What ``selo airslt`` does: run and score every case of the annotations (default:
-    AIR-SLT's, shipped with selo) on the scenes in ``images``, into the run folder
+    AIR-SLT's, shipped with selo) on the scenes in ``images`` (a folder, a URL prefix or a
+    STAC ItemCollection, Catalog or Collection), into the run folder
     ``out`` (``case_NN/``, ``metrics.csv``, ``run.json``, ``report.html``, and
     ``profile.html`` unless ``profile=False``); returns the
     :class:`~selo.selo_tasks.airslt.AirsltRun` (results, skipped cases, stage table)."""
@@ -186,7 +195,7 @@ def airslt(
 
     opts = Options.from_keywords(options, **keywords)
     files = AirsltOptions(
-        images=Path(images),
+        images=os.fspath(images),
         out=Path(out),
         anno=None if anno is None or _is_cases(anno) else Path(anno),
         resume=_switch("resume", resume),

@@ -236,7 +236,11 @@ def _options(kw: dict) -> Options:
 
 @cli.command("airslt")
 @click.option(
-    "--images", type=_path(), required=True, help="Folder with the scenes (0.jpg ... 21.jpg)."
+    "--images",
+    type=_path(),
+    required=True,
+    help="The scenes (0.jpg ... 21.jpg): a folder, a URL prefix (s3://bucket/imgs, https://...) "
+    "or a STAC ItemCollection, Catalog or Collection (items named by id).",
 )
 @_anno_option
 @click.option(
@@ -337,19 +341,25 @@ def synth_cmd(out, scale, seed):
 
 
 def _bands(value: str | None):
+    """``--bands``: three band numbers of a file (4,3,2) or three band names of a STAC
+    item (red,green,blue)."""
     if value is None:
         return None
     from ..errors import ParameterError
 
-    try:
-        bands = tuple(int(b) for b in value.split(","))
-    except ValueError:
+    parts = [b.strip() for b in value.split(",")]
+    if len(parts) != 3 or not all(parts):
         raise ParameterError(
-            f"--bands must be three band numbers like 4,3,2, got {value!r}"
-        ) from None
-    if len(bands) != 3:
-        raise ParameterError(f"--bands must name exactly three bands (e.g. 4,3,2), got {value!r}")
-    return bands
+            f"--bands must name exactly three bands (e.g. 4,3,2 or red,green,blue), got {value!r}"
+        )
+    if all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    if any(p.lstrip("+-").isdigit() for p in parts):
+        raise ParameterError(
+            f"--bands must be three band numbers like 4,3,2 or three names like "
+            f"red,green,blue, got {value!r}"
+        )
+    return tuple(parts)
 
 
 @cli.command("localize")
@@ -368,16 +378,25 @@ def _bands(value: str | None):
 @click.option(
     "--bands",
     default=None,
-    help="Three 1-based bands to show the encoder, e.g. 4,3,2 (default: RGB).",
+    help="Three bands to show the encoder: 1-based numbers of a file, e.g. 4,3,2, or names "
+    "of a STAC item's bands, e.g. red,green,blue (default: RGB).",
+)
+@click.option(
+    "--asset",
+    default=None,
+    help="STAC item only: the asset to read (default: visual, else its red, green and blue bands).",
 )
 @run_option("paper_compat")
 @run_options
-def localize_cmd(scene, queries, out, bands, **kw):
-    """SeLo maps of one scene (GeoTIFF, COG, JPEG, PNG, ...) for one or more sentences.
+def localize_cmd(scene, queries, out, bands, asset, **kw):
+    """SeLo maps of one scene for one or more sentences.
 
-    The scene is embedded once for all queries (and cached for later runs). Per query
-    it writes windows.csv, selo_map.png, selo_map.tif (georeferenced), overlay.png and
-    regions.geojson; plus run.json with the stage times, and profile.html with --profile.
+    SCENE is a raster file (GeoTIFF, COG, JPEG, PNG, ...), a URL of one (https://,
+    s3://, gs://, az://, or a GDAL /vsi path; read window by window) or a STAC item
+    (JSON file or URL). The scene is embedded once for all queries (and cached for later
+    runs). Per query it writes windows.csv, selo_map.png, selo_map.tif (georeferenced),
+    overlay.png and regions.geojson; plus run.json with the stage times, and
+    profile.html with --profile.
     """
     from pathlib import Path
 
@@ -385,7 +404,7 @@ def localize_cmd(scene, queries, out, bands, **kw):
     from .report.terminal import console, stage_table
 
     options = _options(kw)
-    record = localize_files(scene, queries, out, bands=_bands(bands), options=options)
+    record = localize_files(scene, queries, out, bands=_bands(bands), asset=asset, options=options)
     console.print(
         stage_table(
             record["stages"], title=f"Time per stage (total {record['wall_seconds']:.1f} s wall)"

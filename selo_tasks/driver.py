@@ -38,7 +38,7 @@ from ..pipeline.cut import CutSpec
 from ..pipeline.gnt import CellGrid, CellMap, accumulate, expand_lazy, quantize
 from ..pipeline.preview import keep_preview, preview_shape
 from ..pipeline.profile import StageProfiler, task_label
-from ..pipeline.scene import region_reader, scene_key, scene_label
+from ..pipeline.scene import region_reader, scene_key, scene_label, source_info
 from ..pipeline.sim import EmbeddingPlan, embedding_plan, scores
 from ..pipeline.windows import WindowTable
 from .methods import MapInputs, Method, Refinement
@@ -271,7 +271,7 @@ class Driver:
                 if not e.has_data.any():
                     raise SceneError(
                         f"{scene_label(e.scene)}: every pixel is nodata, nothing to localize "
-                        f"(nodata value {e.scene.attrs.get('selo_nodata')}); check the file or "
+                        f"(nodata value {source_info(e.scene).get('nodata')}); check the file or "
                         "choose another scene"
                     )
         return results  # type: ignore[return-value]

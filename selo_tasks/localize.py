@@ -50,7 +50,7 @@ from ..pipeline.outputs import (
 )
 from ..pipeline.preview import decimate, preview_shape, read_preview
 from ..pipeline.scene import Grid, open_scene, scene_grid, scene_valid, source_info
-from ..pipeline.scenefile import inspect_scene
+from ..pipeline.source import inspect_source
 from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from .annotations import check_text
 from .driver import QueryMap
@@ -114,17 +114,20 @@ def warn_queries(encoder, queries: tuple[str, ...]) -> None:
 
 
 def localize(
-    scene_path: Path,
+    scene_path: str | os.PathLike,
     queries: tuple[str, ...],
     out: Path,
     options: Options,
     *,
-    bands: tuple[int, int, int] | None = None,
+    bands: tuple[int, int, int] | tuple[str, str, str] | None = None,
+    asset: str | None = None,
 ) -> dict:
-    """Run SeLo on one scene for every query; returns the run record (also in run.json).
-    (The Python API's :func:`selo.localize_files`, which ``selo localize`` calls.)"""
+    """Run SeLo on one scene (a path, a URL or a STAC item) for every query; returns the
+    run record (also in run.json). (The Python API's :func:`selo.localize_files`, which
+    ``selo localize`` calls.)"""
     queries = check_queries(queries)
-    inspect_scene(scene_path)  # a bad scene fails before any cluster starts
+    scene_path = os.fspath(scene_path)
+    inspect_source(scene_path, bands=bands, asset=asset)  # before any cluster starts
     out = ensure_dir(out)
     started = time.perf_counter()
     record: dict = {
@@ -138,7 +141,9 @@ def localize(
     with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
         warn_queries(ctx.encoder, queries)
         with ctx.profiler.stage("cut"):
-            scene = open_scene(scene_path, bands=bands, chunk=options.chunk, cache=ctx.cache)
+            scene = open_scene(
+                scene_path, bands=bands, asset=asset, chunk=options.chunk, cache=ctx.cache
+            )
             table = ctx.driver.table(scene)
         if scene.rio.crs is None:
             log.info("%s has no CRS: GeoTIFF and GeoJSON outputs use pixel coordinates", scene_path)

@@ -79,14 +79,18 @@ def scene_seconds(
     return {s: out[s] for s in order if s in out}
 
 
-def run_details(scored: Sequence[Case], images: Path, prefix_seconds: Mapping[str, float]) -> dict:
+def run_details(
+    scored: Sequence[Case], images: str | Path, prefix_seconds: Mapping[str, float]
+) -> dict:
     """The ``case_list``, ``scenes`` and ``finished_at`` entries of run.json."""
-    from ..pipeline.scenefile import inspect_scene
+    from ..pipeline.source import inspect_source, locate_scenes
 
     seconds = scene_seconds(prefix_seconds, scored)
     scenes = {}
-    for name in dict.fromkeys(c.image for c in scored):
-        info = inspect_scene(images / name)  # the header only
+    names = list(dict.fromkeys(c.image for c in scored))
+    refs = locate_scenes(images, names) if names else {}
+    for name in names:
+        info = inspect_source(refs[name])[0]  # the header only
         scenes[name] = {
             "height": info.height,
             "width": info.width,

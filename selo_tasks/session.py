@@ -20,7 +20,6 @@ from ..cluster import RunCluster, connect
 from ..models import Encoder, EncoderSpec
 from ..pipeline.cache import Cache
 from ..pipeline.profile import StageProfiler, left_on_success
-from ..pipeline.scenefile import configure_gdal
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
 from .options import Options
@@ -64,7 +63,6 @@ def run_session(
     core busy without worker processes); otherwise the embedded cluster (threads in
     this process, or ``--workers`` processes), the given scheduler or the GPU cluster."""
     encoder = options.build_encoder(cached=False)  # before any cluster starts
-    configure_gdal()  # before workers start: they inherit it
     started = time.perf_counter()
     local = one_scene and not (
         options.scheduler or options.gpu or options.workers or options.in_process or profile_html
@@ -172,9 +170,7 @@ def _prepare_worker(spec: EncoderSpec | Encoder, dask_worker=None) -> None:
         scene,  # noqa: F401 - imports rasterio, rioxarray
         sim,  # noqa: F401 - imports cv2, dask.array
     )
-    from ..pipeline.scenefile import configure_gdal
 
-    configure_gdal()
     encoder = spec if isinstance(spec, Encoder) else cached_encoder(spec)
     side = encoder.input_size
     encoder.encode_images(np.zeros((1, side, side, 3), np.uint8))  # first-call set-up

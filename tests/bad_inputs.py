@@ -10,8 +10,10 @@ it (a test checks that the README is in sync).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import pickle
 import sys
 from collections.abc import Callable
@@ -249,7 +251,7 @@ def _damaged_staged_copy(tmp: Path) -> list:
     from selo.pipeline.scene import open_scene
 
     path = _png(tmp)
-    staged = Path(open_scene(path).attrs["selo_staged"])
+    staged = Path(open_scene(path).encoding["selo_source"].files[0].location)
     staged.write_bytes(staged.read_bytes()[: staged.stat().st_size // 2])
     return _localize(path, tmp=tmp)
 
@@ -368,6 +370,110 @@ def _compare_no_run(tmp: Path) -> list:
     return ["compare", str(tmp / "a"), str(tmp / "b"), "--out", str(tmp / "c.html")]
 
 
+# --- remote scenes: servers on 127.0.0.1 (tests/servers.py), stopped after the run ---------
+
+
+@contextlib.contextmanager
+def _environment(**env: str):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _http(tmp: Path, name: str, content: bytes | None = None):
+    """``selo localize`` of ``name`` on an HTTP server of ``tmp/www`` (``content`` put there)."""
+    from servers import RangeServer
+
+    (tmp / "www").mkdir()
+    if content is not None:
+        (tmp / "www" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "www" / name).write_bytes(content)
+    with RangeServer(tmp / "www") as server:
+        yield _localize(server.url(name), tmp=tmp)
+
+
+def _url_404(tmp: Path):
+    return _http(tmp, "missing.tif")
+
+
+def _url_403(tmp: Path):
+    return _http(tmp, "forbidden/scene.tif", _scene(tmp).read_bytes())
+
+
+def _url_truncated(tmp: Path):
+    data = _scene(tmp, (600, 800)).read_bytes()
+    return _http(tmp, "cut.tif", data[: len(data) // 2])
+
+
+@contextlib.contextmanager
+def _url_unreachable(tmp: Path):
+    from servers import closed_port
+
+    with closed_port() as port:
+        yield _localize(f"http://127.0.0.1:{port}/scene.tif", tmp=tmp)
+
+
+@contextlib.contextmanager
+def _url_stalls(tmp: Path):
+    from servers import StallServer
+
+    with StallServer() as stall, _environment(GDAL_HTTP_LOW_SPEED_TIME="2"):
+        yield _localize(stall.url("scene.tif"), tmp=tmp)
+
+
+@contextlib.contextmanager
+def _s3(tmp: Path, location: str, *, auth: bool = False, **env: str):
+    """``selo localize`` of an ``s3://`` location on moto's S3 server, whose bucket "selo"
+    holds scene.tif (credentials and AWS_ENDPOINT_URL set while it runs)."""
+    import boto3
+    from servers import S3Server
+
+    with S3Server(auth=auth) as server:
+        keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        with _environment(**keys, AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=server.endpoint):
+            if not auth:
+                client = boto3.client("s3", endpoint_url=server.endpoint)
+                client.create_bucket(Bucket="selo")
+                client.upload_file(str(_scene(tmp)), "selo", "scene.tif")
+            with _environment(**env):
+                yield _localize(location, tmp=tmp)
+
+
+def _stac(assets: dict) -> Callable[[Path], list]:
+    def build(tmp: Path) -> list:
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "item",
+            "geometry": None,
+            "properties": {"datetime": "2026-01-01T00:00:00Z"},
+            "links": [],
+            "assets": assets,
+        }
+        (tmp / "item.json").write_text(json.dumps(item))
+        write_geotiff_scene(tmp / "r.tif", colour_scene((300, 400))[..., :1], nodata=0)
+        write_geotiff_scene(tmp / "g.tif", colour_scene((150, 200))[..., :1], nodata=0)
+        return _localize(tmp / "item.json", tmp=tmp)
+
+    return build
+
+
+def _band(name: str) -> dict:
+    return {
+        "href": f"{name[0]}.tif",
+        "type": "image/tiff",
+        "eo:bands": [{"name": name, "common_name": name}],
+    }
+
+
 CATALOGUE: list[BadInput] = [
     # --- scene files
     BadInput("scene file does not exist", lambda t: _localize(t / "missing.tif", tmp=t), "missing.tif: scene not found", "check the path"),
@@ -443,6 +549,19 @@ CATALOGUE: list[BadInput] = [
     BadInput("selo compare of a folder that is not a run", _compare_no_run, "a/run.json: not found", "give run folders that selo airslt or selo demo wrote"),
     BadInput("unreachable scheduler address", _with("--scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler at tcp://127.0.0.1:9", "check the address, or leave out --scheduler"),
     BadInput("--gpu without dask-cuda", _with("--gpu"), "dask-cuda", "pip install 'selo[gpu]' on a GPU machine"),
+    # --- remote scenes and STAC items
+    BadInput("scene URL not found (HTTP 404)", _url_404, "missing.tif: not found (HTTP 404", "check the URL"),
+    BadInput("scene URL forbidden (HTTP 403)", _url_403, "scene.tif: access denied (HTTP 403", "check the URL, or the credentials it needs"),
+    BadInput("scene URL on a host nothing listens on", _url_unreachable, "cannot reach the server", "check the URL and the network"),
+    BadInput("server that accepts and never answers", _url_stalls, "no answer from the server within 2 s", "check the server; GDAL_HTTP_LOW_SPEED_TIME (default 30 s) and GDAL_HTTP_CONNECTTIMEOUT (10 s) set how long selo waits"),
+    BadInput("truncated GeoTIFF at a URL", _url_truncated, "cut.tif: not a raster rasterio can read (truncated", "upload the file again"),
+    BadInput("S3 object missing", lambda tmp: _s3(tmp, "s3://selo/nothing.tif"), "s3://selo/nothing.tif: not found", "check the bucket and key"),
+    BadInput("S3 bucket missing", lambda tmp: _s3(tmp, "s3://no-such-bucket/scene.tif"), "bucket does not exist", "check the bucket name"),
+    BadInput("wrong S3 credentials", lambda tmp: _s3(tmp, "s3://selo/scene.tif", auth=True), "s3://selo/scene.tif: access denied", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"),
+    BadInput("AWS_ENDPOINT_URL that is not a URL", lambda tmp: _s3(tmp, "s3://selo/scene.tif", AWS_ENDPOINT_URL="minio:9000"), "AWS_ENDPOINT_URL='minio:9000'", "give the endpoint as http(s)://host:port"),
+    BadInput("STAC item without a usable asset", _stac({"thumbnail": {"href": "t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}}), "no usable asset", "choose an asset with --asset NAME, or bands with --bands NAME,NAME,NAME"),
+    BadInput("STAC item's bands on different grids", _stac({"red": _band("red"), "green": _band("green"), "blue": _band("red")}), "are on different grids", "choose bands of one resolution (--bands) or one asset (--asset)"),
+    BadInput("band names given for a raster file", _with("--bands", "red,green,blue"), "go with a STAC item", "give a file's bands as numbers, such as 4,3,2"),
 ]  # fmt: skip
 
 

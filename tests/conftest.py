@@ -123,3 +123,46 @@ def run_folder(tmp_path_factory):
     args += ["--no-profile", "--cache-dir", root / "cache"]
     assert main([str(a) for a in args]) == 0
     return root
+
+
+# --- servers on 127.0.0.1 (tests/servers.py) ----------------------------------------------------
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A RangeServer over ``tmp_path/www``: put files in ``http_server.root``."""
+    from servers import RangeServer
+
+    with RangeServer(tmp_path / "www") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server for the session (tests/servers.py: S3Server)."""
+    pytest.importorskip("moto.server")
+    from servers import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch):
+    """An empty bucket of its own for the test, with the credentials and AWS_ENDPOINT_URL
+    of the S3 server in the environment: ``(bucket name, boto3 client, server)``."""
+    import uuid
+
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    bucket = f"selo-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    s3_server.reset()
+    return bucket, client, s3_server

@@ -4,6 +4,8 @@ pyproject.toml), and the stages are found by name."""
 from __future__ import annotations
 
 import ast
+import json
+import logging
 import re
 import shutil
 import subprocess
@@ -51,6 +53,66 @@ def test_the_package_imports_itself_relatively():
                 if stripped.startswith(("from selo.", "import selo.", "from selo import")):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}")
     assert not offenders, offenders
+
+
+_SNAPSHOT = r"""
+import importlib, json, logging, os, pkgutil, sys, warnings
+
+def snapshot():
+    loggers = {}
+    for name, logger in [("", logging.root), *logging.root.manager.loggerDict.items()]:
+        if isinstance(logger, logging.Logger):
+            loggers[name] = [logger.level, [type(f).__name__ for f in logger.filters],
+                             [type(h).__name__ for h in logger.handlers],
+                             logger.propagate, logger.disabled]
+    import rasterio.env
+    return {"loggers": loggers, "warnings": [repr(f) for f in warnings.filters],
+            "env": dict(os.environ), "gdal_cachemax": rasterio.env.get_gdal_config("GDAL_CACHEMAX")}
+
+def selo_modules():
+    import selo
+    names = ["selo"]
+    for info in pkgutil.walk_packages(selo.__path__, "selo."):
+        if not info.name.endswith("__main__"):
+            names.append(info.name)
+    return names
+"""
+
+
+def _python(code: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _SNAPSHOT + code], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_importing_selo_leaves_the_host_alone():
+    """Importing selo and every subpackage changes no logging configuration, warnings filter,
+    environment variable or GDAL setting of the host process (the libraries selo imports are
+    imported first, so that only selo's own doing is compared)."""
+    imported = _python(
+        "for n in selo_modules(): importlib.import_module(n)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if not m.startswith('selo'))))"
+    )
+    before_after = _python(
+        f"deps = {imported!r}\n"
+        "for m in deps:\n"
+        "    try: importlib.import_module(m)\n"
+        "    except Exception: pass\n"
+        "before = snapshot()\n"
+        "for n in selo_modules(): importlib.import_module(n)\n"
+        "print(json.dumps([before, snapshot()]))"
+    )
+    before, after = before_after
+    assert after["warnings"] == before["warnings"]
+    assert after["env"] == before["env"]
+    assert after["gdal_cachemax"] == before["gdal_cachemax"]
+    for name, state in after["loggers"].items():
+        if name in before["loggers"]:
+            assert state == before["loggers"][name], name
+        else:  # a logger selo made (logging.getLogger(__name__)) is not configured
+            assert state == [logging.NOTSET, [], [], True, False], name
 
 
 # --- one definition of each table and layout -----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_bad_input(bad, run_cli, tmp_path, cache_dir, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
-    args = bad.args(work)
+    made = bad.args(work)  # the arguments, or a context (a server running) yielding them
     if bad.patch is not None:
         bad.patch(monkeypatch)
-    code, out, err = run_cli(*args)
+    with made if hasattr(made, "__enter__") else contextlib.nullcontext(made) as args:
+        code, out, err = run_cli(*args)
     assert code == bad.code, (out, err)
     if bad.code == 2:
         lines = err.strip().splitlines()

@@ -43,3 +43,22 @@ def test_airslt_benchmark_keeps_the_rows_of_models_it_did_not_run(tmp_path, monk
     assert bench_airslt.earlier_rows(["vit-b-32"]) == [color]
     assert bench_airslt.earlier_rows(["color"]) == [vit]
     assert bench_airslt.earlier_rows(["color", "vit-b-32"]) == []
+
+
+@pytest.mark.slow
+def test_remote_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = tmp_path / "BENCH.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_remote.py"), "--size", "600",
+         "--workdir", str(tmp_path / "w"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "## Remote scenes: HTTP and S3 against a local file" in text
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert {"local", "http", "s3"} <= set(rows)
+    for name in ("http", "s3"):
+        cells = [c.strip() for c in rows[name].split("|")[1:-1]]
+        assert cells[3].endswith("MiB") and 0 < float(cells[4]) <= 1.25  # each byte about once
+        assert cells[7].endswith("KiB")

@@ -95,12 +95,12 @@ def test_damaged_staged_copy_is_staged_again(tmp_path):
     cv2.imwrite(str(png), image)
     cache = Cache(tmp_path / "cache")
     first = open_scene(png, cache=cache)
-    staged = first.attrs["selo_staged"]
+    staged = first.encoding["selo_source"].files[0].location
     data = open(staged, "rb").read()
     with open(staged, "wb") as f:  # a truncated copy under the final name
         f.write(data[: len(data) // 2])
     again = open_scene(png, cache=cache)
-    assert again.attrs["selo_staged"] == staged
+    assert again.encoding["selo_source"].files[0].location == staged
     with rasterio.open(staged) as ds:
         assert ds.read().shape == (3, 600, 700)
     np.testing.assert_array_equal(again.values, image[:, :, ::-1])

@@ -52,7 +52,7 @@ def test_cut_makes_the_scene_preview_from_the_pixels_it_reads(tmp_path, monkeypa
         table = ctx.driver.table(scene)
         (embedded,) = ctx.driver.embed([(scene, table)], preview_side=400)
         assert embedded.preview is not None and embedded.preview.shape == (400, 347, 3)
-        expected = preview_module._read_preview(scene, (400, 347), (0, 0, h, w))
+        expected = preview_module._read_preview(scene, (400, 347))
         np.testing.assert_array_equal(embedded.preview, expected)
 
         def no_read(*args):

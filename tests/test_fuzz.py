@@ -1423,3 +1423,141 @@ def test_damaged_synthetic_set_record(content, tmp_path):
     check(selo("synth-airslt", out, "--scale", "0.01"), out, codes=(0,))
     (out / "synth.json").write_text(content)
     check(selo("synth-airslt", out, "--scale", "0.01"), out, codes=(0,))
+
+
+# --- remote scenes (servers on 127.0.0.1: tests/servers.py) -------------------------------------
+
+# short limits, so that a stalled server fails a case in seconds (the defaults are 10 s / 30 s)
+QUICK = {
+    "GDAL_HTTP_LOW_SPEED_TIME": "2",
+    "GDAL_HTTP_CONNECTTIMEOUT": "2",
+    "GDAL_HTTP_MAX_RETRY": "0",
+}
+
+
+def remote(location: str, tmp: Path, *extra, env=None, codes=(2,)) -> Result:
+    """``selo localize LOCATION``, checked (see :func:`check`); a failure names the location."""
+    out, cache = tmp / "out", tmp / "cache"
+    result = selo(
+        "localize", location, "-q", QUERY, "--scales", SCALES, "--out", out, *extra,
+        env={"SELO_CACHE_DIR": str(cache), **QUICK, **(env or {})},
+    )  # fmt: skip
+    check(result, out, cache, codes=codes)
+    if result.code == 2:
+        assert location in result.err.strip().splitlines()[-1], result
+    return result
+
+
+def _stac_item(assets: dict) -> str:
+    return json.dumps({
+        "type": "Feature", "stac_version": "1.0.0", "id": "fuzz", "geometry": None,
+        "properties": {"datetime": "2026-01-01T00:00:00Z"}, "links": [], "assets": assets,
+    })  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "case",
+    ["404", "403", "unreachable-host", "stalled-server", "stalls-mid-read", "truncated",
+     "random-bytes", "item-without-usable-asset", "item-asset-404", "item-not-json",
+     "timeout-setting-junk"],
+)  # fmt: skip
+def test_bad_remote_http_scene(case, base, http_server, tmp_path):
+    """Every way an http(s) scene can fail: one line naming the URL, exit code 2, nothing
+    half-written, never a hang."""
+    from servers import StallServer, closed_port
+
+    www = http_server.root
+    shutil.copy(base / "scene.tif", www / "scene.tif")
+    (www / "forbidden").mkdir()
+    shutil.copy(base / "scene.tif", www / "forbidden" / "scene.tif")
+    data = (base / "scene.tif").read_bytes()
+    if case == "404":
+        remote(http_server.url("missing.tif"), tmp_path)
+    elif case == "403":
+        remote(http_server.url("forbidden/scene.tif"), tmp_path)
+    elif case == "unreachable-host":
+        with closed_port() as port:
+            remote(f"http://127.0.0.1:{port}/scene.tif", tmp_path)
+    elif case == "stalled-server":  # accepts the connection, never answers
+        with StallServer() as stall:
+            remote(stall.url("scene.tif"), tmp_path)
+    elif case == "stalls-mid-read":  # answers the header, then stops
+        offsets, _ = tiff_blocks(data)
+        http_server.stall_from(min(offsets))
+        remote(http_server.url("scene.tif"), tmp_path, "--chunk", "256")
+    elif case == "truncated":
+        (www / "cut.tif").write_bytes(data[: len(data) * 2 // 3])
+        remote(http_server.url("cut.tif"), tmp_path)
+    elif case == "random-bytes":
+        (www / "random.tif").write_bytes(random.Random(7).randbytes(len(data)))
+        remote(http_server.url("random.tif"), tmp_path)
+    elif case == "item-without-usable-asset":
+        thumb = {"href": "t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
+        (www / "item.json").write_text(_stac_item({"thumbnail": thumb}))
+        remote(http_server.url("item.json"), tmp_path)
+    elif case == "item-asset-404":
+        (www / "item.json").write_text(
+            _stac_item({"visual": {"href": "gone.tif", "roles": ["visual"]}})
+        )
+        result = remote(http_server.url("item.json"), tmp_path)
+        assert "gone.tif" in result.err
+    elif case == "item-not-json":
+        (www / "item.json").write_bytes(b"{" + random.Random(3).randbytes(300))
+        remote(http_server.url("item.json"), tmp_path)
+    elif case == "timeout-setting-junk":
+        result = selo("localize", http_server.url("scene.tif"), "-q", QUERY, "--out", tmp_path / "o",
+                      env={"GDAL_HTTP_LOW_SPEED_TIME": "soon", "SELO_CACHE_DIR": str(tmp_path / "c")})  # fmt: skip
+        check(result, tmp_path / "o", codes=(2,))
+        assert "GDAL_HTTP_LOW_SPEED_TIME" in result.err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "case", ["missing-object", "missing-bucket", "wrong-credentials", "unreachable-endpoint",
+             "endpoint-junk", "truncated"],
+)  # fmt: skip
+def test_bad_remote_s3_scene(case, base, s3_bucket, tmp_path):
+    from servers import S3Server, closed_port
+
+    bucket, client, _ = s3_bucket
+    data = (base / "scene.tif").read_bytes()
+    if case == "missing-object":
+        remote(f"s3://{bucket}/nothing.tif", tmp_path)
+    elif case == "missing-bucket":
+        remote(f"s3://{bucket}-gone/scene.tif", tmp_path)
+    elif case == "wrong-credentials":  # a server that checks them (and knows none)
+        with S3Server(auth=True) as strict:
+            result = remote(
+                f"s3://{bucket}/scene.tif", tmp_path, env={"AWS_ENDPOINT_URL": strict.endpoint}
+            )
+        assert "access denied" in result.err
+    elif case == "unreachable-endpoint":
+        with closed_port() as port:
+            remote(
+                f"s3://{bucket}/scene.tif",
+                tmp_path,
+                env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"},
+            )
+    elif case == "endpoint-junk":
+        result = selo("localize", f"s3://{bucket}/scene.tif", "-q", QUERY, "--out", tmp_path / "o",
+                      env={"AWS_ENDPOINT_URL": "http://[::1", "SELO_CACHE_DIR": str(tmp_path / "c")})  # fmt: skip
+        check(result, tmp_path / "o", codes=(2,))
+        assert "AWS_ENDPOINT_URL" in result.err
+    elif case == "truncated":
+        client.put_object(Bucket=bucket, Key="cut.tif", Body=data[: len(data) // 2])
+        remote(f"s3://{bucket}/cut.tif", tmp_path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["tif", "tif-strips", "png", "jpg"])
+def test_damaged_remote_scene_file(name, k, base, http_server, tmp_path):
+    """The seeded damage of test_damaged_scene_file, served over HTTP: the same verdicts as the
+    local file (the header checks read the remote file by ranges), the URL named."""
+    file, fmt = SCENE_FILES[name]
+    kind = KINDS[k % len(KINDS)]
+    rng = random.Random(f"scene-{name}-{k}")
+    (http_server.root / f"damaged.{fmt}").write_bytes(
+        damage((base / file).read_bytes(), fmt, kind, rng)
+    )
+    remote(http_server.url(f"damaged.{fmt}"), tmp_path, codes=tif_expected(name, kind))

@@ -24,7 +24,7 @@ from selo.errors import InputNotFoundError, OutputError, ParameterError, SceneEr
 from selo.pipeline import cache as cache_module
 from selo.pipeline.cache import Cache
 from selo.pipeline.preview import decimation_indices, preview_shape, read_preview
-from selo.pipeline.scene import conversion_of, open_scene
+from selo.pipeline.scene import open_scene, source_info
 from selo.pipeline.scenefile import inspect_scene
 
 UTM = "EPSG:32633"
@@ -70,7 +70,20 @@ def valid_of(scene) -> np.ndarray | None:
 
 
 def staged_of(scene) -> Path | None:
-    return Path(scene.attrs["selo_staged"]) if scene.attrs["selo_staged"] else None
+    """The staged copy a scene reads (None: it reads its file itself)."""
+    source = scene.encoding["selo_source"]
+    location = source.files[0].location
+    return Path(location) if location != source.label else None
+
+
+def conversion_of(scene):
+    """How the scene's source channels become uint8."""
+    return scene.encoding["selo_source"].conversion
+
+
+def bands_of(scene) -> tuple[int, ...]:
+    """The file bands the scene shows, in order."""
+    return tuple(source_info(scene)["bands"])
 
 
 def scene_key(path):
@@ -186,7 +199,7 @@ def test_band_choice(tmp_path, count, interp, bands, expected):
         with rasterio.open(path, "r+") as ds:
             ds.colorinterp = [ColorInterp[name] for name in interp]
     scene = open_scene(path, bands=bands)
-    assert tuple(scene.attrs["selo_bands"]) == expected
+    assert bands_of(scene) == expected
     np.testing.assert_array_equal(rgb(scene), data[[b - 1 for b in expected]])
 
 
@@ -447,7 +460,7 @@ def test_png_alpha_is_staged_as_the_mask(tmp_path):
     rgba = np.concatenate([gradient(), np.full((1, 96, 160), 255, np.uint8)])
     rgba[3, :, :30] = 0
     scene = open_scene(write_image(tmp_path / "a.png", rgba))
-    assert scene.attrs["selo_bands"] == [1, 2, 3]
+    assert bands_of(scene) == (1, 2, 3)
     np.testing.assert_array_equal(valid_of(scene), rgba[3] > 0)
     assert not rgb(scene)[:, :, :30].any()
     expected = gradient().transpose(1, 2, 0)

@@ -56,15 +56,17 @@ LEGEND = (
 )
 
 
-def read_scene_preview(path: Path, cache: Cache) -> np.ndarray:
+def read_scene_preview(location, cache: Cache) -> np.ndarray:
     """The scene's (rows, cols, 3) RGB preview, at most PREVIEW_SIDE px on its longer side
-    (:func:`~selo.pipeline.preview.read_preview`, kept in the cache)."""
+    (:func:`~selo.pipeline.preview.read_preview`, kept in the cache); ``location``: what
+    :func:`~selo.pipeline.scene.open_scene` opens (a path, a URL, a SceneRef)."""
     with dask.config.set(scheduler=dask.local.get_sync):
-        return read_preview(open_scene(path, cache=cache), PREVIEW_SIDE, cache=cache)
+        return read_preview(open_scene(location, cache=cache), PREVIEW_SIDE, cache=cache)
 
 
-def submit_previews(client, paths: Mapping[str, Path], cache: Cache) -> dict:
-    """{scene name: future of its preview}, one task per scene (``flt-preview-<scene>-…``)."""
+def submit_previews(client, paths: Mapping[str, object], cache: Cache) -> dict:
+    """{scene name: future of its preview}, one task per scene (``flt-preview-<scene>-…``);
+    tasks carry each scene's location (a path, a URL or a SceneRef), never an open file."""
     return {
         name: client.submit(
             read_scene_preview,

@@ -10,6 +10,7 @@ What is held and how it is bounded: :mod:`~selo.selo_tasks.serve.state`; the til
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import threading
 import webbrowser
@@ -109,20 +110,21 @@ def serve(
             f"got {map_cache!r}"
         )
     require_web()
+    from ...pipeline.remote import is_remote
     from ..run_folder import is_run_folder
     from ..session import run_session
     from .state import ServeState
 
     cache_bytes = map_cache * 2**20
-    paths = [Path(t) for t in targets]
+    paths = [os.fspath(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
     for p in paths:
-        if not p.exists():
+        if not is_remote(p) and not os.path.exists(p):
             raise InputNotFoundError(f"{p}: not found")
     run = len(paths) == 1 and is_run_folder(paths[0])
     if not run:
-        folders = [p for p in paths if p.is_dir()]
+        folders = [p for p in paths if not is_remote(p) and os.path.isdir(p)]
         if folders:
             raise ParameterError(
                 f"{folders[0]}: a folder; serve scene files, or one airslt run folder "

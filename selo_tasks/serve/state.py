@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import tempfile
 import threading
@@ -51,7 +52,9 @@ from ...errors import (
 )
 from ...pipeline.cache import Cache
 from ...pipeline.outputs import MAP_CHUNK, write_geojson, write_geotiff
+from ...pipeline.remote import is_remote
 from ...pipeline.scene import Grid, open_scene, scene_grid, scene_valid
+from ...pipeline.source import SceneRef, locate_scenes
 from .. import run_folder as layout
 from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
@@ -222,14 +225,16 @@ class ServeState:
 
     @classmethod
     def for_scenes(cls, ctx, paths, *, cache_bytes: int = DEFAULT_CACHE_BYTES, report=None):
-        """A server of scene files: opened now, embedded by :meth:`start_embedding`."""
+        """A server of scenes (files, URLs, STAC items): opened now, embedded by
+        :meth:`start_embedding`."""
         state = cls(mode="scenes", ctx=ctx, cache_bytes=cache_bytes, report=report)
-        for i, path in enumerate(paths, start=1):
-            path = Path(path)
-            if not path.is_file():
-                raise InputNotFoundError(f"{path}: scene not found")
-            scene = open_scene(path, chunk=ctx.options.chunk, cache=ctx.cache)
-            state._add(ServedScene(f"s{i}", path.name, scene_grid(scene), scene, SceneTiles(scene)))
+        for i, location in enumerate(paths, start=1):
+            location = os.fspath(location)
+            if not is_remote(location) and not os.path.isfile(location):
+                raise InputNotFoundError(f"{location}: scene not found")
+            scene = open_scene(location, chunk=ctx.options.chunk, cache=ctx.cache)
+            name = location.rstrip("/").rsplit("/", 1)[-1] or location
+            state._add(ServedScene(f"s{i}", name, scene_grid(scene), scene, SceneTiles(scene)))
         for s in state.scenes.values():
             s.status = "waiting"
         return state
@@ -363,19 +368,20 @@ class ServeState:
         run_dir = Path(run_dir)
         record = layout.read_record(run_dir)
         state = cls(mode="run", cache_bytes=cache_bytes, report=report)
-        images = Path(images) if images else Path(record.get("images") or run_dir / "images")
-        if not images.is_dir():
-            log.warning(
-                "%s: scenes folder not found; showing the maps alone (see --images)", images
-            )
+        images = str(images) if images else (record.get("images") or str(run_dir / "images"))
         folders = layout.case_folders(run_dir)
         if not folders:
             shown = f"{layout.CASE_DIRS}/{layout.CASE_RECORD}"
             raise InputNotFoundError(f"{run_dir}: no finished case ({shown})")
         cases = {c.index: c for c in layout.run_annotations(run_dir, anno)[1]}
+        records = [_read_json(folder / layout.CASE_RECORD) for folder in folders]
+        try:
+            refs = locate_scenes(images, [str(data.get("image")) for data in records])
+        except SeloError as e:
+            log.warning("%s; showing the maps alone (see --images)", e)
+            refs = {}
         by_image: dict[str, ServedScene] = {}
-        for folder in folders:
-            data = _read_json(folder / layout.CASE_RECORD)
+        for folder, data in zip(folders, records, strict=True):
             index, image, query = int(data["case"]), str(data["image"]), str(data["query"])
             png = folder / layout.SELO_MAP
             if not png.is_file():
@@ -383,7 +389,7 @@ class ServeState:
                 continue
             served = by_image.get(image)
             if served is None:
-                served = _run_scene(f"s{len(by_image) + 1}", images / image, png, cache)
+                served = _run_scene(f"s{len(by_image) + 1}", image, refs.get(image), png, cache)
                 by_image[image] = served
                 state._add(served)
             case = cases.get(index)
@@ -403,7 +409,7 @@ class ServeState:
             )
         state.run_info = {
             "folder": str(run_dir),
-            "images": str(images),
+            "images": images,
             "mean": record.get("mean"),
             "method": record.get("method"),
             "encoder": record.get("encoder"),
@@ -522,20 +528,22 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _run_scene(scene_id: str, image: Path, png: Path, cache: Cache | None) -> ServedScene:
+def _run_scene(
+    scene_id: str, image: str, ref: SceneRef | None, png: Path, cache: Cache | None
+) -> ServedScene:
     """A run folder's scene: its image when present, else a grid of the map's size."""
-    if image.is_file():
+    if ref is not None:
         try:
-            scene = open_scene(image, cache=cache or Cache())
-            return ServedScene(scene_id, image.name, scene_grid(scene), scene, SceneTiles(scene))
+            scene = open_scene(ref, cache=cache or Cache())
+            return ServedScene(scene_id, image, scene_grid(scene), scene, SceneTiles(scene))
         except SeloError as e:
-            log.warning("%s: %s; showing the maps without the scene", image, e)
+            log.warning("%s: %s; showing the maps without the scene", ref.location, e)
     else:
         log.warning("%s: scene not found; showing the maps without the scene", image)
     from ..eval import map_shape
 
     h, w = map_shape(png, case=png.parent.name)
-    return ServedScene(scene_id, image.name, Grid(h, w, None, Affine.identity()))
+    return ServedScene(scene_id, image, Grid(h, w, None, Affine.identity()))
 
 
 def _png_loader(png: Path, query: str, polygons: list[dict]) -> Callable[[], MapEntry]:
