@@ -474,8 +474,14 @@ def _bands(value: str | None):
     is_flag=True,
     help="Make the published code's JPEG round trips: windows before embedding, map also as JPEG.",
 )
+@click.option(
+    "--zarr-map",
+    is_flag=True,
+    help="Also store each uint8 SeLo map in maps.zarr/qNN/selo (selo_map.png and .tif hold it "
+    "already; maps.zarr always holds the mean map's cells).",
+)
 @run_options
-def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
+def localize_cmd(scene, queries, out, bands, paper_compat, zarr_map, **kw):
     """SeLo maps of one scene (GeoTIFF, COG, JPEG, PNG, ...) for one or more sentences.
 
     The scene is embedded once for all queries (and cached for later runs). Per query
@@ -487,7 +493,7 @@ def localize_cmd(scene, queries, out, bands, paper_compat, **kw):
     from .localize import localize
     from .report import console, stage_table
 
-    options = _options(kw, out, paper_compat=paper_compat)
+    options = _options(kw, out, paper_compat=paper_compat, zarr_map=zarr_map)
     record = localize(Path(scene), tuple(queries), Path(out), options, bands=_bands(bands))
     console.print(
         stage_table(
