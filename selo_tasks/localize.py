@@ -69,7 +69,7 @@ from ..pipeline.scenefile import inspect_scene
 from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir
 from .annotations import check_text
 from .driver import QueryMap
-from .metrics import CentreStream, attention_centres, attention_centres_lazy, ranked_centres
+from .metrics import CentreStream, attention_centres_lazy, ranked_centres
 from .options import Options
 from .session import RunContext, describe_encoder, run_session, versions
 
@@ -78,9 +78,6 @@ __all__ = ["QueryOutputs", "check_queries", "localize", "map_features", "query_f
 log = logging.getLogger(__name__)
 
 IN_MEMORY_PIXELS = 512_000_000  # finished maps up to this size (20k² and more) in memory
-# attention centres of maps up to this size filtered whole (fastest; transient buffers of a
-# few times the map), of larger ones block by block (memory of a few blocks)
-WHOLE_CENTRES_PIXELS = 128_000_000
 REGION_THRESHOLD = 128  # P >= 0.5, the rule for attention centres too
 PREVIEW_SIDE = 2048
 
@@ -330,14 +327,10 @@ def map_features(finished, grid: Grid, *, heat: np.ndarray | None = None) -> lis
 
 
 def _centre_features(selo, grid: Grid) -> list[dict]:
-    """Attention centres as ranked point features, exact at any map size, on every core: of
-    a map in memory up to ``WHOLE_CENTRES_PIXELS`` filtered whole, else strip by strip
-    (from the array or the spooled file; the same arithmetic)."""
-    threads = os.cpu_count() or 1
-    if isinstance(selo, np.ndarray) and selo.size <= WHOLE_CENTRES_PIXELS:
-        points = attention_centres(selo, threads=threads)
-    else:
-        points = attention_centres_lazy(selo, threads=threads)
+    """Attention centres as ranked point features, exact at any map size: strip by strip
+    (from the array or the spooled file; memory of a few strips, and less CPU than
+    filtering the whole map at once), the filters on every core."""
+    points = attention_centres_lazy(selo, threads=os.cpu_count() or 1)
     return _point_features(points, selo, grid)
 
 

@@ -14,6 +14,7 @@ from reference import reference_mean_map, reference_selo_map
 from scenes import colour_scene, write_geotiff_scene
 
 from selo.pipeline.gnt import CellMap
+from selo.selo_tasks.metrics import attention_centres
 
 FAST = ("--in-process", "--chunk", "256")
 
@@ -77,6 +78,12 @@ def test_outputs_per_query_and_map_equals_reference_from_windows_csv(
         geo = json.loads((folder / "regions.geojson").read_text())
         kinds = {f["properties"]["kind"] for f in geo["features"]}
         assert "centre" in kinds
+        centres = [
+            (f["properties"]["col"], f["properties"]["row"])
+            for f in geo["features"]
+            if f["properties"]["kind"] == "centre"
+        ]
+        assert centres == attention_centres(selo)  # exactly the metrics' centres
     # the white block is top-left, the green block bottom-right
     white = cv2.imread(str(out / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
     green = cv2.imread(str(out / "q02-green-trees" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
@@ -169,13 +176,10 @@ def test_spooled_maps_give_the_same_files_as_maps_in_memory(
     from selo.selo_tasks import localize
 
     run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs")
-    # a map in memory whose centres are found block by block, as for maps over 128 MP
-    monkeypatch.setattr(localize, "WHOLE_CENTRES_PIXELS", 1)
-    run_localize(run_cli, scene, tmp_path / "blocks", "-q", "white roofs")
     monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
     run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs")
     a = tmp_path / "memory" / "q01-white-roofs"
-    for other in ("blocks", "spooled"):
+    for other in ("spooled",):
         b = tmp_path / other / "q01-white-roofs"
         for name in ("selo_map.png", "selo_map.tif"):
             with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
