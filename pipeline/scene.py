@@ -321,6 +321,7 @@ class FileRegions:
                 out_shape=out_shape,
                 mask=has_dataset_mask(ds),
                 where=f" in rows {r0}-{r1}, columns {c0}-{c1}",
+                interleaved=True,  # read as (rows, cols, bands): no copy below for RGB files
             )
         mask = None if mask is None else mask > 0
         rgb, valid = to_rgb(pixels, mask, self.info, self.conversion)
