@@ -66,7 +66,7 @@ class RunningMax:
     blocks of ``size`` padded rows. The window starting at padded row ``p`` is the suffix
     of ``p``'s block joined with the prefix of the next block up to ``p + size - 1``
     (van Herk/Gil-Werman): output row ``r`` is out once input row ``r + size - 1 - size // 2``
-    is in, and memory holds three blocks of rows."""
+    is in, and memory holds two blocks of rows."""
 
     def __init__(self, height: int, width: int, size: int, dtype) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -76,9 +76,8 @@ class RunningMax:
         self._least = (
             np.iinfo(self.dtype).min if self.dtype.kind in "iu" else -np.inf
         )  # neutral for the maximum
-        self._block = np.empty((size, width), self.dtype)  # the current block's rows
-        self._prefix = np.empty((size, width), self.dtype)  # and their prefix maxima
-        self._suffix = np.empty((size, width), self.dtype)  # the last full block's suffix maxima
+        self._prefix = np.empty((size, width), self.dtype)  # the current block's prefix maxima
+        self._shared = np.empty((size, width), self.dtype)  # see _push
         self._q = 0  # padded rows in so far
         self._in = 0  # input rows in so far
         self._pad = np.full((size - 1 - size // 2, width), self._least, self.dtype)
@@ -101,29 +100,34 @@ class RunningMax:
         return out
 
     def _push(self, rows: np.ndarray) -> np.ndarray:
-        """Padded rows in; the outputs of the windows they complete, in order."""
+        """Padded rows in; the outputs of the windows they complete, in order.
+
+        One buffer holds the last full block's suffix maxima and, in the slots they no
+        longer need, the current block's rows: row ``j`` of a block ends the window that
+        starts at row ``j + 1`` of the block before, so slot ``j`` is free once row
+        ``j - 1`` is in. A completed block's suffixes are then taken in place."""
         k, out, i = self.size, [], 0
-        block, prefix, suffix = self._block, self._prefix, self._suffix
+        prefix, shared = self._prefix, self._shared
         while i < len(rows):
             at = self._q % k  # the row of the current block that rows[i] fills
             n = min(len(rows) - i, k - at)
-            block[at : at + n] = rows[i : i + n]
-            for j in range(at, at + n):
-                if j == 0:
-                    prefix[0] = block[0]
+            part = rows[i : i + n]
+            for j in range(n):
+                if at + j == 0:
+                    prefix[0] = part[0]
                 else:
-                    np.maximum(prefix[j - 1], block[j], out=prefix[j])
+                    np.maximum(prefix[at + j - 1], part[j], out=prefix[at + j])
             # the window starting at row s > 0 of the previous block ends at its row s - 1 here
             count = min(n, k - 1 - at)
             if self._q >= k and count > 0:
-                out.append(np.maximum(suffix[at + 1 : at + 1 + count], prefix[at : at + count]))
+                out.append(np.maximum(shared[at + 1 : at + 1 + count], prefix[at : at + count]))
+            shared[at : at + n] = part  # slots the previous block's windows are done with
             self._q += n
             i += n
             if self._q % k == 0:  # block complete: its suffixes; the window of its first row
-                suffix[k - 1] = block[k - 1]
                 for j in range(k - 2, -1, -1):
-                    np.maximum(suffix[j + 1], block[j], out=suffix[j])
-                out.append(suffix[:1].copy())
+                    np.maximum(shared[j + 1], shared[j], out=shared[j])
+                out.append(shared[:1].copy())
         if not out:
             return np.empty((0, self.width), self.dtype)
         return np.concatenate(out)

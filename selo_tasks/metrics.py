@@ -363,6 +363,9 @@ class CentreStream:
     are summed into components (:func:`~selo.pipeline.components.block_components`),
     joined across strips at the end. ``threads``: the filters on column strips."""
 
+    ROWS = 256
+    """Rows taken through the maximum filter at a time (its temporaries: a few of them)."""
+
     def __init__(
         self,
         shape: tuple[int, int],
@@ -391,8 +394,12 @@ class CentreStream:
                 f"attention centres need uint8 rows of width {w}, got {strip.dtype} {strip.shape}"
             )
         self._rows_in += len(strip)
-        gray = _gray(strip)
-        self._gray = np.concatenate([self._gray, gray]) if len(self._gray) else gray
+        held = len(self._gray)
+        gray = np.empty((held + len(strip), w), np.uint8)  # the rows held, then this strip's
+        gray[:held] = self._gray
+        if len(strip):
+            cv2.LUT(np.ascontiguousarray(strip), _GRAY_LUT, dst=gray[held:])
+        self._gray = gray
         end = h if self._rows_in == h else self._rows_in - self.halo  # rows softened exactly
         if end <= self._soft_out:
             return
@@ -405,12 +412,19 @@ class CentreStream:
         self._gray = self._gray[keep - self._gray_top :].copy()
         self._gray_top = keep
         self._soft.append(soft)
-        maxima = self._maxima.add(max_along(soft, self.max_size, axis=1, threads=self.threads))
-        if len(maxima):
-            soft = self._take_soft(len(maxima))
-            peaks = (maxima == soft) & (soft > 0)
-            self._blocks.append([block_components(peaks, self._peak_top, 0)])
-            self._peak_top += len(maxima)
+        for top in range(0, len(soft), self.ROWS):  # small temporaries: ROWS rows at a time
+            rows = max_along(
+                soft[top : top + self.ROWS], self.max_size, axis=1, threads=self.threads
+            )
+            maxima = self._maxima.add(rows)
+            if len(maxima):
+                done = self._take_soft(len(maxima))
+                peaks = maxima == done
+                peaks &= done > 0
+                self._blocks.append([block_components(peaks, self._peak_top, 0)])
+                self._peak_top += len(maxima)
+        # the rows still waiting (the maximum's reach), apart from this strip's softened array
+        self._soft = [np.concatenate(self._soft)] if self._soft else []
 
     def candidates(self) -> list[tuple[int, int]]:
         """The candidate centres (x, y) — each component's truncated centroid — in raster
@@ -474,12 +488,11 @@ def _peaks(u: np.ndarray, *, box: int, max_size: int, threads: int = 1) -> np.nd
 
 def _soften(gray: np.ndarray, box: int) -> np.ndarray:
     """The box passes of the centres' rule (OpenCV's default border at the array's edges)."""
-    # the input is read, never written (strips share it); then back and forth between two
-    # buffers of this strip's own: no new pages each pass
-    out, spare = cv2.boxFilter(np.ascontiguousarray(gray), -1, (box, box)), None
+    # the input is read, never written (strips share it); the other passes in place (OpenCV's
+    # filters buffer the rows they read): one buffer of this strip's own, no new pages
+    out = cv2.boxFilter(np.ascontiguousarray(gray), -1, (box, box))
     for _ in range(BOX_PASSES - 1):
-        spare = cv2.boxFilter(out, -1, (box, box), dst=spare)
-        out, spare = spare, out
+        cv2.boxFilter(out, -1, (box, box), dst=out)
     return out
 
 
