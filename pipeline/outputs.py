@@ -121,6 +121,11 @@ class SpooledMap:
         with rasterio.open(self.path) as ds:
             return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
+    def pixels(self, points: list[tuple[int, int]]) -> list[int]:
+        """The map's values at points (x, y), the file opened once."""
+        with rasterio.open(self.path) as ds:
+            return [int(ds.read(1, window=Window(x, y, 1, 1))[0, 0]) for x, y in points]
+
     def delete(self) -> None:
         """Remove the file and its overviews."""
         for level in _overview_paths(str(self.path), len(overview_shapes(self.shape))):

@@ -285,10 +285,10 @@ def _write_streamed(
             small = np.concatenate(heat_rows)
 
             def regions() -> None:
-                points = ranked_centres(
-                    centres.candidates(), lambda x, y: int(spooled.window(y, y + 1, x, x + 1)[0, 0])
-                )
-                features = _point_features(points, spooled, grid)
+                candidates = centres.candidates()
+                values = dict(zip(candidates, spooled.pixels(candidates), strict=True))
+                points = ranked_centres(candidates, lambda x, y: values[x, y])
+                features = _point_features(points, [values[p] for p in points], grid)
                 features += regions_from_map(small, grid, threshold=REGION_THRESHOLD)
                 write_geojson(folder / "regions.geojson", features, crs=grid.crs)
 
@@ -331,15 +331,15 @@ def _centre_features(selo, grid: Grid) -> list[dict]:
     (from the array or the spooled file; memory of a few strips, and less CPU than
     filtering the whole map at once), the filters on every core."""
     points = attention_centres_lazy(selo, threads=os.cpu_count() or 1)
-    return _point_features(points, selo, grid)
-
-
-def _point_features(points: list[tuple[int, int]], selo, grid: Grid) -> list[dict]:
-    """The ranked centres (x, y) as GeoJSON points with their map values."""
     if isinstance(selo, np.ndarray):
         values = [int(selo[y, x]) for x, y in points]
     else:
-        values = [int(selo.window(y, y + 1, x, x + 1)[0, 0]) for x, y in points]
+        values = selo.pixels(points)
+    return _point_features(points, values, grid)
+
+
+def _point_features(points: list[tuple[int, int]], values: list[int], grid: Grid) -> list[dict]:
+    """The ranked centres (x, y) as GeoJSON points with their map values."""
     features = []
     for rank, ((x, y), value) in enumerate(zip(points, values, strict=True), start=1):
         cx, cy = pixel_to_crs(grid, y, x)

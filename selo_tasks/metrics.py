@@ -339,7 +339,11 @@ def attention_centres_lazy(
     stream = CentreStream((h, w), box=box, max_size=max_size, threads=threads)
     for top in range(0, h, chunk):
         stream.add(np.ascontiguousarray(read(top, min(top + chunk, h), 0, w)))
-    return ranked_centres(stream.candidates(), lambda x, y: int(read(y, y + 1, x, x + 1)[0, 0]))
+    candidates = stream.candidates()
+    if hasattr(selo_map, "pixels"):  # a map in a file: opened once for all the points
+        values = dict(zip(candidates, selo_map.pixels(candidates), strict=True))
+        return ranked_centres(candidates, lambda x, y: values[x, y])
+    return ranked_centres(candidates, lambda x, y: int(read(y, y + 1, x, x + 1)[0, 0]))
 
 
 def ranked_centres(candidates, value) -> list[tuple[int, int]]:
