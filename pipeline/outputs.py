@@ -75,6 +75,7 @@ __all__ = [
     "write_maps_zarr",
     "write_side_by_side",
     "write_windows_csv",
+    "zarr_chunk_rows",
 ]
 
 Sink = Callable[[int, np.ndarray], object]
@@ -517,11 +518,11 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map | N
     (:func:`maps_zarr`)."""
     with maps_zarr(root, name, mean, None if selo is None else selo.shape) as add:
         if selo is not None:
-            each_strip(selo, _zarr_rows(selo.shape), add)
+            each_strip(selo, zarr_chunk_rows(selo.shape), add)
     return Path(root) / name
 
 
-def _zarr_rows(shape: tuple[int, int]) -> int:
+def zarr_chunk_rows(shape: tuple[int, int]) -> int:
     """Rows per chunk of the stored SeLo map: at most ``MAP_CHUNK``, and
     ``ZARR_ROW_BYTES`` per row of chunks."""
     return int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // max(shape[1], 1))))
@@ -557,7 +558,7 @@ def maps_zarr(
             "selo",
             shape=tuple(shape),
             dtype=np.uint8,
-            chunks=(_zarr_rows(shape), min(MAP_CHUNK, shape[1])),
+            chunks=(zarr_chunk_rows(shape), min(MAP_CHUNK, shape[1])),
             compressors=ZstdCodec(level=1),  # smooth maps: level 1 is as small, and faster
             # every chunk written: zarr's test of each chunk against the fill value (to skip
             # empty ones) cost a second of CPU on a 10k² map, more than compressing it

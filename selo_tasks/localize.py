@@ -56,6 +56,7 @@ from ..pipeline.outputs import (
     write_png,
     write_side_by_side,
     write_windows_csv,
+    zarr_chunk_rows,
 )
 from ..pipeline.preview import (
     RowSampler,
@@ -279,7 +280,7 @@ def _write_streamed(
             inline = {}
             if zarr is not None:
                 inline["maps.zarr"] = files.enter_context(maps_zarr(*zarr, shape=grid.shape))
-            rows = 512 if zarr is None else MAP_CHUNK  # the zarr map's chunk rows
+            rows = 512 if zarr is None else zarr_chunk_rows(grid.shape)
             writers = fan_out(selo, rows, sinks, here=inline)
         with ctx.profiler.stage("write"):
             small = np.concatenate(heat_rows)

@@ -175,9 +175,14 @@ def test_spooled_maps_give_the_same_files_as_maps_in_memory(
 ):
     from selo.selo_tasks import localize
 
-    run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs")
+    run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs", "--zarr-map")
     monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
-    run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs")
+    run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs", "--zarr-map")
+    stored = [
+        zarr.open_group(str(tmp_path / run / "maps.zarr" / "q01"), mode="r")["selo"][:]
+        for run in ("memory", "spooled")
+    ]
+    np.testing.assert_array_equal(stored[0], stored[1])
     a = tmp_path / "memory" / "q01-white-roofs"
     for other in ("spooled",):
         b = tmp_path / other / "q01-white-roofs"
