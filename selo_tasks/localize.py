@@ -214,14 +214,13 @@ def _write_query(
 
         if grid.height * grid.width > IN_MEMORY_PIXELS:
             zarr = (out / "maps.zarr", name, qm.mean)
-            writers = _write_streamed(
-                ctx, selo, grid, nodata, folder, preview, heat_shape, zarr if zarr_map else None
-            )
-            here = {"windows.csv": csv}
+            here = {"windows.csv": csv}  # beside the COG, in this thread (zarr)
             if not zarr_map:
                 here["maps.zarr"] = lambda: write_maps_zarr(*zarr)
-            with ctx.profiler.stage("write"):
-                writers = _add(writers, write_side_by_side({}, here=here))
+            writers = _write_streamed(
+                ctx, selo, grid, nodata, folder, preview, heat_shape, zarr if zarr_map else None,
+                here,
+            )  # fmt: skip
         else:
             with ctx.profiler.stage("flt"):
                 if ctx.cluster.client is None:  # dask's threads here: each block into place
@@ -257,14 +256,15 @@ def _write_query(
 
 
 def _write_streamed(
-    ctx: RunContext, selo, grid: Grid, nodata, folder: Path, preview, heat_shape, zarr
+    ctx: RunContext, selo, grid: Grid, nodata, folder: Path, preview, heat_shape, zarr, here
 ) -> dict[str, float]:
     """The files of a map too large for memory. Flt computes it once, strip by strip, and
     each strip goes to every writer that reads the map in order, side by side
     (:func:`~selo.pipeline.outputs.fan_out`): the PNG, the attention centres, the overlay's
     samples, an uncompressed spool file with the GeoTIFF's overviews (and with ``zarr``,
     ``(root, name, mean)``, the uint8 map in maps.zarr). Then the COG is compressed from the
-    spool file beside the overlay and the regions. The seconds of each writer."""
+    spool file beside the overlay, the regions and the writers ``here`` (this thread's).
+    The seconds of each writer."""
     spooled = SpooledMap(folder / ".selo_map.spool.tif", grid.shape)
     heat = RowSampler(
         decimation_indices(grid.height, heat_shape[0]),
@@ -309,7 +309,7 @@ def _write_streamed(
                 jobs["selo_map.jpg"] = lambda: write_jpeg(
                     folder / "selo_map.jpg", spooled.rows(0, grid.height)
                 )
-            writers = _add(writers, write_side_by_side(jobs))
+            writers = _add(writers, write_side_by_side(jobs, here=here))
     finally:
         spooled.delete()
     return writers
