@@ -9,7 +9,11 @@ and leave nothing under the final name.
 
 Maps may be numpy or dask arrays; a dask map is computed one row of chunks at a
 time (through whichever dask scheduler is active), so memory is bounded by a
-chunk row, not by the map. For a scene without
+chunk row, not by the map. The writers of files made from the map's rows in order
+(:func:`png_rows`, :func:`spool_rows`, :func:`maps_zarr`) also take a map strip by
+strip, so that :func:`fan_out` computes a map too large for memory once and gives each
+strip to all of them side by side; :func:`write_side_by_side` runs whole writers in
+threads and times each. For a scene without
 georeferencing, outputs use pixel coordinates: x = column, y = row, origin at
 the top-left corner of the scene.
 """
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import struct
-import uuid
+import threading
+import time
 import zlib
-from collections.abc import Iterable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +42,12 @@ import rasterio.shutil
 import rasterio.transform
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..errors import MapError, ParameterError
 from .cut import jpeg_bytes
 from .picture import PICTURE_PNG, blend_overlay, encode_image
-from .preview import each_strip
+from .preview import RowSampler, each_strip, overview_indices
 from .scene import Grid
 from .scenefile import gdal_env, tiff_data_end
 from .store import atomic_path, atomic_write_bytes, atomic_write_text
@@ -51,17 +56,27 @@ __all__ = [
     "COG_OPTIONS",
     "PNG_LEVEL",
     "SpooledMap",
+    "fan_out",
+    "maps_zarr",
+    "overview_shapes",
     "pixel_to_crs",
+    "png_rows",
     "regions_from_map",
     "spool",
+    "spool_rows",
     "write_geojson",
     "write_geotiff",
     "write_jpeg",
     "write_overlay",
     "write_png",
     "write_maps_zarr",
+    "write_side_by_side",
     "write_windows_csv",
+    "zarr_chunk_rows",
 ]
+
+Sink = Callable[[int, np.ndarray], object]
+"""Takes a map's strips in order: ``sink(first row, rows)``."""
 
 MAP_CHUNK = 2048
 ZARR_ROW_BYTES = 256 * 2**20  # at most this much of a map in this process while storing it
@@ -87,8 +102,9 @@ def _check_map(data: Any, name: str, shape: tuple[int, int] | None = None) -> No
 @dataclass(frozen=True)
 class SpooledMap:
     """A finished map too large for memory, held once in an uncompressed tiled GeoTIFF
-    (with the scene's georeferencing) that every writer reads from: the map is computed
-    once, then compressed once per output format."""
+    (with the scene's georeferencing and the overviews of selo_map.tif beside it, see
+    :func:`spool_rows`) that every writer reads from: the map is computed once, then
+    compressed once per output format."""
 
     path: Path
     shape: tuple[int, int]
@@ -103,20 +119,26 @@ class SpooledMap:
         with gdal_env(), rasterio.open(self.path) as ds:
             return ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
-    def decimated(self, out_shape: tuple[int, int]) -> np.ndarray:
-        """The pixel under each output pixel's centre (GDAL's nearest sampling)."""
+    def pixels(self, points: list[tuple[int, int]]) -> list[int]:
+        """The map's values at points (x, y), the file opened once."""
         with gdal_env(), rasterio.open(self.path) as ds:
-            return ds.read(1, out_shape=out_shape, resampling=Resampling.nearest)
+            return [int(ds.read(1, window=Window(x, y, 1, 1))[0, 0]) for x, y in points]
+
+    def delete(self) -> None:
+        """Remove the file and its overviews."""
+        for level in _overview_paths(str(self.path), len(overview_shapes(self.shape))):
+            Path(level).unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
 
 
 def spool(
     path: str | os.PathLike, data: Map, *, like: Grid, nodata: int | None = None
 ) -> SpooledMap:
     """Compute a (dask) map once into an uncompressed tiled GeoTIFF at ``path``, with the
-    overviews of selo_map.tif (nearest) built in it."""
+    overviews of selo_map.tif beside it (:func:`spool_rows`)."""
     _check_map(data, "the map", like.shape)
-    _write_tiff(Path(path), data, tile=_STRIP, **_georef(like, nodata))
-    _build_overviews(str(path), data.shape)
+    with spool_rows(path, like=like, nodata=nodata) as add:
+        each_strip(data, _STRIP, add)
     return SpooledMap(Path(path), tuple(data.shape))
 
 
@@ -130,30 +152,63 @@ def overview_factors(shape: tuple[int, int], block: int = 512) -> list[int]:
     return factors
 
 
-def _build_overviews(path: str, shape: tuple[int, int]) -> None:
-    factors = overview_factors(shape)
-    if factors:
-        with gdal_env(), rasterio.open(path, "r+") as ds:
-            ds.build_overviews(factors, Resampling.nearest)
+def overview_shapes(shape: tuple[int, int], block: int = 512) -> list[tuple[int, int]]:
+    """(rows, cols) of each of those overviews: the sides divided by the factor, rounded up."""
+    return [(-(-shape[0] // f), -(-shape[1] // f)) for f in overview_factors(shape, block)]
 
 
-def _georef(like: Grid, nodata: int | None) -> dict[str, Any]:
-    profile: dict[str, Any] = {"nodata": nodata}
-    if like.crs is not None:
-        profile["crs"] = like.crs
-    if like.crs is not None or like.transform != Affine.identity():
-        profile["transform"] = like.transform
-    return profile
+def _overview_paths(path: str, levels: int) -> list[str]:
+    """``path.ovr``, ``path.ovr.ovr``, …: GDAL opens each as the overviews of the one
+    before (the first level of an external overview file is its main image)."""
+    return [path + ".ovr" * k for k in range(1, levels + 1)]
 
 
-def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
-    """Write a 2-D uint8 map as a tiled one-band GeoTIFF, one row of tiles at a time.
+@contextmanager
+def spool_rows(path: str | os.PathLike, *, like: Grid, nodata: int | None = None):
+    """Write a map given strip by strip, top to bottom (the yielded ``add(top, rows)``),
+    as an uncompressed tiled GeoTIFF at ``path`` (the scene's georeferencing), and its
+    overviews as it goes: level ``k`` sampled from level ``k - 1``'s rows as they come
+    (GDAL's nearest rule, :func:`~selo.pipeline.preview.overview_indices`; the levels of
+    :func:`overview_shapes`) into ``path.ovr``, ``path.ovr.ovr``, …, which GDAL reads as
+    the file's overviews. The COG driver copies them (``OVERVIEWS=FORCE_USE_EXISTING``)
+    into the same bytes as overviews GDAL builds itself, without reading the map again."""
+    path = str(path)
+    shapes = overview_shapes(like.shape)
+    sizes = [tuple(like.shape), *shapes]
+    samplers = [
+        RowSampler(overview_indices(a[0], b[0]), overview_indices(a[1], b[1]))
+        for a, b in zip(sizes, shapes, strict=False)
+    ]
+    with ExitStack() as files:
+        writers = [files.enter_context(_tiff_rows(path, like.shape, **_georef(like, nodata)))]
+        writers += [
+            files.enter_context(_tiff_rows(level, shape))
+            for level, shape in zip(_overview_paths(path, len(shapes)), shapes, strict=True)
+        ]
+        tops = [0] * len(writers)
 
-    rasterio does not report errors GDAL meets while closing a dataset (e.g. a
-    full disk while flushing cached blocks). Writing whole rows of tiles makes
-    GDAL write blocks, and fail, inside ``write``; the block table, read back,
-    tells whether the rest reached the disk."""
-    height, width = data.shape
+        def add(top: int, rows: np.ndarray) -> None:
+            writers[0](top, rows)
+            for k, sampler in enumerate(samplers, start=1):
+                rows = sampler.add(top, rows)  # level k's rows among level k - 1's
+                if not len(rows):
+                    return
+                top = tops[k]
+                writers[k](top, rows)
+                tops[k] += len(rows)
+
+        yield add
+
+
+@contextmanager
+def _tiff_rows(path: str, shape: tuple[int, int], *, tile: int = _STRIP, **profile: Any):
+    """A one-band uint8 tiled GeoTIFF written from rows given in order: yields
+    ``write(top, rows)``.
+
+    rasterio does not report errors GDAL meets while closing a dataset (e.g. a full disk
+    while flushing cached blocks): the block table, read back, tells whether every block
+    reached the disk."""
+    height, width = shape
     with gdal_env():
         with rasterio.open(
             path,
@@ -170,12 +225,17 @@ def _write_tiff(path: Path, data: Map, *, tile: int, **profile: Any) -> None:
             NUM_THREADS="ALL_CPUS",
             **profile,
         ) as dst:
-            each_strip(
-                data,
-                tile,
-                lambda top, rows: dst.write(rows, 1, window=Window(0, top, width, len(rows))),
-            )
-    _check_complete(path)
+            yield lambda top, rows: dst.write(rows, 1, window=Window(0, top, width, len(rows)))
+    _check_complete(Path(path))
+
+
+def _georef(like: Grid, nodata: int | None) -> dict[str, Any]:
+    profile: dict[str, Any] = {"nodata": nodata}
+    if like.crs is not None:
+        profile["crs"] = like.crs
+    if like.crs is not None or like.transform != Affine.identity():
+        profile["transform"] = like.transform
+    return profile
 
 
 def _check_complete(path: Path) -> None:
@@ -186,34 +246,22 @@ def _check_complete(path: Path) -> None:
 
 @contextmanager
 def _dataset_of(data: Map | SpooledMap, like: Grid, nodata: int | None, scratch: Path):
-    """The map as an open rasterio dataset: in memory, the spooled file, or a dask map
-    spooled to ``scratch`` first (removed afterwards)."""
+    """The map as an open rasterio dataset with the overviews of selo_map.tif: the spooled
+    file, or the map (in memory, or a dask map computed row of chunks by row of chunks)
+    spooled to ``scratch`` first and removed afterwards. A file rather than GDAL's memory
+    file system: the same CPU, and the pages are the system's file cache, not this
+    process's memory (half the peak for a map in memory)."""
     with gdal_env():
         if isinstance(data, SpooledMap):
             with rasterio.open(data.path) as ds:
                 yield ds
             return
-        if isinstance(data, da.Array):
-            try:
-                with rasterio.open(spool(scratch, data, like=like, nodata=nodata).path) as ds:
-                    yield ds
-            finally:
-                scratch.unlink(missing_ok=True)
-            return
-        height, width = data.shape
-        profile = dict(
-            driver="GTiff", height=height, width=width, count=1, dtype="uint8", tiled=True,
-            blockxsize=_STRIP, blockysize=_STRIP,
-        )  # fmt: skip
-        memory = f"/vsimem/selo-{uuid.uuid4().hex}.tif"
+        spooled = SpooledMap(scratch, tuple(data.shape))
         try:
-            with rasterio.open(memory, "w", **profile, **_georef(like, nodata)) as ds:
-                ds.write(data, 1)
-            _build_overviews(memory, data.shape)
-            with rasterio.open(memory) as ds:
+            with rasterio.open(spool(scratch, data, like=like, nodata=nodata).path) as ds:
                 yield ds
         finally:
-            rasterio.shutil.delete(memory)
+            spooled.delete()
 
 
 COG_OPTIONS = {
@@ -281,14 +329,24 @@ defaults and about 3x faster)."""
 
 
 def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
-    """Write a uint8 map of any size as a lossless 8-bit gray PNG, strip by strip.
-
-    The PNG is streamed: each strip of rows is filtered ("sub") and fed to one zlib
-    stream, so memory stays at a strip whatever the map's size (a dask map is computed
-    one row of chunks at a time, a spooled one read strip by strip) and the bytes equal
-    what a whole-image encoder would write with the same settings."""
+    """Write a uint8 map of any size as a lossless 8-bit gray PNG, strip by strip
+    (:func:`png_rows`): a dask map computed one row of chunks at a time, a spooled one read
+    strip by strip."""
     _check_map(data, "the map")
-    height, width = data.shape
+    with png_rows(path, data.shape) as add:
+        each_strip(data, _STRIP, add)
+    return Path(path)
+
+
+@contextmanager
+def png_rows(path: str | os.PathLike, shape: tuple[int, int]) -> Iterator[Sink]:
+    """A lossless 8-bit gray PNG of a map of ``shape`` written from its strips given in
+    order (the yielded ``add(top, rows)``), atomically.
+
+    The PNG is streamed: each strip of rows is filtered ("sub") and fed to one zlib stream,
+    so memory stays at a strip whatever the map's size, and the bytes equal what a
+    whole-image encoder would write with the same settings, however the rows are split."""
+    height, width = shape
     with atomic_path(path, what="PNG") as partial, partial.open("wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
         f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
@@ -305,10 +363,9 @@ def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
                 if compressed:
                     f.write(_png_chunk(b"IDAT", compressed))
 
-        each_strip(data, _STRIP, add)
+        yield add
         f.write(_png_chunk(b"IDAT", stream.flush()))
         f.write(_png_chunk(b"IEND", b""))
-    return Path(path)
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
@@ -359,11 +416,11 @@ def regions_from_map(
         (heat >= threshold).view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
     inside = np.flatnonzero(labels)  # the statistics of the regions only (not background)
-    flat, values = labels.ravel()[inside], heat.ravel()[inside]
+    flat, values = labels.ravel()[inside].astype(np.intp), heat.ravel()[inside]
     count = np.bincount(flat, minlength=n)
     total = np.bincount(flat, weights=values, minlength=n)  # exact integer sums
-    peak = np.zeros(n, np.int64)
-    np.maximum.at(peak, flat, values)
+    peak = np.zeros(n, np.uint8)
+    np.maximum.at(peak, flat, values)  # same dtypes, index intp: numpy's fast loop
     features = []
     with gdal_env():
         shapes = list(
@@ -429,14 +486,32 @@ def write_jpeg(path: str | os.PathLike, data: np.ndarray) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
 
 
-def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) -> Path:
-    """The mean map (exactly, as its cells: a :class:`~selo.pipeline.gnt.CellMap`) and the
-    SeLo map into the zarr group ``root/name``, atomically.
+def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map | None = None) -> Path:
+    """The mean map (exactly, as its cells: a :class:`~selo.pipeline.gnt.CellMap`) into the
+    zarr group ``root/name``, atomically, and the uint8 SeLo map beside it when given
+    (:func:`maps_zarr`)."""
+    with maps_zarr(root, name, mean, None if selo is None else selo.shape) as add:
+        if selo is not None:
+            each_strip(selo, zarr_chunk_rows(selo.shape), add)
+    return Path(root) / name
 
-    The SeLo map is computed row of blocks by row of blocks (through whichever dask
-    scheduler is active) and written from this thread, at most ``ZARR_ROW_BYTES`` at a
-    time: zarr is only ever used from the calling thread (zarr-python 3's synchronous
-    calls were seen to hang in Dask worker threads)."""
+
+def zarr_chunk_rows(shape: tuple[int, int]) -> int:
+    """Rows per chunk of the stored SeLo map: at most ``MAP_CHUNK``, and
+    ``ZARR_ROW_BYTES`` per row of chunks."""
+    return int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // max(shape[1], 1))))
+
+
+@contextmanager
+def maps_zarr(
+    root: str | os.PathLike, name: str, mean: Any, shape: tuple[int, int] | None = None
+) -> Iterator[Sink | None]:
+    """The zarr group ``root/name``, written atomically: the mean map's cells, and with a
+    ``shape`` the uint8 SeLo map ``selo``, from strips given in order to the yielded
+    ``add(top, rows)`` (whole rows of chunks, :func:`_zarr_rows`, but the last).
+
+    zarr is only ever used from the calling thread (zarr-python 3's synchronous calls
+    were seen to hang in Dask worker threads)."""
     import zarr
 
     from .store import ensure_dir
@@ -448,21 +523,103 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
     with atomic_path(root / name, folder=True, what="maps") as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         mean.to_zarr(group.create_group("mean"))
-        height, width = selo.shape
-        rows = int(max(1, min(MAP_CHUNK, ZARR_ROW_BYTES // max(width, 1))))
+        if shape is None:
+            yield None
+            return
         from zarr.codecs import ZstdCodec
 
         z = group.create_array(
             "selo",
-            shape=selo.shape,
-            dtype=selo.dtype,
-            chunks=(rows, min(MAP_CHUNK, width)),
+            shape=tuple(shape),
+            dtype=np.uint8,
+            chunks=(zarr_chunk_rows(shape), min(MAP_CHUNK, shape[1])),
             compressors=ZstdCodec(level=1),  # smooth maps: level 1 is as small, and faster
             # every chunk written: zarr's test of each chunk against the fill value (to skip
             # empty ones) cost a second of CPU on a 10k² map, more than compressing it
             config={"write_empty_chunks": True},
         )
-        each_strip(
-            selo, rows, lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip)
-        )
-    return root / name
+        yield lambda top, strip: z.__setitem__(slice(top, top + len(strip)), strip)
+
+
+# --- running writers side by side ------------------------------------------------------------
+
+
+def fan_out(
+    data: Map, rows: int, sinks: dict[str, Sink], *, here: dict[str, Sink] | None = None
+) -> dict[str, float]:
+    """Compute ``data`` once, strip by strip (:func:`~selo.pipeline.preview.each_strip`,
+    strips of a multiple of ``rows``), and give every strip, in order, to each sink: each
+    in a thread of its own behind a queue of two strips, so the sinks run side by side and
+    beside the computing of the next strip, and memory holds a few strips; the sinks in
+    ``here`` run in this thread (zarr). Strips are read-only. Returns the seconds each sink
+    was busy; the first error of a sink stops the pass and is raised here."""
+    here = here or {}
+    seconds = dict.fromkeys([*sinks, *here], 0.0)
+    queues = {name: queue.Queue(maxsize=2) for name in sinks}
+    failed: list[BaseException] = []
+    done = object()
+
+    def serve(name: str, sink: Sink) -> None:
+        while (item := queues[name].get()) is not done:
+            if failed:
+                continue  # drain: the pass is stopping
+            t0 = time.perf_counter()
+            try:
+                sink(*item)
+            except BaseException as e:  # raised in the calling thread
+                failed.append(e)
+            seconds[name] += time.perf_counter() - t0
+
+    def give(top: int, strip: np.ndarray) -> None:
+        if failed:
+            raise failed[0]
+        strip = strip.view()
+        strip.flags.writeable = False
+        for q in queues.values():
+            q.put((top, strip))
+        for name, sink in here.items():
+            t0 = time.perf_counter()
+            sink(top, strip)
+            seconds[name] += time.perf_counter() - t0
+
+    threads = [threading.Thread(target=serve, args=item, daemon=True) for item in sinks.items()]
+    for t in threads:
+        t.start()
+    try:
+        each_strip(data, rows, give)
+    finally:
+        for q in queues.values():
+            q.put(done)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+    return seconds
+
+
+def write_side_by_side(
+    jobs: dict[str, Callable[[], object]], *, here: dict[str, Callable[[], object]] | None = None
+) -> dict[str, float]:
+    """Run writers (compression and I/O in C, the GIL released) in threads side by side,
+    the largest first as given, and those in ``here`` in this thread meanwhile (zarr);
+    the seconds each took (wall, from its start). The first error is raised once all
+    have stopped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, job: Callable[[], object]) -> None:
+        t0 = time.perf_counter()
+        job()
+        seconds[name] = time.perf_counter() - t0
+
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        running = [pool.submit(timed, name, job) for name, job in jobs.items()]
+        try:
+            for name, job in (here or {}).items():
+                timed(name, job)
+        finally:
+            errors = [e for f in running if (e := f.exception()) is not None]
+    if errors:
+        raise errors[0]
+    return {name: seconds[name] for name in [*jobs, *(here or {})] if name in seconds}

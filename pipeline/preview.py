@@ -4,7 +4,8 @@ One sampling rule everywhere: output pixel ``i`` of a side shrunk from ``size``
 to ``out_size`` shows the source pixel under its centre,
 ``floor((i + 1/2) · size / out_size)`` (:func:`decimation_indices`). A file scene is
 sampled by GDAL (from overviews when the file has them); any other scene array and
-every map by indexing, chunk by chunk.
+every map by indexing, chunk by chunk (:class:`RowSampler` as strips of a map go by).
+The overviews of a map's GeoTIFF follow GDAL's own rule instead (:func:`overview_indices`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from .scene import scene_key
 from .source import selection_of
 
 __all__ = [
+    "RowSampler",
     "decimate",
     "decimation_indices",
     "each_strip",
     "keep_preview",
     "kept_preview",
+    "overview_indices",
     "preview_shape",
     "read_preview",
 ]
@@ -49,6 +52,33 @@ def decimation_indices(size: int, out_size: int) -> np.ndarray:
     shrink to ``out_size``: the pixel under the output pixel's centre,
     ``floor((i + 1/2) * size / out_size)``."""
     return (np.arange(out_size) * 2 + 1) * size // (2 * out_size)
+
+
+def overview_indices(size: int, out_size: int) -> np.ndarray:
+    """The source index GDAL's nearest resampling takes for output index ``i`` when it
+    builds an overview of ``out_size`` pixels from ``size`` (the previous level, or the map
+    itself for the first): ``int(0.5 + i * (size / out_size))`` in double precision."""
+    return np.minimum((0.5 + np.arange(out_size) * (size / out_size)).astype(np.int64), size - 1)
+
+
+class RowSampler:
+    """``map[rows][:, cols]`` of a map given top to bottom in strips: :meth:`add` returns
+    the sampled rows a strip holds (``rows`` ascending), so that a small picture of a large
+    map is made as its strips go by, with no copy larger than the picture's rows."""
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        self.rows, self.cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        self._next = 0  # the index into rows of the next row to take
+
+    def add(self, top: int, strip: np.ndarray) -> np.ndarray:
+        """The sampled rows among the strip's rows ``top, top + 1, ...``."""
+        end = int(np.searchsorted(self.rows, top + len(strip)))
+        picked = self.rows[self._next : end] - top
+        self._next = end
+        out = np.empty((len(picked), len(self.cols)), strip.dtype)
+        for i, r in enumerate(picked.tolist()):
+            np.take(strip[r], self.cols, out=out[i])
+        return out
 
 
 def read_preview(scene: xr.DataArray, max_side: int = 2048, *, cache=None) -> np.ndarray:
@@ -150,10 +180,14 @@ def decimate(
             "give a 2-D map and a smaller, non-empty output shape"
         )
     if method == "nearest":
-        if hasattr(data, "decimated"):
-            return data.decimated((out_h, out_w))
         rows, cols = decimation_indices(height, out_h), decimation_indices(width, out_w)
-        return np.asarray(data[rows][:, cols])
+        if isinstance(data, np.ndarray):
+            return np.take(np.take(data, rows, axis=0), cols, axis=1)
+        if isinstance(data, da.Array):
+            return np.asarray(data[rows][:, cols])
+        sampler, parts = RowSampler(rows, cols), []  # a map in a file: read once, by strips
+        each_strip(data, 512, lambda top, strip: parts.append(sampler.add(top, strip)))
+        return np.concatenate(parts)
     if method != "area":
         raise ParameterError(f"unknown decimation method {method!r}; use 'nearest' or 'area'")
     row_cell = np.arange(height) * out_h // height

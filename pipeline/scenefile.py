@@ -590,6 +590,7 @@ def read_pixels(
     out_shape: tuple[int, int] | None = None,
     mask: bool = False,
     where: str = "",
+    interleaved: bool = False,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(pixels (bands, rows, cols), mask (rows, cols) uint8 or None)`` of an open
     dataset, read strictly: any GDAL error or warning during the read is a SceneError
@@ -597,11 +598,28 @@ def read_pixels(
 
     ``bands`` default to all (``()``: none, pixels None); ``out_shape`` samples by
     nearest neighbour (GDAL uses the file's overviews when it has them); ``mask``
-    also reads the dataset mask."""
+    also reads the dataset mask. ``interleaved``: the pixels are a view of a
+    ``(rows, cols, bands)`` array GDAL reads into (``window`` of whole pixels), so that
+    ``np.moveaxis(pixels, 0, -1)`` is that array, contiguous: for a caller that wants
+    pixels interleaved, about half the CPU of a band-by-band read and the strided copy
+    that interleaves it again (a pixel-interleaved RGB GeoTIFF, 40,000 px wide)."""
     indexes = list(bands) if bands is not None else list(ds.indexes)
-    shape = None if out_shape is None else (len(indexes), *out_shape)
+    if window is None:
+        rows, cols = ds.height, ds.width
+    else:
+        rows, cols = int(round(window.height)), int(round(window.width))
+    rows, cols = out_shape or (rows, cols)
     with _pixel_errors(url_of(ds.name) or ds.name, where):
-        pixels = ds.read(indexes, window=window, out_shape=shape) if indexes else None
+        if not indexes:
+            pixels = None
+        elif interleaved:
+            dtype = np.result_type(*(ds.dtypes[i - 1] for i in indexes))
+            buffer = np.empty((rows, cols, len(indexes)), dtype)
+            pixels = buffer.transpose(2, 0, 1)
+            ds.read(indexes, window=window, out=pixels)  # out's shape samples like out_shape
+        else:
+            shape = None if out_shape is None else (len(indexes), *out_shape)
+            pixels = ds.read(indexes, window=window, out_shape=shape)
         masks = ds.dataset_mask(window=window, out_shape=out_shape) if mask else None
     return pixels, masks
 

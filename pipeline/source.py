@@ -346,7 +346,8 @@ def _read_window(source, r0, r1, c0, c1, channels, out_shape, mask):
     """One windowed read per file of the channels it holds (and of every masked file's mask)."""
     window = Window(c0, r0, c1 - c0, r1 - r0)
     shape = out_shape or (r1 - r0, c1 - c0)
-    out = np.empty((len(channels), *shape), np.dtype(source.dtype))
+    # (channels, h, w) over a pixel-interleaved buffer: Cut wants (h, w, channels)
+    out = np.empty((*shape, len(channels)), np.dtype(source.dtype)).transpose(2, 0, 1)
     valid = None
     where = f" in rows {r0}-{r1}, columns {c0}-{c1}"
     for index, file in enumerate(source.files):
@@ -357,10 +358,15 @@ def _read_window(source, r0, r1, c0, c1, channels, out_shape, mask):
         _check_unchanged(file)
         refresh_remote(file.location, file.version)
         bands = [source.channels[channels[i]][1] for i in positions]
+        # one file holding every channel in order (the usual case): GDAL reads straight
+        # into an interleaved buffer (a pixel-interleaved file's tiles copied as they are)
+        whole = bool(positions) and positions == list(range(len(channels)))
         with dataset(file.location) as ds:
             pixels, m = read_pixels(ds, bands, window=window, out_shape=out_shape, mask=wanted,
-                                    where=where)  # fmt: skip
-        if positions:
+                                    where=where, interleaved=whole)  # fmt: skip
+        if whole and pixels.dtype == out.dtype:
+            out = pixels
+        elif positions:
             out[positions] = pixels
         if m is not None:
             valid = m > 0 if valid is None else valid & (m > 0)

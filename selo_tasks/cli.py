@@ -387,6 +387,7 @@ def _bands(value: str | None):
     help="STAC item only: the asset to read (default: visual, else its red, green and blue bands).",
 )
 @run_option("paper_compat")
+@run_option("zarr_map")
 @run_options
 def localize_cmd(scene, queries, out, bands, asset, **kw):
     """SeLo maps of one scene for one or more sentences.

@@ -48,8 +48,8 @@ import cv2
 import numpy as np
 
 from ..errors import AnnotationError, MapError
-from ..pipeline.components import raster_components
-from ..pipeline.morphology import by_strips, maximum_filter
+from ..pipeline.components import Component, block_components, merge_blocks, raster_components
+from ..pipeline.morphology import RunningMax, by_strips, max_along, maximum_filter
 
 __all__ = [
     "BETA_SU",
@@ -70,6 +70,8 @@ __all__ = [
     "region_centre_radius",
     "attention_centres",
     "attention_centres_lazy",
+    "CentreStream",
+    "ranked_centres",
     "rsu",
     "ras",
     "rda",
@@ -386,40 +388,140 @@ def attention_centres_lazy(
     *,
     box: int = BOX_SIZE,
     max_size: int = MAX_FILTER_SIZE,
-    chunk: int = 4096,
+    chunk: int = 2048,
     threads: int = 2,
 ) -> list[tuple[int, int]]:
-    """:func:`attention_centres` of a uint8 map of any size, block by block, exactly.
+    """:func:`attention_centres` of a uint8 map of any size, strip by strip, exactly.
 
     ``selo_map``: a numpy or dask array, or any object with ``shape`` and
-    ``window(r0, r1, c0, c1)`` (a map spooled to a file). Each block is read with a halo
-    of the filters' reach (five box passes, then the maximum filter) and softened and
-    compared with its neighbourhood maximum exactly as the whole map would be (OpenCV's
-    and SciPy's border rules act at the map's true edges); its local-maximum pixels are
-    summed into components (:func:`selo.pipeline.components.block_components`), which
-    are joined across blocks. Each task reads only its own window, so at most
-    ``threads`` blocks with their halos are in memory."""
-    import dask
-    import dask.threaded
-
-    from ..pipeline.components import block_components, merge_blocks
-
+    ``window(r0, r1, c0, c1)`` (a map spooled to a file), read in strips of ``chunk`` rows
+    into a :class:`CentreStream` (memory: a few strips, whatever the map's height)."""
     read = _window_reader(selo_map)
     h, w = selo_map.shape
-    depth = BOX_PASSES * (box // 2) + max_size // 2
-    tasks = [
-        [
-            dask.delayed(_peak_components)(read, (r0, min(r0 + chunk, h), c0, min(c0 + chunk, w)),
-                                           (h, w), depth, box, max_size, block_components)
-            for c0 in range(0, w, chunk)
-        ]
-        for r0 in range(0, h, chunk)
-    ]  # fmt: skip
-    (blocks,) = dask.compute(tasks, scheduler=dask.threaded.get, num_workers=threads)
-    candidates = [(int(c.centroid[1]), int(c.centroid[0])) for c in merge_blocks(blocks)]
-    probs = [int(read(y, y + 1, x, x + 1)[0, 0]) / 255.0 for x, y in candidates]
+    stream = CentreStream((h, w), box=box, max_size=max_size, threads=threads)
+    for top in range(0, h, chunk):
+        stream.add(np.ascontiguousarray(read(top, min(top + chunk, h), 0, w)))
+    candidates = stream.candidates()
+    if hasattr(selo_map, "pixels"):  # a map in a file: opened once for all the points
+        values = dict(zip(candidates, selo_map.pixels(candidates), strict=True))
+        return ranked_centres(candidates, lambda x, y: values[x, y])
+    return ranked_centres(candidates, lambda x, y: int(read(y, y + 1, x, x + 1)[0, 0]))
+
+
+def ranked_centres(candidates, value) -> list[tuple[int, int]]:
+    """The attention centres among candidate points (x, y) in raster order of their
+    components: stably sorted by the map's value there (``value(x, y)``, uint8), best
+    first, kept where it is at least ``CENTRE_MIN_PROB``."""
+    probs = [value(x, y) / 255.0 for x, y in candidates]
     order = sorted(range(len(candidates)), key=lambda i: probs[i], reverse=True)
     return [candidates[i] for i in order if probs[i] >= CENTRE_MIN_PROB]
+
+
+class CentreStream:
+    """The candidate attention centres of a uint8 map given top to bottom in strips of any
+    height: exactly those of :func:`attention_centres`, holding a few strips and the
+    filters' reach (the box passes' ``5 * (box // 2)`` rows, and about ``3 * max_size``
+    rows for the maximum filter) whatever the map's height.
+
+    Each strip is softened with the box passes' reach of rows either side (as on row
+    strips of the whole map), its rows' maximum taken along the row, then down the columns
+    by a :class:`~selo.pipeline.morphology.RunningMax`; the local-maximum rows it releases
+    are summed into components (:func:`~selo.pipeline.components.block_components`),
+    joined across strips at the end. ``threads``: the filters on column strips."""
+
+    ROWS = 256
+    """Rows taken through the maximum filter at a time (its temporaries: a few of them)."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        *,
+        box: int = BOX_SIZE,
+        max_size: int = MAX_FILTER_SIZE,
+        threads: int = 1,
+    ) -> None:
+        self.shape = (h, w) = tuple(int(n) for n in shape)
+        self.box, self.max_size, self.threads = box, max_size, threads
+        self.halo = BOX_PASSES * (box // 2)
+        self._gray = np.empty((0, w), np.uint8)  # gray rows from row _gray_top on
+        self._gray_top = 0
+        self._rows_in = 0
+        self._soft_out = 0  # softened rows so far
+        self._soft: list[np.ndarray] = []  # softened rows awaiting their neighbourhood maximum
+        self._peak_top = 0  # the first row of the next local-maximum rows
+        self._maxima = RunningMax(h, w, max_size, np.uint8)
+        self._blocks: list = []
+
+    def add(self, strip: np.ndarray) -> None:
+        """The next rows of the map (uint8, full width)."""
+        h, w = self.shape
+        if strip.ndim != 2 or strip.shape[1] != w or strip.dtype != np.uint8:
+            raise MapError(
+                f"attention centres need uint8 rows of width {w}, got {strip.dtype} {strip.shape}"
+            )
+        self._rows_in += len(strip)
+        held = len(self._gray)
+        gray = np.empty((held + len(strip), w), np.uint8)  # the rows held, then this strip's
+        gray[:held] = self._gray
+        if len(strip):
+            cv2.LUT(np.ascontiguousarray(strip), _GRAY_LUT, dst=gray[held:])
+        self._gray = gray
+        end = h if self._rows_in == h else self._rows_in - self.halo  # rows softened exactly
+        if end <= self._soft_out:
+            return
+        a0 = max(self._soft_out - self.halo, 0)
+        part = self._gray[a0 - self._gray_top :]
+        soft = by_strips(self._soften, part, axis=1, threads=self.threads, halo=self.halo)
+        soft = soft[self._soft_out - a0 : end - a0]
+        self._soft_out = end
+        keep = max(end - self.halo, 0)  # the rows the next strip's softening reads again
+        self._gray = self._gray[keep - self._gray_top :].copy()
+        self._gray_top = keep
+        self._soft.append(soft)
+        for top in range(0, len(soft), self.ROWS):  # small temporaries: ROWS rows at a time
+            rows = max_along(
+                soft[top : top + self.ROWS], self.max_size, axis=1, threads=self.threads
+            )
+            maxima = self._maxima.add(rows)
+            if len(maxima):
+                done = self._take_soft(len(maxima))
+                peaks = maxima == done
+                peaks &= done > 0
+                self._blocks.append([block_components(peaks, self._peak_top, 0)])
+                self._peak_top += len(maxima)
+        # the rows still waiting (the maximum's reach), apart from this strip's softened array
+        self._soft = [np.concatenate(self._soft)] if self._soft else []
+
+    def candidates(self) -> list[tuple[int, int]]:
+        """The candidate centres (x, y) — each component's truncated centroid — in raster
+        order of the components' first pixels, once every row is in."""
+        return [(int(c.centroid[1]), int(c.centroid[0])) for c in self.components()]
+
+    def components(self) -> list[Component]:
+        """The components of the local-maximum pixels, in raster order of first pixel."""
+        if self._peak_top != self.shape[0]:
+            raise MapError(
+                f"the attention centres need all {self.shape[0]} rows of the map, "
+                f"got {self._rows_in}"
+            )
+        return merge_blocks(self._blocks)
+
+    def _soften(self, gray: np.ndarray) -> np.ndarray:
+        return _soften(gray, self.box)
+
+    def _take_soft(self, n: int) -> np.ndarray:
+        """The first ``n`` softened rows awaiting their maximum (removed from the queue)."""
+        parts, got = [], 0
+        while got < n:
+            head = self._soft[0]
+            take = min(n - got, len(head))
+            parts.append(head[:take])
+            got += take
+            if take == len(head):
+                self._soft.pop(0)
+            else:
+                self._soft[0] = head[take:]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _window_reader(selo_map):
@@ -439,31 +541,25 @@ def _window_reader(selo_map):
     return lambda r0, r1, c0, c1: np.asarray(u[r0:r1, c0:c1].compute(scheduler=dask.local.get_sync))
 
 
-def _peak_components(read, block, shape, depth, box, max_size, block_components):
-    """The local-maximum components of one block, from its window with the filters' halo."""
-    r0, r1, c0, c1 = block
-    h, w = shape
-    a0, a1, b0, b1 = max(r0 - depth, 0), min(r1 + depth, h), max(c0 - depth, 0), min(c1 + depth, w)
-    peaks = _peaks(np.ascontiguousarray(read(a0, a1, b0, b1)), box=box, max_size=max_size)
-    return block_components(peaks[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0], r0, c0)
-
-
 def _peaks(u: np.ndarray, *, box: int, max_size: int, threads: int = 1) -> np.ndarray:
     """Where the softened map equals its ``max_size`` neighbourhood maximum, and is > 0;
     with ``threads``, the box passes run on row strips (each with the passes' reach of extra
     rows) and the maximum on strips too: the same bytes."""
 
-    def soften(gray: np.ndarray) -> np.ndarray:
-        # the input is read, never written (strips share it); then back and forth between
-        # two buffers of this strip's own: no new pages each pass
-        out, spare = cv2.boxFilter(np.ascontiguousarray(gray), -1, (box, box)), None
-        for _ in range(BOX_PASSES - 1):
-            spare = cv2.boxFilter(out, -1, (box, box), dst=spare)
-            out, spare = spare, out
-        return out
-
-    gray = by_strips(soften, _gray(u), threads=threads, halo=BOX_PASSES * (box // 2))
+    gray = by_strips(
+        lambda g: _soften(g, box), _gray(u), threads=threads, halo=BOX_PASSES * (box // 2)
+    )
     return (maximum_filter(gray, size=max_size, threads=threads) == gray) & (gray > 0)
+
+
+def _soften(gray: np.ndarray, box: int) -> np.ndarray:
+    """The box passes of the centres' rule (OpenCV's default border at the array's edges)."""
+    # the input is read, never written (strips share it); the other passes in place (OpenCV's
+    # filters buffer the rows they read): one buffer of this strip's own, no new pages
+    out = cv2.boxFilter(np.ascontiguousarray(gray), -1, (box, box))
+    for _ in range(BOX_PASSES - 1):
+        cv2.boxFilter(out, -1, (box, box), dst=out)
+    return out
 
 
 def _gray(selo_map: np.ndarray) -> np.ndarray:

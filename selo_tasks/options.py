@@ -177,6 +177,17 @@ class Options:
             shared=False,
         ),
     )
+    zarr_map: bool = _option(
+        False,
+        Flag(
+            "--zarr-map",
+            "Also store each uint8 SeLo map in maps.zarr/qNN/selo (selo_map.png and .tif hold "
+            "it already; maps.zarr always holds the mean map's cells)",
+            "dataflow",
+            kind="switch",
+            shared=False,
+        ),
+    )
     # cluster
     scheduler: str | None = _option(
         None,

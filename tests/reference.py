@@ -17,7 +17,13 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 from skimage import measure
 
-__all__ = ["reference_metrics", "reference_centres", "reference_mean_map", "reference_selo_map"]
+__all__ = [
+    "reference_cog",
+    "reference_metrics",
+    "reference_centres",
+    "reference_mean_map",
+    "reference_selo_map",
+]
 
 
 def reference_metrics(prob: np.ndarray, polygons: Sequence[np.ndarray]) -> dict[str, float]:
@@ -123,3 +129,37 @@ def reference_selo_map(mean_map: np.ndarray, *, finish: str = "median") -> np.nd
     if finish == "gaussian":
         return cv2.GaussianBlur(u, (255, 255), 0, 0)
     raise ValueError(f"unknown finish {finish!r}")
+
+
+def reference_cog(path, data: np.ndarray, *, crs=None, transform=None, nodata=None) -> None:
+    """selo_map.tif the way GDAL makes it by itself: the whole map in an uncompressed
+    GeoTIFF, GDAL's nearest overviews built in it (2, 4, 8, … until the longer side fits
+    in 512 pixels), copied by the COG driver with selo's options."""
+    import uuid
+
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    from selo.pipeline.outputs import COG_OPTIONS
+
+    h, w = data.shape
+    factors, side = [], max(h, w)
+    while side > 512:
+        factors.append(2 ** (len(factors) + 1))
+        side = -(-side // 2)
+    memory = f"/vsimem/reference-{uuid.uuid4().hex}.tif"
+    georef = {"crs": crs, "transform": transform} if crs or transform else {}
+    with rasterio.open(
+        memory, "w", driver="GTiff", height=h, width=w, count=1, dtype="uint8",
+        tiled=True, blockxsize=512, blockysize=512, nodata=nodata, **georef,
+    ) as ds:  # fmt: skip
+        ds.write(data, 1)
+    try:
+        if factors:
+            with rasterio.open(memory, "r+") as ds:
+                ds.build_overviews(factors, Resampling.nearest)
+        with rasterio.open(memory) as src, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            rasterio.shutil.copy(src, path, driver="COG", **COG_OPTIONS)
+    finally:
+        rasterio.shutil.delete(memory)

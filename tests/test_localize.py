@@ -14,6 +14,7 @@ from reference import reference_mean_map, reference_selo_map
 from scenes import colour_scene, write_geotiff_scene
 
 from selo.pipeline.gnt import CellMap
+from selo.selo_tasks.metrics import attention_centres
 
 FAST = ("--in-process", "--chunk", "256")
 
@@ -44,7 +45,9 @@ def test_outputs_per_query_and_map_equals_reference_from_windows_csv(
     run_cli, scene, tmp_path, cache_dir
 ):
     out = tmp_path / "out"
-    record = run_localize(run_cli, scene, out, "-q", "white roofs", "-q", "green trees")
+    record = run_localize(
+        run_cli, scene, out, "-q", "white roofs", "-q", "green trees", "--zarr-map"
+    )
     assert record["status"] == "complete" and record["windows"] > 0
     assert {"cut", "sim", "gnt", "flt"} <= set(record["stages"])
     assert [o["query"] for o in record["outputs"]] == ["white roofs", "green trees"]
@@ -75,6 +78,12 @@ def test_outputs_per_query_and_map_equals_reference_from_windows_csv(
         geo = json.loads((folder / "regions.geojson").read_text())
         kinds = {f["properties"]["kind"] for f in geo["features"]}
         assert "centre" in kinds
+        centres = [
+            (f["properties"]["col"], f["properties"]["row"])
+            for f in geo["features"]
+            if f["properties"]["kind"] == "centre"
+        ]
+        assert centres == attention_centres(selo)  # exactly the metrics' centres
     # the white block is top-left, the green block bottom-right
     white = cv2.imread(str(out / "q01-white-roofs" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
     green = cv2.imread(str(out / "q02-green-trees" / "selo_map.png"), cv2.IMREAD_UNCHANGED)
@@ -86,6 +95,20 @@ def test_second_run_embeds_nothing(run_cli, scene, tmp_path, cache_dir):
     second = run_localize(run_cli, scene, tmp_path / "b", "-q", "gray road")
     assert not first["windows_cached"] and second["windows_cached"]
     assert "sim" not in second["stages"]  # nothing was embedded
+
+
+def test_each_writer_is_timed_and_maps_zarr_holds_the_cells_only(
+    run_cli, scene, tmp_path, cache_dir
+):
+    record = run_localize(run_cli, scene, tmp_path / "o", "-q", "white roofs")
+    (output,) = record["outputs"]
+    files = {"windows.csv", "selo_map.png", "selo_map.tif", "overlay.png", "regions.geojson"}
+    assert set(output["writers"]) == files | {"maps.zarr"}
+    assert all(0 < s < record["wall_seconds"] for s in output["writers"].values())
+    folder = tmp_path / "o" / "q01-white-roofs"
+    assert {p.name for p in folder.iterdir()} == files
+    group = zarr.open_group(str(tmp_path / "o" / "maps.zarr" / "q01"), mode="r")
+    assert set(group) == {"mean"}  # the uint8 map only with --zarr-map
 
 
 def test_v2_method(run_cli, scene, tmp_path, cache_dir):
@@ -152,14 +175,16 @@ def test_spooled_maps_give_the_same_files_as_maps_in_memory(
 ):
     from selo.selo_tasks import localize
 
-    run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs")
-    # a map in memory whose centres are found block by block, as for maps over 128 MP
-    monkeypatch.setattr(localize, "WHOLE_CENTRES_PIXELS", 1)
-    run_localize(run_cli, scene, tmp_path / "blocks", "-q", "white roofs")
+    run_localize(run_cli, scene, tmp_path / "memory", "-q", "white roofs", "--zarr-map")
     monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
-    run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs")
+    run_localize(run_cli, scene, tmp_path / "spooled", "-q", "white roofs", "--zarr-map")
+    stored = [
+        zarr.open_group(str(tmp_path / run / "maps.zarr" / "q01"), mode="r")["selo"][:]
+        for run in ("memory", "spooled")
+    ]
+    np.testing.assert_array_equal(stored[0], stored[1])
     a = tmp_path / "memory" / "q01-white-roofs"
-    for other in ("blocks", "spooled"):
+    for other in ("spooled",):
         b = tmp_path / other / "q01-white-roofs"
         for name in ("selo_map.png", "selo_map.tif"):
             with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
@@ -168,6 +193,26 @@ def test_spooled_maps_give_the_same_files_as_maps_in_memory(
             (b / "regions.geojson").read_text()
         )
         assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in a.iterdir())
+
+
+def test_a_spooled_map_gives_the_bytes_of_a_map_in_memory(
+    run_cli, tmp_path, cache_dir, monkeypatch
+):
+    """Wider than the overlay (2048 px): the overlay and the regions are sampled from the
+    strips by the same rule as from a map in memory; the GeoTIFF's overviews too."""
+    from selo.selo_tasks import localize
+
+    path = write_geotiff_scene(tmp_path / "wide.tif", colour_scene((300, 2300)))
+    args = ("-q", "white roofs", "--scales", "256", "--paper-compat")
+    run_localize(run_cli, path, tmp_path / "memory", *args)
+    monkeypatch.setattr(localize, "IN_MEMORY_PIXELS", 1)  # every map spooled to a file
+    record = run_localize(run_cli, path, tmp_path / "spooled", *args)
+    a, b = (tmp_path / run / "q01-white-roofs" for run in ("memory", "spooled"))
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and "selo_map.jpg" in names
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert set(record["outputs"][0]["writers"]) == {*names, "maps.zarr"}
 
 
 def test_one_scene_runs_on_threads_without_a_cluster(run_cli, scene, tmp_path, cache_dir):

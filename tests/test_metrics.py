@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from hypothesis.extra.numpy import arrays
 from reference import reference_centres, reference_metrics
 from strategies import maps, polygons
@@ -393,3 +394,44 @@ def test_lazy_attention_centres_of_a_spooled_map(tmp_path):
     spooled = spool(tmp_path / "s.tif", u, like=Grid(420, 500, None, Affine.identity()))
     lazy = attention_centres_lazy(spooled, box=6, max_size=40, chunk=90)
     assert lazy == attention_centres(u, box=6, max_size=40) and lazy
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cells=hnp.arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 6))),
+    noise=hnp.arrays(np.uint8, st.tuples(st.integers(1, 200), st.integers(1, 50))),
+    smooth=st.booleans(),
+    cuts=st.lists(st.integers(1, 90), max_size=8),
+    threads=st.integers(1, 3),
+)
+def test_centre_stream_on_strips_of_any_heights_equals_the_whole_map(
+    cells, noise, smooth, cuts, threads
+):
+    """Maps (smooth with plateaus and spikes, or noise) given in strips of any heights: the
+    same local maxima and centres as the whole map (filters 6 and 40 px, so the strips are
+    shorter and longer than the filters' reach)."""
+    from selo.pipeline.components import raster_components
+    from selo.selo_tasks.metrics import CentreStream, ranked_centres
+
+    u = noise
+    if smooth:
+        u = cv2.resize(cells, u.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        u[::37, ::23] = 255  # isolated spikes: small components
+    h = u.shape[0]
+    stream, top = CentreStream(u.shape, box=6, max_size=40, threads=threads), 0
+    for n in [*cuts, h]:
+        stream.add(u[top : top + n])
+        top = min(top + n, h)
+    # the local-maximum pixels themselves (their components' sizes and exact centroids)
+    assert stream.components() == raster_components(M._peaks(u, box=6, max_size=40))
+    got = ranked_centres(stream.candidates(), lambda x, y: int(u[y, x]))
+    assert got == M.attention_centres(u, box=6, max_size=40)
+
+
+def test_centre_stream_needs_every_row():
+    from selo.selo_tasks.metrics import CentreStream
+
+    stream = CentreStream((100, 50), box=6, max_size=40)
+    stream.add(np.zeros((60, 50), np.uint8))
+    with pytest.raises(MapError, match="all 100 rows"):
+        stream.candidates()

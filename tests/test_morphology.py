@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy.ndimage import maximum_filter as scipy_maximum
 
 from selo.errors import ParameterError
@@ -89,3 +90,34 @@ def test_the_metrics_window_on_a_large_map():
 def test_bad_arguments(a, size):
     with pytest.raises(ParameterError):
         maximum_filter(a, size)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    a=st.integers(1, 60).flatmap(
+        lambda h: st.integers(1, 6).flatmap(
+            lambda w: hnp.arrays(np.int16, (h, w), elements=st.integers(-50, 250))
+        )
+    ),
+    dtype=st.sampled_from([np.uint8, np.int16, np.float64]),
+    size=st.integers(1, 90),  # smaller and larger than the array, odd and even
+    cuts=st.lists(st.integers(1, 25), max_size=12),
+)
+def test_running_max_on_strips_equals_scipy_reflect(a, dtype, size, cuts):
+    """The vertical pass fed in strips of any heights (the rest in one) equals SciPy's."""
+    a = (np.clip(a, 0, 255) if dtype == np.uint8 else a).astype(dtype)
+    running = morphology.RunningMax(a.shape[0], a.shape[1], size, a.dtype)
+    out, top = [], 0
+    for n in [*cuts, a.shape[0]]:
+        out.append(running.add(a[top : top + n]))
+        top = min(top + n, a.shape[0])
+    np.testing.assert_array_equal(
+        np.concatenate(out), scipy_maximum(a, size=(size, 1), mode="reflect")
+    )
+
+
+def test_running_max_refuses_rows_beyond_its_height():
+    running = morphology.RunningMax(3, 2, 5, np.uint8)
+    running.add(np.zeros((3, 2), np.uint8))
+    with pytest.raises(ParameterError, match="up to 3 rows"):
+        running.add(np.zeros((1, 2), np.uint8))

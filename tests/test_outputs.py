@@ -16,19 +16,29 @@ import rasterio
 import rasterio.io
 import rasterio.shutil
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from rasterio.transform import from_origin
+from reference import reference_cog
 
 from selo.errors import MapError, OutputError, ParameterError
 from selo.pipeline import outputs
 from selo.pipeline.outputs import (
+    SpooledMap,
+    fan_out,
+    overview_shapes,
     pixel_to_crs,
+    png_rows,
     regions_from_map,
+    spool,
     write_geojson,
     write_geotiff,
     write_overlay,
     write_png,
+    write_side_by_side,
 )
-from selo.pipeline.preview import decimate
+from selo.pipeline.preview import RowSampler, decimate
 from selo.pipeline.scene import Grid
 
 UTM = "EPSG:32633"
@@ -76,10 +86,136 @@ def test_large_geotiff_is_a_cog_with_overviews(tmp_path):
         np.testing.assert_array_equal(ds.read(1), data)
 
 
-def test_spooled_map_feeds_every_writer(tmp_path):
-    from selo.pipeline.outputs import spool
-    from selo.pipeline.preview import decimate
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 1300), st.integers(1, 1300)),
+    pattern=st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)),
+    georeferenced=st.booleans(),
+    nodata=st.sampled_from([None, 0, 255]),
+    how=st.sampled_from(["memory", "dask", "spooled"]),
+)
+def test_geotiff_equals_gdals_own_cog_byte_for_byte(
+    tmp_path_factory, shape, pattern, georeferenced, nodata, how
+):
+    """Overviews sampled as the map goes by give the bytes of the COG GDAL makes from the
+    whole map with the overviews it builds itself (the sampling rule, the levels' sizes,
+    every level from the one before)."""
+    tmp = tmp_path_factory.mktemp("cog")
+    a, b, c = pattern
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    data = ((y * (2 * a + 1) + x * (2 * b + 1) + c) % 256).astype(
+        np.uint8
+    )  # every pixel told apart
+    grid = scene(*shape, georeferenced=georeferenced)
+    source = {
+        "memory": lambda: data,
+        "dask": lambda: da.from_array(data, chunks=(333, 517)),
+        "spooled": lambda: spool(tmp / "s.tif", da.from_array(data, chunks=400), like=grid,
+                                 nodata=nodata),
+    }[how]()  # fmt: skip
+    write_geotiff(tmp / "selo.tif", source, like=grid, nodata=nodata)
+    georef = {"crs": UTM, "transform": TRANSFORM} if georeferenced else {}
+    reference_cog(tmp / "gdal.tif", data, nodata=nodata, **georef)
+    assert (tmp / "selo.tif").read_bytes() == (tmp / "gdal.tif").read_bytes()
+    if how == "spooled":
+        source.delete()
+    assert sorted(p.name for p in tmp.iterdir()) == ["gdal.tif", "selo.tif"]
 
+
+def test_overview_shapes_are_the_cog_drivers():
+    assert overview_shapes((10000, 10000)) == [(5000, 5000), (2500, 2500), (1250, 1250),
+                                               (625, 625), (313, 313)]  # fmt: skip
+    assert overview_shapes((12345, 777))[-1] == (386, 25)
+    assert overview_shapes((512, 300)) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.integers(1, 40).flatmap(
+        lambda h: st.integers(1, 9).flatmap(lambda w: hnp.arrays(np.uint8, (h, w)))
+    ),
+    picks=st.data(),
+    cuts=st.lists(st.integers(1, 15), max_size=8),
+)
+def test_row_sampler_on_strips_equals_indexing(data, picks, cuts):
+    h, w = data.shape
+    rows = sorted(picks.draw(st.lists(st.integers(0, h - 1), max_size=12)))
+    cols = picks.draw(st.lists(st.integers(0, w - 1), max_size=12))
+    sampler, out, top = RowSampler(np.array(rows, int), np.array(cols, int)), [], 0
+    for n in [*cuts, h]:
+        out.append(sampler.add(top, data[top : top + n]))
+        top = min(top + n, h)
+    np.testing.assert_array_equal(np.concatenate(out), data[rows][:, cols])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 300), st.integers(1, 80)),
+    cuts=st.lists(st.integers(1, 100), max_size=6),
+)
+def test_png_bytes_do_not_depend_on_how_the_rows_come(tmp_path_factory, shape, cuts):
+    tmp = tmp_path_factory.mktemp("png")
+    data = selo_map(*shape)
+    write_png(tmp / "whole.png", data)
+    with png_rows(tmp / "strips.png", shape) as add:
+        top = 0
+        for n in [*cuts, shape[0]]:
+            add(top, data[top : top + n])
+            top = min(top + n, shape[0])
+    assert (tmp / "strips.png").read_bytes() == (tmp / "whole.png").read_bytes()
+
+
+def test_fan_out_gives_every_strip_in_order_to_every_sink():
+    data = selo_map(1000, 300)
+    seen: dict[str, list] = {"a": [], "b": [], "here": []}
+    threads: dict[str, set] = {"a": set(), "here": set()}
+    import threading
+
+    def sink(name):
+        def use(top, strip):
+            assert not strip.flags.writeable  # shared by the sinks: read-only
+            seen[name].append((top, strip.copy()))
+            threads.setdefault(name, set()).add(threading.get_ident())
+
+        return use
+
+    seconds = fan_out(
+        da.from_array(data, chunks=(128, 100)), 256, {"a": sink("a"), "b": sink("b")},
+        here={"here": sink("here")},
+    )  # fmt: skip
+    assert set(seconds) == {"a", "b", "here"} and all(s >= 0 for s in seconds.values())
+    for name in seen:
+        tops = [t for t, _ in seen[name]]
+        assert tops == sorted(tops) and tops[0] == 0
+        np.testing.assert_array_equal(np.concatenate([s for _, s in seen[name]]), data)
+    assert threads["here"] == {threading.get_ident()}  # zarr's sinks: this thread only
+    assert threading.get_ident() not in threads["a"]
+
+
+def test_fan_out_stops_at_a_sinks_error():
+    calls = []
+
+    def broken(top, strip):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        fan_out(np.zeros((5000, 10), np.uint8), 100, {"bad": broken,
+                "ok": lambda top, strip: calls.append(top)})  # fmt: skip
+    assert len(calls) < 50  # the pass stopped early
+
+
+def test_write_side_by_side_times_each_writer_and_raises_the_first_error():
+    import time
+
+    seconds = write_side_by_side(
+        {"slow": lambda: time.sleep(0.05), "fast": lambda: None}, here={"here": lambda: None}
+    )
+    assert list(seconds) == ["slow", "fast", "here"] and seconds["slow"] >= 0.05
+    with pytest.raises(ValueError, match="bad"):
+        write_side_by_side({"bad": lambda: int("bad"), "ok": lambda: None})
+
+
+def test_spooled_map_feeds_every_writer(tmp_path):
     data = selo_map()
     spooled = spool(tmp_path / "s.tif", da.from_array(data, chunks=64), like=scene())
     np.testing.assert_array_equal(spooled.rows(0, 200), data)
@@ -89,6 +225,18 @@ def test_spooled_map_feeds_every_writer(tmp_path):
         np.testing.assert_array_equal(a.read(1), data)
         np.testing.assert_array_equal(b.read(1), data)
     np.testing.assert_array_equal(decimate(spooled, (20, 30)), decimate(data, (20, 30)))
+
+
+def test_spooled_map_samples_as_a_map_in_memory_and_is_deleted_with_its_overviews(tmp_path):
+    data = np.tile(selo_map(), (6, 4))  # 1200 x 1200: overviews 600 and 300
+    spooled = spool(tmp_path / "s.tif", da.from_array(data, chunks=500), like=scene(1200, 1200))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif", "s.tif.ovr", "s.tif.ovr.ovr"]
+    with rasterio.open(spooled.path) as ds:
+        assert ds.overviews(1) == [2, 4]
+    # the one sampling rule of decimate, not GDAL's reading through the overviews
+    np.testing.assert_array_equal(decimate(spooled, (700, 500)), decimate(data, (700, 500)))
+    SpooledMap(spooled.path, spooled.shape).delete()
+    assert not list(tmp_path.iterdir())
 
 
 def test_geotiff_of_a_scene_without_georeferencing(tmp_path):

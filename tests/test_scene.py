@@ -629,3 +629,32 @@ def test_block_tables_read_from_classic_and_big_tiffs_either_byte_order(
         ds.write(np.zeros((3, 300, 700), np.uint8))
     expected = 3 * 3 if tiled else 3 * 19  # tiles 3x3 (pixel-interleaved); 19 strips a band
     assert _tiff_table_sizes(path) == (expected, expected)
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_interleaved_reads_equal_band_reads(tmp_path, interleave, dtype):
+    """Pixels read into a (rows, cols, bands) buffer are the band-by-band read's values, as
+    a (bands, rows, cols) view whose moveaxis is that buffer: no copy to interleave."""
+    from rasterio.windows import Window
+
+    from selo.pipeline.scenefile import read_pixels
+
+    data = np.random.default_rng(0).integers(0, 3000, (4, 300, 500)).astype(dtype)
+    path = tmp_path / "s.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", height=300, width=500, count=4, dtype=dtype,
+        interleave=interleave, tiled=True, blockxsize=128, blockysize=128,
+    ) as ds:  # fmt: skip
+        ds.write(data)
+    with rasterio.open(path) as ds:
+        for kwargs in (
+            {},
+            {"window": Window(37, 11, 301, 190)},
+            {"window": Window(37, 11, 301, 190), "out_shape": (50, 70)},
+            {"out_shape": (33, 44)},
+        ):
+            plain, _ = read_pixels(ds, (3, 1, 2), **kwargs)
+            fast, _ = read_pixels(ds, (3, 1, 2), interleaved=True, **kwargs)
+            np.testing.assert_array_equal(fast, plain)
+            assert np.moveaxis(fast, 0, -1).flags.c_contiguous
