@@ -34,6 +34,7 @@ __all__ = [
     "UnknownIdError",
     "SceneNotReadyError",
     "RequestTooLargeError",
+    "CollectionError",
     "portable_errors",
 ]
 
@@ -139,6 +140,11 @@ class RequestTooLargeError(SeloError, ValueError):
     """A request to ``selo serve`` whose body is larger than it reads."""
 
     http_status = 413
+
+
+class CollectionError(SeloError, ValueError):
+    """Scenes cannot be searched together: none given, some unusable, duplicated, or
+    embedded by different encoders."""
 
 
 def portable_errors(function: F) -> F:

@@ -1,5 +1,5 @@
-"""The cache: one folder that owns scene keys, staged scenes, window embeddings and
-scene previews.
+"""The cache: one folder that owns scene keys, staged scenes, window embeddings, scene
+previews and collection indexes.
 
 ``Cache(root)`` is the only place that knows the layout::
 
@@ -7,6 +7,8 @@ scene previews.
     <root>/staged/<key>.v3.tif tiled GeoTIFF copies of JPEG/PNG/GIF/WEBP scenes
     <root>/embeddings.zarr/<id> window embeddings per EmbeddingKey
     <root>/previews/<key>-<rows>x<cols>.png decimated RGB pictures of scenes, for overlays
+    <root>/indexes/<id>        collection indexes (pipeline.index owns what is inside);
+                               the most recently used few are kept
 
 The root is ``root`` when given, else ``$SELO_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``. Everything is written under a
@@ -48,6 +50,8 @@ _KEY_INDEX = "scene-keys.json"
 _UNSAVED: set[str] = set()  # indexes that could not be saved (said once)
 _STAGE_FORMAT = 3  # in the staged file's name: a new format never reuses an old file
 _INDEX_LOCK = threading.Lock()  # scenes are staged by several threads at once
+KEEP_INDEXES = 3  # collection indexes kept (the most recently used): each holds a copy of
+# its scenes' embeddings (about 9 GB for 1,000 scenes of 10,000² with a 512-wide encoder)
 
 
 def default_cache_dir() -> Path:
@@ -106,6 +110,7 @@ class Cache:
         self.embeddings_path = self.root / "embeddings.zarr"
         self.staged_dir = self.root / "staged"
         self.previews_dir = self.root / "previews"
+        self.indexes_dir = self.root / "indexes"
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -327,6 +332,27 @@ class Cache:
             atomic_write_bytes(path, data, what="scene preview")
         except OutputError:
             pass
+
+    # --- collection indexes ----------------------------------------------------------------
+
+    def index_folder(self, ident: str) -> Path:
+        """Where the collection index ``ident`` lives (what is inside: pipeline.index)."""
+        return self.indexes_dir / ident
+
+    def used_index(self, ident: str) -> None:
+        """Mark an index as just used, and remove all but the :data:`KEEP_INDEXES` most
+        recently used (an index another process is reading stays readable: its files
+        are open)."""
+        folder = self.index_folder(ident)
+        try:
+            os.utime(folder)
+            folders = [p for p in self.indexes_dir.iterdir() if not p.name.startswith(".")]
+            folders.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        except OSError:
+            return
+        for old in folders[KEEP_INDEXES:]:
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _stage_download(location: str, info: SceneInfo, target: Path) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "kept_preview",
     "overview_indices",
     "preview_shape",
+    "read_crop",
     "read_preview",
 ]
 
@@ -128,6 +129,25 @@ def _read_preview(scene: xr.DataArray, out_shape) -> np.ndarray:
         return rgb
     rows = decimation_indices(height, out_shape[0])
     cols = decimation_indices(width, out_shape[1])
+    return np.ascontiguousarray(np.asarray(scene.data[rows][:, cols]))
+
+
+def read_crop(
+    scene: xr.DataArray, window: tuple[int, int, int, int], out_shape: tuple[int, int]
+) -> np.ndarray:
+    """The scene's pixels in ``window`` (r0, r1, c0, c1) as a ``(rows, cols, 3)`` uint8 RGB
+    image of ``out_shape``, each output pixel the scene pixel under its centre: one
+    windowed read of the scene's source (GDAL samples it, from overviews where the files
+    have them), indexing for any other scene."""
+    r0, r1, c0, c1 = (int(v) for v in window)
+    if not (0 <= r0 < r1 <= scene.sizes["y"] and 0 <= c0 < c1 <= scene.sizes["x"]):
+        raise ParameterError(f"crop window {window} is not inside the scene")
+    selection = selection_of(scene)
+    if selection is not None and selection.rows.step == selection.cols.step == 1:
+        rgb, _ = selection(r0, r1, c0, c1, out_shape=tuple(out_shape))
+        return rgb
+    rows = r0 + decimation_indices(r1 - r0, out_shape[0])
+    cols = c0 + decimation_indices(c1 - c0, out_shape[1])
     return np.ascontiguousarray(np.asarray(scene.data[rows][:, cols]))
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "ensure_dir",
+    "staged_outputs",
     "error_reason",
     "output_error",
 ]
@@ -131,6 +132,40 @@ def atomic_path(
         raise output_error(final, e, what) from e
     finally:
         _remove(tmp)
+
+
+@contextmanager
+def staged_outputs(
+    out: str | os.PathLike[str], *, last: str, stale: tuple[str, ...] = ()
+) -> Iterator[Path]:
+    """Yield a hidden folder inside ``out`` to write a set of outputs in; on success each
+    entry is moved into ``out`` (replacing one of the same name), ``last`` last, and the
+    ``stale`` names not written this time are removed, so the outputs appear together or
+    not at all. On any exception nothing in ``out`` changes."""
+    out = ensure_dir(out)
+    stage = out / f".staged.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        stage.mkdir()
+    except OSError as e:
+        raise output_error(out, e, "outputs") from e
+    try:
+        yield stage
+        names = sorted(p.name for p in stage.iterdir())
+        names = [n for n in names if n != last] + ([last] if last in names else [])
+        for name in [*(s for s in stale if s not in names), *names]:
+            target = out / name
+            old = out / f".{name}.old-{uuid.uuid4().hex[:8]}"
+            if target.exists():
+                os.replace(target, old)
+            if name in names:
+                os.replace(stage / name, target)
+            _remove(old)
+    except OutputError:
+        raise
+    except OSError as e:
+        raise output_error(out, e, "outputs") from e
+    finally:
+        _remove(stage)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, what: str = "file") -> Path:

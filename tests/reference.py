@@ -23,6 +23,7 @@ __all__ = [
     "reference_centres",
     "reference_mean_map",
     "reference_selo_map",
+    "reference_cell_regions",
 ]
 
 
@@ -163,3 +164,48 @@ def reference_cog(path, data: np.ndarray, *, crs=None, transform=None, nodata=No
             rasterio.shutil.copy(src, path, driver="COG", **COG_OPTIONS)
     finally:
         rasterio.shutil.delete(memory)
+
+
+def reference_cell_regions(mean: np.ndarray, covered: np.ndarray) -> list[tuple]:
+    """The regions of a mean map on its cells (``selo.pipeline.regions``), cell by cell in
+    plain Python: ``[(score, (row, col) of the peak, set of cells)]``, strongest first.
+
+    Background: the median over covered cells. Peaks: covered cells above it and at least
+    as high as every covered 8-neighbour, highest first, ties in raster order. A peak's
+    area: the covered cells reachable from it through 8-neighbours at least halfway
+    between background and peak; a peak already inside a region, or whose area holds a
+    higher cell or a cell of an earlier region, is no region of its own."""
+    h, w = mean.shape
+    cells = [(i, j) for i in range(h) for j in range(w) if covered[i, j]]
+    if not cells:
+        return []
+    background = float(np.median([mean[c] for c in cells]))
+
+    def neighbours(i: int, j: int):
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                n = (i + di, j + dj)
+                if (di or dj) and 0 <= n[0] < h and 0 <= n[1] < w and covered[n]:
+                    yield n
+
+    peaks = [
+        c for c in cells if mean[c] > background and all(mean[c] >= mean[n] for n in neighbours(*c))
+    ]
+    peaks.sort(key=lambda c: (-mean[c], c))
+    claimed: set = set()
+    found = []
+    for p in peaks:
+        if p in claimed:
+            continue
+        level = (mean[p] + background) / 2
+        area, todo = {p}, [p]
+        while todo:
+            for n in neighbours(*todo.pop()):
+                if n not in area and mean[n] >= level:
+                    area.add(n)
+                    todo.append(n)
+        if any(mean[c] > mean[p] for c in area) or area & claimed:
+            continue
+        claimed |= area
+        found.append((float(mean[p]), p, area))
+    return found
