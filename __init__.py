@@ -7,6 +7,7 @@ The Python API (lazy, on xarray)::
     scene = selo.open_scene("tile.tif")            # (y, x, band) DataArray, .rio georeferenced
     ds = selo.localize(scene, ["green trees", "white planes"])
     ds.selo.sel(query="green trees").rio.to_raster("trees.tif")
+    hits = selo.search("tiles/*.tif", "white planes")  # GeoDataFrame: the best regions
     selo.evaluate(ds.selo.sel(query="green trees").values, polygons)
 
 and the commands as functions (``selo.localize_files``, ``selo.airslt``, ``selo.demo``,
@@ -38,6 +39,7 @@ __all__ = [
     "localize",
     "localize_files",
     "open_scene",
+    "search",
     "serve",
     "synth_airslt",
 ]
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
         localize,
         localize_files,
         open_scene,
+        search,
         serve,
         synth_airslt,
     )

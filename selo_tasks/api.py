@@ -13,7 +13,7 @@ query-independent) and each query's cells are one small task of the graph, and t
 map's blocks are computed from the cells (:mod:`selo.selo_tasks.driver`).
 
 The functions that run a whole command — :func:`localize_files` (``selo localize``),
-:func:`airslt`, :func:`demo`, :func:`evaluate_run` (``selo eval``), :func:`serve`,
+:func:`search`, :func:`airslt`, :func:`demo`, :func:`evaluate_run` (``selo eval``), :func:`serve`,
 :func:`synth_airslt` — are what the command line calls; it adds only the parsing of
 its arguments, progress bars and the printed report. Every function that runs SeLo
 takes the run options as keywords (or an ``options=selo.Options(...)``), checked into
@@ -46,7 +46,7 @@ from .driver import ClientExecutor, LocalExecutor, QueryMap
 from .eval import CaseResult, evaluate_cases, maps_annotations, read_map, write_metrics_csv
 from .localize import check_queries, warn_queries
 from .metrics import evaluate as _evaluate
-from .options import Options
+from .options import DEFAULT_TOP, Options
 from .session import build_driver
 from .synth import build_synthetic_airslt as synth_airslt
 
@@ -60,6 +60,7 @@ __all__ = [
     "localize",
     "localize_files",
     "open_scene",
+    "search",
     "serve",
     "synth_airslt",
 ]
@@ -235,6 +236,41 @@ def serve(
     served = {p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "report"}
     own = {k: keywords.pop(k) for k in list(keywords) if k in served}
     run(targets, Options.from_keywords(options, **keywords), report=report, **own)
+
+
+def search(
+    scenes,
+    queries: str | Sequence[str],
+    *,
+    out: str | os.PathLike | None = None,
+    top: int = DEFAULT_TOP,
+    maps: int = 0,
+    skip_bad: bool = False,
+    index: str = "auto",
+    options: Options | None = None,
+    **keywords,
+):
+    """What ``selo search`` does: the ``top`` best regions of a collection of scenes for
+    each sentence, ranked together by their peak mean cosine, as a
+    ``geopandas.GeoDataFrame`` in EPSG:4326 (one row per hit: sentence, rank, score,
+    scene, the region and its attention centre in scene pixels, in the scene's CRS and in
+    EPSG:4326; no geometry in scenes without a CRS). ``pip install 'selo[search]'``.
+
+    ``scenes``: one or a list of files, folders, globs, URLs and STAC items or
+    collections; each scene is embedded once (the embedding cache, which also keeps the
+    collection's index). ``out``: also write hits.geojson, hits.parquet, hits.html and
+    run.json there (and with ``maps`` the SeLo maps of each sentence's top scenes).
+    ``skip_bad``: leave out scenes that cannot be searched instead of raising.
+    ``index``: ``"exact"``, ``"int8"`` or ``"auto"`` (see the README). Keywords: the
+    fields of :class:`selo.Options` (``encoder``, ``checkpoint``, ``method``,
+    ``scales``, ``cache``, the cluster options, ...)."""
+    from .search import run_search
+
+    opts = Options.from_keywords(options, **keywords)
+    items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
+    return run_search(
+        items, queries, opts, out=out, top=top, maps=maps, skip_bad=skip_bad, mode=index
+    )
 
 
 def evaluate(

@@ -15,7 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
-from .options import Options
+from .options import DEFAULT_TOP, Options
 from .run_folder import METRICS_CSV, REPORT, RUN_JSON
 from .serve import DEFAULT_HOST, DEFAULT_MAP_CACHE_MIB, DEFAULT_PORT, MIN_MAP_CACHE_MIB
 
@@ -39,6 +39,7 @@ def cli(debug: bool, verbose: bool) -> None:
     Start here:
       selo demo                      a small synthetic AIR-SLT, end to end (~1 min)
       selo localize SCENE -q TEXT    SeLo maps for one scene and one or more sentences
+      selo search SCENES -q TEXT     the best regions of many scenes, ranked together
       selo airslt --images DIR       the whole AIR-SLT test set, with metrics
       selo eval --maps DIR           the SeLo metrics (Rsu, Ras, Rda, Rmi) of existing maps
       selo compare RUN_A RUN_B       two or more runs of the same cases, side by side
@@ -416,6 +417,101 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
     console.print(f"run record: {Path(out) / RUN_JSON}")
+
+
+@cli.command("search")
+@click.argument("scenes", metavar="SCENES...", nargs=-1, required=True)
+@click.option(
+    "-q",
+    "--query",
+    "queries",
+    multiple=True,
+    required=True,
+    help="A sentence to search for (repeatable).",
+)
+@click.option(
+    "--out", type=_path(), default="selo-runs/search", show_default=True, help="Output folder."
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_TOP,
+    show_default=True,
+    help="Regions per sentence, ranked across every scene.",
+)
+@click.option(
+    "--maps",
+    type=click.IntRange(0, None),
+    default=0,
+    show_default=True,
+    help="Also write the full SeLo maps of each sentence's top N scenes (maps/).",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Leave out scenes that cannot be searched (listed in the output) instead of failing.",
+)
+@click.option(
+    "--index",
+    "index_mode",
+    type=click.Choice(["auto", "exact", "int8"]),
+    default="auto",
+    show_default=True,
+    help="exact: every window scored; int8: int8 scores bound each scene, the scenes within "
+    "reach re-ranked exactly; auto: exact up to 1,000,000 windows.",
+)
+@run_options
+def search_cmd(scenes, queries, out, top, maps, skip_bad, index_mode, **kw):
+    """The best regions of many scenes for each sentence, ranked together.
+
+    SCENES are files, folders (every raster inside) and globs. Each scene is embedded once
+    (and cached) and the collection indexed (the index is cached too); each sentence then
+    ranks the regions of every scene by their peak mean cosine. Writes hits.geojson
+    (EPSG:4326), hits.parquet (GeoParquet), hits.html (a gallery of the hits) and run.json;
+    with --maps N also the SeLo maps of each sentence's top N scenes.
+    """
+    from pathlib import Path
+
+    from .report import console
+    from .search import run_search
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    options = _options(kw)
+    frame = run_search(
+        scenes,
+        queries,
+        options,
+        out=Path(out),
+        top=top,
+        maps=maps,
+        skip_bad=skip_bad,
+        mode=index_mode,
+        report=say,
+    )
+    _print_hits(console, frame, shown=min(top, 10))
+    if frame["crs"].isna().any():
+        console.print("some scenes have no CRS: their hits have pixel coordinates only")
+    console.print(f"hits: {Path(out) / 'hits.geojson'}, hits.parquet, hits.html")
+
+
+def _print_hits(console, frame, *, shown: int) -> None:
+    from rich import box
+    from rich.table import Table
+
+    for _, rows in frame.groupby("query_number", sort=True):
+        table = Table(title=f"{rows['query'].iloc[0]!r}", box=box.SIMPLE_HEAD)
+        for column in ("rank", "score", "scene", "where"):
+            table.add_column(column, justify="right" if column != "scene" else "left")
+        for r in rows.head(shown).itertuples():
+            where = (
+                f"{r.lat:.5f}, {r.lon:.5f}"
+                if r.lon == r.lon and r.lon is not None
+                else f"row {r.row}, col {r.col}"
+            )
+            table.add_row(str(r.rank), f"{r.score:.4f}", r.scene, where)
+        console.print(table)
 
 
 @cli.command("demo")

@@ -82,6 +82,7 @@ __all__ = [
     "map_features",
     "query_folder",
     "warn_queries",
+    "write_query_outputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,8 @@ def localize(
         )
         maps = ctx.driver.query_maps([(embedded, q) for q in queries])
         outputs = [
-            _write_query(ctx, scene, i, qm, out, preview) for i, qm in enumerate(maps, start=1)
+            write_query_outputs(ctx, scene, i, qm, out, preview)
+            for i, qm in enumerate(maps, start=1)
         ]
         record.update(
             status="complete",
@@ -206,13 +208,14 @@ def localize(
     return record
 
 
-def _write_query(
+def write_query_outputs(
     ctx: RunContext, scene: xr.DataArray, index: int, qm: QueryMap, out: Path, preview
 ) -> QueryOutputs:
     """One query's files, each written once from the finished map computed once, side by
     side: in memory up to ``IN_MEMORY_PIXELS``, else computed strip by strip for the
     writers that read it in order (:func:`_write_streamed`). ``preview()`` is the scene's
-    (cached) overlay background."""
+    (cached) overlay background. (``selo search --maps`` writes its scenes' maps with it
+    too.)"""
     t0 = time.perf_counter()
     grid = scene_grid(scene)
     chunk = min(ctx.options.chunk, MAP_CHUNK)

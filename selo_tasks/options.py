@@ -36,11 +36,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline.cache import Cache
     from .methods import Method
 
-__all__ = ["Flag", "Options", "MIN_CHUNK", "MAX_CHUNK", "MAX_BATCH"]
+__all__ = ["DEFAULT_TOP", "Flag", "Options", "MIN_CHUNK", "MAX_CHUNK", "MAX_BATCH"]
 
 MIN_CHUNK = 256
 MAX_CHUNK = 32768  # a chunk of 32768² RGB pixels is 3 GiB: larger ones cannot be held
 MAX_BATCH = 4096  # 4096 windows of 256² RGB are 800 MB per batch
+DEFAULT_TOP = 20  # selo search: regions per sentence, ranked across the collection
 
 GROUPS = ("encoder", "method", "dataflow", "cluster", "reports")
 KINDS = ("text", "path", "int", "switch", "onoff")

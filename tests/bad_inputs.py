@@ -474,6 +474,39 @@ def _band(name: str) -> dict:
     }
 
 
+def _search(tmp: Path, *items, extra: tuple[str, ...] = ()) -> list:
+    return ["search", *map(str, items), "-q", "red roofs", "--scales", "128,256", "--out", str(tmp / "out"), *extra]
+
+
+def _search_empty_folder(tmp: Path) -> list:
+    (tmp / "tiles").mkdir()
+    return _search(tmp, tmp / "tiles")
+
+
+def _search_unusable(*extra: str) -> Callable[[Path], list]:
+    def build(tmp: Path) -> list:
+        (tmp / "notes.tif").write_text("not a raster")
+        return _search(tmp, _scene(tmp), tmp / "notes.tif", tmp / "missing.tif", extra=extra)
+
+    return build
+
+
+def _search_twice(tmp: Path) -> list:
+    scene = _scene(tmp)
+    return _search(tmp, scene, scene)
+
+
+def _search_copy(tmp: Path) -> list:
+    scene = _scene(tmp)
+    (tmp / "copy.tif").write_bytes(scene.read_bytes())
+    return _search(tmp, scene, tmp / "copy.tif")
+
+
+def _search_nodata(tmp: Path) -> list:
+    empty = write_geotiff_scene(tmp / "nd.tif", np.zeros((300, 400, 3), np.uint8), nodata=0)
+    return _search(tmp, _scene(tmp), empty)
+
+
 CATALOGUE: list[BadInput] = [
     # --- scene files
     BadInput("scene file does not exist", lambda t: _localize(t / "missing.tif", tmp=t), "missing.tif: scene not found", "check the path"),
@@ -542,6 +575,13 @@ CATALOGUE: list[BadInput] = [
     BadInput("output folder is a file", _out_is_file, "taken: exists and is not a folder", "choose another --out"),
     BadInput("output folder under a file", _out_under_file, "taken/sub", "choose another --out"),
     BadInput("disk fills up while writing", _with(), "No space left on device", "free space or choose another --out", patch=_disk_full),
+    # --- collections (selo search)
+    BadInput("search of a folder without scenes", _search_empty_folder, "no scenes found", "name scene files, folders or globs"),
+    BadInput("search with scenes that cannot be opened", _search_unusable(), "2 of 3 scene(s) cannot be searched", "fix or remove them, or pass --skip-bad to search the others"),
+    BadInput("search with unusable scenes and --skip-bad (works)", _search_unusable("--skip-bad"), "skipped", "nothing to do: run.json lists the scenes left out", code=0),
+    BadInput("search naming a scene twice", _search_twice, "named twice", "name each scene once"),
+    BadInput("search with a copy of a scene", _search_copy, "the same scene as", "remove the copy, or pass --skip-bad"),
+    BadInput("search with a scene without data", _search_nodata, "nd.tif: every pixel is nodata", "remove the scene, or pass --skip-bad"),
     # --- runs and clusters
     BadInput("images folder missing", _airslt_missing_images, "nowhere: images folder not found", "check --images"),
     BadInput("resume record that is not a record (works)", _resume_over_a_list, "", "nothing to do: the case is computed again", code=0),

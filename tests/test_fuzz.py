@@ -7,8 +7,8 @@ at most a few lines on stderr, the last one ``selo: error: ...``; no warning sho
 are recorded under Python's default warning filters, as a user would see them); and no
 half-written file under a final name (temporaries are hidden and removed on failure;
 every visible JSON, PNG, GeoTIFF and CSV file must be whole). Where the damaged file is
-only a cache (staged copies, embedding entries, the scene-key index, resume records) the
-result must not change: the run exits 0 with the clean run's map or metrics.
+only a cache (staged copies, embedding entries, the scene-key index, collection indexes,
+resume records) the result must not change: the run exits 0 with the clean run's map or metrics.
 
 Inputs come from seeded corruption (truncation at many offsets, single-byte flips in
 headers and in data, random bytes, headers that lie about the image size) and from
@@ -517,6 +517,135 @@ def test_damaged_scene_key_index_is_rebuilt(content, base, cached_run, tmp_path)
         content = json.dumps(data)
     index.write_text(content)
     rerun_with(base, cache, tmp_path, cached_run[1])
+
+
+# --- collections (selo search) ----------------------------------------------------------------
+
+ENTRIES = ("tif", "png", "damaged", "missing", "text", "twice", "copy", "empty-folder", "nodata")
+
+
+def search(items, tmp: Path, *extra, cache: Path | None = None) -> Result:
+    """``selo search`` of ``items`` into ``tmp/out``, with its own cache, checked."""
+    cache = cache or tmp / "cache"
+    result = selo(
+        "search", *items, "-q", QUERY, "--scales", SCALES, "--top", "5", "--out", tmp / "out",
+        *extra, env={"SELO_CACHE_DIR": str(cache)},
+    )  # fmt: skip
+    check(result, tmp / "out", cache)
+    if result.code == 0:
+        assert json.loads((tmp / "out" / "run.json").read_text())["status"] == "complete"
+        json.loads((tmp / "out" / "hits.geojson").read_text())
+    return result
+
+
+@pytest.mark.timeout(300)
+def test_random_collections(request, base, tmp_path):
+    """Collections of good, damaged, missing, repeated, copied, empty and nodata entries:
+    exit 2 when a scene cannot be searched (0 with --skip-bad while a good scene is left),
+    never 1, nothing half-written."""
+    from scenes import write_geotiff_scene
+
+    @fuzz_settings(request, 8)
+    @given(
+        entries=st.lists(st.sampled_from(ENTRIES), max_size=5),
+        skip=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
+    def run(entries, skip, seed):
+        work = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+        work.mkdir()
+        rng = random.Random(seed)
+        items: list[Path] = []
+        good = bad = unknown = 0
+        for n, kind in enumerate(entries):
+            path = work / f"e{n}.tif"
+            if kind in ("tif", "png"):
+                rgb = colour_scene((96, 128), seed=seed + n)
+                if kind == "tif":
+                    write_geotiff_scene(path, rgb)
+                else:
+                    path = path.with_suffix(".png")
+                    cv2.imwrite(str(path), rgb[..., ::-1])
+                good += 1
+            elif kind == "damaged":
+                data = (base / "scene.tif").read_bytes()
+                path.write_bytes(damage(data, "tif", rng.choice(KINDS), rng))
+                unknown += 1
+            elif kind == "text":
+                path.write_text("not a raster")
+                bad += 1
+            elif kind in ("twice", "copy") and items and items[-1].is_file():
+                if kind == "twice":
+                    path = items[-1]
+                else:
+                    path.write_bytes(items[-1].read_bytes())
+                bad += 1
+            elif kind == "empty-folder":
+                path = work / f"folder{n}"
+                path.mkdir()
+            elif kind == "nodata":
+                write_geotiff_scene(path, np.zeros((96, 128, 3), np.uint8), nodata=0)
+                bad += 1
+            else:  # missing (or nothing to repeat)
+                bad += 1
+            items.append(path)
+        result = search(items, work, *(["--skip-bad"] if skip else []))
+        if good == 0 and unknown == 0 or bad and not skip:
+            assert result.code == 2, (entries, skip, result)
+        elif good and skip:
+            assert result.code == 0, (entries, skip, result)
+        if result.code == 2:
+            assert "scene" in result.err.lower() or "nodata" in result.err, result
+
+    run()
+
+
+@pytest.fixture(scope="module")
+def searched_collection(base, tmp_path_factory) -> tuple[Path, list[Path], list]:
+    """A clean int8 search of three scenes: (its cache, the scenes, its hits)."""
+    from scenes import write_geotiff_scene
+
+    d = tmp_path_factory.mktemp("fuzz-search")
+    scenes = [base / "scene.tif", base / "scene.png"]
+    scenes.append(write_geotiff_scene(d / "third.tif", colour_scene(SHAPE, seed=7)))
+    result = search(scenes, d, "--index", "int8", cache=d / "cache")
+    assert result.code == 0, result
+    return d / "cache", scenes, _hits(d / "out")
+
+
+def _hits(out: Path) -> list:
+    data = json.loads((out / "hits.geojson").read_text())
+    return [(f["properties"]["scene"], f["properties"]["rank"], f["properties"]["score"])
+            for f in data["features"]]  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_damaged_collection_index_is_built_again(k, searched_collection, tmp_path):
+    cache, scenes, expected = searched_collection
+    fresh = tmp_path / "cache"
+    shutil.copytree(cache, fresh)
+    files = sorted(p for p in (fresh / "indexes").rglob("*") if p.is_file())
+    rng = random.Random(f"index-{k}")
+    target = files[k % len(files)]
+    data = target.read_bytes()
+    how = rng.choice(["flip", "cut", "junk", "delete", "empty-json"])
+    if how == "flip" and data:
+        b = bytearray(data)
+        b[rng.randrange(len(b))] ^= rng.randrange(1, 256)
+        target.write_bytes(bytes(b))
+    elif how == "cut":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "junk":
+        target.write_bytes(rng.randbytes(max(1, len(data))))
+    elif how == "delete":
+        target.unlink()
+    else:
+        target.write_text("{}")
+    result = search(scenes, tmp_path, "--index", "int8", cache=fresh)
+    assert result.code == 0, (target.name, how, result)
+    got = _hits(tmp_path / "out")
+    assert [h[:2] for h in got] == [h[:2] for h in expected], (target.name, how)
+    assert np.allclose([h[2] for h in got], [h[2] for h in expected], atol=1e-6)
 
 
 # --- annotations -------------------------------------------------------------------------------
