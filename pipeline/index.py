@@ -14,7 +14,7 @@ Two ways to bound a scene:
 
 - ``exact``: every window's exact score (the whole matrix is read once per search, in
   bounded chunks, and multiplied by the queries); the bound is the scene's exact best
-  cell, so the result is exact.
+  cell, so the result is exact (float32 products, as ``selo localize`` scores windows).
 - ``int8``: each window's embedding minus the collection's mean, as int8 with one scale
   per window (a quarter of the matrix), gives approximate scores and cell means for
   every scene (torch's int8 weight-only matrix product, the query split into two
@@ -77,6 +77,7 @@ __all__ = [
     "cell_means",
     "cell_sums",
     "choose_mode",
+    "quantize_rows",
 ]
 
 log = logging.getLogger(__name__)
