@@ -59,7 +59,7 @@ from ..pipeline.index import (
 from ..pipeline.preview import decimation_indices, preview_shape, read_crop, read_preview
 from ..pipeline.regions import region_outline
 from ..pipeline.scene import Grid, open_scene, scene_grid
-from ..pipeline.store import atomic_path, staged_outputs
+from ..pipeline.store import atomic_path, ensure_dir, staged_outputs
 from ..pipeline.windows import WindowTable
 from .localize import PREVIEW_SIDE, check_queries, query_folder, write_query_outputs
 from .options import DEFAULT_TOP, Options
@@ -189,18 +189,20 @@ class Hit:
         return shapely.orient_polygons(shape(warped))
 
     def centre_crs(self) -> tuple[float, float] | None:
+        """The attention centre in the scene's CRS (None without one)."""
         if not self.georeferenced:
             return None
         x, y = self.scene.grid.transform * self.centre_px
         return (float(x), float(y))
 
     def centre_lonlat(self) -> tuple[float, float] | None:
+        """The attention centre in EPSG:4326, (longitude, latitude) (None without a CRS)."""
         if not self.georeferenced:
             return None
         import rasterio.warp
 
-        (lon,), (lat,) = rasterio.warp.transform(self.scene.grid.crs, _LONLAT, *zip(
-            self.centre_crs(), strict=True))  # fmt: skip
+        x, y = self.centre_crs()
+        (lon,), (lat,) = rasterio.warp.transform(self.scene.grid.crs, _LONLAT, [x], [y])
         return (float(lon), float(lat))
 
 
@@ -292,7 +294,10 @@ def open_collection(
     try:
         index.check_encoder(ctx.encoder.version)
         # scenes left out when the index was built (named as they are named now)
-        skipped = [(str(source_of[key]), reason) for key, reason in index.record["skipped"]]
+        skipped = [
+            (str(source_of.get(key, key)), reason)
+            for key, reason in index.record.get("skipped", [])
+        ]
         if skipped and not skip_bad:
             raise CollectionError(_problem_line([*problems, *skipped], len(sources)))
         if problems or skipped:  # one line for all of them
@@ -621,6 +626,8 @@ def run_search(
     if isinstance(maps, bool) or not isinstance(maps, int) or maps < 0:
         raise ParameterError(f"--maps must be a whole number from 0, got {maps!r}")
     _geopandas()
+    if out is not None:
+        ensure_dir(out)  # an unusable output folder fails before any work
     # local threads unless a cluster option asks for one: a cached collection starts nothing
     with run_session(options, one_scene=True) as ctx:
         for q in queries:

@@ -215,7 +215,7 @@ def test_an_empty_collection(run_cli, tmp_path, cache_dir):
     (tmp_path / "empty").mkdir()
     code, _, err = search(run_cli, tmp_path, tmp_path / "empty", str(tmp_path / "*.tif"))
     assert code == 2 and "no scenes found" in one_line(err)
-    assert not (tmp_path / "out").exists()
+    assert not any((tmp_path / "out").iterdir())
 
 
 def test_unusable_scenes_are_listed_and_can_be_skipped(run_cli, scenes, tmp_path, cache_dir):
@@ -225,7 +225,7 @@ def test_unusable_scenes_are_listed_and_can_be_skipped(run_cli, scenes, tmp_path
     line = one_line(err)
     assert code == 2 and "2 of 3 scene(s) cannot be searched" in line
     assert "notes.tif: not a raster" in line and "missing.tif" in line and "--skip-bad" in line
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not any((tmp_path / "out").iterdir())
     code, _, err = search(run_cli, tmp_path, *args, extra=("--skip-bad",))
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "run.json").read_text())
@@ -267,6 +267,13 @@ def test_a_failed_write_leaves_the_earlier_outputs(
     assert code == 2 and "No space left on device" in one_line(err)
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     assert after == before  # nothing of the failed search, nothing half-written
+
+
+def test_an_output_folder_that_is_a_file_fails_first(run_cli, scenes, tmp_path, cache_dir):
+    (tmp_path / "out").write_text("a file")
+    code, _, err = search(run_cli, tmp_path, scenes / "strong.tif")
+    assert code == 2 and "out: exists and is not a folder" in one_line(err)
+    assert not (cache_dir / "indexes").exists()  # nothing was embedded or indexed
 
 
 @pytest.mark.parametrize(
