@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -157,26 +158,29 @@ def measure(folder: Path, what: str, queries: int) -> dict:
         if what == "floor":
             for _, rows in index.matrix.chunks():  # warm the page cache
                 rows.sum(axis=0)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _, rows in index.matrix.chunks():  # every byte read once: a column sum
                 rows.sum(axis=0)
-            out["read"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            out["read"], out["read_cpu"] = time.perf_counter() - t0, time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
             index.matrix.product(vectors[:1].T)
             out["product"] = time.perf_counter() - t0
+            out["product_cpu"] = time.process_time() - c0
         else:
             if what == "int8":
                 index.open_int8()
             index.search(vectors[:1], top=TOP, mode=what)  # warm-up
-            times, hits, reranked = [], [], []
+            times, cpu, hits, reranked = [], [], [], []
             for q in vectors:
                 stats: dict = {}
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 (found,) = index.search(q[None], top=TOP, mode=what, stats=stats)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 hits.append([[h.scene, *h.region.peak, h.score] for h in found])
                 reranked.append(stats["scenes_reranked"][0])
             out.update(seconds=statistics.median(times), worst=max(times), hits=hits)
+            out["cpu"] = statistics.median(cpu)
             out["reranked"] = statistics.mean(reranked)
     out["peak"] = memory.peak
     return out
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(args.index, args.measure, args.queries)))
         return
     rows = []
+    started_load = os.getloadavg()[0]
     for scenes in (int(s) for s in args.sizes.split(",")):
         folder = args.workdir / f"index-{scenes}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -234,31 +239,33 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
-    write_section(HEADING, report(rows, args, argv), args.out)
+    write_section(HEADING, report(rows, args, argv, (started_load, os.getloadavg()[0])), args.out)
 
 
-def report(rows: list[dict], args, argv) -> str:
+def report(rows: list[dict], args, argv, load: tuple[float, float]) -> str:
     lines = [
-        "| scenes | windows | matrix | floor: read | floor: read × 1 query | exact, s/query | "
-        "int8, s/query | int8 recall@20 | scenes re-ranked | peak RSS exact / int8 | "
+        "| scenes | windows | matrix | floor: read | floor: one product | exact, s/query | "
+        "int8, s/query | int8 recall@20 | scenes re-ranked (int8) | peak RSS exact / int8 | "
         "index: write / int8 part |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         size = r["windows"] * DIM * 4
+        f, e, i = r["floor"], r["exact"], r["int8"]
         lines.append(
             f"| {r['scenes']:,} | {r['windows']:,} | {size / 1e9:.2f} GB | "
-            f"{r['floor']['read']:.2f} s | {r['floor']['product']:.2f} s | "
-            f"**{r['exact']['seconds']:.2f}** (worst {r['exact']['worst']:.2f}) | "
-            f"**{r['int8']['seconds']:.2f}** (worst {r['int8']['worst']:.2f}) | "
-            f"{r['recall']:.3f} | {r['int8']['reranked']:.0f} of {r['scenes']:,} | "
-            f"{gib(r['exact']['peak'])} / {gib(r['int8']['peak'])} | "
+            f"{f['read']:.2f} ({f['read_cpu']:.2f} CPU) | "
+            f"{f['product']:.2f} ({f['product_cpu']:.2f} CPU) | "
+            f"**{e['seconds']:.2f}** ({e['cpu']:.2f} CPU; worst {e['worst']:.2f}) | "
+            f"**{i['seconds']:.2f}** ({i['cpu']:.2f} CPU; worst {i['worst']:.2f}) | "
+            f"{r['recall']:.3f} | {i['reranked']:.0f} of {r['scenes']:,} | "
+            f"{gib(e['peak'])} / {gib(i['peak'])} | "
             f"{r['write_s']:.0f} s / {r['int8_s']:.0f} s |"
         )
     per = [r["exact"]["seconds"] / r["windows"] for r in rows if r["windows"] >= 100_000]
     limit = (
-        f"Exact costs {1e6 * statistics.mean(per):.2f} s per million windows here: it stays "
-        f"under 1 s up to about {1 / statistics.mean(per) / 1e6:.1f} M windows "
+        f"Exact costs {1e6 * statistics.mean(per):.2f} s per million windows here (wall): it "
+        f"stays under 1 s up to about {1 / statistics.mean(per) / 1e6:.1f} M windows "
         f"({1 / statistics.mean(per) / rows[-1]['windows'] * rows[-1]['scenes']:.0f} scenes "
         "of this size)."
         if per
@@ -269,10 +276,12 @@ def report(rows: list[dict], args, argv) -> str:
             "`selo.pipeline.index` over synthetic collections (see the script's docstring for",
             "the embeddings: a cone, land-cover mosaics, spatially correlated fine content with",
             "a power-law spectrum, rare objects; queries with a modality gap). Each measurement",
-            "in a fresh process; seconds per query are medians over "
-            f"{args.queries} queries searched one by one",
-            "after a warm-up query, top 20 regions. The floor: reading the float32 matrix once",
-            "(a column sum of each chunk, page cache warm), and one matrix product with one query.",
+            "in a fresh process; seconds per query are wall-clock medians (and CPU seconds of",
+            f"the process, all threads) over {args.queries} queries searched one by one after a",
+            "warm-up query, top 20 regions. The floor: reading the float32 matrix once (a",
+            "column sum of each chunk, page cache warm), and one matrix product with one query.",
+            f"The machine is shared: load average {load[0]:.1f} at the start, {load[1]:.1f} at",
+            "the end (2 cores).",
             "",
             stamp("bench_search.py", argv),
             "",
