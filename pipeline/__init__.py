@@ -1,7 +1,7 @@
 """The generic large-raster dataflow: scene input, windows, Cut, Sim, Gnt, Flt, outputs.
 
-It knows nothing about SeLo metrics. The two defaults every layer shares live here so
-that the command line can show them without importing the dataflow.
+It knows nothing about SeLo metrics. The defaults every layer shares live here so that
+the command line can show them without importing the dataflow.
 """
 
 DEFAULT_CHUNK = 4096
@@ -9,3 +9,8 @@ DEFAULT_CHUNK = 4096
 
 DEFAULT_BATCH = 64
 """Default number of windows per encoder batch."""
+
+EXACT_MAX_WINDOWS = 1_000_000
+"""Collection index, ``auto`` mode: exact up to this many windows (about 230 scenes of
+10,000²), where an exact search still takes well under a second on 2 cores
+(``benchmarks/bench_search.py``); int8 beyond."""

@@ -58,6 +58,7 @@ import numpy as np
 from affine import Affine
 
 from ..errors import CollectionError, ParameterError
+from . import EXACT_MAX_WINDOWS
 from .gnt import CellGrid
 from .regions import CellRegion, cell_regions
 from .scene import Grid
@@ -84,9 +85,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # in index.json: another format is rebuilt, never read
 MODES = ("exact", "int8")
-# auto: exact up to this many windows (about 230 scenes of 10,000²), where an exact search
-# still takes well under a second on 2 cores (benchmarks/bench_search.py); int8 beyond
-EXACT_MAX_WINDOWS = 1_000_000
 MARGIN = 1.5  # the int8 bound's margin: this many times the largest calibration error
 CALIBRATION_SCENES = 8
 MEAN_SAMPLE = 131_072  # windows the collection's mean is taken over

@@ -15,6 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
+from ..pipeline import EXACT_MAX_WINDOWS
 from .options import DEFAULT_TOP, Options
 from .run_folder import METRICS_CSV, REPORT, RUN_JSON
 from .serve import DEFAULT_HOST, DEFAULT_MAP_CACHE_MIB, DEFAULT_PORT, MIN_MAP_CACHE_MIB
@@ -458,7 +459,7 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
     default="auto",
     show_default=True,
     help="exact: every window scored; int8: int8 scores bound each scene, the scenes within "
-    "reach re-ranked exactly; auto: exact up to 1,000,000 windows.",
+    f"reach re-ranked exactly; auto: exact up to {EXACT_MAX_WINDOWS:,} windows.",
 )
 @run_options
 def search_cmd(scenes, queries, out, top, maps, skip_bad, index_mode, **kw):
