@@ -473,7 +473,7 @@ def search_cmd(scenes, queries, out, top, maps, skip_bad, index_mode, **kw):
     """
     from pathlib import Path
 
-    from .report import console
+    from .report.terminal import console
     from .search import run_search
 
     def say(line: str) -> None:

@@ -21,6 +21,7 @@ opened once, hits with their geometry in scene pixels, the scene's CRS and EPSG:
                    properties; hits in scenes without a CRS have no geometry
     hits.parquet   the same table as GeoParquet
     hits.html      a gallery: each hit's crop under its mean map, region and centre
+                   (:mod:`~selo.selo_tasks.report.search_page`)
     maps/sNNNN-<scene>/qNN-<words>/   with ``maps``: the full SeLo maps of the top scenes
                    of each sentence (the files of ``selo localize``)
     run.json       inputs, index, encoder, hits per sentence, timings
@@ -44,7 +45,6 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CollectionError, MissingDependencyError, ParameterError, SeloError
-from ..pipeline.annotate import blend_overlay, draw_marks, encode_image
 from ..pipeline.cache import EmbeddingKey
 from ..pipeline.collection import collection_sources
 from ..pipeline.index import (
@@ -56,6 +56,7 @@ from ..pipeline.index import (
     SceneCells,
     choose_mode,
 )
+from ..pipeline.picture import blend_overlay, encode_image
 from ..pipeline.preview import decimation_indices, preview_shape, read_crop, read_preview
 from ..pipeline.regions import region_outline
 from ..pipeline.scene import Grid, open_scene, scene_grid
@@ -63,6 +64,8 @@ from ..pipeline.store import atomic_path, ensure_dir, staged_outputs
 from ..pipeline.windows import WindowTable
 from .localize import PREVIEW_SIDE, check_queries, query_folder, write_query_outputs
 from .options import DEFAULT_TOP, Options
+from .report.drawing import draw_marks
+from .run_folder import RUN_JSON
 from .session import RunContext, describe_encoder, run_session, versions
 
 __all__ = [
@@ -671,17 +674,17 @@ def run_search(
 
 
 def _write(out: Path, coll: Collection, hits, rows, frame, record: dict, maps: int, started):
-    from .search_html import write_hits_html
+    from .report.search_page import write_hits_html
 
-    with staged_outputs(out, last="run.json", stale=("maps",)) as stage:
+    with staged_outputs(out, last=RUN_JSON, stale=("maps",)) as stage:
         (stage / "hits.geojson").write_text(geojson_text(rows))
         frame.to_parquet(stage / "hits.parquet")
         written = _write_maps(coll, hits, stage, maps) if maps else {}
         cards = _cards(coll, hits, written)
-        write_hits_html(stage / "hits.html", record, cards)
+        write_hits_html(stage, record, cards)
         record["maps"] = [str(Path("maps") / p) for p in sorted(set(written.values()))]
         record["wall_seconds"] = time.perf_counter() - started
-        (stage / "run.json").write_text(json.dumps(record, indent=1, default=str))
+        (stage / RUN_JSON).write_text(json.dumps(record, indent=1, default=str))
 
 
 def _write_maps(coll: Collection, hits: list[Hit], stage: Path, n: int) -> dict:
@@ -755,7 +758,7 @@ def thumbnail(hit: Hit, pixels: np.ndarray, window, scale: tuple[float, float]) 
 
 def _cards(coll: Collection, hits: list[Hit], written: dict) -> list[dict]:
     """What the gallery shows of each hit (hits.html)."""
-    from .search_html import data_uri
+    from .report.search_page import data_uri
 
     scales = {}
     for h in hits:

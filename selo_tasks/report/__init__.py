@@ -6,5 +6,6 @@
 - :mod:`.case_overlay`: a case's annotated ``overlay.png`` and ``thumb.jpg``;
 - :mod:`.page`: what every HTML page shares (escaping, links, embedded pictures, metric
   cells);
-- :mod:`.run_page`: ``report.html`` of a run; :mod:`.compare_page`: ``compare.html``.
+- :mod:`.run_page`: ``report.html`` of a run; :mod:`.compare_page`: ``compare.html``;
+  :mod:`.search_page`: ``hits.html`` of a ``selo search``.
 """

@@ -1,8 +1,8 @@
 """``hits.html``: the page of a ``selo search``, one self-contained file (thumbnails embedded).
 
-A writer of its own, apart from the search: it turns the run record and one card per hit
-(:func:`selo.selo_tasks.search._cards`: rank, score, scene, place, thumbnail, links) into
-the page and knows nothing else of the search. For each sentence: its hits in rank order,
+It turns the search's record and one card per hit (made by
+:mod:`selo.selo_tasks.search`: rank, score, scene, place, thumbnail, links) into the page
+and knows nothing else of the search. For each sentence: its hits in rank order,
 each the crop of its scene under the mean map (JET, the sentence's own colour scale from
 the scenes' background to the best score), the region outlined and its attention centre
 marked, with links to the scene's full SeLo map where ``--maps`` wrote it.
@@ -11,14 +11,15 @@ marked, with links to the scene's full SeLo map where ``--maps`` wrote it.
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import quote
 
-from ..pipeline.store import atomic_write_text
+from ...pipeline.store import atomic_write_text
+from .page import esc, href
 
-__all__ = ["data_uri", "write_hits_html"]
+__all__ = ["HITS_HTML", "data_uri", "write_hits_html"]
+
+HITS_HTML = "hits.html"
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -36,18 +37,10 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _href(path: str) -> str:
-    return "/".join(quote(p) for p in Path(path).parts)
-
-
 def _card(card: Mapping) -> str:
     links = ""
     if card.get("maps"):
-        base = _href(card["maps"])
+        base = href(*Path(card["maps"]).parts)
         links = (
             f'<div class="links"><a href="{base}/overlay.png">SeLo map over the scene</a>'
             f'<a href="{base}/selo_map.tif">GeoTIFF</a>'
@@ -55,15 +48,16 @@ def _card(card: Mapping) -> str:
         )
     return (
         f'<figure><img src="{card["thumbnail"]}" alt="hit {card["rank"]}: '
-        f'{_esc(card["scene_name"])}"><figcaption><b>#{card["rank"]}</b> · score '
-        f"{card['score']:.4f} · {_esc(card['scene_name'])}<br>"
-        f'<span class="dim">{_esc(card["where"])} · {card["area_px"]:,} px²</span><br>'
-        f'<span class="dim path">{_esc(card["scene"])}</span>{links}</figcaption></figure>'
+        f'{esc(card["scene_name"])}"><figcaption><b>#{card["rank"]}</b> · score '
+        f"{card['score']:.4f} · {esc(card['scene_name'])}<br>"
+        f'<span class="dim">{esc(card["where"])} · {card["area_px"]:,} px²</span><br>'
+        f'<span class="dim path">{esc(card["scene"])}</span>{links}</figcaption></figure>'
     )
 
 
-def write_hits_html(path: str | Path, record: Mapping, cards: Sequence[Mapping]) -> Path:
-    """Write the gallery of ``cards`` (one per hit, sentence after sentence)."""
+def write_hits_html(out: str | Path, record: Mapping, cards: Sequence[Mapping]) -> Path:
+    """Write ``out/hits.html``: the gallery of ``cards`` (one per hit, sentence after
+    sentence)."""
     sections = []
     for number, query in enumerate(record["queries"], start=1):
         mine = [c for c in cards if c["query_number"] == number]
@@ -77,14 +71,14 @@ def write_hits_html(path: str | Path, record: Mapping, cards: Sequence[Mapping])
         else:
             scale, body = "", '<p class="note">no region found.</p>'
         sections.append(
-            f"<h2>{number}. {_esc(query)}</h2>"
-            f'<p class="note">{len(mine)} hit(s) · {_esc(scale)}</p>{body}'
+            f"<h2>{number}. {esc(query)}</h2>"
+            f'<p class="note">{len(mine)} hit(s) · {esc(scale)}</p>{body}'
         )
     index = record.get("index", {})
     skipped = record.get("skipped") or []
     skipped_note = (
         f'<p class="note">{len(skipped)} scene(s) left out: '
-        + "; ".join(f"{_esc(s)}: {_esc(r)}" for s, r in skipped)
+        + "; ".join(f"{esc(s)}: {esc(r)}" for s, r in skipped)
         + "</p>"
         if skipped
         else ""
@@ -97,7 +91,7 @@ def write_hits_html(path: str | Path, record: Mapping, cards: Sequence[Mapping])
 <body>
 <h1>selo search: {len(record["queries"])} sentence(s) over {record["scenes"]} scene(s)</h1>
 <p class="sub">top {record["top"]} regions per sentence, ranked across every scene by their
-peak mean cosine · {_esc(encoder.get("spec", "?"))} · index: {_esc(index.get("mode", "?"))},
+peak mean cosine · {esc(encoder.get("spec", "?"))} · index: {esc(index.get("mode", "?"))},
 {index.get("windows", 0):,} windows · searched in {index.get("search_seconds", 0):.2f} s</p>
 <p class="note">Each picture is the hit's scene around its region, under the scene's mean
 map (the mean cosine of the windows covering each pixel); the region is outlined, its
@@ -107,4 +101,4 @@ attention centre (the peak) marked. All hits: <a href="hits.geojson">hits.geojso
 {"".join(sections)}
 </body></html>
 """
-    return atomic_write_text(path, page, what="search page")
+    return atomic_write_text(Path(out) / HITS_HTML, page, what="search page")
