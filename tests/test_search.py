@@ -198,6 +198,35 @@ def test_python_search_returns_what_the_command_writes(searched, scenes, run_cli
     assert list(written["score"]) == list(frame["score"])
 
 
+def test_a_server_searches_an_opened_collection(searched, scenes):
+    """What `selo serve` over a collection needs: the collection opened (from the cached
+    index) once, then searched again and again; hits with their place in scene pixels, in
+    the scene's CRS and in EPSG:4326."""
+    from shapely.geometry import Point
+
+    from selo.selo_tasks.options import Options
+    from selo.selo_tasks.search import open_collection
+    from selo.selo_tasks.session import run_session
+
+    _, cache = searched
+    options = Options(scales="128,256", cache_dir=str(cache), show_progress=False)
+    with run_session(options, one_scene=True) as ctx, open_collection(ctx, [scenes]) as coll:
+        assert not coll.built and [s.number for s in coll.scenes] == [1, 2, 3, 4, 5]
+        red = coll.search("red roofs", top=4)
+        both = coll.search(["green trees", "red roofs"], top=4)
+    assert [h.rank for h in red] == [1, 2, 3, 4] and [h.query_number for h in both[4:]] == [2] * 4
+    assert [(h.scene.number, h.score) for h in red] == [
+        (h.scene.number, h.score) for h in both if h.query == "red roofs"
+    ]
+    for hit in red:
+        assert hit.geometry_px().contains(Point(hit.centre_px))
+        if hit.georeferenced:
+            assert hit.geometry_crs().contains(Point(hit.centre_crs()))
+            assert hit.geometry_lonlat().contains(Point(hit.centre_lonlat()))
+        else:
+            assert hit.geometry_crs() is None and hit.centre_lonlat() is None
+
+
 # --- user mistakes ---------------------------------------------------------------------------
 
 
