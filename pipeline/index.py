@@ -51,6 +51,7 @@ import mmap
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,7 @@ MARGIN = 1.5  # the int8 bound's margin: this many times the largest calibration
 CALIBRATION_SCENES = 8
 MEAN_SAMPLE = 131_072  # windows the collection's mean is taken over
 INT8_ALIGN = 64  # int8 rows are zero-padded to a multiple of this (the kernel needs 16)
+INT8_THREADS = 4  # at most this many threads scan the int8 codes
 CHUNK_BYTES = 32 * 2**20  # one read of a matrix
 BLOCK_SCENES = 64  # scenes whose cell maps are made together
 _SIGNS = np.array([1.0, -1.0, -1.0, 1.0])  # corners (r0, c0), (r0, c1), (r1, c0), (r1, c1)
@@ -701,22 +703,30 @@ class _Int8:
         return cls(mean, scales, codes)
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
-        """Approximate scores of every window (rows, queries): ``q·mean + scale (codes·q)``."""
+        """Approximate scores of every window (rows, queries): ``q·mean + scale (codes·q)``;
+        each chunk of codes is split among the cores (the kernel uses about one each)."""
         q = np.zeros((len(queries), self.codes.width), np.float32)
         q[:, : queries.shape[1]] = queries
-        product = _int8_product(q)
+        product = _int8_product(q, self.codes.chunk)
         out = np.empty((self.codes.rows, len(q)), np.float32)
-        for a, codes in self.codes.chunks():
-            out[a : a + len(codes)] = product(codes)
+        workers = max(1, min(INT8_THREADS, os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            for a, codes in self.codes.chunks():
+                step = -(-len(codes) // workers)
+                starts = range(0, len(codes), step)
+                parts = pool.map(lambda s, c=codes, n=step: product(c[s : s + n]), starts)
+                for s, part in zip(starts, parts, strict=True):
+                    out[a + s : a + s + len(part)] = part
         out *= self.scales[:, None]
         out += queries @ self.mean
         return out
 
 
-def _int8_product(queries: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``codes -> codes @ queries.T`` (float32) for int8 codes as wide as ``queries``: torch's
-    int8 weight-only kernel, the queries split into two bfloat16 halves (hi + lo keeps 16
-    bits of each value), or numpy where torch lacks the kernel."""
+def _int8_product(queries: np.ndarray, rows: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``codes -> codes @ queries.T`` (float32) for int8 codes (at most ``rows`` of them) as
+    wide as ``queries``: torch's int8 weight-only kernel, the queries split into two
+    bfloat16 halves (hi + lo keeps 16 bits of each value) and its bfloat16 results widened
+    by their bits; numpy where torch lacks the kernel."""
     try:
         import torch
 
@@ -728,12 +738,15 @@ def _int8_product(queries: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     q = torch.from_numpy(queries)
     hi = q.bfloat16()
     halves = torch.cat([hi, (q - hi.float()).bfloat16()])
+    ones = torch.ones(rows, dtype=torch.bfloat16)  # the per-row scales are applied after
     n = len(queries)
 
     def product(codes: np.ndarray) -> np.ndarray:
-        ones = torch.ones(len(codes), dtype=torch.bfloat16)
-        y = kernel(halves, torch.from_numpy(codes), ones).float()
-        return (y[:n] + y[n:]).T.numpy()
+        y = kernel(halves, torch.from_numpy(codes), ones[: len(codes)])
+        # bfloat16 is the upper half of a float32: widen it with numpy (torch's own
+        # conversion costs as much as the product here)
+        wide = (y.view(torch.int16).numpy().astype(np.int32) << 16).view(np.float32)
+        return (wide[:n] + wide[n:]).T
 
     return product
 

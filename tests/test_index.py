@@ -163,14 +163,14 @@ def test_int8_product_kernel_agrees_with_numpy(monkeypatch):
     codes = rng.integers(-127, 128, (300, 64)).astype(np.int8)
     queries = rng.standard_normal((3, 64)).astype(np.float32)
     expected = codes.astype(np.float64) @ queries.T.astype(np.float64)
-    fast = index_module._int8_product(queries)(codes)
+    fast = index_module._int8_product(queries, 300)(codes)
     assert fast.shape == (300, 3)
     # bfloat16 output: 8 bits of mantissa
     assert np.allclose(fast, expected, rtol=2**-7, atol=np.abs(expected).max() * 2**-8)
     import torch
 
     monkeypatch.delattr(torch, "_weight_int8pack_mm")
-    slow = index_module._int8_product(queries)(codes)
+    slow = index_module._int8_product(queries, 300)(codes)
     assert np.allclose(slow, expected, rtol=1e-6, atol=1e-3)
 
 
