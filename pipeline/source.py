@@ -76,6 +76,7 @@ __all__ = [
     "Selection",
     "SourceFile",
     "drop_source",
+    "collection_sources",
     "expand_sources",
     "inspect_source",
     "locate_scenes",
@@ -609,6 +610,29 @@ def expand_sources(target: str | os.PathLike) -> list[SceneRef]:
     if not os.path.exists(location):
         raise InputNotFoundError(f"{location}: not found; check the path")
     return [SceneRef(os.path.basename(location), location)]
+
+
+def collection_sources(items: Sequence[str | os.PathLike]) -> list[SceneRef]:
+    """The scenes a list of SCENES arguments names, in order (``selo search``): each
+    argument as :func:`expand_sources` takes it (a file, a URL, a STAC item; a folder's,
+    URL prefix's or STAC collection's scenes), or a local glob pattern (``*``, ``?``,
+    ``[``; ``**`` reaches into subfolders) whose sorted matches are taken so, as a shell
+    would pass them. A local path that does not exist is kept as it is, so that opening
+    it says what is wrong beside the other scenes that cannot be opened. Nothing is
+    deduplicated: a scene named twice is the caller's to report."""
+    import glob
+
+    refs: list[SceneRef] = []
+    for item in items:
+        location = os.fspath(item)
+        if is_remote(location) or os.path.exists(location):
+            refs += expand_sources(location)
+        elif any(c in location for c in "*?["):
+            for match in sorted(glob.glob(location, recursive=True)):
+                refs += expand_sources(match)
+        else:
+            refs.append(SceneRef(os.path.basename(location), location))
+    return refs
 
 
 def locate_scenes(target: str | os.PathLike, names) -> dict[str, SceneRef]:

@@ -247,6 +247,7 @@ def search(
     maps: int = 0,
     skip_bad: bool = False,
     index: str = "auto",
+    report: Callable[[str], object] | None = None,
     options: Options | None = None,
     **keywords,
 ):
@@ -261,16 +262,18 @@ def search(
     collection's index). ``out``: also write hits.geojson, hits.parquet, hits.html and
     run.json there (and with ``maps`` the SeLo maps of each sentence's top scenes).
     ``skip_bad``: leave out scenes that cannot be searched instead of raising.
-    ``index``: ``"exact"``, ``"int8"`` or ``"auto"`` (see the README). Keywords: the
-    fields of :class:`selo.Options` (``encoder``, ``checkpoint``, ``method``,
-    ``scales``, ``cache``, the cluster options, ...)."""
+    ``index``: ``"exact"``, ``"int8"`` or ``"auto"`` (see the README). ``report``: given
+    a line at each step (default: the log). Keywords: the fields of :class:`selo.Options`
+    (``encoder``, ``checkpoint``, ``method``, ``scales``, ``cache``, the cluster
+    options, ...)."""
     from .search import run_search
 
     opts = Options.from_keywords(options, **keywords)
     items = [scenes] if isinstance(scenes, str | os.PathLike) else list(scenes)
     return run_search(
-        items, queries, opts, out=out, top=top, maps=maps, skip_bad=skip_bad, mode=index
-    )
+        items, queries, opts, out=out, top=top, maps=maps, skip_bad=skip_bad, mode=index,
+        report=report or log.info,
+    )  # fmt: skip
 
 
 def evaluate(

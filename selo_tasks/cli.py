@@ -214,7 +214,7 @@ def _click_option(name: str, flag, default):
 
 
 def run_options(f):
-    """The options every command that runs SeLo has (localize / airslt / demo / serve),
+    """The options every command that runs SeLo has (localize / search / airslt / demo / serve),
     generated from :class:`Options`."""
     for field, flag in reversed(list(Options.flags())):
         if flag.shared:
@@ -465,31 +465,33 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
 def search_cmd(scenes, queries, out, top, maps, skip_bad, index_mode, **kw):
     """The best regions of many scenes for each sentence, ranked together.
 
-    SCENES are files, folders (every raster inside) and globs. Each scene is embedded once
-    (and cached) and the collection indexed (the index is cached too); each sentence then
-    ranks the regions of every scene by their peak mean cosine. Writes hits.geojson
-    (EPSG:4326), hits.parquet (GeoParquet), hits.html (a gallery of the hits) and run.json;
-    with --maps N also the SeLo maps of each sentence's top N scenes.
+    SCENES are files, folders (their raster files), globs, URLs (https://, s3://, gs://,
+    az://; a URL prefix lists its raster files) and STAC items, ItemCollections, Catalogs
+    and Collections. Each scene is embedded once (and cached) and the collection indexed
+    (the index is cached too); each sentence then ranks the regions of every scene by
+    their peak mean cosine. Writes hits.geojson (EPSG:4326), hits.parquet (GeoParquet),
+    hits.html (a gallery of the hits) and run.json; with --maps N also the SeLo maps of
+    each sentence's top N scenes.
     """
     from pathlib import Path
 
+    from .api import search
     from .report.terminal import console
-    from .search import run_search
 
     def say(line: str) -> None:
         console.print(line, markup=False, highlight=False)
 
     options = _options(kw)
-    frame = run_search(
+    frame = search(
         scenes,
         queries,
-        options,
         out=Path(out),
         top=top,
         maps=maps,
         skip_bad=skip_bad,
-        mode=index_mode,
+        index=index_mode,
         report=say,
+        options=options,
     )
     _print_hits(console, frame, shown=min(top, 10))
     if frame["crs"].isna().any():

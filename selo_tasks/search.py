@@ -1,7 +1,8 @@
 """Collection search (``selo search``, ``selo.search``): sentences over many scenes, the best
 regions of all of them ranked together by raw similarity.
 
-1. The SCENES arguments become sources (:func:`~selo.pipeline.collection.collection_sources`)
+1. The SCENES arguments become sources (:func:`~selo.pipeline.source.collection_sources`:
+   files, folders, globs, URLs, STAC items and collections)
    and each is opened; scenes that cannot be opened are listed in one error (or, with
    ``skip_bad``, left out and said), and so is a scene named twice (the same file, or
    the same content under another name).
@@ -46,7 +47,6 @@ import xarray as xr
 
 from ..errors import CollectionError, MissingDependencyError, ParameterError, SeloError
 from ..pipeline.cache import EmbeddingKey
-from ..pipeline.collection import collection_sources
 from ..pipeline.index import (
     FORMAT,
     CollectionIndex,
@@ -59,7 +59,9 @@ from ..pipeline.index import (
 from ..pipeline.picture import blend_overlay, encode_image
 from ..pipeline.preview import decimation_indices, preview_shape, read_crop, read_preview
 from ..pipeline.regions import region_outline
+from ..pipeline.remote import is_remote
 from ..pipeline.scene import Grid, open_scene, scene_grid
+from ..pipeline.source import SceneRef, collection_sources
 from ..pipeline.store import atomic_path, ensure_dir, staged_outputs
 from ..pipeline.windows import WindowTable
 from .localize import PREVIEW_SIDE, check_queries, query_folder, write_query_outputs
@@ -93,17 +95,23 @@ class CollectionScene:
     """A scene of the collection: its number (1 = the first given), source and grid."""
 
     number: int
-    source: Path
+    source: SceneRef  # its name, and where it is (a path, a URL, a STAC item)
     grid: Grid
 
     @property
     def label(self) -> str:
-        return str(self.source)
+        """How outputs name the scene: its path or URL."""
+        return self.source.location
+
+    @property
+    def name(self) -> str:
+        return self.source.name
 
     @property
     def folder_name(self) -> str:
-        """``sNNNN-<file stem>``: the scene's folder under ``maps/``."""
-        return f"s{self.number:04d}-{self.source.stem}"
+        """``sNNNN-<name without suffix>``: the scene's folder under ``maps/``."""
+        stem = os.path.splitext(os.path.basename(self.source.name))[0] or "scene"
+        return f"s{self.number:04d}-{stem}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,13 +300,13 @@ def open_collection(
         _build(ctx, folder, opened, skip_bad, choose_mode(mode, windows), report, problems)
         index, built = CollectionIndex(folder), True
     ctx.cache.used_index(ident)
-    number = {str(s): n for n, s in reversed(list(enumerate(sources, start=1)))}
+    number = {id(s): n for n, s in enumerate(sources, start=1)}
     source_of = {key.id: source for source, _, _, key in opened}
     try:
         index.check_encoder(ctx.encoder.version)
         # scenes left out when the index was built (named as they are named now)
         skipped = [
-            (str(source_of.get(key, key)), reason)
+            (source_of[key].location if key in source_of else key, reason)
             for key, reason in index.record.get("skipped", [])
         ]
         if skipped and not skip_bad:
@@ -313,7 +321,7 @@ def open_collection(
         index.close()
         raise
     scenes = [
-        CollectionScene(number[str(source_of[s.key])], source_of[s.key], s.grid)
+        CollectionScene(number[id(source_of[s.key])], source_of[s.key], s.grid)
         for s in index.scenes
     ]
     how = "built" if built else "from the cache"
@@ -335,24 +343,24 @@ def open_collection(
 Opened = tuple[Path, xr.DataArray, WindowTable, EmbeddingKey]
 
 
-def _open_all(ctx: RunContext, sources: list[Path]) -> tuple[list[Opened], list[tuple[str, str]]]:
+def _open_all(
+    ctx: RunContext, sources: list[SceneRef]
+) -> tuple[list[Opened], list[tuple[str, str]]]:
     """Open every source (JPEG/PNG staged in parallel): (usable scenes, problems), with the
     same file or the same content named twice among the problems."""
     problems: list[tuple[str, str]] = []
-    first_path: dict[str, Path] = {}
-    unique: list[Path] = []
+    first_place: dict[tuple, SceneRef] = {}
+    unique: list[SceneRef] = []
     for source in sources:
-        try:
-            real = os.path.realpath(source)
-        except (OSError, ValueError):
-            real = str(source)
-        if real in first_path:
-            problems.append((str(source), f"named twice (also as {first_path[real]})"))
+        place = (_place(source.location), source.name if source.item is not None else None)
+        if place in first_place:
+            also = first_place[place].location
+            problems.append((source.location, f"named twice (also as {also})"))
         else:
-            first_path[real] = source
+            first_place[place] = source
             unique.append(source)
 
-    def open_one(source: Path) -> tuple[Opened | None, str | None]:
+    def open_one(source: SceneRef) -> tuple[Opened | None, str | None]:
         try:
             scene = open_scene(source, chunk=ctx.options.chunk, cache=ctx.cache)
             table = ctx.method.scene_windows(int(scene.sizes["y"]), int(scene.sizes["x"]))
@@ -371,24 +379,37 @@ def _open_all(ctx: RunContext, sources: list[Path]) -> tuple[list[Opened], list[
             sizes,
         )
     opened: list[Opened] = []
-    first_key: dict[str, Path] = {}
+    first_key: dict[str, SceneRef] = {}
     for source, (item, reason) in zip(unique, results, strict=True):
         if item is None:
-            problems.append((str(source), reason))
+            problems.append((source.location, reason))
         elif item[3].id in first_key:
-            problems.append((str(source), f"the same scene as {first_key[item[3].id]}"))
+            also = first_key[item[3].id].location
+            problems.append((source.location, f"the same scene as {also}"))
         else:
             first_key[item[3].id] = source
             opened.append(item)
-    order = {str(s): i for i, s in enumerate(sources)}
+    order = {s.location: i for i, s in enumerate(sources)}
     problems.sort(key=lambda p: order.get(p[0], 0))
     return opened, problems
 
 
-def _reason(error: SeloError, source: Path) -> str:
-    """The error's message without the scene's path in front (the line names it)."""
+def _place(location: str) -> str:
+    """Where a source is, the same for every name of one local file."""
+    if is_remote(location):
+        return location
+    try:
+        return os.path.realpath(location)
+    except (OSError, ValueError):
+        return location
+
+
+def _reason(error: SeloError, source: SceneRef) -> str:
+    """The error's message without the scene's path or URL in front (the line names it)."""
     text = str(error)
-    for prefix in (f"{source}: ", f"{Path(source).resolve()}: "):
+    location = source.location
+    resolved = location if is_remote(location) else str(Path(location).resolve())
+    for prefix in (f"{location}: ", f"{resolved}: "):
         if text.startswith(prefix):
             return text[len(prefix) :]
     return text
@@ -437,7 +458,7 @@ def _build(
                     source, _, table, key = item
                     try:
                         writer.add(
-                            str(source),
+                            source.location,
                             key.id,
                             scene_grid(item[1]),
                             table.windows,
@@ -451,7 +472,7 @@ def _build(
                             raise
                         skipped.append((key.id, _reason(e, source)))
             if len(skipped) == len(opened):
-                named = {key.id: str(source) for source, _, _, key in opened}
+                named = {key.id: source.location for source, _, _, key in opened}
                 every = [*problems, *((named[k], reason) for k, reason in skipped)]
                 total = len(opened) + len(problems)
                 raise CollectionError(f"no scene left to search: {_problem_line(every, total)}")
@@ -701,7 +722,7 @@ def _write_maps(coll: Collection, hits: list[Hit], stage: Path, n: int) -> dict:
         for h in picks:
             scene = coll.open(h.scene)
             table = ctx.driver.table(scene)
-            embedded = ctx.driver.embed([(scene, table)], what=h.scene.source.name)[0]
+            embedded = ctx.driver.embed([(scene, table)], what=h.scene.name)[0]
             qm = ctx.driver.query_maps([(embedded, h.query)])[0]
             folder = stage / "maps" / h.scene.folder_name
             preview = functools.cache(
@@ -786,7 +807,7 @@ def _cards(coll: Collection, hits: list[Hit], written: dict) -> list[dict]:
                 "rank": h.rank,
                 "score": h.score,
                 "scene": h.scene.label,
-                "scene_name": h.scene.source.name,
+                "scene_name": h.scene.name,
                 "where": where,
                 "area_px": h.area_px,
                 "thumbnail": data_uri(thumbnail(h, pixels, window, scales[h.query_number]),

@@ -475,7 +475,17 @@ def _band(name: str) -> dict:
 
 
 def _search(tmp: Path, *items, extra: tuple[str, ...] = ()) -> list:
-    return ["search", *map(str, items), "-q", "red roofs", "--scales", "128,256", "--out", str(tmp / "out"), *extra]
+    return [
+        "search",
+        *map(str, items),
+        "-q",
+        "red roofs",
+        "--scales",
+        "128,256",
+        "--out",
+        str(tmp / "out"),
+        *extra,
+    ]
 
 
 def _search_empty_folder(tmp: Path) -> list:

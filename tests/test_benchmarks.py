@@ -51,13 +51,6 @@ def test_remote_benchmark_runs_at_a_tiny_size(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_remote.py"), "--size", "600",
          "--workdir", str(tmp_path / "w"), "--out", str(out)],
-
-
-def test_search_benchmark_runs_at_a_tiny_size(tmp_path):
-    out = tmp_path / "BENCH.md"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--sizes", "3",
-         "--side", "1500", "--queries", "3", "--workdir", str(tmp_path / "w"), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -69,6 +62,17 @@ def test_search_benchmark_runs_at_a_tiny_size(tmp_path):
         cells = [c.strip() for c in rows[name].split("|")[1:-1]]
         assert cells[3].endswith("MiB") and 0 < float(cells[4]) <= 1.25  # each byte about once
         assert cells[7].endswith("KiB")
+
+
+def test_search_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = tmp_path / "BENCH.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--sizes", "3",
+         "--side", "1500", "--queries", "3", "--workdir", str(tmp_path / "w"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
     assert "## Collection search: 10, 100 and 1,000 scenes" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| 3 |")]
     assert " 1.000 | " in row  # int8 recall@20 against exact

@@ -17,7 +17,7 @@ from selo.selo_tasks.cli import cli
 from selo.selo_tasks.options import Options
 
 README = Path(selo.__file__).parent / "README.md"
-RUN_COMMANDS = ("localize", "airslt", "demo", "serve")
+RUN_COMMANDS = ("localize", "search", "airslt", "demo", "serve")
 WITH_PAPER_COMPAT = ("localize", "airslt")
 
 
@@ -72,7 +72,7 @@ def _all_flag_names() -> set[str]:
 
 def test_the_readme_lists_the_shared_options():
     text = README.read_text()
-    start = text.index("Options shared by `localize`, `airslt`, `demo` and `serve`:")
+    start = text.index("Options shared by `localize`, `search`, `airslt`, `demo` and `serve`:")
     paragraph = text[start : text.index("Global:", start)]
     listed = [re.findall(r"`(--[a-z-]+)", part) for part in paragraph.split(";")]
     by_group = {}

@@ -209,7 +209,7 @@ def test_a_server_searches_an_opened_collection(searched, scenes):
     from selo.selo_tasks.session import run_session
 
     _, cache = searched
-    options = Options(scales="128,256", cache_dir=str(cache), show_progress=False)
+    options = Options(scales="128,256", cache=str(cache), show_progress=False)
     with run_session(options, one_scene=True) as ctx, open_collection(ctx, [scenes]) as coll:
         assert not coll.built and [s.number for s in coll.scenes] == [1, 2, 3, 4, 5]
         red = coll.search("red roofs", top=4)
@@ -225,6 +225,34 @@ def test_a_server_searches_an_opened_collection(searched, scenes):
             assert hit.geometry_lonlat().contains(Point(hit.centre_lonlat()))
         else:
             assert hit.geometry_crs() is None and hit.centre_lonlat() is None
+
+
+def test_a_url_prefix_and_a_stac_collection_are_collections_too(
+    scenes, http_server, run_cli, tmp_path, cache_dir
+):
+    """The same GeoTIFFs named by local paths, served over HTTP (a URL prefix, listed) and
+    as the items of a STAC ItemCollection: the same hits, named by their URL or item."""
+    from test_stac import asset, item
+
+    tifs = sorted(p for p in scenes.iterdir() if p.suffix == ".tif")
+    for p in tifs:
+        shutil.copy(p, http_server.root / p.name)
+    http_server.listing = True
+    features = [item({"visual": asset(str(p), roles=("visual",))}, item_id=p.stem) for p in tifs]
+    stac = tmp_path / "items.json"
+    stac.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    hits = {}
+    for name, target in (("local", tifs), ("http", [http_server.url()]), ("stac", [stac])):
+        out = tmp_path / name
+        code, _, err = run_cli("search", *target, "-q", "red roofs", "--out", out, *SCALES)
+        assert code == 0, (name, err)
+        hits[name] = geopandas.read_parquet(out / "hits.parquet")
+    assert list(hits["http"]["scene"]) == [
+        http_server.url(Path(s).name) for s in hits["local"]["scene"]
+    ]
+    for name in ("http", "stac"):
+        assert list(hits[name]["score"]) == list(hits["local"]["score"])
+        assert list(hits[name]["lon"]) == list(hits["local"]["lon"])
 
 
 # --- user mistakes ---------------------------------------------------------------------------

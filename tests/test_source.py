@@ -4,6 +4,7 @@ or falls back to the array, and the embedding cache keys on the pixels selected.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -263,3 +264,45 @@ def test_one_band_made_gray_is_read_from_the_file(sources):
     rgb, valid = region_reader(scene)(0, SHAPE[0], 0, SHAPE[1])
     np.testing.assert_array_equal(rgb, scene.values)
     np.testing.assert_array_equal(valid, scene.coords["valid"].values)
+
+
+# --- collection_sources: SCENES arguments of selo search -------------------------------------
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def _locations(items) -> list[str]:
+    from selo.pipeline.source import collection_sources
+
+    return [ref.location for ref in collection_sources(items)]
+
+
+def test_collection_sources_take_files_folders_and_globs_in_order(tmp_path):
+    a = _touch(tmp_path / "tiles" / "b.tif")
+    b = _touch(tmp_path / "tiles" / "a.TIF")  # suffixes in any case
+    c = _touch(tmp_path / "tiles" / "sub" / "c.jpg")
+    notes = _touch(tmp_path / "tiles" / "notes.txt")  # not a raster suffix: not from a folder
+    single = _touch(tmp_path / "one.png")
+    assert _locations([tmp_path / "tiles"]) == [str(b), str(a)]  # the folder's own rasters
+    assert _locations([str(tmp_path / "tiles" / "*.tif")]) == [str(a)]
+    assert _locations([str(tmp_path / "**" / "*.jpg")]) == [str(c)]  # ** reaches subfolders
+    # a glob passes what it matches (files whatever their names, as a shell does; folders
+    # as folders)
+    assert _locations([single, str(tmp_path / "tiles" / "*")]) == [
+        str(single), str(b), str(a), str(notes), str(c),
+    ]  # fmt: skip
+
+
+def test_collection_sources_keep_a_missing_path_and_repeats(tmp_path):
+    a = _touch(tmp_path / "a.tif")
+    missing = tmp_path / "missing.tif"
+    (tmp_path / "empty").mkdir()
+    assert _locations([a, missing, tmp_path / "empty", str(tmp_path / "*.png")]) == [
+        str(a), str(missing),
+    ]  # fmt: skip
+    assert _locations([a, tmp_path]) == [str(a), str(a)]  # named twice: the caller says so
+    assert _locations([]) == []
