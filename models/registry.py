@@ -82,9 +82,10 @@ def get_encoder(
         )
     if kind == "color":
         return ColorEncoder()
-    from ._torch import torch_device
+    from ._torch import resolve_precision, torch_device
 
     device = torch_device(device)  # fail before loading weights
+    resolve_precision(precision, device)  # e.g. int8 on CUDA, before loading weights
     if kind == "hf-clip":
         from .hfclip import load_hfclip
 

@@ -16,6 +16,7 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
+from ..models.base import PRECISIONS
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
 from .compare import compare_cmd  # selo compare (defined with its logic)
 from .options import MAX_BATCH, MAX_CHUNK, MIN_CHUNK
@@ -216,10 +217,10 @@ def run_options(f):
         ),
         click.option(
             "--precision",
-            type=click.Choice(["fp32", "bf16", "fp16"]),
+            type=click.Choice(list(PRECISIONS)),
             default=None,
             help="Encoder precision (default: bf16, or fp16, on CUDA; fp32 on CPU; "
-            "--paper-compat: fp32).",
+            "--paper-compat: fp32). int8: CPU only, faster, not the published protocol.",
         ),
         click.option(
             "--method",

@@ -35,7 +35,7 @@ class Options:
     model: str = "color"
     checkpoint: str | None = None
     device: str | None = None
-    precision: str | None = None  # fp32, bf16, fp16; None: half on CUDA, fp32 elsewhere
+    precision: str | None = None  # models.PRECISIONS; None: half on CUDA, fp32 elsewhere
     # method
     method: str = "v1"
     scales: tuple[int, ...] | str | None = None
