@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,5 +159,47 @@ def test_startup_benchmark_measures_each_command(bench, tmp_path):
     imports = {c: float(r.split("|")[4]) for c, r in zip(commands, rows, strict=True)}
     assert all(s > 0 for s in imports.values())
     assert imports[commands[3]] <= imports[commands[4]]  # a part of the whole run
-    assert "click" in rows[0]  # the CLI's own library is among the top imports of --help
+    for row in rows:  # three packages, costliest first, each a part of the import time
+        tops = [float(t.split()[1]) for t in row.split("|")[5].split(",")]
+        total = float(row.split("|")[4])
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True) and tops[0] <= total
     assert "| after | `selo --help` |" in out.read_text()  # rows of other states kept
+
+
+@pytest.mark.slow
+def test_int8_agreement_benchmark_compares_maps_and_metrics(bench, tmp_path):
+    import bench_int8_agreement
+    from tiny_clip import make_hf_clip_dir
+
+    model = make_hf_clip_dir(tmp_path / "model")
+    out = tmp_path / "BENCH.md"
+    bench_int8_agreement.main(
+        ["--scale", "0.1", "--cases", "3", "0", "--model", f"hf-clip:{model}",
+         "--workdir", str(tmp_path / "w"), "--out", str(out)]
+    )  # fmt: skip
+    text = out.read_text()
+    assert "## int8 agreement" in text and "cases 0, 3 at scale 0.1" in text
+    row = next(r for r in text.splitlines() if r.startswith(f"| hf-clip:{model} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "2" and cells[2] == "0.1"
+    # the reported agreement, recomputed from the two runs' maps
+    import cv2
+
+    maps = {
+        p: [
+            cv2.imread(str(tmp_path / "w" / f"run-{p}" / f"case_{i:02d}" / "selo_map.png"), -1)
+            for i in (0, 1)
+        ]
+        for p in ("fp32", "int8")
+    }
+    same = sum(int((a == b).sum()) for a, b in zip(maps["fp32"], maps["int8"], strict=True))
+    total = sum(a.size for a in maps["fp32"])
+    assert cells[6] == f"{same / total:.2%}"
+    diff = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(*maps.values(), strict=True))
+    assert cells[7] == str(diff)
+    assert 0 <= float(cells[8]) <= 1
+    # the comparison itself: a run against itself is identical everywhere
+    run = tmp_path / "w" / "run-fp32"
+    same = bench_int8_agreement.compare(run, run)
+    assert same["identical"] == 1.0 and same["largest_pixel"] == 0
+    assert all(d == 0 for d, _ in same["largest"].values())
