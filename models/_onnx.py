@@ -2,15 +2,15 @@
 
 The tower is exported with torch's ONNX exporter (``torch.export`` based); its
 matrix products with constant weights (the Linear layers) are quantized with
-ONNX Runtime's dynamic quantization (int8 weights and uint8 activations, one
-scale per tensor, the activations' computed as they come); the result runs in
-an ONNX Runtime CPU session, one window per call, so that a window's embedding
-does not depend on the other windows of its batch. Everything else
-(convolutions, attention products, normalisation) stays float32. On the
-machine measured (BENCHMARKS.md, "Encoders") this was the fastest CPU int8 of
-those tried: torchao's and torch's own dynamic int8 and OpenVINO's int8
-weights were slower. The scheme is named ``int8`` in an encoder's version (the
-cache key): a change to it must change that tag.
+ONNX Runtime's dynamic quantization: int8 weights with one scale per tensor,
+activations quantized to uint8 at run time with one scale per tensor. The
+session runs one window per call, so that a window's embedding does not depend
+on the other windows of its batch. Everything else (convolutions, attention
+products, normalisation) stays float32. Among the CPU int8 paths measured
+(BENCHMARKS.md, "Encoders: int8 candidates") torchao's and torch's own dynamic
+int8 were about half as fast, and OpenVINO with NNCF's int8 weights about as
+fast but two large packages more. The scheme is named ``int8`` in an encoder's
+version (the cache key): a change to it must change that tag.
 
 Imported only when an int8 encoder is built.
 """
