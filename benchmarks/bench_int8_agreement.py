@@ -63,15 +63,28 @@ def read_map(path: Path) -> np.ndarray:
     return a
 
 
+def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(windows r0,r1,c0,c1,scale; scores) of a case's windows.csv."""
+    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return table[:, :5], table[:, 5]
+
+
 def compare(a: Path, b: Path) -> dict:
-    """Pixels and metrics of run ``b`` against run ``a`` (same cases)."""
+    """Pixels, window scores and metrics of run ``b`` against run ``a`` (same cases)."""
     ma, mb = read_metrics(a), read_metrics(b)
     if set(ma) != set(mb):
         raise SystemExit(f"the runs scored other cases: {sorted(ma)} and {sorted(mb)}")
     cases = [c for c in ma if c != "mean"]
     same = total = worst = 0
+    score_diff, spans = [], []
     for case in cases:
-        pa, pb = (read_map(r / f"case_{int(case):02d}" / "selo_map.png") for r in (a, b))
+        folder = f"case_{int(case):02d}"
+        (wa, sa), (wb, sb) = (read_scores(r / folder / "windows.csv") for r in (a, b))
+        if not np.array_equal(wa, wb):
+            raise SystemExit(f"case {case}: the runs scored other windows")
+        score_diff.append(float(np.abs(sa - sb).max()) if len(sa) else 0.0)
+        spans.append(float(np.ptp(sa)) if len(sa) else 0.0)
+        pa, pb = (read_map(r / folder / "selo_map.png") for r in (a, b))
         if pa.shape != pb.shape:
             raise SystemExit(f"case {case}: maps of other shapes {pa.shape} and {pb.shape}")
         same += int(np.count_nonzero(pa == pb))
@@ -81,8 +94,12 @@ def compare(a: Path, b: Path) -> dict:
         m: max(((abs(ma[c][m] - mb[c][m]), c) for c in cases), default=(0.0, "")) for m in METRICS
     }
     mean = {m: abs(ma["mean"][m] - mb["mean"][m]) for m in METRICS} if "mean" in ma else {}
+    relative = [d / s for d, s in zip(score_diff, spans, strict=True) if s > 0]
     return {
         "cases": len(cases),
+        "score_diff": max(score_diff, default=0.0),
+        "span": float(np.median(spans)) if spans else 0.0,
+        "relative": (max(relative, default=0.0), float(np.median(relative)) if relative else 0.0),
         "pixels": total,
         "identical": same / total if total else 1.0,
         "largest_pixel": worst,
@@ -93,9 +110,23 @@ def compare(a: Path, b: Path) -> dict:
 
 
 def run(
-    work: Path, images: Path, anno: Path, model: list[str], precision: str
+    work: Path, images: Path, anno: Path, model: list[str], precision: str, reuse: bool
 ) -> tuple[Path, float]:
+    """The run folder and wall seconds of ``selo airslt`` in ``precision``; with ``reuse``, a
+    finished run already in ``work`` (same images, model, precision and case count) is kept
+    and its own wall time reported."""
     out = work / f"run-{precision}"
+    record = out / "run.json"
+    if reuse and record.exists():
+        r = json.loads(record.read_text())
+        o = r.get("options", {})
+        if (
+            r.get("status") == "complete"
+            and r.get("images") == str(images)
+            and (o.get("precision"), o.get("model")) == (precision, model[1])
+            and r.get("cases") == len(json.loads(anno.read_text()))
+        ):
+            return out, float(r["wall_seconds"])
     args = [
         "airslt", "--images", str(images), "--anno", str(anno), "--out", str(out),
         "--no-profile", "--device", "cpu", "--precision", precision, *model,
@@ -111,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="default: ViT-B-32, random weights")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/selo-bench-int8"))
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep finished runs in --workdir (compare only)"
+    )
     parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     work = args.workdir
@@ -127,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     walls = {}
     runs = {}
     for p in PRECISIONS:
-        runs[p], walls[p] = run(work, images, anno, model, p)
+        runs[p], walls[p] = run(work, images, anno, model, p, args.reuse)
         print(f"{p}: {walls[p] / 60:.2f} min", flush=True)
     c = compare(runs["fp32"], runs["int8"])
     largest = " · ".join(  # case numbers of the subset file back to AIR-SLT's
@@ -158,8 +192,21 @@ def main(argv: list[str] | None = None) -> None:
             "",
             stamp("bench_int8_agreement.py", argv),
             f"- {what} at scale {args.scale:g}: {c['pixels']:,} map pixels",
+            *(
+                [
+                    "- --reuse: the runs already in the work folder (made by this command without "
+                    "--reuse) compared again; minutes are their run.json wall times"
+                ]
+                if args.reuse
+                else []
+            ),
             f"- largest difference per metric over the cases: {largest}",
             f"- difference of the means: {mean}",
+            f"- window scores (cosines): largest difference {c['score_diff']:.4f}; the fp32 "
+            f"scores of a case span {c['span']:.4f} (median over the cases), so int8 moved a "
+            f"score by at most {c['relative'][0]:.1%} of its case's span (median "
+            f"{c['relative'][1]:.1%}). Maps stretch each case's scores to 0–255, so the "
+            "narrower the span (random weights: nearly flat), the more pixels move",
             "",
             "| model | cases | scale | fp32 min | int8 min | speed-up | identical map pixels "
             "| largest pixel Δ | largest metric Δ | mean Rmi fp32 / int8 |",

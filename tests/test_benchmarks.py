@@ -198,6 +198,16 @@ def test_int8_agreement_benchmark_compares_maps_and_metrics(bench, tmp_path):
     diff = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(*maps.values(), strict=True))
     assert cells[7] == str(diff)
     assert 0 <= float(cells[8]) <= 1
+    # --reuse compares the finished runs again without running them
+    record = tmp_path / "w" / "run-int8" / "run.json"
+    before = record.stat().st_mtime_ns
+    bench_int8_agreement.main(
+        ["--scale", "0.1", "--cases", "3", "0", "--model", f"hf-clip:{model}", "--reuse",
+         "--workdir", str(tmp_path / "w"), "--out", str(out)]
+    )  # fmt: skip
+    assert record.stat().st_mtime_ns == before
+    again = next(r for r in out.read_text().splitlines() if r.startswith(f"| hf-clip:{model} |"))
+    assert again.split("|")[7:10] == row.split("|")[7:10]  # the same agreement
     # the comparison itself: a run against itself is identical everywhere
     run = tmp_path / "w" / "run-fp32"
     same = bench_int8_agreement.compare(run, run)
