@@ -4,13 +4,13 @@ The tower is exported with torch's ONNX exporter (``torch.export`` based); its
 matrix products with constant weights (the Linear layers) are quantized with
 ONNX Runtime's dynamic quantization: int8 weights with one scale per tensor,
 activations quantized to uint8 at run time with one scale per tensor. The
-session runs one window per call, so that a window's embedding does not depend
-on the other windows of its batch. Everything else (convolutions, attention
-products, normalisation) stays float32. Among the CPU int8 paths measured
-(BENCHMARKS.md, "Encoders: int8 candidates") torchao's and torch's own dynamic
-int8 were about half as fast, and OpenVINO with NNCF's int8 weights about as
-fast but two large packages more. The scheme is named ``int8`` in an encoder's
-version (the cache key): a change to it must change that tag.
+session runs one window per call (several side by side), so that a window's
+embedding does not depend on the other windows of its batch. Everything else
+(convolutions, attention products, normalisation) stays float32. Among the CPU
+int8 paths measured (BENCHMARKS.md, "Encoders: int8 candidates") torchao's and
+torch's own dynamic int8 were about half as fast, and OpenVINO with NNCF's int8
+weights about as fast but two large packages more. The scheme is named ``int8``
+in an encoder's version (the cache key): a change to it must change that tag.
 
 Imported only when an int8 encoder is built.
 """
@@ -24,6 +24,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,8 @@ def int8_session(
     """``features`` (a function of ``model`` taking float32 N×3×side×side pixels) with its
     Linear layers in int8, as a function of CPU tensors run by ONNX Runtime.
 
-    ``what`` names the encoder in errors. The session uses as many threads as torch
-    (``torch.get_num_threads()``) and does not spin them between batches. Exporting
+    ``what`` names the encoder in errors. Windows run side by side on as many threads as
+    torch uses (``torch.get_num_threads()``), each window on one. Exporting
     takes seconds (about 12 CPU seconds for ViT-B-32), so a process keeps its last few
     sessions, keyed by ``version`` (the encoder's, which names the code path and the
     preprocessing) and the weights themselves: an encoder built twice (by the session
@@ -153,16 +154,23 @@ def _build(
                 use_external_data_format=True,
             )
         options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"])
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="selo-int8") if threads > 1 else None
+
+    def one(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {"pixels": x})[0]
 
     def run(pixels: torch.Tensor) -> torch.Tensor:
-        # one window per call: activations are quantized with one scale per call, so a
-        # batch would make each embedding depend on its batch-mates (about 10% faster)
+        # One window per call: activations are quantized with one scale per call, so a
+        # batch would make each embedding depend on its batch-mates. The windows run side
+        # by side on torch's number of threads, one thread each: a single window's matrix
+        # products are too small to split well across threads
         x = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.float32)
-        rows = [session.run(None, {"pixels": x[i : i + 1]})[0] for i in range(len(x))]
+        windows = [x[i : i + 1] for i in range(len(x))]
+        rows = list(pool.map(one, windows)) if pool else [one(w) for w in windows]
         return torch.from_numpy(np.concatenate(rows)) if rows else torch.zeros(0)
 
     return run
