@@ -104,7 +104,9 @@ def flop_per_window(encoder) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     side = encoder.transform.crop
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # with gradients on: without them nn.MultiheadAttention takes its fused fast path,
+    # whose projections the counter does not see
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         encoder._image_features(torch.zeros(1, 3, side, side))
     return float(counter.get_total_flops())
 
@@ -116,31 +118,34 @@ def encoders_table(args) -> str:
 
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    peak = peak_flops(args.seconds, args.rounds)
     encoders, setup = {}, {}
     for p in args.precisions:
         t0, c0 = time.perf_counter(), time.process_time()
         encoders[p] = clip_encoder(args.arch, p, max(args.batches))
         setup[p] = (time.perf_counter() - t0, time.process_time() - c0)
     flop = flop_per_window(encoders[args.precisions[0]])
-    rows = []
+    measured, peak = [], 0.0
     for batch in args.batches:
         color = windows_per_second(ColorEncoder(), batch, args.seconds, args.rounds)
         speed = dict.fromkeys(encoders, 0.0)
         for _ in range(args.rounds):  # interleaved: a busy spell hits every precision
+            peak = max(peak, peak_flops(args.seconds, 1))  # and the peak
             for p, e in encoders.items():
                 speed[p] = max(speed[p], windows_per_second(e, batch, args.seconds, 1))
+        measured.append((batch, color, speed))
+        print(batch, f"{color:,.0f}", {p: round(v, 1) for p, v in speed.items()}, flush=True)
+    rows = []
+    for batch, color, speed in measured:
         cells = [f"{batch}", f"{color:,.0f}", *(f"{speed[p]:,.1f}" for p in args.precisions)]
         if "fp32" in speed:
             if "int8" in speed:
                 cells.append(f"{speed['int8'] / speed['fp32']:.2f}×")
             cells.append(f"{speed['fp32'] * flop / peak:.0%}")
         rows.append("| " + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
 
     notes = [
         f"- fp32 peak: {peak / 1e9:,.1f} GFLOP/s (best 4096² fp32 `torch.mm`, "
-        f"{args.threads} threads); {args.arch} image tower: {flop / 1e9:.2f} GFLOP per "
+        f"{args.threads} threads, one round beside each round of the encoders); {args.arch} image tower: {flop / 1e9:.2f} GFLOP per "
         "window (`torch.utils.flop_counter`, 2 FLOP per multiply-add)",
         f"- 1-min load average at the start: {load:.1f} (other work on the machine)",
     ]
