@@ -367,8 +367,9 @@ def torch_device(device: str | None) -> str:
 
 def resolve_precision(precision: str | None, device: str) -> str:
     """The precision the towers run in on ``device``: ``precision``, or automatically
-    bf16 on CUDA where supported, else fp16, and fp32 elsewhere."""
-    on_cuda = torch.device(device).type == "cuda"
+    bf16 on CUDA where supported, else fp16, and fp32 elsewhere; int8 only on CPU."""
+    kind = torch.device(device).type
+    on_cuda = kind == "cuda"
     if precision is None:
         if not on_cuda:
             return "fp32"
@@ -377,6 +378,11 @@ def resolve_precision(precision: str | None, device: str) -> str:
         raise ParameterError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "bf16" and on_cuda and not torch.cuda.is_bf16_supported():
         raise ParameterError("this GPU does not support bf16; use --precision fp16 or fp32")
+    if precision == "int8" and kind != "cpu":
+        raise ParameterError(
+            f"--precision int8 runs on CPU only (ONNX Runtime's CPU int8 kernels), not on "
+            f"device {device!r}; use --device cpu, or --precision bf16/fp16/fp32 on {kind}"
+        )
     return precision
 
 
@@ -384,7 +390,8 @@ _HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def autocast(device: str, precision: str | None = None) -> contextlib.AbstractContextManager:
-    """The context the towers run in: autocast to bf16/fp16, or plain fp32.
+    """The context the towers run in: autocast to bf16/fp16, or plain fp32 (int8: the
+    torch parts of an int8 encoder, which are fp32).
 
     fp32 on CUDA also turns TensorFloat-32 off for convolutions and matrix
     products (cuDNN uses it for convolutions by default), so that fp32 means
@@ -392,7 +399,7 @@ def autocast(device: str, precision: str | None = None) -> contextlib.AbstractCo
     """
     chosen = resolve_precision(precision, device)
     kind = torch.device(device).type
-    if chosen == "fp32":
+    if chosen in ("fp32", "int8"):
         return _ieee_fp32() if kind == "cuda" else contextlib.nullcontext()
     return torch.autocast(kind, dtype=_HALF[chosen])
 
@@ -446,7 +453,9 @@ class TorchEncoder(Encoder):
     Subclasses say how to tokenize and how to run each tower; windows arrive as
     uint8 ``input_size`` squares and go through ``transform`` on the device. The
     towers run in ``precision`` (:func:`resolve_precision`); a precision other
-    than fp32 is part of ``version``.
+    than fp32 is part of ``version``. With ``int8`` the image tower is exported
+    once, at construction, and run by ONNX Runtime (:mod:`._onnx`); the text tower
+    stays fp32 torch (queries are few).
     """
 
     input_size = CLIP_INPUT_SIZE
@@ -475,6 +484,13 @@ class TorchEncoder(Encoder):
         self.device = device
         self.batch_size = batch_size
         self.precision = resolve_precision(precision, device)
+        self._images = self._image_features
+        if self.precision == "int8":
+            from ._onnx import int8_session
+
+            self._images = int8_session(
+                self.model, self._image_features, transform.crop, what=name, version=version
+            )
 
     @property
     def version(self) -> str:
@@ -495,7 +511,7 @@ class TorchEncoder(Encoder):
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         windows = as_nhwc(images)
         return embed_batches(
-            lambda b: self._image_features(self.transform(b, self.device)),
+            lambda b: self._images(self.transform(b, self.device)),
             windows,
             batch_size=self.batch_size,
             device=self.device,

@@ -37,8 +37,14 @@ __all__ = [
 DEFAULT_ENCODER = "color"
 """The encoder every command and the Python API use unless told otherwise (no weights)."""
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-"""Precisions a torch encoder can run its towers in (``None``: automatic)."""
+PRECISIONS: dict[str, str] = {
+    "fp32": "IEEE float32, as the published tools (the default on CPU)",
+    "bf16": "torch autocast to bfloat16 (the default on CUDA where supported)",
+    "fp16": "torch autocast to float16 (the default on CUDA without bf16)",
+    "int8": "CPU only: the image tower's Linear layers in int8 (ONNX Runtime dynamic "
+    "quantization), the rest and the text tower in float32; faster, not the published protocol",
+}
+"""Precisions a torch encoder can run in (``None``: automatic), with what each means."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class EncoderSpec:
     ``device`` ``None``/``"auto"`` (CUDA when present, else CPU), ``"cpu"``,
     ``"cuda"`` or ``"cuda:N"``; ``precision`` one of :data:`PRECISIONS`, or
     ``None`` for automatic (bf16 on CUDA where supported, else fp16; fp32 on
-    CPU). The ``color`` encoder computes in float32 whatever it says.
+    CPU); ``int8`` runs on CPU only. The ``color`` encoder computes in float32
+    whatever it says.
     """
 
     name: str = DEFAULT_ENCODER

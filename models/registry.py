@@ -78,9 +78,10 @@ def get_encoder(
     if row.checkpoint is None and checkpoint is not None:
         raise ParameterError(f"{name} takes no checkpoint (got {checkpoint}); {row.no_checkpoint}")
     if row.torch:
-        from ._torch import torch_device
+        from ._torch import resolve_precision, torch_device
 
         device = torch_device(device)  # fail before loading weights
+        resolve_precision(precision, device)  # e.g. int8 on CUDA, before loading weights
     if row.checkpoint is not None and checkpoint is None:
         raise CheckpointError(
             f"{name} needs a checkpoint: pass --checkpoint PATH to a local {row.checkpoint} "

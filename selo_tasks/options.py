@@ -121,9 +121,9 @@ class Options:
         Flag(
             "--precision",
             "Encoder precision (default: bf16, or fp16, on CUDA; fp32 on CPU; --paper-compat: "
-            "fp32)",
+            "fp32); int8: CPU only, faster, not the published protocol",
             "encoder",
-            choices=PRECISIONS,
+            choices=tuple(PRECISIONS),
         ),
     )
     # method

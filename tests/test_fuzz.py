@@ -1216,7 +1216,7 @@ option_values = {
     ),
     "--bands": st.one_of(weird, st.sampled_from(["1,2,3", "3,2,1", "1,1,1", "0,1,2", "1,2,4", "1,2"])),
     "--device": st.sampled_from(["cpu", "auto", "cuda:99", "tpu", "", "cpu:0", "cuda"]),
-    "--precision": st.sampled_from(["fp32", "bf16", "fp16", "fp8"]),
+    "--precision": st.sampled_from(["fp32", "bf16", "fp16", "int8", "fp8"]),
     "--model": st.sampled_from(["color", "colour", "openclip:", "hf-clip:/nowhere", ":", "", "color:x", "amfmn:", "openclip:ViT-Z-99", "longclip:x", "\ud800"]),
     "--cache-dir": st.one_of(st.sampled_from(BAD_PATHS), st.text(max_size=12)),
     "--checkpoint": st.one_of(st.sampled_from(BAD_PATHS), st.text(max_size=12)),

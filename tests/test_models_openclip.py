@@ -309,10 +309,64 @@ def test_unknown_precision_is_a_parameter_error(arch, checkpoint):
     from selo.errors import ParameterError
     from selo.models import EncoderSpec
 
-    with pytest.raises(ParameterError, match="fp32, bf16, fp16"):
+    with pytest.raises(ParameterError, match="fp32, bf16, fp16, int8"):
         EncoderSpec(f"openclip:{arch}", str(checkpoint), precision="fp8")
     with pytest.raises(ParameterError, match="unknown precision"):
-        get_encoder(f"openclip:{arch}", checkpoint=checkpoint, precision="int8")
+        get_encoder(f"openclip:{arch}", checkpoint=checkpoint, precision="int4")
+
+
+@pytest.fixture(scope="module")
+def int8(arch, checkpoint):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    return get_encoder(f"openclip:{arch}", checkpoint=checkpoint, device="cpu", precision="int8")
+
+
+def test_int8_embeds_windows_close_to_fp32_and_texts_as_fp32(encoder, int8):
+    windows = smooth_windows(8)
+    fp32, q = encoder.encode_images(windows), int8.encode_images(windows)
+    assert q.shape == fp32.shape and q.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    cos = np.sum(q * fp32, axis=1)
+    assert cos.min() >= 0.99 and not np.array_equal(q, fp32), cos
+    # a window's embedding does not depend on the other windows of its batch
+    np.testing.assert_array_equal(int8.encode_images(windows[2:3]), q[2:3])
+    np.testing.assert_array_equal(int8.encode_images(windows[::-1]), q[::-1])
+    assert int8.encode_images(windows[:0]).shape == (0, fp32.shape[1])
+    # the text tower stays fp32
+    np.testing.assert_array_equal(int8.encode_texts(TEXTS), encoder.encode_texts(TEXTS))
+
+
+def test_int8_is_part_of_the_version(encoder, int8):
+    assert int8.precision == "int8" and int8.version == encoder.version + "+int8"
+
+
+def test_int8_session_is_built_once_per_weights(arch, model, checkpoint, int8):
+    """An encoder built again (the session's, then its tasks') reuses the quantized tower;
+    other weights under the same version label get their own."""
+    again = get_encoder(f"openclip:{arch}", checkpoint=checkpoint, device="cpu", precision="int8")
+    assert again._images is int8._images
+    torch.manual_seed(1)
+    other = build_model(arch)
+    a = encoder_from_model(model, arch=arch, weights="same-label", device="cpu", precision="int8")
+    b = encoder_from_model(other, arch=arch, weights="same-label", device="cpu", precision="int8")
+    assert a._images is not b._images
+    windows = smooth_windows(3)
+    assert not np.allclose(a.encode_images(windows), b.encode_images(windows), atol=1e-3)
+
+
+def test_int8_is_refused_on_cuda_before_loading(monkeypatch, arch, tmp_path):
+    from selo.errors import ParameterError
+    from selo.models._torch import resolve_precision
+
+    with pytest.raises(ParameterError, match="--precision int8 runs on CPU only"):
+        resolve_precision("int8", "cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ParameterError, match="--precision int8 runs on CPU only"):
+        # the checkpoint does not exist: refused before anything is loaded
+        get_encoder(
+            f"openclip:{arch}", checkpoint=tmp_path / "none.pt", device="cuda", precision="int8"
+        )
 
 
 @pytest.mark.parametrize(
@@ -370,3 +424,33 @@ def _preset(arch):
     from selo.models.presets import Preset
 
     return Preset("p", "openclip", arch, "RS5M_ViT-B-32.pt", "nowhere")
+
+
+def test_int8_localize_runs_on_cpu_and_records_it(run_cli, arch, checkpoint, int8, tmp_path):
+    import json
+
+    from scenes import colour_scene, write_geotiff_scene
+
+    scene = write_geotiff_scene(tmp_path / "s.tif", colour_scene((300, 400)))
+    model = ("--model", f"openclip:{arch}", "--checkpoint", checkpoint, "--scales", "256")
+    code, _, err = run_cli(
+        "localize", scene, "-q", "red roofs", "--out", tmp_path / "o", *model,
+        "--device", "cpu", "--precision", "int8",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["encoder"]["version"] == int8.version
+    assert record["options"]["precision"] == "int8"
+
+
+def test_int8_on_cuda_is_one_line_error(run_cli, monkeypatch, arch, checkpoint, tmp_path):
+    from scenes import colour_scene, write_geotiff_scene
+
+    scene = write_geotiff_scene(tmp_path / "s.tif", colour_scene((300, 400)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    code, _, err = run_cli(
+        "localize", scene, "-q", "red roofs", "--out", tmp_path / "o", "--model",
+        f"openclip:{arch}", "--checkpoint", checkpoint, "--device", "cuda", "--precision", "int8",
+    )  # fmt: skip
+    assert code == 2 and "--precision int8 runs on CPU only" in err, err
+    assert len(err.strip().splitlines()) == 1, err

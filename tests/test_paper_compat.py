@@ -96,8 +96,9 @@ def test_generate_selo_with_amfmn_scores_and_map(run_cli, scene, tmp_path, cache
     compare(ours, theirs, selo_map, probmap, scale=512)
 
 
-def test_paper_compat_fixes_fp32(run_cli, scene, tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_paper_compat_fixes_fp32(run_cli, scene, tmp_path, precision):
     code, _, stderr = run_cli(
-        "localize", scene, "-q", "x", "--out", tmp_path, "--paper-compat", "--precision", "bf16"
+        "localize", scene, "-q", "x", "--out", tmp_path, "--paper-compat", "--precision", precision
     )
-    assert code == 2 and "fp32" in stderr
+    assert code == 2 and "fp32" in stderr and "--paper-compat" in stderr
