@@ -1,15 +1,22 @@
 """Cut: window pixels cropped from the scene and resized for the encoder.
 
 Windows are grouped by the strip of rows holding their top edge; each strip's
-region (the bounding box of its windows: usually full-width rows) is read once,
-with one windowed read of the file (:func:`selo.pipeline.scene.region_reader`), and
-its batches crop their windows from it as views. Strips are as tall as a memory
-budget allows (4096 rows for a 10,000-pixel-wide scene), so every pixel is decoded
-about once — rows under the tallest window are read by two strips — and memory is
-bounded by a strip, whatever the scene's height. Each window is resized to ``size`` ×
-``size`` with OpenCV's bicubic interpolation (no antialiasing), as the published
-code does; :class:`CutSpec` says how, and its ``key`` is the part of the embedding
-cache key that follows the cut.
+region is the bounding box of its windows (usually full-width rows), and its
+batches crop their windows from it as views. Strips are as tall as a memory budget
+allows (4096 rows for a 10,000-pixel-wide scene, 1024 at 40,000), so memory is
+bounded by a strip, whatever the scene's height.
+
+A region reaches below its strip by the tallest window (up to 768 rows by default),
+into the next strip's rows, so regions read apart would decode those rows twice
+(every pixel about 1.7 times at 40,000 pixels wide). :func:`plan_region_reads` chains
+the regions instead: each region takes the rows it shares with the region before
+from that region (a copy, cheaper than decoding them again) and reads only the rows
+below (:func:`carry_region`, one windowed read of the file into the region, see
+:func:`selo.pipeline.scene.region_reader`), and regions end at the source's block
+edges, so that every block is decoded once. Chains are a few strips long, so that
+several run side by side. Each window is resized to ``size`` × ``size`` with OpenCV's
+bicubic interpolation (no antialiasing), as the published code does; :class:`CutSpec`
+says how, and its ``key`` is the part of the embedding cache key that follows the cut.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ __all__ = [
     "Batch",
     "CutSpec",
     "plan_batches",
+    "RegionRead",
+    "plan_region_reads",
+    "carry_region",
     "crop_batch",
     "jpeg_bytes",
     "jpeg_round_trip",
@@ -115,6 +125,105 @@ def plan_batches(
         for i in range(0, len(group), batch):
             batches.append(Batch(group[i : i + batch], bbox))
     return batches
+
+
+Box = tuple[int, int, int, int]  # r0, r1, c0, c1, half-open
+
+
+@dataclass(frozen=True)
+class RegionRead:
+    """How one region is read: ``box``, the region's bounding box widened to its chain's
+    columns and its bottom moved down to a block edge or to the bottom of the region
+    before (pixels outside the bounding box are never cropped), of which the top
+    ``carried`` rows are copied from the region before and the rest read."""
+
+    box: Box
+    carried: int = 0
+
+
+def plan_region_reads(
+    regions: list[Box],
+    *,
+    height: int,
+    strip: int,
+    blocks: tuple[int, int] | None = None,
+    chain: int | None = None,
+) -> list[RegionRead]:
+    """How to read ``regions`` (bounding boxes in strip order) so that each pixel is
+    decoded once within a chain of at most ``chain`` regions (default: all).
+
+    Consecutive regions that share rows form a chain where the columns the chain would
+    have to widen to hold them both cost fewer pixels than the rows they share (full-width
+    strips always; boxes side by side never): every region of a chain is read across the
+    chain's columns, and takes the rows it shares with the region before from it (all
+    of them, to the bottom of that region, which holds all the chain has read below its
+    top) and reads only the rows below. ``blocks`` = (first, rows): scene rows
+    ``first + k · rows`` begin the source's blocks of rows, which a read decodes whole;
+    each region's bottom then moves down to the next block edge (at most ``height``), so
+    that the next region's read starts on one and no block is decoded twice (blocks
+    taller than ``strip`` are not followed)."""
+    if chain is not None and chain < 1:
+        raise ValueError(f"chain must be positive, got {chain}")
+    if blocks is not None and not 0 < blocks[1] <= strip:
+        blocks = None
+
+    def bottom(r1: int) -> int:
+        return r1 if blocks is None else min(height, r1 + (blocks[0] - r1) % blocks[1])
+
+    chains: list[list[int]] = []
+    top = end = left = right = 0  # the current chain's rows and columns
+    for i, (r0, r1, c0, c1) in enumerate(regions):
+        if chains and (chain is None or len(chains[-1]) < chain) and top <= r0 < end:
+            u0, u1 = min(left, c0), max(right, c1)
+            shared = (min(end, r1) - r0) * max(0, min(right, c1) - max(left, c0))
+            added = (u1 - u0 - (right - left)) * (end - top) + (u1 - u0 - (c1 - c0)) * (r1 - r0)
+            if added <= shared:
+                chains[-1].append(i)
+                end, left, right = max(end, bottom(r1)), u0, u1
+                continue
+        chains.append([i])
+        top, end, left, right = r0, bottom(r1), c0, c1
+    out: list[RegionRead] = []
+    for members in chains:
+        left = min(regions[i][2] for i in members)
+        right = max(regions[i][3] for i in members)
+        end = 0
+        for n, i in enumerate(members):
+            r0, r1 = regions[i][0], max(bottom(regions[i][1]), end)
+            out.append(RegionRead((r0, r1, left, right), end - r0 if n else 0))
+            end = r1
+    return out
+
+
+def carry_region(
+    regions, previous: tuple[np.ndarray, np.ndarray | None], before: Box, read: RegionRead
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The region of ``read``: its top ``read.carried`` rows copied from ``previous`` (the
+    region read at box ``before``), the rest read from ``regions`` straight into it
+    (``regions.into(out, r0, r1, c0, c1)`` where the reader has it, else a call and a
+    copy)."""
+    rgb_before, valid_before = previous
+    r0, r1, c0, c1 = read.box
+    k = read.carried
+    top, left = r0 - before[0], c0 - before[2]
+    rgb = np.empty((r1 - r0, c1 - c0, rgb_before.shape[2]), rgb_before.dtype)
+    rgb[:k] = rgb_before[top : top + k, left : left + c1 - c0]
+    valid_rest = None
+    if k < r1 - r0:
+        into = getattr(regions, "into", None)
+        if into is not None:
+            valid_rest = into(rgb[k:], r0 + k, r1, c0, c1)
+        else:
+            rest, valid_rest = regions(r0 + k, r1, c0, c1)
+            rgb[k:] = rest
+    if valid_before is None and valid_rest is None:
+        return rgb, None
+    valid = np.ones(rgb.shape[:2], bool)
+    if valid_before is not None:
+        valid[:k] = valid_before[top : top + k, left : left + c1 - c0]
+    if valid_rest is not None:
+        valid[k:] = valid_rest
+    return rgb, valid
 
 
 def crop_batch(

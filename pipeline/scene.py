@@ -272,6 +272,15 @@ class ArrayRegions:
     def __dask_tokenize__(self) -> str:
         return self.token
 
+    @property
+    def row_blocks(self) -> tuple[int, int] | None:
+        """``(0, rows)`` where the array's chunks of rows are even (each region computes
+        the chunks it touches whole), else None."""
+        chunks = self.pixels.chunks[0] if isinstance(self.pixels, da.Array) else None
+        if chunks is None or len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0]:
+            return None
+        return 0, chunks[0]
+
     @portable_errors
     def __call__(
         self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
@@ -291,6 +300,12 @@ class ArrayRegions:
         valid = np.asarray(computed[1], bool) if len(computed) > 1 else None
         return np.ascontiguousarray(computed[0]), valid
 
+    def into(self, out: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
+        """Rows r0:r1 and cols c0:c1 copied into ``out``; returns ``valid``."""
+        rgb, valid = self(r0, r1, c0, c1)
+        out[...] = rgb
+        return valid
+
 
 class _SelectionRegions:
     """Regions of a scene read straight from its source (:class:`Selection`), with its
@@ -302,9 +317,17 @@ class _SelectionRegions:
     def __dask_tokenize__(self) -> str:
         return self.selection.token
 
+    @property
+    def row_blocks(self) -> tuple[int, int] | None:
+        return self.selection.row_blocks
+
     @portable_errors
     def __call__(self, r0, r1, c0, c1, *, out_shape=None):
         return self.selection(r0, r1, c0, c1, out_shape=out_shape)
+
+    @portable_errors
+    def into(self, out, r0, r1, c0, c1):
+        return self.selection.into(out, r0, r1, c0, c1)
 
 
 def region_reader(scene: xr.DataArray) -> _SelectionRegions | ArrayRegions:

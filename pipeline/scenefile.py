@@ -591,6 +591,7 @@ def read_pixels(
     mask: bool = False,
     where: str = "",
     interleaved: bool = False,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(pixels (bands, rows, cols), mask (rows, cols) uint8 or None)`` of an open
     dataset, read strictly: any GDAL error or warning during the read is a SceneError
@@ -602,7 +603,8 @@ def read_pixels(
     ``(rows, cols, bands)`` array GDAL reads into (``window`` of whole pixels), so that
     ``np.moveaxis(pixels, 0, -1)`` is that array, contiguous: for a caller that wants
     pixels interleaved, about half the CPU of a band-by-band read and the strided copy
-    that interleaves it again (a pixel-interleaved RGB GeoTIFF, 40,000 px wide)."""
+    that interleaves it again (a pixel-interleaved RGB GeoTIFF, 40,000 px wide); ``out``
+    is such an array to read into (interleaved implied)."""
     indexes = list(bands) if bands is not None else list(ds.indexes)
     if window is None:
         rows, cols = ds.height, ds.width
@@ -612,9 +614,9 @@ def read_pixels(
     with _pixel_errors(url_of(ds.name) or ds.name, where):
         if not indexes:
             pixels = None
-        elif interleaved:
+        elif interleaved or out is not None:
             dtype = np.result_type(*(ds.dtypes[i - 1] for i in indexes))
-            buffer = np.empty((rows, cols, len(indexes)), dtype)
+            buffer = np.empty((rows, cols, len(indexes)), dtype) if out is None else out
             pixels = buffer.transpose(2, 0, 1)
             ds.read(indexes, window=window, out=pixels)  # out's shape samples like out_shape
         else:

@@ -4,11 +4,14 @@ Image embeddings do not depend on the query, so they are the expensive,
 reusable artefact of a scene (kept by :class:`selo.pipeline.cache.Cache`); a
 query's scores are then one matrix product (:func:`scores`).
 
-Graph: for each strip of rows a ``cut-region-…`` task reads its region once; for
-each :class:`~selo.pipeline.cut.Batch` a ``cut-…`` task crops and resizes its windows
-from the region and a ``sim-…`` task embeds them with the encoder, which each worker
-process loads once (:func:`selo.models.registry.cached_encoder`). On GPU clusters ``sim`` tasks
-ask for the ``GPU`` resource.
+Graph: for each strip of rows a ``cut-region-…`` task makes its region: read, or
+(chained, :func:`~selo.pipeline.cut.plan_region_reads`) the rows it shares with the
+strip before copied from that region and the rest read, so that each pixel is decoded
+about once; for each :class:`~selo.pipeline.cut.Batch` a ``cut-…`` task crops and
+resizes its windows from the region and a ``sim-…`` task embeds them with the encoder,
+which each worker process loads once (:func:`selo.models.registry.cached_encoder`). On
+GPU clusters ``sim`` tasks ask for the ``GPU`` resource. Tasks carry the scene's reader
+(its source: paths and numbers) and other tasks' results, never an open file.
 """
 
 from __future__ import annotations
@@ -25,10 +28,19 @@ import numpy as np
 from ..errors import portable_errors
 from ..models import Encoder, EncoderSpec
 from . import DEFAULT_BATCH
-from .cut import CutSpec, crop_batch, plan_batches
+from .cut import (
+    CutSpec,
+    carry_region,
+    crop_batch,
+    plan_batches,
+    plan_region_reads,
+    strip_rows,
+)
 from .windows import WindowTable
 
 __all__ = ["EmbeddingPlan", "embedding_plan", "scores"]
+
+LOOKAHEAD = 2  # regions read ahead of the last one whose windows are all embedded
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +101,11 @@ def preview_plan(
     height: int,
     width: int,
     shape: tuple[int, int],
-) -> dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] | None:
-    """Which preview rows each region gives: {bbox: (preview row positions, source rows)},
-    every preview row from the last region (in reading order) that holds its source row;
-    None when the regions do not hold every row and column (then read the preview apart).
+) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+    """Which preview rows each region gives: {index in ``bboxes``: (preview row positions,
+    source rows)}, every preview row from the last region (in reading order) that holds
+    its source row; None when the regions do not hold every row and column (then read
+    the preview apart).
 
     Preview pixel (i, j) is the scene pixel under its centre, ``decimation_indices``."""
     from .preview import decimation_indices
@@ -105,8 +118,8 @@ def preview_plan(
     if (owner < 0).any():
         return None
     return {
-        bbox: (np.flatnonzero(owner == k), rows[owner == k])
-        for k, bbox in enumerate(bboxes)
+        k: (np.flatnonzero(owner == k), rows[owner == k])
+        for k in range(len(bboxes))
         if (owner == k).any()
     }
 
@@ -131,59 +144,104 @@ def embedding_plan(
     resources: dict | None = None,
     label: str = "",
     preview: tuple[int, int] | None = None,
+    chain: int | None = None,
 ) -> EmbeddingPlan:
     """The lazy Cut → Sim graph of ``table`` over a scene's ``regions``.
 
     ``regions(r0, r1, c0, c1)`` gives ``(rgb (h, w, 3) uint8, valid (h, w) bool or None)``
     (:func:`selo.pipeline.scene.region_reader`); it is called once per strip, inside
-    the task. Windows with no data are not embedded (their rows are zero and flagged
-    False). ``cut`` says how windows become encoder input. ``label`` (e.g. the scene's
-    name, through :func:`~selo.pipeline.profile.task_label`) goes into every task name —
+    the task, for the rows that the region before (in a chain of ``chain`` strips) does
+    not hold; a reader's ``row_blocks`` (the rows its source decodes together) and
+    ``into`` (a read into a given array) let each pixel be decoded once. Windows with no
+    data are not embedded (their rows are zero and flagged False). ``cut`` says how
+    windows become encoder input. ``label`` (e.g. the scene's name, through
+    :func:`~selo.pipeline.profile.task_label`) goes into every task name —
     ``cut-region-<label>-…``, ``cut-<label>-…``, ``sim-<label>-…`` — so that the
     profiler can say how long each scene took. With ``preview`` (rows, cols), the scene's
     preview is cut from the same regions (``cut-preview-…`` tasks), so the scene's pixels
     are decoded once for both, where the regions hold every row and column.
     """
     tag = f"{label}-" if label else ""
+    strip = strip_rows(table.width) if strip is None else strip
     batches = plan_batches(table, strip=strip, batch=batch)
-    parts = []
-    reads: dict[tuple[int, int, int, int], object] = {}
-    for b in batches:
-        if b.bbox not in reads:  # one read per strip, shared by its batches
-            token = dask.base.tokenize(regions, b.bbox)
-            reads[b.bbox] = dask.delayed(regions, pure=True)(
-                *b.bbox, dask_key_name=f"cut-region-{tag}{token}"
-            )
-        region = reads[b.bbox]
-        rel = b.relative(table)
-        token = dask.base.tokenize(region.key, rel, cut)
-        crops = dask.delayed(_crop, pure=True)(region, rel, cut, dask_key_name=f"cut-{tag}{token}")
-        with dask.annotate(resources=resources) if resources else nullcontext():
-            part = dask.delayed(_embed, pure=True, nout=2)(
-                crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
-            )
-        parts.append(part)
-    plan = EmbeddingPlan(table, batches, parts, dim)
+    boxes = list(dict.fromkeys(b.bbox for b in batches))  # one region per strip
+    reads = plan_region_reads(
+        boxes,
+        height=table.height,
+        strip=strip,
+        blocks=getattr(regions, "row_blocks", None),
+        chain=chain,
+    )
     rows = (
-        None if preview is None else preview_plan(list(reads), table.height, table.width, preview)
+        None
+        if preview is None
+        else preview_plan([r.box for r in reads], table.height, table.width, preview)
     )
     if rows is not None:
         from .preview import decimation_indices
 
         cols = decimation_indices(table.width, preview[1])
-        for bbox, (positions, source) in rows.items():
-            token = dask.base.tokenize(reads[bbox].key, source, cols)
-            plan.preview_parts.append(
-                dask.delayed(_preview_rows, pure=True)(
-                    reads[bbox],
-                    positions,
-                    source - bbox[0],
-                    cols,
-                    dask_key_name=f"cut-preview-{tag}{token}",
-                )
+    of_box: dict[tuple[int, int, int, int], list[int]] = {}
+    for k, b in enumerate(batches):
+        of_box.setdefault(b.bbox, []).append(k)
+    made: list = []  # the region task of each box
+    users: list[list] = []  # the tasks whose results come from each region's pixels
+    parts: list = [None] * len(batches)
+    preview_parts = []
+    for i, (bbox, read) in enumerate(zip(boxes, reads, strict=True)):
+        after = users[i - LOOKAHEAD] if i >= LOOKAHEAD else []
+        if read.carried:
+            before = reads[i - 1].box
+            token = dask.base.tokenize(regions, made[-1].key, before, read, after)
+            region = dask.delayed(_carried, pure=True)(
+                regions, made[-1], before, read, after, dask_key_name=f"cut-region-{tag}{token}"
             )
-        plan = EmbeddingPlan(table, batches, parts, dim, plan.preview_parts, tuple(preview))
-    return plan
+        else:
+            token = dask.base.tokenize(regions, read.box, after)
+            region = dask.delayed(_read, pure=True)(
+                regions, read.box, after, dask_key_name=f"cut-region-{tag}{token}"
+            )
+        made.append(region)
+        users.append([])
+        for k in of_box[bbox]:  # windows relative to the region as read (maybe wider)
+            rel = table.windows[batches[k].index] - np.array(read.box)[[0, 0, 2, 2]]
+            token = dask.base.tokenize(region.key, rel, cut)
+            crops = dask.delayed(_crop, pure=True)(
+                region, rel, cut, dask_key_name=f"cut-{tag}{token}"
+            )
+            with dask.annotate(resources=resources) if resources else nullcontext():
+                part = dask.delayed(_embed, pure=True, nout=2)(
+                    crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
+                )
+            parts[k] = part
+            users[-1].append(part)
+        if rows is not None and i in rows:
+            positions, source = rows[i]
+            token = dask.base.tokenize(region.key, source, cols)
+            part = dask.delayed(_preview_rows, pure=True)(
+                region, positions, source - read.box[0], cols,
+                dask_key_name=f"cut-preview-{tag}{token}",
+            )  # fmt: skip
+            preview_parts.append(part)
+            users[-1].append(part)
+    if rows is None:
+        return EmbeddingPlan(table, batches, parts, dim)
+    return EmbeddingPlan(table, batches, parts, dim, preview_parts, tuple(preview))
+
+
+@portable_errors
+def _read(regions, box: tuple[int, int, int, int], after: list):
+    """A region read whole. ``after``: the results of the tasks two regions up (unused),
+    which it waits for, so that at most three regions are in memory in any order of
+    running the tasks."""
+    return regions(*box)
+
+
+@portable_errors
+def _carried(regions, previous, before, read, after: list):
+    """A region chained to the one before (:func:`~selo.pipeline.cut.carry_region`);
+    ``after`` as in :func:`_read`."""
+    return carry_region(regions, previous, before, read)
 
 
 def _preview_rows(region, positions: np.ndarray, rows: np.ndarray, cols: np.ndarray):

@@ -193,6 +193,15 @@ class Selection:
         text = json.dumps(parts, sort_keys=True, default=str)
         return "source:" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
+    @property
+    def row_blocks(self) -> tuple[int, int] | None:
+        """``(first, rows)``: scene rows ``first + k · rows`` begin the blocks of rows of the
+        source's (first) file, which a read decodes whole; None for stepped rows."""
+        if self.rows.step != 1:
+            return None
+        rows = self.source.block[0]
+        return (-self.rows.start) % rows, rows
+
     def __call__(
         self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -210,6 +219,25 @@ class Selection:
         if needed != self.channels:
             rgb = rgb[[needed.index(c) for c in self.channels]]
         return np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), valid
+
+    def into(self, out: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
+        """Scene rows r0:r1 and cols c0:c1 into ``out`` ((h, w, bands) uint8), as
+        :meth:`__call__` gives them; returns ``valid``. A source whose channels are one
+        uint8 file's bands, as they are, is read straight into ``out``."""
+        s = self.source
+        needed = tuple(range(len(s.channels))) if s.can_be_nodata else tuple(self.channels)
+        if needed != self.channels or np.dtype(s.dtype) != out.dtype:
+            rgb, valid = self(r0, r1, c0, c1)
+            out[...] = rgb
+            return valid
+        rows, cols = self.rows.part(r0, r1), self.cols.part(c0, c1)
+        pixels, mask = read_region(s, rows, cols, needed, mask=s.masked, out=out)
+        nodata = tuple(s.nodata[c] for c in needed)
+        rgb, valid = to_rgb(pixels, mask, nodata, s.conversion.select(needed))
+        rgb = np.moveaxis(rgb, 0, -1)
+        if not np.shares_memory(rgb, out):
+            out[...] = rgb
+        return valid
 
 
 def _identity(file: SourceFile, cache) -> str:
@@ -320,16 +348,28 @@ def read_region(
     *,
     out_shape: tuple[int, int] | None = None,
     mask: bool = False,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(pixels (len(channels), h, w) in the source's type, mask (h, w) bool or None)`` of
     the given source rows and columns, strictly read (damaged data is a SceneError).
 
     Unit steps are one windowed read per file; larger steps read the rows between too, a
     band of rows at a time within a memory budget, and keep every ``step``-th. With
-    ``out_shape`` the covering window is sampled by GDAL's nearest neighbour instead."""
+    ``out_shape`` the covering window is sampled by GDAL's nearest neighbour instead.
+    ``out``: an (h, w, channels) array of the source's type that unit steps read into
+    (the pixels are then its view); other reads copy into it."""
     if out_shape is not None or (rows.step == 1 and cols.step == 1):
         return _read_window(source, rows.start, rows.stop, cols.start, cols.stop, channels,
-                            out_shape, mask)  # fmt: skip
+                            out_shape, mask, out)  # fmt: skip
+    pixels, m = _read_stepped(source, rows, cols, channels, mask)
+    if out is not None:
+        out[...] = np.moveaxis(pixels, 0, -1)
+        pixels = out.transpose(2, 0, 1)
+    return pixels, m
+
+
+def _read_stepped(source, rows: Axis, cols: Axis, channels, mask):
+    """Every ``step``-th row and column, a band of rows at a time within the budget."""
     span = (cols.stop - cols.start) * len(channels) * np.dtype(source.dtype).itemsize
     per_piece = max(1, _PIECE_BYTES // max(1, span * rows.step))
     pieces, masks = [], []
@@ -343,12 +383,15 @@ def read_region(
     return np.concatenate(pieces, axis=1), np.concatenate(masks) if masks else None
 
 
-def _read_window(source, r0, r1, c0, c1, channels, out_shape, mask):
-    """One windowed read per file of the channels it holds (and of every masked file's mask)."""
+def _read_window(source, r0, r1, c0, c1, channels, out_shape, mask, buffer=None):
+    """One windowed read per file of the channels it holds (and of every masked file's mask),
+    into ``buffer`` ((h, w, channels)) when given."""
     window = Window(c0, r0, c1 - c0, r1 - r0)
     shape = out_shape or (r1 - r0, c1 - c0)
+    if buffer is None:
+        buffer = np.empty((*shape, len(channels)), np.dtype(source.dtype))
     # (channels, h, w) over a pixel-interleaved buffer: Cut wants (h, w, channels)
-    out = np.empty((*shape, len(channels)), np.dtype(source.dtype)).transpose(2, 0, 1)
+    out = buffer.transpose(2, 0, 1)
     valid = None
     where = f" in rows {r0}-{r1}, columns {c0}-{c1}"
     for index, file in enumerate(source.files):
@@ -362,16 +405,28 @@ def _read_window(source, r0, r1, c0, c1, channels, out_shape, mask):
         # one file holding every channel in order (the usual case): GDAL reads straight
         # into an interleaved buffer (a pixel-interleaved file's tiles copied as they are)
         whole = bool(positions) and positions == list(range(len(channels)))
-        with dataset(file.location) as ds:
+        with _decode_threads(), dataset(file.location) as ds:
             pixels, m = read_pixels(ds, bands, window=window, out_shape=out_shape, mask=wanted,
-                                    where=where, interleaved=whole)  # fmt: skip
-        if whole and pixels.dtype == out.dtype:
-            out = pixels
-        elif positions:
+                                    where=where, out=buffer if whole else None)  # fmt: skip
+        if positions and not whole:
             out[positions] = pixels
         if m is not None:
             valid = m > 0 if valid is None else valid & (m > 0)
     return out, valid
+
+
+def _decode_threads():
+    """GDAL's multi-threaded decoding of the blocks of one read (``GDAL_NUM_THREADS``, all
+    cores in one pool per process), unless the host chose a number: GDAL then decodes each
+    block straight into the read's buffer, with about two thirds of the CPU of its
+    block-by-block path for a pixel-interleaved tiled GeoTIFF read whole-width."""
+    from rasterio.env import get_gdal_config
+
+    if get_gdal_config("GDAL_NUM_THREADS") is not None:
+        return contextlib.nullcontext()
+    import rasterio
+
+    return rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")
 
 
 # --- opening ----------------------------------------------------------------------------------

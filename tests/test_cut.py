@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selo.pipeline.cut import CutSpec, crop_batch, plan_batches, strip_rows
+from selo.pipeline.cut import (
+    CutSpec,
+    RegionRead,
+    carry_region,
+    crop_batch,
+    plan_batches,
+    plan_region_reads,
+    strip_rows,
+)
 from selo.pipeline.windows import window_table
 
 
@@ -98,3 +106,100 @@ def test_cut_key_names_everything_the_cut_does():
 )
 def test_strips_follow_the_memory_budget(width, rows):
     assert strip_rows(width) == rows
+
+
+def _regions(t, strip):
+    return list(dict.fromkeys(b.bbox for b in plan_batches(t, strip=strip)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    h=st.integers(1, 4000),
+    w=st.integers(1, 900),
+    strip=st.integers(64, 1500),
+    block=st.none() | st.tuples(st.integers(0, 700), st.integers(1, 800)),
+    chain=st.none() | st.integers(1, 5),
+)
+def test_chained_reads_hold_every_region_and_decode_each_block_once(h, w, strip, block, chain):
+    t = window_table(h, w, (256, 512, 768))
+    regions = _regions(t, strip)
+    reads = plan_region_reads(regions, height=h, strip=strip, blocks=block, chain=chain)
+    assert len(reads) == len(regions)
+    follow = block is not None and block[1] <= strip  # taller blocks are not followed
+    if follow:
+        first, rows = block[0] % block[1], block[1]
+    length = 0
+    for i, ((r0, r1, c0, c1), read) in enumerate(zip(regions, reads, strict=True)):
+        b0, b1, d0, d1 = read.box
+        # the read box holds the region, its bottom down to the next block edge or to the
+        # bottom of the region it carries rows from
+        assert b0 == r0 and d0 <= c0 and c1 <= d1 and r1 <= b1 <= h
+        edge = min(h, r1 + (first - r1) % rows) if follow else r1
+        assert b1 == (max(edge, reads[i - 1].box[1]) if read.carried else edge)
+        # carried rows come from the region before, which holds them, in the same columns
+        assert 0 <= read.carried <= b1 - b0
+        length = length + 1 if read.carried else 1
+        assert chain is None or length <= chain
+        if read.carried:
+            p0, p1, q0, q1 = reads[i - 1].box
+            assert p0 <= b0 and (q0, q1) == (d0, d1) and read.carried == p1 - b0
+    # one chain (a full window table): every pixel read once, every block by one read
+    if chain is None:
+        assert not any(r.carried == 0 for r in reads[1:])
+        spans = [(r.box[0] + r.carried, r.box[1]) for r in reads if r.carried < r.box[1] - r.box[0]]
+        rows_read = np.zeros(h, int)
+        for a, b in spans:
+            rows_read[a:b] += 1
+        assert (rows_read == 1).all()
+        if follow:  # each read starts on a block edge but the first
+            for a, _ in spans[1:]:
+                assert (a - first) % rows == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    boxes=st.lists(
+        st.tuples(*[st.integers(0, 300), st.integers(1, 200)] * 2), min_size=1, max_size=8
+    ),
+    strip=st.integers(8, 64),
+    chain=st.none() | st.integers(1, 3),
+)
+def test_chains_of_any_boxes_read_no_more_than_the_boxes_apart(boxes, strip, chain):
+    """Sparse boxes (the windows of a second pass): chained reads never decode more
+    pixels than reading each box apart, and every region is held by its read."""
+    regions = sorted((r, r + h, c, c + w) for r, h, c, w in boxes)
+    height = max(r1 for _, r1, _, _ in regions)
+    reads = plan_region_reads(regions, height=height, strip=strip, chain=chain)
+    decoded = sum((r.box[1] - r.box[0] - r.carried) * (r.box[3] - r.box[2]) for r in reads)
+    apart = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in regions)
+    assert decoded <= apart
+    for (r0, r1, c0, c1), read in zip(regions, reads, strict=True):
+        b0, b1, d0, d1 = read.box
+        assert b0 == r0 and r1 <= b1 and d0 <= c0 and c1 <= d1
+
+
+def test_carried_region_equals_the_region_read_whole():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    valid = rng.random((90, 70)) > 0.2
+    calls = []
+
+    def regions(r0, r1, c0, c1):
+        calls.append((r0, r1, c0, c1))
+        return image[r0:r1, c0:c1].copy(), valid[r0:r1, c0:c1].copy()
+
+    before = (10, 60, 5, 70)
+    previous = regions(*before)
+    got, got_valid = carry_region(regions, previous, before, RegionRead((40, 85, 8, 60), 20))
+    assert calls[-1] == (60, 85, 8, 60)  # only the rows the region before lacks
+    np.testing.assert_array_equal(got, image[40:85, 8:60])
+    np.testing.assert_array_equal(got_valid, valid[40:85, 8:60])
+    # a region the one before holds whole reads nothing; no validity anywhere stays None
+    whole = carry_region(regions, (previous[0], None), before, RegionRead((12, 50, 5, 70), 38))
+    assert len(calls) == 2 and whole[1] is None
+    np.testing.assert_array_equal(whole[0], image[12:50, 5:70])
+
+
+def test_bad_chain():
+    with pytest.raises(ValueError, match="chain"):
+        plan_region_reads([(0, 10, 0, 10)], height=10, strip=5, chain=0)

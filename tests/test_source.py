@@ -180,6 +180,12 @@ def test_indexing_reads_exactly_the_selected_pixels_or_falls_back(sources, kind,
         np.testing.assert_array_equal(valid, scene.coords["valid"].values[r0:r1, c0:c1])
     else:
         assert valid is None
+    # Cut's chained regions read the rows below into the region itself: the same pixels
+    out = np.full((r1 - r0 + 2, c1 - c0, rgb.shape[2]), 77, np.uint8)
+    into_valid = reader.into(out[1:-1], r0, r1, c0, c1)
+    np.testing.assert_array_equal(out[1:-1], rgb)
+    assert (out[[0, -1]] == 77).all()
+    np.testing.assert_array_equal(into_valid, valid)
 
 
 @pytest.mark.parametrize("kind", ["rgb8", "u16-nodata", "stac-stack"])
@@ -306,3 +312,26 @@ def test_collection_sources_keep_a_missing_path_and_repeats(tmp_path):
     ]  # fmt: skip
     assert _locations([a, tmp_path]) == [str(a), str(a)]  # named twice: the caller says so
     assert _locations([]) == []
+
+
+def test_reads_decode_blocks_in_threads_unless_the_host_chose(sources, monkeypatch):
+    """GDAL's threaded decoding (fewer CPU seconds) gives the same pixels; a host's own
+    GDAL_NUM_THREADS is left as it is."""
+    from rasterio.env import get_gdal_config
+
+    from selo.pipeline import source
+
+    seen = []
+    real = source.dataset
+
+    def recording(location):
+        seen.append(get_gdal_config("GDAL_NUM_THREADS"))
+        return real(location)
+
+    monkeypatch.setattr(source, "dataset", recording)
+    reader = region_reader(sources[2]["rgb8"])
+    threaded, _ = reader(3, 44, 5, 69)
+    with rasterio.Env(GDAL_NUM_THREADS="1"):
+        single, _ = reader(3, 44, 5, 69)
+    assert [str(v) for v in seen] == ["ALL_CPUS", "1"]
+    np.testing.assert_array_equal(threaded, single)
