@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from ..errors import portable_errors
 from ..models import Encoder, EncoderSpec
@@ -184,49 +185,50 @@ def embedding_plan(
     of_box: dict[tuple[int, int, int, int], list[int]] = {}
     for k, b in enumerate(batches):
         of_box.setdefault(b.bbox, []).append(k)
-    made: list = []  # the region task of each box
-    users: list[list] = []  # the tasks whose results come from each region's pixels
-    parts: list = [None] * len(batches)
-    preview_parts = []
+    # The graph is written out (a region depends on the region before and on the tasks
+    # two regions up): dask.delayed would merge and cull each argument's whole graph again.
+    tokenize = dask.base.tokenize
+    cuts: dict = {}  # cut-… tasks (reads, crops, preview rows)
+    sims: dict = {}  # sim-… tasks (the encoder; with the resources asked for)
+    made: list[str] = []  # the key of each region
+    users: list[list[str]] = []  # the keys of the tasks that read each region
+    parts: list[str] = [""] * len(batches)
+    previews: list[str] = []
     for i, (bbox, read) in enumerate(zip(boxes, reads, strict=True)):
         after = users[i - LOOKAHEAD] if i >= LOOKAHEAD else []
         if read.carried:
             before = reads[i - 1].box
-            token = dask.base.tokenize(regions, made[-1].key, before, read, after)
-            region = dask.delayed(_carried, pure=True)(
-                regions, made[-1], before, read, after, dask_key_name=f"cut-region-{tag}{token}"
-            )
+            key = f"cut-region-{tag}{tokenize(regions, made[-1], before, read, after)}"
+            cuts[key] = (_carried, regions, made[-1], before, read, after)
         else:
-            token = dask.base.tokenize(regions, read.box, after)
-            region = dask.delayed(_read, pure=True)(
-                regions, read.box, after, dask_key_name=f"cut-region-{tag}{token}"
-            )
-        made.append(region)
+            key = f"cut-region-{tag}{tokenize(regions, read.box, after)}"
+            cuts[key] = (_read, regions, read.box, after)
+        made.append(key)
         users.append([])
         for k in of_box[bbox]:  # windows relative to the region as read (maybe wider)
             rel = table.windows[batches[k].index] - np.array(read.box)[[0, 0, 2, 2]]
-            token = dask.base.tokenize(region.key, rel, cut)
-            crops = dask.delayed(_crop, pure=True)(
-                region, rel, cut, dask_key_name=f"cut-{tag}{token}"
-            )
-            with dask.annotate(resources=resources) if resources else nullcontext():
-                part = dask.delayed(_embed, pure=True, nout=2)(
-                    crops, spec, dask_key_name=f"sim-{tag}{dask.base.tokenize(token, spec)}"
-                )
-            parts[k] = part
-            users[-1].append(part)
+            token = tokenize(key, rel, cut)
+            cuts[f"cut-{tag}{token}"] = (_crop, key, rel, cut)
+            parts[k] = f"sim-{tag}{tokenize(token, spec)}"
+            sims[parts[k]] = (_embed, f"cut-{tag}{token}", spec)
+            users[-1].append(parts[k])
         if rows is not None and i in rows:
             positions, source = rows[i]
-            token = dask.base.tokenize(region.key, source, cols)
-            part = dask.delayed(_preview_rows, pure=True)(
-                region, positions, source - read.box[0], cols,
-                dask_key_name=f"cut-preview-{tag}{token}",
-            )  # fmt: skip
-            preview_parts.append(part)
-            users[-1].append(part)
+            previews.append(f"cut-preview-{tag}{tokenize(key, source, cols)}")
+            cuts[previews[-1]] = (_preview_rows, key, positions, source - read.box[0], cols)
+            users[-1].append(previews[-1])
+    name = tokenize(made, parts, previews)
+    cut_layer, sim_layer = f"cut-{tag}{name}", f"sim-{tag}{name}"
+    annotations = {"resources": resources} if resources else None  # GPUs for the encoder
+    graph = HighLevelGraph(
+        {cut_layer: MaterializedLayer(cuts), sim_layer: MaterializedLayer(sims, annotations)},
+        {cut_layer: set(), sim_layer: {cut_layer}},
+    )
+    sim_parts = [Delayed(k, graph, length=2, layer=sim_layer) for k in parts]
+    preview_parts = [Delayed(k, graph, layer=cut_layer) for k in previews]
     if rows is None:
-        return EmbeddingPlan(table, batches, parts, dim)
-    return EmbeddingPlan(table, batches, parts, dim, preview_parts, tuple(preview))
+        return EmbeddingPlan(table, batches, sim_parts, dim)
+    return EmbeddingPlan(table, batches, sim_parts, dim, preview_parts, tuple(preview))
 
 
 @portable_errors
