@@ -7,6 +7,7 @@ one line on stderr and exit code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import traceback
@@ -96,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     else:
         code = 0
-    if argv is None:
+    if argv is None:  # the process's own command: it ends here
+        # Its work is done and every file it wrote is closed. Python's shutdown would
+        # still run the cycle collector over every object of every module imported (dask,
+        # xarray, zarr, ...) to free memory the exit frees anyway: 0.3-1 s. Frozen, those
+        # objects are skipped; threads are still joined, atexit handlers run, streams
+        # flushed and modules torn down as always.
+        gc.freeze()
         sys.exit(code)
     return code
 
