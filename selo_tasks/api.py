@@ -30,25 +30,27 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
 
 from ..errors import MapError, ParameterError
 from ..pipeline import DEFAULT_CHUNK
 from ..pipeline.cache import Cache
-from ..pipeline.scene import as_scene, scene_valid
-from ..pipeline.scene import open_scene as _open_scene
 from .annotations import Case, load_annotations
-from .driver import ClientExecutor, LocalExecutor, QueryMap
 from .eval import CaseResult, evaluate_cases, maps_annotations, read_map, write_metrics_csv
-from .localize import check_queries, warn_queries
 from .metrics import evaluate as _evaluate
 from .options import DEFAULT_TOP, Options
-from .session import build_driver
 from .synth import build_synthetic_airslt as synth_airslt
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+    from .driver import QueryMap
+
+# The scenes and maps of open_scene and localize need dask, xarray and the driver: they are
+# imported there, so that the commands that need none of them (selo eval, selo synth-airslt)
+# and the other functions here do not import them.
 
 __all__ = [
     "Options",
@@ -87,6 +89,8 @@ def open_scene(
     JPEG/PNG scenes are staged once to a tiled GeoTIFF in ``cache`` (see
     :class:`selo.pipeline.cache.Cache`). Indexing the scene (``isel``/``sel`` on bands,
     rows and columns) keeps it read from its files: exactly the pixels selected."""
+    from ..pipeline.scene import open_scene as _open_scene
+
     options = Options(chunk=chunk, cache=cache)
     return _open_scene(path, bands=bands, asset=asset, chunk=options.chunk, cache=_staging(options))
 
@@ -109,6 +113,13 @@ def localize(
     are chunked at most 2048) and ``batch``. ``client``: a ``distributed.Client`` to
     embed on (default: the cluster the graph runs on, or threads in this process); the
     cluster options of the commands do not apply here."""
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    from ..pipeline.scene import as_scene, scene_valid
+    from .localize import check_queries, warn_queries
+
     opts = Options.from_keywords(options, **keywords)
     _refuse_session_options(opts, "selo.localize computes where its Dataset is computed")
     queries = check_queries(queries)
@@ -354,10 +365,13 @@ class _Job:
     scene DataArray before calling it (the task reads only the windows it embeds)."""
 
     def __init__(self, scene, queries, options: Options, encoder, cache, client) -> None:
+        import dask.array as da
+        from dask.base import tokenize
+
         self.scene, self.queries, self.options = scene, queries, options
         self.encoder, self.cache, self.client = encoder, cache, client
         self.method = options.build_method()
-        self.token = dask.base.tokenize(
+        self.token = tokenize(
             scene.data.name if isinstance(scene.data, da.Array) else scene.data,
             queries,
             encoder.version,
@@ -377,6 +391,8 @@ _DONE_SIZE = 16
 
 def _query_maps(job: _Job) -> list[QueryMap]:
     """The driver's query maps of the job (kept for the next compute in this process)."""
+    from .session import build_driver
+
     with _DONE_LOCK:
         if job.token in _DONE:
             _DONE.move_to_end(job.token)
@@ -394,6 +410,8 @@ def _query_maps(job: _Job) -> list[QueryMap]:
 
 def _executor(client):
     """Embed on the cluster this task runs on, else on ``client``, else with threads here."""
+    from .driver import ClientExecutor, LocalExecutor
+
     try:
         from distributed import get_worker, worker_client
 
@@ -412,6 +430,8 @@ class _WorkerClientExecutor:
         self.worker_client = worker_client
 
     def run(self, parts, what):
+        from .driver import ClientExecutor
+
         with self.worker_client() as client:
             yield from ClientExecutor(client).run(parts, what)
 
