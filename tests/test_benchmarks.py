@@ -175,29 +175,36 @@ def test_startup_benchmark_measures_each_command(bench, tmp_path):
     out = tmp_path / "BENCH.md"
     out.write_text(
         f"# B\n\n## {bench_startup.HEADING}\n\n{bench_startup.TABLE_HEADER}\n"
-        "| --- | --- | ---: | ---: | --- |\n| after | `selo --help` | 0.1 | 0.05 | click 0.01 |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |\n"
+        "| after | `selo --help` | 0.1 | 0.1 | 0.01 | 0.05 | click 0.01 |\n"
     )
     bench_startup.main(
-        ["--label", "tiny", "--repeats", "1", "--size", "512", "--top", "3",
+        ["--state", "tiny", "--state", "same", "--repeats", "1", "--size", "512", "--top", "3",
          "--workdir", str(tmp_path / "w"), "--out", str(out)]
     )  # fmt: skip
-    rows = [r for r in out.read_text().splitlines() if r.startswith("| tiny |")]
-    commands = [r.split("|")[2].strip() for r in rows]
-    assert commands == [
-        "`selo --help`",
-        "`selo localize --help`",
-        "`selo models`",
-        "`selo localize SCENE -q white roofs --out OUT` (before its first stage)",
-        "`selo localize SCENE -q white roofs --out OUT` (whole run)",
-    ]
-    imports = {c: float(r.split("|")[4]) for c, r in zip(commands, rows, strict=True)}
-    assert all(s > 0 for s in imports.values())
-    assert imports[commands[3]] <= imports[commands[4]]  # a part of the whole run
-    for row in rows:  # three packages, costliest first, each a part of the import time
-        tops = [float(t.split()[1]) for t in row.split("|")[5].split(",")]
-        total = float(row.split("|")[4])
-        assert len(tops) == 3 and tops == sorted(tops, reverse=True) and tops[0] <= total
-    assert "| after | `selo --help` |" in out.read_text()  # rows of other states kept
+    text = out.read_text()
+    for state in ("tiny", "same"):
+        rows = [r for r in text.splitlines() if r.startswith(f"| {state} |")]
+        commands = [r.split("|")[2].strip() for r in rows]
+        assert commands == [
+            "`selo --help`",
+            "`selo localize --help`",
+            "`selo models`",
+            "`selo localize SCENE -q white roofs --out OUT` (before its first stage)",
+            "`selo localize SCENE -q white roofs --out OUT` (whole run)",
+        ]
+        numbers = [[x.strip() for x in r.split("|")[3:7]] for r in rows]
+        cells = dict(zip(commands, numbers, strict=True))
+        assert cells[commands[3]][:3] == ["–", "–", "–"]  # the start-up: imports only
+        for c in (*commands[:3], commands[4]):
+            wall, cpu, exit_, imports = map(float, cells[c])
+            assert 0 < cpu and 0 <= exit_ < wall and 0 < imports
+        assert float(cells[commands[3]][3]) <= float(cells[commands[4]][3])  # a part of it
+        for row in rows:  # three packages, costliest first, each a part of the import time
+            tops = [float(t.split()[1]) for t in row.split("|")[7].split(",")]
+            total = float(row.split("|")[6])
+            assert len(tops) == 3 and tops == sorted(tops, reverse=True) and tops[0] <= total
+    assert "| after | `selo --help` |" in text  # rows of other states kept
 
 
 @pytest.mark.slow
