@@ -45,7 +45,7 @@ from .picture import PICTURE_PNG, blend_overlay, encode_image
 from .preview import each_strip
 from .scene import Grid
 from .scenefile import gdal_env, tiff_data_end
-from .store import atomic_path, atomic_write_bytes, atomic_write_text
+from .store import as_path, atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "COG_OPTIONS",
@@ -271,7 +271,7 @@ def write_geotiff(
         ):
             rasterio.shutil.copy(source, partial, driver="COG", **COG_OPTIONS)
         _check_complete(partial)
-    return Path(path)
+    return as_path(path)
 
 
 PNG_LEVEL = 1
@@ -308,7 +308,7 @@ def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
         each_strip(data, _STRIP, add)
         f.write(_png_chunk(b"IDAT", stream.flush()))
         f.write(_png_chunk(b"IEND", b""))
-    return Path(path)
+    return as_path(path)
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
@@ -439,12 +439,12 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map) ->
     calls were seen to hang in Dask worker threads)."""
     import zarr
 
-    from .store import ensure_dir
+    from .store import ensure_dir, open_group
 
-    root = Path(root)
+    root = as_path(root)
     if not (root / "zarr.json").exists():
         ensure_dir(root)
-        zarr.open_group(str(root), mode="a")
+        open_group(root, mode="a")
     with atomic_path(root / name, folder=True, what="maps") as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         mean.to_zarr(group.create_group("mean"))

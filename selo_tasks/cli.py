@@ -398,8 +398,7 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
     overlay.png and regions.geojson; plus run.json with the stage times, and
     profile.html with --profile.
     """
-    from pathlib import Path
-
+    from ..pipeline.store import as_path
     from .api import localize_files
     from .report.terminal import console, stage_table
 
@@ -414,7 +413,7 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
         console.print("no CRS in the scene: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
-    console.print(f"run record: {Path(out) / RUN_JSON}")
+    console.print(f"run record: {as_path(out) / RUN_JSON}")
 
 
 @cli.command("demo")
