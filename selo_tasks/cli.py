@@ -244,7 +244,11 @@ def _options(kw: dict) -> Options:
 )
 @_anno_option
 @click.option(
-    "--out", type=_path(), default="selo-runs/airslt", show_default=True, help="Run folder."
+    "--out",
+    type=_path(),
+    default="selo-runs/airslt",
+    show_default=True,
+    help="Run folder: a local folder or an s3://, gs://, az:// URL.",
 )
 @click.option(
     "--resume",
@@ -373,7 +377,11 @@ def _bands(value: str | None):
     help="A sentence to localize (repeatable).",
 )
 @click.option(
-    "--out", type=_path(), default="selo-runs/localize", show_default=True, help="Output folder."
+    "--out",
+    type=_path(),
+    default="selo-runs/localize",
+    show_default=True,
+    help="Output folder: a local folder or an s3://, gs://, az:// URL.",
 )
 @click.option(
     "--bands",

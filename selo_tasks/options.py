@@ -162,7 +162,8 @@ class Options:
         None,
         Flag(
             "--cache-dir",
-            "Embedding cache (default: ~/.cache/selo or $SELO_CACHE_DIR)",
+            "Embedding cache: a folder or an s3://, gs://, az:// URL (default: ~/.cache/selo "
+            "or $SELO_CACHE_DIR)",
             "dataflow",
             kind="path",
         ),

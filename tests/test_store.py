@@ -331,7 +331,7 @@ def test_resume_trusts_only_finished_cases(store, run_cli, synth, tmp_path):
 def test_localize_writes_the_same_files(store, run_cli, tmp_path):
     scene = write_geotiff_scene(tmp_path / "s.tif", colour_scene((300, 400)))
     local = tmp_path / "local"
-    args = ["localize", scene, "-q", QUERY, "--scales", "128,256"]
+    args = ["localize", scene, "-q", QUERY, "--scales", "128,256", "--profile"]
     code, _, err = run_cli(*args, "--out", local, "--cache-dir", tmp_path / "c")
     assert code == 0, err
     out = store.root("loc")
@@ -340,7 +340,8 @@ def test_localize_writes_the_same_files(store, run_cli, tmp_path):
     names = Local(tmp_path).files(local)
     remote_names = store.files(out) - {f"q01-white-roofs/{MARKER}"}
     assert remote_names == names
-    for name in names - {"run.json"}:
+    assert "profile.html" in names  # (written by Dask's report, then uploaded)
+    for name in names - {"run.json", "profile.html"}:
         assert (out / name).read_bytes() == (local / name).read_bytes(), name
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete"
