@@ -409,14 +409,17 @@ def ensure_dir(path: str | os.PathLike[str] | RemotePath) -> Path | RemotePath:
 
 @contextmanager
 def atomic_path(
-    path: str | os.PathLike[str], *, folder: bool = False, what: str = "file"
+    path: str | os.PathLike[str] | RemotePath, *, folder: bool = False, what: str = "file"
 ) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success it is renamed to ``path``.
+    """Yield a temporary sibling of ``path``; on success it is renamed to ``path``. For a
+    ``path`` in an object store, a path in a local temporary folder instead, uploaded on
+    success (a file as one object, a folder object by object and its marker last: see the
+    module).
 
     With ``folder=True`` the caller fills a folder (e.g. a zarr store) and an
     existing folder at ``path`` is replaced. On any exception the temporary is
-    deleted and ``path`` is left as it was; I/O failures (OS or GDAL) become an
-    OutputError naming ``path`` and the ``what`` being written.
+    deleted and ``path`` is left as it was; I/O failures (OS or GDAL, or the store's)
+    become an OutputError naming ``path`` and the ``what`` being written.
     """
     from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through as they are
     from rasterio.errors import RasterioError

@@ -62,3 +62,7 @@ def test_remote_benchmark_runs_at_a_tiny_size(tmp_path):
         cells = [c.strip() for c in rows[name].split("|")[1:-1]]
         assert cells[3].endswith("MiB") and 0 < float(cells[4]) <= 1.25  # each byte about once
         assert cells[7].endswith("KiB")
+    import re
+
+    scene = re.search(r"fetched (\d+) KiB of the scene \(its header chunk\)", text)
+    assert scene is not None and int(scene.group(1)) <= 64  # no pixel blocks: cached in S3

@@ -128,7 +128,7 @@ def no_disk_cluster(s3_bucket, tmp_path):
             stop(process)
 
 
-def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, tmp_path):
+def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, run_cli, tmp_path):
     from distributed import Client
 
     from selo.selo_tasks.cli import main
@@ -149,6 +149,13 @@ def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, t
         assert client.run_on_scheduler(os.path.exists, str(marker)) is False
         assert not any(client.run(os.path.exists, str(synth.anno)).values())
         workers = client.run(os.getpid)
+
+    # local paths the workers cannot see are refused before any work, naming one
+    code, _, err = run_cli("airslt", "--anno", synth.anno, "--images", f"s3://{bucket}/imgs",
+                           "--cache-dir", f"s3://{bucket}/cache", "--out", tmp_path / "here",
+                           "--scheduler", no_disk_cluster)  # fmt: skip
+    assert code == 2 and f"{tmp_path / 'here'}: the workers of" in err, err
+    assert objects(s3, bucket, "cache/staged/") == set()  # refused before staging anything
 
     local = tmp_path / "local"
     args = ["airslt", "--anno", synth.anno, "--no-profile"]
