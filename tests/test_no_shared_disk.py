@@ -201,5 +201,7 @@ def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, r
     assert {"run/report.html", "run/stages.png"} <= keys
     # the JPEG scenes were staged into the bucket (what the workers read), not on a disk
     assert sum(k.startswith("cache/staged/") for k in keys) == 4
-    with Client(no_disk_cluster, timeout=60) as client:
-        assert victim not in client.run(os.getpid).values()  # the nanny started a new one
+    with Client(no_disk_cluster, timeout=60) as client:  # the nanny started a new worker
+        client.wait_for_workers(2, timeout=60)
+        pids = set(client.run(os.getpid).values())
+        assert len(pids) == 2 and victim not in pids

@@ -353,3 +353,11 @@ def test_localize_writes_the_same_files(store, run_cli, tmp_path):
     mean = CellMap.from_zarr(open_group(out / "maps.zarr" / "q01", mode="r")["mean"])
     assert mean.to_array().shape == (300, 400)
     assert not os.path.exists("s3:")  # nothing made locally under the URL's name
+
+
+@pytest.mark.parametrize("command", ["demo --out", "synth-airslt"])
+def test_commands_of_local_folders_refuse_a_url(command, run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(*command.split(), "s3://bucket/x")
+    assert code == 2 and "writes to a local folder only" in err, err
+    assert not any(tmp_path.iterdir())  # nothing made under the URL's name
