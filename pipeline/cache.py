@@ -306,9 +306,13 @@ class Cache:
         root = self.embeddings_path
         try:
             root.mkdir(parents=True, exist_ok=True)
-            if _read_index(root / "zarr.json").get("node_type") != "group":  # missing or damaged
+            if not _is_group(root):  # missing or damaged
                 (root / "zarr.json").unlink(missing_ok=True)
-                open_group(root, mode="a")
+                try:
+                    open_group(root, mode="a")
+                except zarr.errors.ContainsGroupError:
+                    if not _is_group(root):  # (another process made it meanwhile: fine)
+                        raise
         except OSError as e:
             raise CacheError(
                 f"{root}: cannot write the embedding cache ({error_reason(e)}); set --cache-dir "
@@ -399,6 +403,11 @@ def _digest(embeddings: np.ndarray, has_data: np.ndarray, windows: np.ndarray) -
         h.update(f"{a.dtype.str}{a.shape};".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+def _is_group(root: Path | RemotePath) -> bool:
+    """Whether a zarr group's metadata is at ``root``."""
+    return _read_index(root / "zarr.json").get("node_type") == "group"
 
 
 def _read_index(path: Path | RemotePath) -> dict:
