@@ -279,11 +279,10 @@ def local_folder(location: str | os.PathLike[str] | RemotePath, what: str) -> Pa
     return path
 
 
-def _failed(url: str, error: BaseException) -> OSError:
+def _failed(url: str, error: BaseException) -> RemoteError | InputNotFoundError:
     """The one-line error of a failed request about ``url`` (a RemoteError, or
-    InputNotFoundError for a missing bucket)."""
-    found = remote_error(url, error)
-    return found if isinstance(found, RemoteError | InputNotFoundError) else RemoteError(str(found))
+    InputNotFoundError for a missing bucket): both OSErrors, as a local file's would be."""
+    return remote_error(url, error)
 
 
 def folder_problem(folder: RemotePath) -> str | None:
