@@ -205,3 +205,17 @@ def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, r
         client.wait_for_workers(2, timeout=60)
         pids = set(client.run(os.getpid).values())
         assert len(pids) == 2 and victim not in pids
+
+    # selo localize on the same cluster: the local map, its files in the bucket
+    scene = ["localize", "-q", "a white house", "--scales", "128,256"]
+    code, _, err = run_cli(*scene, Path(synth.images) / "0.jpg", "--out", local / "loc",
+                           "--cache-dir", local / "cache")  # fmt: skip
+    assert code == 0, err
+    there = ["--out", f"s3://{bucket}/loc", "--cache-dir", f"s3://{bucket}/cache"]
+    there += ["--scheduler", no_disk_cluster]
+    code, _, err = run_cli(*scene, f"s3://{bucket}/imgs/0.jpg", *there)
+    assert code == 0, err
+    (folder,) = (local / "loc").glob("q01-*")
+    for name in ("selo_map.png", "selo_map.tif", "windows.csv", "regions.geojson"):
+        remote_file = s3.get_object(Bucket=bucket, Key=f"loc/{folder.name}/{name}")
+        assert remote_file["Body"].read() == (folder / name).read_bytes(), name
