@@ -452,11 +452,8 @@ def atomic_path(
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
-        if folder and final.is_dir():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+        if folder:
+            _replace_folder(tmp, final)
         else:
             os.replace(tmp, final)
     except OutputError:
@@ -465,6 +462,26 @@ def atomic_path(
         raise output_error(final, e, what) from e
     finally:
         _remove(tmp)
+
+
+def _replace_folder(tmp: Path, final: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final``, replacing a folder there. Another
+    process doing the same at once (two runs filling one cache entry) may move the old
+    folder first, or put its own complete one in place first: then that one is kept."""
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        if final.is_dir():
+            try:
+                os.replace(final, old)
+            except FileNotFoundError:
+                pass  # moved away by the other process
+        try:
+            os.replace(tmp, final)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_bytes(
