@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import MapError, ParameterError
 from ..pipeline import DEFAULT_CHUNK
 from ..pipeline.cache import Cache
+from ..pipeline.store import as_path, local_folder
 from .annotations import Case, load_annotations
 from .eval import CaseResult, evaluate_cases, maps_annotations, read_map, write_metrics_csv
 from .metrics import evaluate as _evaluate
@@ -183,7 +184,7 @@ def localize_files(
     from .localize import localize as run
 
     opts = Options.from_keywords(options, **keywords)
-    return run(os.fspath(scene), queries, Path(out), opts, bands=bands, asset=asset)
+    return run(os.fspath(scene), queries, as_path(out), opts, bands=bands, asset=asset)
 
 
 def airslt(
@@ -208,7 +209,7 @@ def airslt(
     opts = Options.from_keywords(options, **keywords)
     files = AirsltOptions(
         images=os.fspath(images),
-        out=Path(out),
+        out=as_path(out),
         anno=None if anno is None or _is_cases(anno) else Path(anno),
         resume=_switch("resume", resume),
         skip_missing=_switch("skip_missing", skip_missing),
@@ -223,7 +224,7 @@ def demo(out: str | os.PathLike, *, options: Options | None = None, **keywords):
     and of random window scores on the same cases)."""
     from .demo import run_demo
 
-    return run_demo(Path(out), Options.from_keywords(options, **keywords))
+    return run_demo(local_folder(out, "selo demo"), Options.from_keywords(options, **keywords))
 
 
 def serve(

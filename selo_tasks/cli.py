@@ -253,7 +253,11 @@ def _options(kw: dict) -> Options:
 )
 @_anno_option
 @click.option(
-    "--out", type=_path(), default="selo-runs/airslt", show_default=True, help="Run folder."
+    "--out",
+    type=_path(),
+    default="selo-runs/airslt",
+    show_default=True,
+    help="Run folder: a local folder or an s3://, gs://, az:// URL.",
 )
 @click.option(
     "--resume",
@@ -382,7 +386,11 @@ def _bands(value: str | None):
     help="A sentence to localize (repeatable).",
 )
 @click.option(
-    "--out", type=_path(), default="selo-runs/localize", show_default=True, help="Output folder."
+    "--out",
+    type=_path(),
+    default="selo-runs/localize",
+    show_default=True,
+    help="Output folder: a local folder or an s3://, gs://, az:// URL.",
 )
 @click.option(
     "--bands",
@@ -408,8 +416,7 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
     overlay.png and regions.geojson; plus run.json with the stage times, and
     profile.html with --profile.
     """
-    from pathlib import Path
-
+    from ..pipeline.store import as_path
     from .api import localize_files
     from .report.terminal import console, stage_table
 
@@ -424,7 +431,7 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
         console.print("no CRS in the scene: selo_map.tif and regions.geojson use pixel coordinates")
     for o in record["outputs"]:
         console.print(f"{o['query']!r}: {o['folder']}  ({o['windows']} windows)")
-    console.print(f"run record: {Path(out) / RUN_JSON}")
+    console.print(f"run record: {as_path(out) / RUN_JSON}")
 
 
 @cli.command("search")

@@ -58,11 +58,15 @@ def test_remote_benchmark_runs_at_a_tiny_size(tmp_path):
     text = out.read_text()
     assert "## Remote scenes: HTTP and S3 against a local file" in text
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
-    assert {"local", "http", "s3"} <= set(rows)
-    for name in ("http", "s3"):
+    assert {"local", "http", "s3", "s3, cache and out in S3"} <= set(rows)
+    for name in ("http", "s3", "s3, cache and out in S3"):
         cells = [c.strip() for c in rows[name].split("|")[1:-1]]
         assert cells[3].endswith("MiB") and 0 < float(cells[4]) <= 1.25  # each byte about once
         assert cells[7].endswith("KiB")
+    import re
+
+    scene = re.search(r"fetched (\d+) KiB of the scene \(its header chunk\)", text)
+    assert scene is not None and int(scene.group(1)) <= 64  # no pixel blocks: cached in S3
 
 
 def test_search_benchmark_runs_at_a_tiny_size(tmp_path):

@@ -1678,6 +1678,72 @@ def test_bad_remote_s3_scene(case, base, s3_bucket, tmp_path):
         remote(f"s3://{bucket}/cut.tif", tmp_path)
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("localize", "--out"),
+        ("localize", "--cache-dir"),
+        ("airslt", "--out"),
+        ("airslt", "--cache-dir"),
+    ],
+)
+@pytest.mark.parametrize(
+    "case", ["missing-bucket", "wrong-credentials", "unreachable-endpoint", "object-in-place",
+             "not-an-object-store"],
+)  # fmt: skip
+def test_bad_remote_cache_or_output(command, option, case, base, s3_bucket, tmp_path, monkeypatch):
+    """A cache or run folder in an object store that cannot be used: one line naming the URL,
+    exit code 2, nothing half-written locally (no temporary left either, nothing made under
+    the URL's name) or in the bucket."""
+    import tempfile
+
+    from servers import S3Server, closed_port
+
+    bucket, client, _ = s3_bucket
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(tmp_path)
+    url, env = f"s3://{bucket}/selo", {}
+    if case == "missing-bucket":
+        url = f"s3://{bucket}-gone/selo"
+    elif case == "object-in-place":
+        client.put_object(Bucket=bucket, Key="selo", Body=b"taken")
+    elif case == "not-an-object-store":
+        url = "https://example.com/selo"
+    local = {"--out": tmp_path / "out", "--cache-dir": tmp_path / "cache"}
+    local[option] = url
+    if command == "localize":
+        args = ["localize", base / "scene.tif", "-q", QUERY, "--scales", SCALES]
+    else:
+        (tmp_path / "images").mkdir()
+        shutil.copy(base / "scene.png", tmp_path / "images" / "a.png")
+        args = ["airslt", "--images", tmp_path / "images", "--anno", base / "anno.json"]
+        args += ["--in-process", "--scales", SCALES]
+    args += [a for k, v in local.items() for a in (k, v)]
+    with contextlib.ExitStack() as stack:
+        if case == "wrong-credentials":  # a server that checks them (and knows none)
+            env["AWS_ENDPOINT_URL"] = stack.enter_context(S3Server(auth=True)).endpoint
+        elif case == "unreachable-endpoint":
+            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{stack.enter_context(closed_port())}"
+        result = check(selo(*args, env=env), tmp_path, codes=(2,))
+    line = result.err.strip().splitlines()[-1]
+    assert url in line, result
+    expected = {
+        "missing-bucket": "does not exist",
+        "wrong-credentials": "access denied",
+        "unreachable-endpoint": "cannot reach",
+        "object-in-place": "not a folder",
+        "not-an-object-store": "s3://, gs:// or az://",
+    }[case]
+    assert expected in line, result
+    assert not [p for p in scratch.iterdir() if p.name.startswith("selo-")]  # (dask's is not ours)
+    assert not (tmp_path / "s3:").exists()
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert keys <= {"selo"}, keys
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", ["tif", "tif-strips", "png", "jpg"])
 def test_damaged_remote_scene_file(name, k, base, http_server, tmp_path):
