@@ -4,15 +4,19 @@ local run, and a worker killed mid-run changes nothing.
 
 How the test keeps the cluster off the client's disk: the scheduler and the workers run as
 ``dask scheduler`` / ``dask worker`` processes, each started by ``unshare --mount`` in a
-mount namespace of its own with a fresh, empty tmpfs mounted over ``/tmp``. Everything the
-test and the selo client write locally (the synthetic AIR-SLT, the annotation file, the
-local run it is compared with, every temporary) is under ``/tmp``, so no worker can read
-any of it — the test checks that a marker file the client put there is invisible to every
-worker and to the scheduler — and whatever a worker writes to its own ``/tmp`` (selo's
+mount namespace of its own with a fresh, empty tmpfs mounted over the test session's
+temporary folder (pytest's base temporary folder, under ``/tmp``), which is also their
+``TMPDIR``. Everything the test and the selo client write locally (the synthetic AIR-SLT,
+the annotation file, the local run it is compared with, and every temporary: the client's
+``TMPDIR`` is a folder in there too) is in that folder, so no worker can read any of it —
+the test checks that a marker file the client put there is invisible to every worker and
+to the scheduler — and whatever a worker writes to its own temporary folder (selo's
 temporaries before an upload, Dask's spill folder) is invisible to the client. The only
 way between them is the S3 endpoint (loopback networking is shared: the namespaces are
-mount namespaces only). Needs root (or user namespaces) for ``unshare --mount``: skipped,
-saying so, where it is not permitted.
+mount namespaces only). Only that folder is hidden, not all of ``/tmp``, so that a
+checkout or virtual environment under ``/tmp`` stays visible to the workers, as selo's
+installation would be on a cluster's machines. Needs root (or user namespaces) for
+``unshare --mount``: skipped, saying so, where it is not permitted.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +38,12 @@ pytestmark = pytest.mark.slow
 
 CASES = (0, 1, 2, 3, 17, 18, 19, 25, 26, 53, 54, 55)  # the demo's: four scenes
 SCALE = 0.2
-ISOLATE = 'mount -t tmpfs tmpfs /tmp && exec "$@"'
+# a private, empty tmpfs over the folder named by SELO_HIDE, which is also the TMPDIR
+ISOLATE = 'mount -t tmpfs tmpfs "$SELO_HIDE" && export TMPDIR="$SELO_HIDE" && exec "$@"'
 
 
-def _unshare_problem() -> str | None:
-    """Why this machine cannot give a process a private /tmp, or None."""
+def _unshare_problem(hide: Path) -> str | None:
+    """Why this machine cannot give a process a private ``hide`` folder, or None."""
     if shutil.which("unshare") is None:
         return "the unshare command (util-linux) is not installed"
     probe = subprocess.run(
@@ -45,21 +51,36 @@ def _unshare_problem() -> str | None:
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, "SELO_HIDE": str(hide)},
     )
     if probe.returncode != 0:
         return f"unshare --mount is not permitted here ({probe.stderr.strip() or probe.returncode})"
     return None
 
 
-def isolated(*command: str, log: Path) -> subprocess.Popen:
-    """``command`` in a mount namespace of its own with an empty tmpfs over /tmp."""
+def isolated(*command: str, hide: Path, log: Path) -> subprocess.Popen:
+    """``command`` in a mount namespace of its own with an empty tmpfs over ``hide`` (its
+    TMPDIR too)."""
     with log.open("w") as out:
         return subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", ISOLATE, "sh", *command],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as one below
+            env={**os.environ, "SELO_HIDE": str(hide)},
         )
+
+
+@pytest.fixture
+def hidden(tmp_path_factory, monkeypatch) -> Path:
+    """The folder the cluster cannot see: the session's temporary root, holding every file
+    of the test and the client's temporaries (its TMPDIR, in this process too)."""
+    root = tmp_path_factory.getbasetemp()
+    client_tmp = root / "client-tmp"
+    client_tmp.mkdir(exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(client_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(client_tmp))
+    return root
 
 
 def free_port() -> int:
@@ -84,21 +105,21 @@ def objects(client, bucket: str, prefix: str) -> set[str]:
 
 
 @pytest.fixture
-def no_disk_cluster(s3_bucket, tmp_path):
+def no_disk_cluster(s3_bucket, tmp_path, hidden):
     """``tcp://`` address of a scheduler and two single-threaded workers (with nannies), each
-    in its own mount namespace with a private /tmp (see the module), started with the S3
-    endpoint and credentials of ``s3_bucket`` in their environment, as a cluster's machines
-    would have theirs."""
-    problem = _unshare_problem()
+    in its own mount namespace where the ``hidden`` folder is a private tmpfs (see the
+    module), started with the S3 endpoint and credentials of ``s3_bucket`` in their
+    environment, as a cluster's machines would have theirs."""
+    problem = _unshare_problem(hidden)
     if problem is not None:
-        pytest.skip(f"needs a private /tmp per process: {problem}")
+        pytest.skip(f"needs a private temporary folder per process: {problem}")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = str(Path(sys.executable).with_name("dask"))  # the dask command of this environment
     processes = [
         isolated(
             dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-            "--dashboard-address", ":0", log=tmp_path / "scheduler.log",
+            "--dashboard-address", ":0", hide=hidden, log=tmp_path / "scheduler.log",
         ),
     ]  # fmt: skip
     try:
@@ -117,7 +138,7 @@ def no_disk_cluster(s3_bucket, tmp_path):
             isolated(
                 dask, "worker", address, "--nworkers", "2",
                 "--nthreads", "1", "--memory-limit", "0", "--dashboard-address", ":0",
-                log=tmp_path / "workers.log",
+                hide=hidden, log=tmp_path / "workers.log",
             )
         )  # fmt: skip
         with Client(address, timeout=60) as client:
@@ -128,7 +149,9 @@ def no_disk_cluster(s3_bucket, tmp_path):
             stop(process)
 
 
-def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, run_cli, tmp_path):
+def test_airslt_on_a_cluster_without_a_shared_disk(
+    no_disk_cluster, s3_bucket, run_cli, tmp_path, hidden
+):
     from distributed import Client
 
     from selo.selo_tasks.cli import main
@@ -139,8 +162,8 @@ def test_airslt_on_a_cluster_without_a_shared_disk(no_disk_cluster, s3_bucket, r
     for image in Path(synth.images).iterdir():
         s3.upload_file(str(image), bucket, f"imgs/{image.name}")
 
-    # the cluster cannot see the client's /tmp (nor the synthetic set in it)
-    assert str(tmp_path).startswith("/tmp/")
+    # the cluster cannot see the client's files (nor the synthetic set among them)
+    assert tmp_path.is_relative_to(hidden) and Path(tempfile.gettempdir()).is_relative_to(hidden)
     marker = tmp_path / "only-the-client-sees-this"
     marker.write_text("x")
     with Client(no_disk_cluster, timeout=60) as client:
