@@ -10,8 +10,9 @@ def square(x0: float, y0: float, size: float) -> list[list[float]]:
     return [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size]]
 
 
-def write_geotiff_scene(path, rgb, *, crs="EPSG:32633", nodata=None, dtype=None):
-    """Write an (H, W, 3) array as a tiled GeoTIFF with a UTM transform (0.5 m pixels)."""
+def write_geotiff_scene(path, rgb, *, crs="EPSG:32633", nodata=None, dtype=None, transform=None):
+    """Write an (H, W, 3) array as a tiled GeoTIFF with a UTM transform (0.5 m pixels), or
+    ``transform``."""
     import numpy as np
     import rasterio
     from rasterio.transform import from_origin
@@ -24,7 +25,7 @@ def write_geotiff_scene(path, rgb, *, crs="EPSG:32633", nodata=None, dtype=None)
         count=data.shape[0],
         dtype=dtype or data.dtype,
         crs=crs,
-        transform=from_origin(500000, 4600000, 0.5, 0.5),
+        transform=transform or from_origin(500000, 4600000, 0.5, 0.5),
         nodata=nodata,
     )
     if data.shape[1] >= 256 and data.shape[2] >= 256:
