@@ -42,9 +42,11 @@ MIN_MAP_CACHE_MIB = 16
 
 
 def require_web() -> None:
-    """MissingDependencyError with the install line unless FastAPI and uvicorn import."""
+    """MissingDependencyError with the install line unless FastAPI, uvicorn and
+    morecantile import."""
     try:
         import fastapi  # noqa: F401
+        import morecantile  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
         raise MissingDependencyError(

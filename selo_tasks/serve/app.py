@@ -28,8 +28,9 @@ Status codes: each of selo's errors has its own (``http_status`` in :mod:`selo.e
 404 unknown scene, map, tile or file; 409 a scene still embedding (or a run folder asked
 for a new sentence, or a server of one scene for a collection search); 413 a request
 body over 16 KiB; 422 a malformed request (empty or too long sentence, tile coordinates
-that are not integers, bad style or top). Anything else is 500 "internal error" with an id; the server's log has the id with the traceback (the
-answer never carries the exception's text: it may name paths).
+that are not integers, bad style or top). Anything else is 500 "internal error" with an
+id; the server's log has the id with the traceback (the answer never carries the
+exception's text: it may name paths).
 Map computations run on the state's own threads and are awaited, so tile requests stay
 answered while sentences are computed.
 """
