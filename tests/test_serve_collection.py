@@ -13,8 +13,12 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from rasterio.transform import from_origin
-from scenes import colour_scene, write_geotiff_scene
+from scenes import (
+    COLLECTION_PATCH,
+    COLLECTION_SHAPE,
+    collection_scenes,
+    write_collection,
+)
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -36,34 +40,10 @@ from selo.selo_tasks.serve.tiles import BACKGROUND  # noqa: E402
 from selo.selo_tasks.session import run_session  # noqa: E402
 
 SCALES = "128,256"
-SHAPE = (512, 640)
-PATCH = (slice(100, 250), slice(300, 450))  # rows, cols of the red patch
-# name: (red strength, CRS, transform): three places, three CRSs, and a plain PNG
-SCENES = {
-    "lonlat.tif": (0.5, "EPSG:4326", from_origin(-70.0, -33.4, 5e-6, 5e-6)),
-    "plain.png": (0.75, None, None),
-    "utm31.tif": (1.0, "EPSG:32631", from_origin(500000, 4600000, 0.5, 0.5)),
-    "utm33.tif": (0.25, "EPSG:32633", from_origin(500000, 4600000, 0.5, 0.5)),
-}
+SCENES = collection_scenes()
+PATCH = COLLECTION_PATCH
+SHAPE = COLLECTION_SHAPE
 TMS = morecantile.tms.get("WebMercatorQuad")
-
-
-def red_scene(strength: float, seed: int) -> np.ndarray:
-    img = colour_scene(SHAPE, seed=seed)
-    patch = img[PATCH].astype(float)
-    img[PATCH] = (patch * (1 - strength) + np.array([220, 30, 30]) * strength).astype(np.uint8)
-    return img
-
-
-def write_collection(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for seed, (name, (strength, crs, transform)) in enumerate(SCENES.items()):
-        rgb = red_scene(strength, seed)
-        if crs is None:
-            cv2.imwrite(str(folder / name), rgb[..., ::-1])
-        else:
-            write_geotiff_scene(folder / name, rgb, crs=crs, transform=transform)
-    return folder
 
 
 def client_of(state: ServeState) -> TestClient:
