@@ -13,6 +13,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scenes import (
     COLLECTION_PATCH,
     COLLECTION_SHAPE,
@@ -220,8 +222,9 @@ def test_a_tile_elsewhere_is_background(served):
     response = served.client.get(f"/api/mercator/{z}/0/0.jpg")
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert np.abs(decode_rgb(response.content).astype(int) - BACKGROUND).max() <= 2
-    whole = decode_rgb(served.client.get("/api/mercator/0/0/0.jpg").content)  # all scenes
-    assert whole.shape == (256, 256, 3)
+    # the world: every scene in this tile, none 4 pixels across (the page shows dots)
+    whole = decode_rgb(served.client.get("/api/mercator/0/0/0.jpg").content)
+    assert np.abs(whole.astype(int) - BACKGROUND).max() <= 2
 
 
 @pytest.mark.parametrize("name", ["utm31.tif", "lonlat.tif"])
@@ -365,3 +368,61 @@ def test_serve_command_of_a_collection_errors(run_cli, served, tmp_path):
     assert code == 2 and "'fast' is not one of" in err
     code, _, err = run_cli("serve", served.out)  # a search's output: what to do instead
     assert code == 2 and "the output of selo search; serve its scenes" in err
+
+
+# --- the geometry of Web-Mercator tiles -------------------------------------------------------
+
+
+@st.composite
+def placed_tiles(draw):
+    """A small georeferenced grid (a CRS of three, a place and pixel size), and a tile of a
+    zoom around its native one near it."""
+    from affine import Affine
+
+    from selo.pipeline.scene import Grid
+    from selo.selo_tasks.serve.mercator import place
+
+    crs = draw(st.sampled_from(["EPSG:32631", "EPSG:4326", "EPSG:3857"]))
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    if crs == "EPSG:4326":
+        size = draw(st.sampled_from([1e-5, 1e-4, 2e-3]))
+        x0, y0 = draw(st.floats(-179, 170)), draw(st.floats(-80, 80))
+    else:
+        size = draw(st.sampled_from([0.5, 10.0, 300.0]))
+        x0 = (
+            draw(st.floats(200_000, 800_000)) if crs == "EPSG:32631" else draw(st.floats(-1e7, 1e7))
+        )
+        y0 = draw(st.floats(0, 8_000_000))
+    grid = Grid(h, w, crs, Affine(size, 0, x0, 0, -size, y0))
+    placement = place(grid)
+    assume(placement is not None)
+    z = max(0, placement.zoom - draw(st.integers(0, 6)))
+    west, south, east, north = placement.lonlat
+    lon = draw(st.floats(west, east)) if east > west else west
+    lat = draw(st.floats(south, north)) if north > south else south
+    t = TMS.tile(lon, lat, z)
+    return placement, z, t.x + draw(st.integers(-1, 1)), t.y + draw(st.integers(-1, 1))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(placed_tiles())
+def test_a_tile_window_holds_every_pixel_under_the_tile(case):
+    """Placement.window (the tile's bounds taken to the scene's pixels) holds every scene
+    pixel whose centre lies in the tile: the reference warps each centre to EPSG:3857."""
+    placement, z, x, y = case
+    assume(0 <= x < 2**z and 0 <= y < 2**z)
+    g = placement.grid
+    rows, cols = np.mgrid[0 : g.height, 0 : g.width] + 0.5
+    xs, ys = g.transform * (cols.ravel(), rows.ravel())
+    mx, my = Transformer.from_crs(g.crs, "EPSG:3857", always_xy=True).transform(xs, ys)
+    left, bottom, right, top = tile_bounds(z, x, y)
+    under = ((mx >= left) & (mx < right) & (my > bottom) & (my <= top)).reshape(g.shape)
+    window = placement.window(z, x, y)
+    if window is None:
+        assert not under.any()
+        return
+    r0, r1, c0, c1 = window
+    assert 0 <= r0 < r1 <= g.height and 0 <= c0 < c1 <= g.width
+    inside = np.zeros(g.shape, bool)
+    inside[r0:r1, c0:c1] = True
+    assert not (under & ~inside).any()

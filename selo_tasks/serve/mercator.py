@@ -55,6 +55,7 @@ MERCATOR = "EPSG:3857"
 LONLAT = "EPSG:4326"
 MAX_LATITUDE = 85.0511287798  # where Web Mercator's square world ends
 FOOTPRINT_POINTS = 8  # points per side of a scene's outline in lon/lat
+MIN_DRAWN = 4  # scene tiles draw no scene narrower than this many tile pixels (the page: a dot)
 _DENSIFY = 21  # points per edge when bounds change CRS
 
 
@@ -202,10 +203,13 @@ def place(grid: Grid) -> Placement | None:
 
 def mosaic_tile(layers: Sequence[tuple[Placement, SceneTiles]], z: int, x: int, y: int) -> bytes:
     """JPEG of tile (z, x, y) of every scene of ``layers`` (a later one over an earlier
-    one), ``BACKGROUND`` where none has data."""
+    one), ``BACKGROUND`` where none has data. Scenes less than ``MIN_DRAWN`` tile pixels
+    across are left out: a zoomed-out tile over many scenes reads none of them."""
     tile = np.empty((TILE, TILE, 3), np.uint8)
     tile[:] = BACKGROUND
     for placement, tiles in layers:
+        if max(placement.grid.height, placement.grid.width) < MIN_DRAWN * placement.factor(z):
+            continue
         window = placement.window(z, x, y)
         if window is None:
             continue

@@ -116,14 +116,17 @@
     L.layerGroup(placed.map((s) => L.geoJSON(s.mercator.footprint, {
       style: { color: "#f0c674", weight: 1, fillOpacity: 0 },
     }).bindTooltip(s.name).on("click", () => visit(s)))).addTo(map);
-    const dots = L.layerGroup(placed.map((s) => {
+    const dots = new Map(placed.map((s) => {
       const [w, so, e, n] = s.mercator.lonlat;
-      return L.circleMarker([(so + n) / 2, (w + e) / 2], {
+      return [s, L.circleMarker([(so + n) / 2, (w + e) / 2], {
         radius: 4, color: "#f0c674", weight: 1, fillOpacity: 0.6,
-      }).bindTooltip(s.name).on("click", () => visit(s));
+      }).bindTooltip(s.name).on("click", () => visit(s))];
     }));
-    const showDots = () => {
-      if (map.getZoom() < m.zoom - 7) dots.addTo(map); else map.removeLayer(dots);
+    const showDots = () => {  // a scene under 8 screen pixels across (its native zoom: 1:1)
+      for (const [s, dot] of dots) {
+        const tiny = map.getZoom() < s.mercator.zoom - Math.log2(Math.max(s.width, s.height) / 8);
+        if (tiny) dot.addTo(map); else map.removeLayer(dot);
+      }
     };
     map.on("zoomend", showDots);
     map.fitBounds(bounds, { maxZoom: m.zoom });
