@@ -426,3 +426,27 @@ def test_a_tile_window_holds_every_pixel_under_the_tile(case):
     inside = np.zeros(g.shape, bool)
     inside[r0:r1, c0:c1] = True
     assert not (under & ~inside).any()
+
+
+@pytest.mark.parametrize(
+    ("target", "one"),
+    [
+        ("utm31.tif", True),  # a file
+        ("missing.tif", True),  # said to be missing, as before
+        ("item.json", True),  # a STAC item
+        ("items.json", False),  # a STAC ItemCollection
+        (".", False),  # a folder
+        ("*.tif", False),  # a glob
+        ("http://127.0.0.1:9/scenes/a.tif?signature=1", True),  # a scene's URL
+        ("http://127.0.0.1:9/scenes/", False),  # a URL prefix (nothing listens there)
+    ],
+)
+def test_one_scene_or_a_collection(target, one, tmp_path, monkeypatch):
+    """`selo serve` of one target serves one scene as before unless it names a collection."""
+    from selo.selo_tasks.serve import _one_scene
+
+    (tmp_path / "utm31.tif").write_bytes(b"II*\x00")  # what a scene is: its name says
+    (tmp_path / "item.json").write_text(json.dumps({"type": "Feature", "id": "a"}))
+    (tmp_path / "items.json").write_text(json.dumps({"type": "FeatureCollection"}))
+    monkeypatch.chdir(tmp_path)
+    assert _one_scene(target) is one
