@@ -400,8 +400,9 @@
     clearHit();
     const s = state.info.scenes.find((x) => x.id === hit.scene);
     if (hit.geometry && state.info.mercator) {
-      if (!onMercator()) buildMercator();
-      if (!state.scene || state.scene.id !== s.id) await useScene(s);
+      const fresh = !onMercator();
+      if (fresh) buildMercator();
+      if (fresh || !state.scene || state.scene.id !== s.id) await useScene(s);
       $("scene").value = "";
     } else if (onMercator() || !state.scene || state.scene.id !== s.id) {
       $("scene").value = s.id;
