@@ -234,9 +234,11 @@ def serve(
     report: Callable[[str], object] = print,
     **keywords,
 ) -> None:
-    """What ``selo serve`` does, until interrupted: the web page of scene files (embedded
-    once, in the background) or of one ``airslt`` run folder. Keywords: ``host``,
-    ``port``, ``open_browser``, ``map_cache`` (MiB), ``anno``, ``images`` (see
+    """What ``selo serve`` does, until interrupted: the web page of one scene (embedded
+    once, in the background), of a collection (several scenes, folders, globs, URL
+    prefixes, STAC collections: embedded and indexed first, searched as a whole) or of
+    one ``airslt`` run folder. Keywords: ``host``, ``port``, ``open_browser``,
+    ``map_cache`` (MiB), ``anno``, ``images``, ``skip_bad``, ``index`` (see
     :func:`selo.selo_tasks.serve.serve`) and the fields of :class:`selo.Options`."""
     import inspect
 

@@ -45,7 +45,7 @@ def cli(debug: bool, verbose: bool) -> None:
       selo airslt --images DIR       the whole AIR-SLT test set, with metrics
       selo eval --maps DIR           the SeLo metrics (Rsu, Ras, Rda, Rmi) of existing maps
       selo compare RUN_A RUN_B       two or more runs of the same cases, side by side
-      selo serve SCENE               an interactive map: type sentences, see them at once
+      selo serve SCENES...           an interactive map: type sentences, see them at once
     """
     _State.debug = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -559,9 +559,7 @@ def demo_cmd(out, **kw):
 
 
 @cli.command("serve")
-@click.argument(
-    "targets", metavar="SCENE [SCENE ...] | RUN_DIR", nargs=-1, required=True, type=_path()
-)
+@click.argument("targets", metavar="SCENES... | RUN_DIR", nargs=-1, required=True, type=_path())
 @click.option(
     "--host",
     default=DEFAULT_HOST,
@@ -592,15 +590,35 @@ def demo_cmd(out, **kw):
     default=None,
     help="RUN_DIR only: the scenes folder (default: the one in run.json).",
 )
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="A collection: leave out scenes that cannot be searched instead of failing.",
+)
+@click.option(
+    "--index",
+    "index_mode",
+    type=click.Choice(["auto", "exact", "int8"]),
+    default="auto",
+    show_default=True,
+    help="A collection: the index of its search (as selo search --index).",
+)
 @run_options
-def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
-    """An interactive map of one or more scenes in the web browser (or of an airslt run).
+def serve_cmd(
+    targets, host, port, open_browser, map_cache, anno, images, skip_bad, index_mode, **kw
+):
+    """An interactive map of a scene or a collection in the web browser (or of an airslt run).
 
-    Each scene is embedded once (or read from the embedding cache), with progress in the
+    One scene is embedded once (or read from the embedding cache), with progress in the
     terminal and the page; then every sentence typed in the page is answered from the
     embeddings: overlay tiles, attention centres, high-score regions, GeoTIFF and GeoJSON
-    downloads. With an airslt run folder, browse its cases with their annotation polygons
-    and metrics. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops.
+    downloads. Several scenes, folders, globs, URL prefixes or STAC collections (as selo
+    search takes them) are a collection, embedded and indexed first: georeferenced scenes
+    are drawn where they are on one Web-Mercator map, a sentence lists the best regions of
+    every scene, and a hit opens at its place with its scene's map (a hit of selo search:
+    /#q=SENTENCE&hit=RANK). With an airslt run folder, browse its cases with their
+    annotation polygons and metrics. Listens on 127.0.0.1 unless --host says otherwise;
+    Ctrl-C stops.
     """
     from .api import serve
     from .report.terminal import console
@@ -614,6 +632,8 @@ def serve_cmd(targets, host, port, open_browser, map_cache, anno, images, **kw):
         map_cache=map_cache,
         anno=anno,
         images=images,
+        skip_bad=skip_bad,
+        index=index_mode,
         report=lambda line: console.print(line, markup=False, highlight=False),
     )
 

@@ -1288,15 +1288,25 @@ def test_schedulers_distributed_cannot_reach_are_cluster_errors(address):
 
 @pytest.mark.timeout(240)
 def test_random_serve_options(request, base, tmp_path):
-    """``selo serve`` with a port it cannot use and random other options of its own: one
-    line and exit code 2, before any scene is embedded (it never starts serving)."""
-    bad_ports = st.one_of(weird, st.sampled_from(["-1", "65536", str(10**20)]))
+    """``selo serve`` of a scene or a collection with a port it cannot use and random other
+    options of its own: one line and exit code 2, before any scene is embedded (it never
+    starts serving)."""
+    bad_ports = st.one_of(weird, st.sampled_from(["-1", "65536", str(10**20)])).filter(
+        lambda port: not _usable_port(port)  # else it would serve, until interrupted
+    )
 
     @fuzz_settings(request, 40)
     @given(
         port=bad_ports,
+        targets=st.sampled_from(  # one scene, or a collection
+            [[base / "scene.tif"], [base / "scene.tif", base / "scene.png"], [base]]
+        ),
         options=st.dictionaries(
-            st.sampled_from(["--map-cache", "--host", "--anno", "--images"]), st.none(), max_size=3
+            st.sampled_from(
+                ["--map-cache", "--host", "--anno", "--images", "--index", "--skip-bad"]
+            ),
+            st.none(),
+            max_size=3,
         ).flatmap(
             lambda keys: st.fixed_dictionaries(
                 {
@@ -1305,21 +1315,31 @@ def test_random_serve_options(request, base, tmp_path):
                         "--host": st.sampled_from(BAD_HOSTS),
                         "--anno": st.sampled_from(BAD_PATHS),
                         "--images": st.sampled_from(BAD_PATHS),
+                        "--index": st.one_of(weird, st.sampled_from(["exact", "int8", "INT8"])),
+                        "--skip-bad": st.none(),  # a flag
                     }[k]
                     for k in keys
                 }
             )
         ),
     )
-    def run(port, options):
-        args = [a for kv in options.items() for a in kv]
+    def run(port, targets, options):
+        args = [a for kv in options.items() for a in kv if a is not None]
         result = selo(
-            "serve", base / "scene.tif", "--port", port, *args,
+            "serve", *targets, "--port", port, *args,
             env={"SELO_CACHE_DIR": str(tmp_path / "cache")},
         )  # fmt: skip
         check(result, codes=(2,))
 
     run()
+
+
+def _usable_port(text: str) -> bool:
+    """Whether ``--port text`` names a port selo could listen on (click reads it as int)."""
+    try:
+        return 0 <= int(text) <= 65535
+    except ValueError:
+        return False
 
 
 BAD_HOSTS = [
@@ -1338,6 +1358,81 @@ def test_hosts_to_listen_on(host):
         bind(host, 0).close()
     except SeloError as e:
         assert "--host" in str(e) or "check --host" in str(e)
+
+
+@pytest.fixture(scope="module")
+def collection_client(tmp_path_factory):
+    """``selo serve`` of a small collection (three georeferenced scenes and a PNG) as a
+    test client, with one map asked for on a georeferenced scene."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("morecantile")
+    from fastapi.testclient import TestClient
+    from scenes import write_collection
+
+    from selo.selo_tasks.options import Options
+    from selo.selo_tasks.serve.app import create_app
+    from selo.selo_tasks.serve.state import ServeState
+    from selo.selo_tasks.session import run_session
+
+    root = tmp_path_factory.mktemp("fuzz-collection")
+    folder = write_collection(root / "tiles")
+    options = Options(cache=str(root / "cache"), scales="128,256", show_progress=False)
+    with run_session(options, one_scene=True) as ctx:
+        state = ServeState.for_collection(ctx, [folder])
+        client = TestClient(create_app(state), base_url="http://127.0.0.1")
+        sid = state.placed[0].id
+        record = client.post(f"/api/scenes/{sid}/maps", json={"sentence": QUERY}).json()
+        yield client, state, record
+        state.close()
+
+
+def _path_number(value) -> str:
+    """A number as a user could put it in a URL path (floats and huge integers too)."""
+    return str(value).replace("/", "")
+
+
+@pytest.mark.timeout(240)
+def test_random_collection_requests(request, collection_client):
+    """``selo serve`` of a collection: random JSON bodies for its search and random tile
+    coordinates for its Web-Mercator tiles get an answer or a 4xx JSON error naming what
+    is wrong, never a 500."""
+    client, state, record = collection_client
+    zmax = state.mercator_zoom()
+    coordinate = st.one_of(st.integers(-3, 2**zmax + 3), numbers, st.sampled_from(["", "x"]))
+    bodies = st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"sentence": st.one_of(texts, st.text(max_size=40), json_values)},
+            optional={"top": st.one_of(numbers, json_values)},
+        ),
+    )
+
+    @fuzz_settings(request, 60)
+    @given(
+        body=bodies,
+        tile=st.tuples(st.integers(-2, zmax + 2) | numbers, coordinate, coordinate),
+        style=st.sampled_from(["jet", "gray", "", "JET", "\u00e9"]),
+    )
+    def run(body, tile, style):
+        data = json.dumps(body).encode()  # lone surrogates stay escaped, as a browser sends them
+        answer = client.post("/api/search", content=data)
+        assert answer.status_code in (200, 413, 422), (body, answer.text)
+        if answer.status_code == 200:
+            hits = answer.json()["hits"]
+            assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+        else:
+            assert answer.json()["status"] == answer.status_code
+        z, x, y = (_path_number(v) for v in tile)
+        for url in (
+            f"/api/mercator/{z}/{x}/{y}.jpg",
+            record["mercator_tiles"].format(z=z, x=x, y=y) + f"?style={style}",
+        ):
+            answer = client.get(url)
+            assert answer.status_code in (200, 404, 422), (url, answer.text)
+            if answer.status_code != 200:
+                assert answer.json()["status"] == answer.status_code
+
+    run()
 
 
 @pytest.mark.timeout(240)
