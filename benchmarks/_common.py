@@ -105,7 +105,7 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def run_selo(args: list[str], *, cache: Path, fresh: bool = True) -> tuple[float, int, str]:
+def run_selo(args: list[str], *, cache: Path | str, fresh: bool = True) -> tuple[float, int, str]:
     """Run ``python -m selo ARGS`` with its own cache (emptied first unless ``fresh`` is
     False); (wall seconds, peak bytes, stdout)."""
     import shutil

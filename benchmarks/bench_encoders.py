@@ -236,12 +236,15 @@ def candidates(arch: str, work: Path) -> tuple[int, dict[str, Callable | str]]:
         found["torch.ao quantize_dynamic (deprecated)"] = torch.ao.quantization.quantize_dynamic(
             copy.deepcopy(tower), {torch.nn.Linear}, dtype=torch.qint8
         )
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-    q = copy.deepcopy(tower)
-    quantize_(q, Int8DynamicActivationInt8WeightConfig())
-    found["torchao int8 dynamic, eager"] = q
-    found["torchao int8 dynamic, torch.compile"] = torch.compile(copy.deepcopy(q))
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as e:  # (pip install 'selo[bench]')
+        found["torchao"] = f"not installed here ({e.name})"
+    else:
+        q = copy.deepcopy(tower)
+        quantize_(q, Int8DynamicActivationInt8WeightConfig())
+        found["torchao int8 dynamic, eager"] = q
+        found["torchao int8 dynamic, torch.compile"] = torch.compile(copy.deepcopy(q))
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

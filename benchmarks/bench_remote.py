@@ -4,8 +4,11 @@ Writes the synthetic benchmark scene (``_common.make_scene``) as a Cloud-Optimiz
 GeoTIFF, serves it from an HTTP server with Range support and from moto's S3 server (both
 from tests/servers.py, each in its own process on 127.0.0.1, counting the bytes they
 send), then times ``python -m selo localize`` on the local path, the ``http://`` URL and
-the ``s3://`` URL: a first query (empty embedding cache: the scene is read and embedded)
-and a second query (cached embeddings: only headers should be fetched). Runs are
+the ``s3://`` URL, and the ``s3://`` URL with the embedding cache and the output folder in
+the same S3 server too (``--cache-dir s3://…``, ``--out s3://…``: what a cluster without a
+shared disk runs): a first query (empty embedding cache: the scene is read and embedded)
+and a second query (cached embeddings: only headers should be fetched, plus the cache
+entry itself when it is in S3). Runs are
 interleaved (local, http, s3, then again) and the best of ``--repeat`` is kept. Loopback
 costs no network time: what remains is what selo and GDAL add over a local read
 (requests, the header checks, identity requests).
@@ -25,6 +28,7 @@ from _common import BENCHMARKS_MD, make_scene, run_selo, stamp, write_section
 from servers import RangeServer, S3Server
 
 HEADING = "Remote scenes: HTTP and S3 against a local file"
+ALL_S3 = "s3, cache and out in S3"
 QUERIES = ("a white plane parked on a gray airport", "green trees")
 
 
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     if not served.exists():
         os.link(cog, served)
     results: dict[str, list[tuple[float, int, float, int]]] = {}
+    scene_bytes = 0  # of the second query with the cache in S3: what it read of the scene
     with RangeServer(www) as http, S3Server() as s3:
         import boto3
 
@@ -71,18 +76,25 @@ def main(argv: list[str] | None = None) -> None:
             "local": (str(cog), None),
             "http": (http.url(cog.name), http),
             "s3": (f"s3://{bucket}/{cog.name}", s3),
+            ALL_S3: (f"s3://{bucket}/{cog.name}", s3),
         }
-        for _ in range(args.repeat):
+        for repeat in range(args.repeat):
             for name, (location, server) in sources.items():
                 cache = args.workdir / f"cache-remote-{name}"
+                in_s3 = name == ALL_S3  # a new cache prefix per repeat: an empty cache
                 runs = []
                 for i, query in enumerate(QUERIES):
                     if server is not None:
                         server.reset()
                     out = args.workdir / f"remote-{name}-{i}"
+                    if in_s3:
+                        out = f"s3://{bucket}/out-{repeat}-{i}"
+                        cache = f"s3://{bucket}/cache-{repeat}"
                     command = ["localize", location, "-q", query, "--out", str(out)]
-                    wall, _, _ = run_selo(command, cache=cache, fresh=i == 0)
+                    wall, _, _ = run_selo(command, cache=cache, fresh=i == 0 and not in_s3)
                     runs.append((wall, server.bytes_sent() if server else 0))
+                    if in_s3 and i == 1:
+                        scene_bytes = server.bytes_sent(cog.name)
                 results.setdefault(name, []).append((*runs[0], *runs[1]))
                 print(name, results[name][-1], flush=True)
     best = {name: min(rows) for name, rows in results.items()}
@@ -91,10 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         f"A {args.size:,}² synthetic scene as a COG ({size / 2**20:.0f} MiB, 512-pixel tiles, "
         "DEFLATE, overviews) read by `selo localize` from disk, from an HTTP server with Range "
         "requests and from moto's S3 server, both on 127.0.0.1 in their own processes "
-        "(tests/servers.py); default scales, `color` encoder, threads in one process. First "
+        "(tests/servers.py); default scales, `color` encoder, threads in one process; the "
+        f"last row with `--cache-dir` and `--out` in the same S3 server ({ALL_S3!r}: the "
+        "embeddings, staged copies and every output file are objects there). First "
         "query: empty embedding cache; second query: another sentence on the cached "
         f"embeddings. Best of {args.repeat} interleaved runs; bytes are the body bytes the "
-        "server sent.",
+        "server sent (GET answers: uploads are not counted).",
         "",
         "| source | first query s | × local | bytes fetched | × file | second query s | "
         "× local | bytes fetched |",
@@ -108,7 +122,15 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {first:.1f} | {first / local_first:.2f} | {fetched} | {share} | "
             f"{second:.1f} | {second / local_second:.2f} | {again} |"
         )
-    lines += ["", stamp("bench_remote.py", argv)]
+    second = best[ALL_S3][3]
+    lines += [
+        "",
+        f"The second query of {ALL_S3!r} fetched {scene_bytes / 2**10:.0f} KiB of the scene "
+        f"(its header chunk) and {(second - scene_bytes) / 2**10:.0f} KiB of the cache's "
+        "objects (the embedding entry, the scene's kept preview, the key index).",
+        "",
+        stamp("bench_remote.py", argv),
+    ]
     write_section(HEADING, "\n".join(lines), args.out)
 
 

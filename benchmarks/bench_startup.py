@@ -1,22 +1,30 @@
-"""Start-up: what each ``selo`` command imports, and what that costs, in fresh interpreters.
+"""Start-up and exit: what each ``selo`` command imports, what that costs, and how long its
+process takes to end once its work is done, in fresh interpreters.
 
-Each command runs in a new ``python -X importtime`` process (``--repeats``
-times; the run with the least import time is kept, the least disturbed by
-other work on the machine): ``selo --help``, ``selo localize --help``, ``selo
-models``, and ``selo localize`` on a small synthetic GeoTIFF (``color``, empty
-embedding cache), whose imports are split at its first stage (the moment the
-run starts its first ``StageProfiler.stage``: everything imported before it is
-start-up cost). For each: the process's wall seconds, the seconds spent
-importing (the sum of every module's own import time), and the top-level
-packages that cost most (each package's cumulative import time where it was
-first imported from outside itself; ``selo`` itself is left out, as it holds
-everything).
+Each command runs as the ``selo`` program does (``cli.main()``), in a new ``python -X
+importtime`` process, ``--repeats`` times: ``selo --help``, ``selo localize --help``,
+``selo models``, and ``selo localize`` on a small synthetic GeoTIFF (``color``, empty
+embedding cache), whose imports are split at its first stage (the moment the run starts
+its first ``StageProfiler.stage``: everything imported before it is start-up cost). For
+each: the process's wall and CPU seconds (user + system), its exit (seconds from the end
+of the command's work to the end of the process: Python's shutdown), the seconds spent
+importing (the sum of every module's own import time), and the top-level packages that
+cost most (each package's cumulative import time where it was first imported from outside
+itself; ``selo`` itself is left out, as it holds everything). Each number is the least of
+the repeats (the run least disturbed by other work on a shared machine); the packages are
+those of the run with the least import time.
 
-Printed and written to the "Start-up" section of BENCHMARKS.md. ``--label``
-names the state measured (e.g. "before"); rows with other labels are kept, so
-that a before/after table builds up.
+``--state LABEL=PATH`` (repeatable) measures the selo found in the folder PATH (which
+holds a ``selo`` package, e.g. ``git archive COMMIT | tar -x -C /tmp/before/selo``;
+``--state LABEL`` alone: this environment's) under LABEL; several states are measured
+interleaved, command by command and repeat by repeat, so that they share the machine's
+state. Without it, the selo of this environment is measured under ``--label``.
 
-    python benchmarks/bench_startup.py [--label before] [--repeats 3] [--top 8]
+Printed and written to the "Start-up" section of BENCHMARKS.md; rows with other labels
+are kept, so that a before/after table builds up.
+
+    python benchmarks/bench_startup.py [--label after] [--repeats 5] [--top 8]
+        [--state before=/tmp/before --state after=/path/holding/selo]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -36,26 +45,42 @@ from _common import BENCHMARKS_MD, make_scene, stamp, write_section
 
 HEADING = "Start-up"
 MARKER = "selo-bench-startup: first stage"
-TABLE_HEADER = "| state | command | wall s | imports s | top packages (cumulative import s) |"
-# runs the CLI as ``python -m selo`` does, printing MARKER on stderr when the first stage
-# starts; selo.pipeline.profile (which holds the stages) is imported first, as every command
-# with a stage imports it before that stage anyway
-STAGE_MARKER = f"""
-import sys
-from selo.pipeline import profile
+DONE = "selo-bench-startup: work done at"
+TABLE_HEADER = (
+    "| state | command | wall s | CPU s | exit s | imports s | top packages (cumulative import s) |"
+)
+# runs the CLI as the `selo` program does (cli.main() with the process's arguments), printing
+# DONE and the time on stderr once the command's work is done (its exit follows) and, with
+# MARKER set, MARKER when the first stage starts; selo.pipeline.profile (which holds the
+# stages) is then imported first, as every command with a stage imports it before that
+# stage anyway
+PROGRAM = """
+import sys, time
+import selo.selo_tasks.cli as cli
 
-_stage = profile.StageProfiler.stage
+if {split!r}:
+    from selo.pipeline import profile
 
-def stage(self, *args, **kwargs):
-    if not getattr(stage, "seen", False):
-        stage.seen = True
-        print({MARKER!r}, file=sys.stderr, flush=True)
-    return _stage(self, *args, **kwargs)
+    _stage = profile.StageProfiler.stage
 
-profile.StageProfiler.stage = stage
-from selo.selo_tasks.cli import main
+    def stage(self, *args, **kwargs):
+        if not getattr(stage, "seen", False):
+            stage.seen = True
+            print({marker!r}, file=sys.stderr, flush=True)
+        return _stage(self, *args, **kwargs)
 
-sys.exit(main(sys.argv[1:]))
+    profile.StageProfiler.stage = stage
+
+_work = cli.cli.main
+
+def work(*args, **kwargs):
+    try:
+        return _work(*args, **kwargs)
+    finally:
+        print({done!r}, time.time(), file=sys.stderr, flush=True)
+
+cli.cli.main = work
+cli.main()
 """
 _LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)\s*$")
 
@@ -114,45 +139,70 @@ def top_packages(roots: list[Node], n: int, skip: tuple[str, ...] = ("selo",)) -
     return ranked[:n]
 
 
-def run(args: list[str], *, cache: Path, marker: bool = False) -> tuple[float, list[str]]:
-    """(wall seconds, stderr lines) of ``python -X importtime -m selo ARGS`` in a new process."""
-    command = [sys.executable, "-X", "importtime"]
-    command += ["-c", STAGE_MARKER] if marker else ["-m", "selo"]
+@dataclass
+class Run:
+    """One process: wall and CPU seconds, seconds from the end of its work to its end, and
+    its stderr lines."""
+
+    wall: float
+    cpu: float
+    exit: float
+    lines: list[str]
+
+
+def run(args: list[str], *, cache: Path, split: bool = False, path: str | None = None) -> Run:
+    """``selo ARGS`` in a new ``python -X importtime`` process (the selo in the folder
+    ``path`` if given)."""
+    code = PROGRAM.format(split=split, marker=MARKER, done=DONE)
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([path, *filter(None, [env.get("PYTHONPATH")])])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
-        [*command, *args], env=env, capture_output=True, text=True, cwd=cache.parent, timeout=600
-    )
-    wall = time.perf_counter() - start
+        [sys.executable, "-X", "importtime", "-c", code, *args],
+        env=env, capture_output=True, text=True, cwd=cache.parent, timeout=600,
+    )  # fmt: skip
+    ended, wall = time.time(), time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = "\n".join(line for line in proc.stderr.splitlines() if not _LINE.match(line))
         raise SystemExit(f"selo {' '.join(args)} failed:\n{tail[-2000:]}")
-    return wall, proc.stderr.splitlines()
+    lines = proc.stderr.splitlines()
+    done = next(float(line.split()[-1]) for line in lines if line.startswith(DONE))
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Run(wall, cpu, ended - done, lines)
 
 
-def measure(args: list[str], *, work: Path, repeats: int, top: int, split: bool) -> list[dict]:
-    """Rows for one command: the whole process, and with ``split`` its start-up (the imports
-    before the first stage); the repeat with the least import time is kept."""
-    best: dict[str, dict] = {}
-    for i in range(repeats):
-        cache = work / f"cache-{i}"
-        wall, lines = run(args, cache=cache, marker=split)
-        parts = {"whole run" if split else "": lines}
-        if split:
-            if MARKER not in lines:
-                raise SystemExit(f"selo {' '.join(args)} started no stage")
-            parts["before its first stage"] = lines[: lines.index(MARKER)]
-        for part, part_lines in parts.items():
-            roots = parse_importtime(part_lines)
-            row = {
+def rows_of(runs: list[Run], *, top: int, split: bool) -> list[dict]:
+    """Rows for one command of one state: the whole process, and with ``split`` its
+    start-up (the imports before the first stage); each number the least of the runs, the
+    packages those of the run with the least import time."""
+    parts = {"": [r.lines for r in runs]}
+    if split:
+        if any(MARKER not in r.lines for r in runs):
+            raise SystemExit("the command started no stage")
+        parts = {
+            "before its first stage": [r.lines[: r.lines.index(MARKER)] for r in runs],
+            "whole run": [r.lines for r in runs],
+        }
+    rows = []
+    for part, lines in parts.items():
+        trees = [parse_importtime(part_lines) for part_lines in lines]
+        seconds = [import_seconds(t) for t in trees]
+        least = seconds.index(min(seconds))
+        whole = not part.startswith("before")
+        rows.append(
+            {
                 "part": part,
-                "wall": wall,
-                "imports": import_seconds(roots),
-                "top": top_packages(roots, top),
+                "wall": min(r.wall for r in runs) if whole else None,
+                "cpu": min(r.cpu for r in runs) if whole else None,
+                "exit": min(r.exit for r in runs) if whole else None,
+                "imports": seconds[least],
+                "top": top_packages(trees[least], top),
             }
-            if part not in best or row["imports"] < best[part]["imports"]:
-                best[part] = row
-    return [best[p] for p in reversed(list(best))]  # the start-up, then the whole run
+        )
+    return rows
 
 
 def earlier_rows(text: str, label: str) -> list[str]:
@@ -172,12 +222,22 @@ def earlier_rows(text: str, label: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--label", default="before", help="the state measured (table column)")
+    parser.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="LABEL[=PATH]",
+        help="measure the selo in the folder PATH (default: this environment's) under LABEL "
+        "(repeatable: the states interleaved)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--top", type=int, default=8, help="packages listed per command")
     parser.add_argument("--size", type=int, default=1024, help="side of the localize scene")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
+    states = {label: path or None for label, _, path in map(lambda s: s.partition("="), args.state)}
+    states = states or {args.label: None}
     with tempfile.TemporaryDirectory(prefix="selo-startup-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -190,30 +250,45 @@ def main(argv: list[str] | None = None) -> None:
         ]
         rows = []
         for command, split in commands:
+            runs: dict[str, list[Run]] = {label: [] for label in states}
+            for i in range(args.repeats):
+                for label, path in states.items():  # interleaved
+                    cache = work / f"cache-{label}-{i}"
+                    runs[label].append(run(command, cache=cache, split=split, path=path))
             shown = " ".join(["selo", *command]).replace(str(scene), "SCENE")
             shown = shown.replace(str(work / "out"), "OUT")
-            for r in measure(command, work=work, repeats=args.repeats, top=args.top, split=split):
-                what = f"`{shown}`" + (f" ({r['part']})" if r["part"] else "")
-                tops = ", ".join(f"{name} {s:.2f}" for name, s in r["top"])
-                wall = "–" if r["part"].startswith("before") else f"{r['wall']:.2f}"
-                rows.append(f"| {args.label} | {what} | {wall} | {r['imports']:.2f} | {tops} |")
-                print(rows[-1], flush=True)
+            for label in states:
+                for r in rows_of(runs[label], top=args.top, split=split):
+                    what = f"`{shown}`" + (f" ({r['part']})" if r["part"] else "")
+                    tops = ", ".join(f"{name} {s:.2f}" for name, s in r["top"])
+                    cells = [
+                        "–" if r[k] is None else f"{r[k]:.{d}f}"
+                        for k, d in (("wall", 2), ("cpu", 2), ("exit", 3))
+                    ]
+                    rows.append(
+                        f"| {label} | {what} | {' | '.join(cells)} | {r['imports']:.2f} | {tops} |"
+                    )
+                    print(rows[-1], flush=True)
     text = args.out.read_text() if args.out.exists() else ""
     body = "\n".join(
         [
-            "Imports of each command, each in a new `python -X importtime` process: wall seconds of",
-            "the process, seconds spent importing (every module's own import time, summed), and",
-            "the top-level packages that cost most (cumulative import seconds where each was first",
-            "imported from outside itself; nested packages count in both). `selo localize` runs",
-            f"on a synthetic {args.size}² GeoTIFF with `color` and an empty cache; its start-up is",
-            "what it imports before its first stage starts. Best of "
-            f"{args.repeats} runs (least import time).",
+            "Imports and exit of each command, each run as the `selo` program in a new",
+            "`python -X importtime` process: wall and CPU seconds (user + system) of the",
+            "process, exit seconds (from the end of the command's work to the end of the",
+            "process: Python's shutdown), seconds spent importing (every module's own import",
+            "time, summed), and the top-level packages that cost most (cumulative import",
+            "seconds where each was first imported from outside itself; nested packages count",
+            f"in both). `selo localize` runs on a synthetic {args.size}² GeoTIFF with `color`",
+            "and an empty cache; its start-up is what it imports before its first stage",
+            f"starts. Each number the least of {args.repeats} runs"
+            + (", the states interleaved" if len(states) > 1 else "")
+            + "; the packages those of the run with the least import time.",
             "",
             stamp("bench_startup.py", argv),
             "",
             TABLE_HEADER,
-            "| --- | --- | ---: | ---: | --- |",
-            *earlier_rows(text, args.label),
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+            *[r for r in earlier_rows(text, args.label) if r.split("|")[1].strip() not in states],
             *rows,
         ]
     )

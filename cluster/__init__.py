@@ -3,6 +3,22 @@
 ``cluster`` imports nothing else of selo except the shared error types.
 """
 
-from .connect import MAX_THREADS, RunCluster, check_cluster, connect, default_layout, max_workers
+from .connect import (
+    MAX_THREADS,
+    RunCluster,
+    check_cluster,
+    connect,
+    default_layout,
+    max_workers,
+    unseen_paths,
+)
 
-__all__ = ["MAX_THREADS", "RunCluster", "check_cluster", "connect", "default_layout", "max_workers"]
+__all__ = [
+    "MAX_THREADS",
+    "RunCluster",
+    "check_cluster",
+    "connect",
+    "default_layout",
+    "max_workers",
+    "unseen_paths",
+]

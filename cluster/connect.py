@@ -32,6 +32,7 @@ __all__ = [
     "MAX_THREADS",
     "RunCluster",
     "check_cluster",
+    "unseen_paths",
     "connect",
     "default_layout",
     "max_workers",
@@ -73,6 +74,20 @@ class RunCluster:
             "gpu": self.gpu,
             **self.info,
         }
+
+
+def unseen_paths(cluster: RunCluster, paths: list[str]) -> list[str]:
+    """The local ``paths`` that some worker of an existing scheduler's cluster cannot see
+    (the workers of a cluster this process started run on this machine: none), so that a
+    run refuses at once to hand workers paths they cannot read or write."""
+    if cluster.kind != "address" or cluster.client is None or not paths:
+        return []
+    seen = cluster.client.run(_existing, list(paths))
+    return [p for i, p in enumerate(paths) if not all(flags[i] for flags in seen.values())]
+
+
+def _existing(paths: list[str]) -> list[bool]:
+    return [os.path.exists(p) for p in paths]
 
 
 def default_layout(cores: int | None = None) -> tuple[int, int]:

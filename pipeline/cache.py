@@ -1,5 +1,5 @@
 """The cache: one folder that owns scene keys, staged scenes, window embeddings, scene
-previews and collection indexes.
+previews and collection indexes — on the local disk or in an object store.
 
 ``Cache(root)`` is the only place that knows the layout::
 
@@ -8,15 +8,23 @@ previews and collection indexes.
     <root>/embeddings.zarr/<id> window embeddings per EmbeddingKey
     <root>/previews/<key>-<rows>x<cols>.png decimated RGB pictures of scenes, for overlays
     <root>/indexes/<id>        collection indexes (pipeline.index owns what is inside);
-                               the most recently used few are kept
+                               the most recently used few are kept (memory-mapped: for a
+                               root in an object store, in this machine's temporary folder)
 
 The root is ``root`` when given, else ``$SELO_CACHE_DIR``, else
-``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``. Everything is written under a
-temporary name and renamed when complete, so an interrupted write is never read
-back; entries read back are checked (a staged copy must be the file selo wrote, of
-the same size and modification time, and a complete GeoTIFF of the right size; an
-embedding entry must hold the right windows and match the checksum written with
-it), and a damaged entry is made again, with a log line, instead of being trusted.
+``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``; a root may be the URL of an object store
+(``s3://bucket/cache``, ``gs://``, ``az://``), which every worker of a cluster reaches
+without a shared disk: embeddings are a zarr 3 store there, staged copies are objects GDAL
+reads there (``/vsis3/``), and the index and previews are objects too. Everything is
+written through :func:`~selo.pipeline.store.atomic_path` — locally under a temporary name
+and renamed when complete, in an object store uploaded object by object with a marker
+last — so an interrupted write is never read back (an embedding entry without its marker
+is absent); entries read back are checked (a staged copy must be the file selo wrote, of
+the same size and modification time — or, in an object store, version — and a complete
+GeoTIFF of the right size; an embedding entry must hold the right windows and match the
+checksum written with it), and a damaged entry is made again, with a log line, instead
+of being trusted. Two processes filling one entry at once write the same objects; an
+entry mixed from two writers' objects fails its checksum and is made again.
 
 Image embeddings do not depend on the query: computed once per (scene content,
 encoder version, window table, preprocessing), a second query, a second run or a
@@ -30,6 +38,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,9 +46,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CacheError, InputNotFoundError, OutputError, SeloError
-from .remote import download, is_remote
+from .remote import download, is_remote, object_info
 from .scenefile import SceneInfo, dataset, tiff_data_end, write_staged_copy
-from .store import atomic_path, atomic_write_bytes, atomic_write_text, error_reason
+from .store import (
+    RemotePath,
+    as_path,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    error_reason,
+    folder_problem,
+    is_complete,
+    open_group,
+)
 from .windows import WindowTable
 
 __all__ = ["Cache", "EmbeddingKey", "default_cache_dir"]
@@ -54,7 +73,7 @@ KEEP_INDEXES = 3  # collection indexes kept (the most recently used): each holds
 # its scenes' embeddings (about 9 GB for 1,000 scenes of 10,000² with a 512-wide encoder)
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir() -> Path | RemotePath:
     """``$SELO_CACHE_DIR``, else ``$XDG_CACHE_HOME/selo``, else ``~/.cache/selo``."""
     if os.environ.get("SELO_CACHE_DIR"):
         return _expand(os.environ["SELO_CACHE_DIR"], "SELO_CACHE_DIR")
@@ -64,9 +83,11 @@ def default_cache_dir() -> Path:
     return _expand("~/.cache", "the home folder") / "selo"
 
 
-def _expand(path: str | os.PathLike[str], source: str) -> Path:
+def _expand(path: str | os.PathLike[str] | RemotePath, source: str) -> Path | RemotePath:
     try:
-        return Path(path).expanduser()
+        return as_path(path).expanduser()
+    except OutputError as e:  # a URL of another kind
+        raise CacheError(str(e)) from None
     except RuntimeError as e:  # "~user" of an unknown user, or no home folder
         raise CacheError(
             f"{path}: {source} cannot be used as the cache folder ({e}); "
@@ -95,13 +116,25 @@ class Cache:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = _expand(root, "--cache-dir") if root else default_cache_dir()
         source = "--cache-dir" if root else "the cache folder ($SELO_CACHE_DIR or ~/.cache)"
-        try:
-            is_file = self.root.exists() and not self.root.is_dir()
-        except OSError as e:  # e.g. a name too long for the file system
-            raise CacheError(
-                f"{self.root}: {source} cannot be used ({error_reason(e)}); "
-                "point --cache-dir or SELO_CACHE_DIR at a folder"
-            ) from None
+        if isinstance(self.root, RemotePath):
+            try:
+                problem = folder_problem(self.root)
+            except OSError as e:  # unreachable, forbidden: the store's words
+                raise CacheError(f"{source} {e}") from None
+            if problem is not None:
+                raise CacheError(
+                    f"{self.root}: {source} cannot be used ({problem}); "
+                    "point --cache-dir or SELO_CACHE_DIR at a folder or a bucket you can write"
+                )
+            is_file = False
+        else:
+            try:
+                is_file = self.root.exists() and not self.root.is_dir()
+            except OSError as e:  # e.g. a name too long for the file system
+                raise CacheError(
+                    f"{self.root}: {source} cannot be used ({error_reason(e)}); "
+                    "point --cache-dir or SELO_CACHE_DIR at a folder"
+                ) from None
         if is_file:
             raise CacheError(
                 f"{self.root}: {source} is a file, not a folder; "
@@ -110,7 +143,13 @@ class Cache:
         self.embeddings_path = self.root / "embeddings.zarr"
         self.staged_dir = self.root / "staged"
         self.previews_dir = self.root / "previews"
-        self.indexes_dir = self.root / "indexes"
+        # collection indexes are memory-mapped files: a cache in an object store keeps its
+        # indexes on this machine's disk (made again from the embeddings where missing)
+        self.indexes_dir = (
+            self.root / "indexes"
+            if isinstance(self.root, Path)
+            else Path(tempfile.gettempdir()) / "selo-indexes" / _digest_text(str(self.root))
+        )
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
@@ -146,18 +185,20 @@ class Cache:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as e:
             raise InputNotFoundError(f"{path}: cannot read the scene ({e.strerror})") from e
-        self._remember(path, stat, sha256=digest)
+        self._remember(path, _local_stamp(stat), sha256=digest)
         return digest
 
     def _index(self) -> dict:
         return _read_index(self.root / _KEY_INDEX)
 
-    def _remember(self, path: Path | str, stat: os.stat_result, **extra) -> None:
-        """Record a file's size and modification time (and ``extra``) in the index."""
+    def _remember(self, path: Path | str, stamp: dict, **extra) -> None:
+        """Record a file's stamp (size and modification time, or version: :func:`_stamp`)
+        and ``extra`` in the index (in an object store, another process's entry written
+        meanwhile may be lost: it is only computed again)."""
         index_path = self.root / _KEY_INDEX
         with _INDEX_LOCK:
             index = _read_index(index_path)
-            index[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **extra}
+            index[str(path)] = {**stamp, **extra}
             try:
                 atomic_write_text(index_path, json.dumps(index), what="scene key index")
             except OutputError as e:
@@ -176,7 +217,8 @@ class Cache:
         wrote (the index keeps its size and modification time: any later change, such as
         a copy cut short or a byte overwritten, is noticed), open, have the source's size
         and bands, and hold all its pixel blocks. A remote file is downloaded once, into
-        the staging folder, and staged from there."""
+        the staging folder, and staged from there. In a cache in an object store the copy
+        is an object there (GDAL reads it by range requests, from any worker)."""
         staged = self.staged_dir / f"{key}.v{_STAGE_FORMAT}.tif"
         if staged.exists():
             problem = self._staged_problem(staged, info, key)
@@ -185,7 +227,7 @@ class Cache:
             if problem:  # (a copy of an older selo, not in the index, is made again quietly)
                 log.warning("staged copy %s of %s %s; staging again", staged, location, problem)
             try:
-                if staged.is_dir():
+                if isinstance(staged, Path) and staged.is_dir():
                     shutil.rmtree(staged)
                 else:
                     staged.unlink(missing_ok=True)
@@ -200,33 +242,29 @@ class Cache:
                 _stage_download(location, info, partial)
             else:
                 write_staged_copy(location, info, partial)
-        self._remember(self._staged_name(staged), staged.stat(), staged_from=key)
+        self._remember(self._staged_name(staged), _stamp(staged), staged_from=key)
         return staged
 
-    def _staged_name(self, staged: Path) -> str:
+    def _staged_name(self, staged: Path | RemotePath) -> str:
         """How the index names a staged copy: relative to the root, so that a cache
         folder moved or copied elsewhere keeps its staged copies."""
         return staged.relative_to(self.root).as_posix()
 
-    def _staged_problem(self, staged: Path, info: SceneInfo, key: str) -> str | None:
+    def _staged_problem(self, staged: Path | RemotePath, info: SceneInfo, key: str) -> str | None:
         """None for a usable staged copy, else what is wrong with it ("" when the index
         does not know it at all)."""
         try:
-            stat = staged.stat()
+            stamp = _stamp(staged)
             entry = self._index().get(self._staged_name(staged))
             if not isinstance(entry, dict):
                 return ""
-            if (entry.get("staged_from"), entry.get("size"), entry.get("mtime_ns")) != (
-                key,
-                stat.st_size,
-                stat.st_mtime_ns,
-            ):
+            if entry.get("staged_from") != key or any(entry.get(k) != v for k, v in stamp.items()):
                 return "was changed after selo wrote it"
-            with dataset(staged) as ds:
+            with dataset(str(staged)) as ds:
                 whole = (
                     ds.driver == "GTiff"
                     and (ds.height, ds.width, ds.count) == (info.height, info.width, info.count)
-                    and tiff_data_end(ds) <= stat.st_size
+                    and tiff_data_end(ds) <= stamp["size"]
                 )
             return None if whole else "is incomplete"
         except (SeloError, OSError) as e:
@@ -242,13 +280,15 @@ class Cache:
         A damaged entry (unreadable, wrong windows, not ``dim`` wide, non-finite
         values, or not matching the checksum written with it) is logged and treated
         as missing, so it is computed and written again."""
-        import zarr
-
         entry = self.embeddings_path / key.id
-        if not entry.is_dir():
+        try:
+            if not is_complete(entry):  # (in an object store: not marked, not there)
+                return None
+        except OSError as e:
+            log.warning("embedding cache entry %s cannot be read (%s); recomputing", entry, e)
             return None
         try:
-            g = zarr.open_group(str(entry), mode="r")
+            g = open_group(entry, mode="r")
             if g.attrs.get("key") != asdict(key) or not g.attrs.get("complete"):
                 return None
             if "sha256" not in g.attrs:  # written by an older selo: computed again quietly
@@ -279,9 +319,13 @@ class Cache:
         root = self.embeddings_path
         try:
             root.mkdir(parents=True, exist_ok=True)
-            if _read_index(root / "zarr.json").get("node_type") != "group":  # missing or damaged
+            if not _is_group(root):  # missing or damaged
                 (root / "zarr.json").unlink(missing_ok=True)
-                zarr.open_group(str(root), mode="a")
+                try:
+                    open_group(root, mode="a")
+                except zarr.errors.ContainsGroupError:
+                    if not _is_group(root):  # (another process made it meanwhile: fine)
+                        raise
         except OSError as e:
             raise CacheError(
                 f"{root}: cannot write the embedding cache ({error_reason(e)}); set --cache-dir "
@@ -305,7 +349,7 @@ class Cache:
 
     # --- scene previews ---------------------------------------------------------------------
 
-    def preview_path(self, key: str, shape: tuple[int, int]) -> Path:
+    def preview_path(self, key: str, shape: tuple[int, int]) -> Path | RemotePath:
         """Where the preview of shape (rows, cols) of the scene ``key`` is kept."""
         return self.previews_dir / f"{key}-{shape[0]}x{shape[1]}.png"
 
@@ -313,8 +357,11 @@ class Cache:
         """The (rows, cols, 3) RGB preview of the scene ``key`` kept at ``shape``, or None."""
         import cv2
 
-        path = self.preview_path(key, shape)
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        try:
+            data = self.preview_path(key, shape).read_bytes()
+        except OSError:  # not kept (or a cache that cannot be read: made again)
+            return None
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if bgr is None or bgr.shape[:2] != tuple(shape):
             return None
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -370,6 +417,19 @@ def _stage_download(location: str, info: SceneInfo, target: Path) -> None:
         got.unlink(missing_ok=True)
 
 
+def _local_stamp(stat: os.stat_result) -> dict:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _stamp(path: Path | RemotePath) -> dict:
+    """What the index remembers of a file selo wrote, to notice a later change: its size and
+    modification time, or an object's size and version (ETag, Last-Modified)."""
+    if isinstance(path, RemotePath):
+        info = object_info(str(path))
+        return {"size": info.size, "version": info.version}
+    return _local_stamp(path.stat())
+
+
 def _digest(embeddings: np.ndarray, has_data: np.ndarray, windows: np.ndarray) -> str:
     """SHA-256 of an entry's arrays (shapes and bytes): a changed byte is noticed."""
     h = hashlib.sha256()
@@ -379,9 +439,18 @@ def _digest(embeddings: np.ndarray, has_data: np.ndarray, windows: np.ndarray) -
     return h.hexdigest()
 
 
-def _read_index(path: Path) -> dict:
+def _is_group(root: Path | RemotePath) -> bool:
+    """Whether a zarr group's metadata is at ``root``."""
+    return _read_index(root / "zarr.json").get("node_type") == "group"
+
+
+def _read_index(path: Path | RemotePath) -> dict:
     try:
         index = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return {}
     return index if isinstance(index, dict) else {}
+
+
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

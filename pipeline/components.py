@@ -13,11 +13,13 @@ statistics and edge rows travel, never the whole label image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
-import dask
-import dask.array as da
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array as da
 
 __all__ = ["Component", "block_components", "components", "merge_blocks", "raster_components"]
 
@@ -151,6 +153,9 @@ def _opencv_block(m: np.ndarray, r0: int, c0: int) -> _Block:
 
 def components(mask: da.Array | np.ndarray) -> list[Component]:
     """Every 8-connected component of a 2-D boolean raster, in raster order of first pixel."""
+    import dask  # (here only: the metrics import this module, and `selo models` the metrics)
+    import dask.array as da
+
     mask = mask if isinstance(mask, da.Array) else da.from_array(np.asarray(mask, bool))
     rows, cols = (np.cumsum((0, *c)) for c in mask.chunks)
     delayed = mask.to_delayed()

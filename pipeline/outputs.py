@@ -50,7 +50,7 @@ from .picture import PICTURE_PNG, blend_overlay, encode_image
 from .preview import RowSampler, each_strip, overview_indices
 from .scene import Grid
 from .scenefile import gdal_env, tiff_data_end
-from .store import atomic_path, atomic_write_bytes, atomic_write_text
+from .store import as_path, atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "COG_OPTIONS",
@@ -319,7 +319,7 @@ def write_geotiff(
         ):
             rasterio.shutil.copy(source, partial, driver="COG", **COG_OPTIONS)
         _check_complete(partial)
-    return Path(path)
+    return as_path(path)
 
 
 PNG_LEVEL = 1
@@ -335,7 +335,7 @@ def write_png(path: str | os.PathLike, data: Map | SpooledMap) -> Path:
     _check_map(data, "the map")
     with png_rows(path, data.shape) as add:
         each_strip(data, _STRIP, add)
-    return Path(path)
+    return as_path(path)
 
 
 @contextmanager
@@ -493,7 +493,7 @@ def write_maps_zarr(root: str | os.PathLike, name: str, mean: Any, selo: Map | N
     with maps_zarr(root, name, mean, None if selo is None else selo.shape) as add:
         if selo is not None:
             each_strip(selo, zarr_chunk_rows(selo.shape), add)
-    return Path(root) / name
+    return as_path(root) / name
 
 
 def zarr_chunk_rows(shape: tuple[int, int]) -> int:
@@ -514,12 +514,12 @@ def maps_zarr(
     were seen to hang in Dask worker threads)."""
     import zarr
 
-    from .store import ensure_dir
+    from .store import ensure_dir, open_group
 
-    root = Path(root)
+    root = as_path(root)
     if not (root / "zarr.json").exists():
         ensure_dir(root)
-        zarr.open_group(str(root), mode="a")
+        open_group(root, mode="a")
     with atomic_path(root / name, folder=True, what="maps") as tmp:
         group = zarr.open_group(str(tmp), mode="w")
         mean.to_zarr(group.create_group("mean"))

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import MapError, ParameterError
-from .store import atomic_path
+from .store import as_path, atomic_path
 
 __all__ = ["PICTURE_PNG", "blend_overlay", "encode_image", "write_image"]
 
@@ -63,7 +63,7 @@ def encode_image(image: np.ndarray, ext: str, params: Sequence[int] = ()) -> byt
 
 def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ()) -> Path:
     """Encode ``image`` by the path's suffix and write it atomically."""
-    data = encode_image(image, Path(path).suffix, params)
+    data = encode_image(image, as_path(path).suffix, params)
     with atomic_path(path, what="image") as tmp:
         tmp.write_bytes(data)
-    return Path(path)
+    return as_path(path)

@@ -1,7 +1,8 @@
 """Locations beyond the local disk: URLs, object stores and GDAL's virtual file systems.
 
-A scene (or, later, a cache or a run folder) may be named by a local path, an
-``http(s)://``, ``s3://``, ``gs://`` or ``az://`` URL, or a GDAL ``/vsi…/`` path. This
+A scene may be named by a local path, an ``http(s)://``, ``s3://``, ``gs://`` or
+``az://`` URL, or a GDAL ``/vsi…/`` path, and a cache or an output folder by the URL of an
+object store (:func:`object_store_url`; written through :mod:`selo.pipeline.store`). This
 module is the one place that maps such a location, and the credentials and endpoints
 of the standard environment, to what each library needs:
 
@@ -59,6 +60,7 @@ __all__ = [
     "join",
     "list_names",
     "object_info",
+    "object_store_url",
     "open_binary",
     "remote_error",
     "storage_options",
@@ -129,6 +131,17 @@ def url_of(location: str) -> str | None:
         if location.startswith(prefix):
             return scheme + location[len(prefix) :]
     return None
+
+
+def object_store_url(location: str) -> str | None:
+    """The URL of a location in an object store — ``s3://``, ``gs://``, ``az://`` or GDAL's
+    ``/vsis3/``, ``/vsigs/``, ``/vsiaz/`` of one — where selo can also write caches and
+    outputs (and GDAL read them back); None for anything else."""
+    url = url_of(location) if isinstance(location, str) else None
+    return url.rstrip("/") if url and _scheme(url) in _OBJECT_STORES else None
+
+
+_OBJECT_STORES = ("s3", "gs", "az")
 
 
 def join(prefix: str, name: str) -> str:

@@ -20,7 +20,6 @@ non-uint8 scenes a decimated sample for the stretch.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import dask
@@ -51,6 +50,7 @@ from .source import (
     read_region,
     selection_of,
 )
+from .stac import is_item
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -159,7 +159,7 @@ def as_scene(scene, **open_kw) -> xr.DataArray:
     DataArrays may be (y, x, band) or (band, y, x) with 3 bands, or 2-D (y, x) gray;
     numpy and dask arrays are read as (y, x, 3) or (y, x). Pixels must be uint8
     (use :func:`open_scene` for files of other types: it stretches them)."""
-    if isinstance(scene, str | os.PathLike | SceneRef) or _is_stac_item(scene):
+    if isinstance(scene, str | os.PathLike | SceneRef) or is_item(scene):
         return open_scene(scene, **open_kw)
     if not isinstance(scene, xr.DataArray):
         arr = scene if isinstance(scene, da.Array) else np.asarray(scene)
@@ -188,11 +188,6 @@ def as_scene(scene, **open_kw) -> xr.DataArray:
     if scene.chunks is None:  # in memory: chunks named by the pixels' content
         scene = scene.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
     return scene.assign_coords(band=list(BANDS))
-
-
-def _is_stac_item(value) -> bool:
-    pystac = sys.modules.get("pystac")  # (not imported: the value cannot be one of its items)
-    return pystac is not None and isinstance(value, pystac.Item)
 
 
 def scene_valid(scene: xr.DataArray) -> da.Array | None:

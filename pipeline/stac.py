@@ -19,17 +19,32 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from ..errors import InputNotFoundError, SceneError, SeloError
 from .remote import is_remote, open_binary
 
-__all__ = ["as_item", "collection_items", "is_stac_location", "item_parts", "read_json"]
+__all__ = [
+    "as_item",
+    "collection_items",
+    "is_item",
+    "is_stac_location",
+    "item_parts",
+    "read_json",
+]
 
 _JSON_SUFFIXES = (".json", ".geojson")
 _RASTER_TYPES = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "image/webp")
 _NOT_PIXELS = {"thumbnail", "overview", "metadata", "mask", "cloud", "snow-ice"}
 _MAX_JSON = 256 * 2**20
+
+
+def is_item(value) -> bool:
+    """Whether ``value`` is a ``pystac.Item`` (pystac is not imported for it: a value
+    cannot be one of its items before pystac is)."""
+    pystac = sys.modules.get("pystac")
+    return pystac is not None and isinstance(value, pystac.Item)
 
 
 def is_stac_location(location) -> bool:
@@ -83,11 +98,9 @@ def as_item(source):
     """The ``pystac.Item`` that ``source`` names (a ``pystac.Item``, a
     :class:`~selo.pipeline.source.SceneRef` of an item, or a JSON location), or None
     when it names a raster; a JSON document that is not an item is a SceneError."""
-    import pystac
-
     from .source import SceneRef
 
-    if isinstance(source, pystac.Item):
+    if is_item(source):
         return source
     if isinstance(source, SceneRef):
         if source.item is not None:

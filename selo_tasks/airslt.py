@@ -27,9 +27,11 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from ..errors import SceneError, portable_errors
+from ..cluster import unseen_paths
+from ..errors import ClusterError, SceneError, portable_errors
 from ..pipeline.gnt import CellMap
 from ..pipeline.outputs import write_jpeg, write_png, write_windows_csv
+from ..pipeline.remote import is_remote
 from ..pipeline.scene import open_scene
 from ..pipeline.source import SceneRef, locate_scenes
 from ..pipeline.store import atomic_write_text, ensure_dir
@@ -116,6 +118,7 @@ def run_cases(
 ) -> tuple[list[CaseResult], list[Case]]:
     """Run and score ``cases``: (results in case order, cases skipped for missing scenes)."""
     cases, skipped, refs = find_images(cases, options.images, skip_missing=options.skip_missing)
+    _check_shared(ctx, [options.out, ctx.cache.root, *(r.location for r in refs.values())])
     digest = config_digest(ctx, cases)
     results: dict[int, CaseResult] = {}
     todo = []
@@ -189,6 +192,25 @@ def run_cases(
                 on_result(result)
     ordered = [results[c.index] for c in cases if c.index in results]
     return ordered, skipped
+
+
+def _check_shared(ctx: RunContext, places: list) -> None:
+    """ClusterError when a worker of an existing scheduler's cluster cannot see a local path
+    its tasks would carry (the run folder, the cache's staged copies and previews, local
+    scenes): a cluster that shares no disk needs URLs for them."""
+    if isinstance(ctx.cache.root, Path):
+        ctx.cache.root.mkdir(parents=True, exist_ok=True)  # (made on first use anyway)
+    local = [
+        str(p) for p in places if isinstance(p, Path) or (isinstance(p, str) and not is_remote(p))
+    ]
+    unseen = unseen_paths(ctx.cluster, list(dict.fromkeys(local)))
+    if unseen:
+        more = f" (and {len(unseen) - 1} more)" if len(unseen) > 1 else ""
+        raise ClusterError(
+            f"{unseen[0]}{more}: the workers of {ctx.cluster.address} cannot see this path; "
+            "give --images, --cache-dir and --out as s3://, gs:// or az:// URLs, or put them "
+            "on a file system every worker sees"
+        )
 
 
 def _finished(out: Path, case: Case, digest: str) -> CaseResult | None:

@@ -30,25 +30,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
 
 from ..errors import MapError, ParameterError
 from ..pipeline import DEFAULT_CHUNK
 from ..pipeline.cache import Cache
-from ..pipeline.scene import as_scene, scene_valid
-from ..pipeline.scene import open_scene as _open_scene
+from ..pipeline.store import as_path, local_folder
 from .annotations import Case, load_annotations
-from .driver import ClientExecutor, LocalExecutor, QueryMap
 from .eval import CaseResult, evaluate_cases, maps_annotations, read_map, write_metrics_csv
-from .localize import check_queries, warn_queries
 from .metrics import evaluate as _evaluate
 from .options import DEFAULT_TOP, Options
-from .session import build_driver
 from .synth import build_synthetic_airslt as synth_airslt
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+    from .driver import QueryMap
+
+# The scenes and maps of open_scene and localize need dask, xarray and the driver: they are
+# imported there, so that the commands that need none of them (selo eval, selo synth-airslt)
+# and the other functions here do not import them.
 
 __all__ = [
     "Options",
@@ -87,6 +90,8 @@ def open_scene(
     JPEG/PNG scenes are staged once to a tiled GeoTIFF in ``cache`` (see
     :class:`selo.pipeline.cache.Cache`). Indexing the scene (``isel``/``sel`` on bands,
     rows and columns) keeps it read from its files: exactly the pixels selected."""
+    from ..pipeline.scene import open_scene as _open_scene
+
     options = Options(chunk=chunk, cache=cache)
     return _open_scene(path, bands=bands, asset=asset, chunk=options.chunk, cache=_staging(options))
 
@@ -109,6 +114,13 @@ def localize(
     are chunked at most 2048) and ``batch``. ``client``: a ``distributed.Client`` to
     embed on (default: the cluster the graph runs on, or threads in this process); the
     cluster options of the commands do not apply here."""
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    from ..pipeline.scene import as_scene, scene_valid
+    from .localize import check_queries, warn_queries
+
     opts = Options.from_keywords(options, **keywords)
     _refuse_session_options(opts, "selo.localize computes where its Dataset is computed")
     queries = check_queries(queries)
@@ -172,7 +184,7 @@ def localize_files(
     from .localize import localize as run
 
     opts = Options.from_keywords(options, **keywords)
-    return run(os.fspath(scene), queries, Path(out), opts, bands=bands, asset=asset)
+    return run(os.fspath(scene), queries, as_path(out), opts, bands=bands, asset=asset)
 
 
 def airslt(
@@ -197,7 +209,7 @@ def airslt(
     opts = Options.from_keywords(options, **keywords)
     files = AirsltOptions(
         images=os.fspath(images),
-        out=Path(out),
+        out=as_path(out),
         anno=None if anno is None or _is_cases(anno) else Path(anno),
         resume=_switch("resume", resume),
         skip_missing=_switch("skip_missing", skip_missing),
@@ -212,7 +224,7 @@ def demo(out: str | os.PathLike, *, options: Options | None = None, **keywords):
     and of random window scores on the same cases)."""
     from .demo import run_demo
 
-    return run_demo(Path(out), Options.from_keywords(options, **keywords))
+    return run_demo(local_folder(out, "selo demo"), Options.from_keywords(options, **keywords))
 
 
 def serve(
@@ -222,9 +234,11 @@ def serve(
     report: Callable[[str], object] = print,
     **keywords,
 ) -> None:
-    """What ``selo serve`` does, until interrupted: the web page of scene files (embedded
-    once, in the background) or of one ``airslt`` run folder. Keywords: ``host``,
-    ``port``, ``open_browser``, ``map_cache`` (MiB), ``anno``, ``images`` (see
+    """What ``selo serve`` does, until interrupted: the web page of one scene (embedded
+    once, in the background), of a collection (several scenes, folders, globs, URL
+    prefixes, STAC collections: embedded and indexed first, searched as a whole) or of
+    one ``airslt`` run folder. Keywords: ``host``, ``port``, ``open_browser``,
+    ``map_cache`` (MiB), ``anno``, ``images``, ``skip_bad``, ``index`` (see
     :func:`selo.selo_tasks.serve.serve`) and the fields of :class:`selo.Options`."""
     import inspect
 
@@ -354,10 +368,13 @@ class _Job:
     scene DataArray before calling it (the task reads only the windows it embeds)."""
 
     def __init__(self, scene, queries, options: Options, encoder, cache, client) -> None:
+        import dask.array as da
+        from dask.base import tokenize
+
         self.scene, self.queries, self.options = scene, queries, options
         self.encoder, self.cache, self.client = encoder, cache, client
         self.method = options.build_method()
-        self.token = dask.base.tokenize(
+        self.token = tokenize(
             scene.data.name if isinstance(scene.data, da.Array) else scene.data,
             queries,
             encoder.version,
@@ -377,6 +394,8 @@ _DONE_SIZE = 16
 
 def _query_maps(job: _Job) -> list[QueryMap]:
     """The driver's query maps of the job (kept for the next compute in this process)."""
+    from .session import build_driver
+
     with _DONE_LOCK:
         if job.token in _DONE:
             _DONE.move_to_end(job.token)
@@ -394,6 +413,8 @@ def _query_maps(job: _Job) -> list[QueryMap]:
 
 def _executor(client):
     """Embed on the cluster this task runs on, else on ``client``, else with threads here."""
+    from .driver import ClientExecutor, LocalExecutor
+
     try:
         from distributed import get_worker, worker_client
 
@@ -412,6 +433,8 @@ class _WorkerClientExecutor:
         self.worker_client = worker_client
 
     def run(self, parts, what):
+        from .driver import ClientExecutor
+
         with self.worker_client() as client:
             yield from ClientExecutor(client).run(parts, what)
 

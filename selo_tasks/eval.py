@@ -251,10 +251,12 @@ class CsvRow:
 def read_metrics_csv(path: str | os.PathLike[str]) -> tuple[list[CsvRow], Metrics | None]:
     """The case rows of a metrics CSV (:func:`metrics_csv`) and its mean row (None when it
     has none); RunFolderError naming the file, and the line, when it is not one."""
-    path = Path(path)
+    from ..pipeline.store import as_path
+
+    path = as_path(path)
     try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        text = path.read_bytes().decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except FileNotFoundError:
         raise RunFolderError(f"{path}: not found; the run did not finish") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:

@@ -28,12 +28,13 @@ from ..errors import ParameterError
 from ..models import DEFAULT_ENCODER, PRECISIONS, Encoder, EncoderSpec, parse_spec
 from ..models.presets import spec_forms
 from ..pipeline import DEFAULT_BATCH, DEFAULT_CHUNK
-from ..pipeline.store import path_problem
+from ..pipeline.store import as_path, path_problem
 from ..pipeline.windows import DEFAULT_SCALES
 from .methods import DEFAULT_METHOD, DEFAULT_SEED, METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline.cache import Cache
+    from ..pipeline.store import RemotePath
     from .methods import Method
 
 __all__ = ["DEFAULT_TOP", "Flag", "Options", "MIN_CHUNK", "MAX_CHUNK", "MAX_BATCH"]
@@ -162,7 +163,8 @@ class Options:
         None,
         Flag(
             "--cache-dir",
-            "Embedding cache (default: ~/.cache/selo or $SELO_CACHE_DIR)",
+            "Embedding cache: a folder or an s3://, gs://, az:// URL (default: ~/.cache/selo "
+            "or $SELO_CACHE_DIR)",
             "dataflow",
             kind="path",
         ),
@@ -339,12 +341,12 @@ class Options:
 
         return min(self.chunk, MAP_CHUNK)
 
-    def profile_html(self, folder: str | os.PathLike, *, default: bool) -> Path | None:
+    def profile_html(self, folder: str | os.PathLike, *, default: bool) -> Path | RemotePath | None:
         """Where the run writes its Dask performance report (``default``: when not told)."""
         from .run_folder import PROFILE
 
         wanted = default if self.profile is None else self.profile
-        return Path(folder) / PROFILE if wanted else None
+        return as_path(folder) / PROFILE if wanted else None
 
     def cut(self, input_size: int):
         """How windows become input for an encoder reading ``input_size`` squares."""

@@ -14,6 +14,11 @@ of one goes through these names and functions::
 A ``selo localize`` output folder has its run.json and profile.html too (its other files:
 :mod:`~selo.selo_tasks.localize`).
 
+A run folder may be the URL of an object store (``s3://bucket/run``): every file is
+written there through :func:`~selo.pipeline.store.atomic_path` (each an object, whole or
+not at all), and a case folder, uploaded file by file by the tasks that make them, is
+finished when its metrics.json, uploaded last, is there.
+
 A run records the annotation file it was scored with (its path and the digest of its
 cases, :func:`annotations_record`); :func:`run_annotations` gives it back to whatever
 reads the run later (``selo serve RUN_DIR``, ``selo eval``), and refuses another file
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RunFolderError, RunMismatchError
-from ..pipeline.store import atomic_write_text
+from ..pipeline.store import RemotePath, as_path, atomic_write_text
 
 if TYPE_CHECKING:
     from .annotations import Case
@@ -73,26 +78,26 @@ CASE_RECORD = "metrics.json"
 PAPER_MAP = "probmap_{index}.jpg"  # the map as the published code stores it (--paper-compat)
 
 
-def case_dir(out: Path, index: int) -> Path:
+def case_dir(out: Path | RemotePath, index: int) -> Path | RemotePath:
     """The folder of case ``index`` in the run folder ``out``."""
-    return Path(out) / CASE_DIR.format(index=index)
+    return as_path(out) / CASE_DIR.format(index=index)
 
 
-def case_folders(out: Path) -> list[Path]:
+def case_folders(out: Path | RemotePath) -> list[Path | RemotePath]:
     """The folders of the run's finished cases (those with their metrics.json), in order."""
     pattern = CASE_DIR.split("{", 1)[0] + "*"
-    return sorted(p for p in Path(out).glob(pattern) if (p / CASE_RECORD).is_file())
+    return sorted((p for p in as_path(out).glob(pattern) if (p / CASE_RECORD).is_file()), key=str)
 
 
-def is_run_folder(path: str | os.PathLike[str]) -> bool:
+def is_run_folder(path: str | os.PathLike[str] | RemotePath) -> bool:
     """Whether ``path`` is a run folder (a folder with its run.json)."""
-    path = Path(path)
+    path = as_path(path)
     return path.is_dir() and (path / RUN_JSON).is_file()
 
 
-def read_record(out: str | os.PathLike[str]) -> dict:
+def read_record(out: str | os.PathLike[str] | RemotePath) -> dict:
     """The run's run.json; RunFolderError naming it when it is missing or not a record."""
-    path = Path(out) / RUN_JSON
+    path = as_path(out) / RUN_JSON
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -104,9 +109,9 @@ def read_record(out: str | os.PathLike[str]) -> dict:
     return record
 
 
-def write_record(out: str | os.PathLike[str], record: dict) -> Path:
+def write_record(out: str | os.PathLike[str] | RemotePath, record: dict) -> Path | RemotePath:
     """Write run.json atomically."""
-    return atomic_write_text(Path(out) / RUN_JSON, json.dumps(record, indent=1, default=str))
+    return atomic_write_text(as_path(out) / RUN_JSON, json.dumps(record, indent=1, default=str))
 
 
 def annotations_record(cases: Sequence[Case], anno: str | os.PathLike[str] | None) -> dict:
@@ -135,7 +140,7 @@ def run_annotations(
     entry = entry if isinstance(entry, dict) else {}
     digest = entry.get("digest")
     recorded = entry.get("file")
-    where = Path(out) / RUN_JSON
+    where = as_path(out) / RUN_JSON
     if anno is not None:
         path = Path(anno)
         cases = load_annotations(path)

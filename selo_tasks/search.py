@@ -536,16 +536,25 @@ def _check_top(top: object) -> None:
 COLUMNS = (
     "query", "query_number", "rank", "score", "scene", "scene_number", "row", "col", "x_px",
     "y_px", "crs", "x", "y", "lon", "lat", "coordinates", "area_px", "polygon_px",
-    "polygon_crs", "geometry",
+    "polygon_crs", "serve", "geometry",
 )  # fmt: skip
 """The columns of hits.parquet (and, but ``geometry``, the properties of hits.geojson)."""
+
+
+def serve_link(query: str, rank: int) -> str:
+    """Where a hit opens in ``selo serve`` of the same scenes: ``/#q=SENTENCE&hit=RANK``
+    (the page searches the sentence and opens that hit; app.js reads it)."""
+    from urllib.parse import quote
+
+    return f"/#q={quote(query, safe='')}&hit={rank}"
 
 
 def hit_rows(hits: Sequence[Hit]) -> list[dict]:
     """One dict per hit, :data:`COLUMNS` (``geometry``: the region in EPSG:4326 as a
     shapely geometry, None in a scene without a CRS). ``x``, ``y``: the attention centre
     in the scene's CRS; ``x_px``, ``y_px``: in scene pixels; ``row``, ``col``: the pixel
-    it falls in; ``polygon_px``, ``polygon_crs``: the region as WKT."""
+    it falls in; ``polygon_px``, ``polygon_crs``: the region as WKT; ``serve``: the hit's
+    place in ``selo serve`` of the same scenes (:func:`serve_link`)."""
     from shapely import to_wkt
 
     rows = []
@@ -575,6 +584,7 @@ def hit_rows(hits: Sequence[Hit]) -> list[dict]:
             "polygon_crs": None
             if polygon_crs is None
             else to_wkt(polygon_crs, rounding_precision=-1),
+            "serve": serve_link(h.query, h.rank),
             "geometry": h.geometry_lonlat(),
         }
         rows.append({c: values[c] for c in COLUMNS})
@@ -814,6 +824,7 @@ def _cards(coll: Collection, hits: list[Hit], written: dict) -> list[dict]:
                                       "image/jpeg"),
                 "scale": scales[h.query_number],
                 "maps": None if folder is None else str(Path("maps") / folder),
+                "serve": serve_link(h.query, h.rank),
             }
         )  # fmt: skip
     return cards

@@ -11,7 +11,7 @@ import logging
 import platform
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from ..cluster import RunCluster, connect
 from ..models import Encoder, EncoderSpec
 from ..pipeline.cache import Cache
 from ..pipeline.profile import StageProfiler, left_on_success
+from ..pipeline.store import RemotePath, local_file
 from .driver import ClientExecutor, Driver, LocalExecutor
 from .methods import Method
 from .options import Options
@@ -81,14 +82,25 @@ def run_session(
         log.debug("Dask cluster: %s", _describe(cluster.describe()))
         if cluster.client is not None:
             _warm_up(cluster, options.spec)
-        report = nullcontext()
-        if profile_html is not None:
-            from distributed import performance_report
-
-            report = left_on_success(performance_report(filename=str(profile_html)))
-        with report:
+        with _performance_report(profile_html):
             yield build_context(options, cluster, encoder=encoder)
     log.debug("session closed after %.1f s", time.perf_counter() - started)
+
+
+@contextmanager
+def _performance_report(target: Path | RemotePath | None) -> Iterator[None]:
+    """Dask's performance report of the block, written to ``target`` (a local file, or an
+    object uploaded) when the block succeeds; nothing without a target."""
+    if target is None:
+        yield
+        return
+    from distributed import performance_report
+
+    with (
+        local_file(target) as filename,
+        left_on_success(performance_report(filename=str(filename))),
+    ):
+        yield
 
 
 def build_context(

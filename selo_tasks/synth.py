@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..models.color import PROTOTYPES, query_colours
-from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir
+from ..pipeline.store import atomic_path, atomic_write_text, ensure_dir, local_folder
 from .annotations import Case, load_annotations
 
 __all__ = ["scene_sizes", "caption_colour", "render_scene", "build_synthetic_airslt"]
@@ -157,7 +157,7 @@ def build_synthetic_airslt(
     all_cases = load_annotations(anno)
     chosen = [all_cases[i] for i in cases] if cases is not None else all_cases
     full_sizes = scene_sizes(all_cases)
-    root = ensure_dir(out)
+    root = ensure_dir(local_folder(out, "selo synth-airslt"))
     images = ensure_dir(root / "images")
     settings = {"scale": scale, "seed": seed}
     previous = root / "synth.json"

@@ -430,9 +430,10 @@ def _url_stalls(tmp: Path):
 
 
 @contextlib.contextmanager
-def _s3(tmp: Path, location: str, *, auth: bool = False, **env: str):
-    """``selo localize`` of an ``s3://`` location on moto's S3 server, whose bucket "selo"
-    holds scene.tif (credentials and AWS_ENDPOINT_URL set while it runs)."""
+def _s3(tmp: Path, location: str, *extra: str, auth: bool = False, **env: str):
+    """``selo localize`` of an ``s3://`` location (or a local scene, with ``extra`` options
+    naming places in the store) on moto's S3 server, whose bucket "selo" holds scene.tif
+    (credentials and AWS_ENDPOINT_URL set while it runs)."""
     import boto3
     from servers import S3Server
 
@@ -444,7 +445,22 @@ def _s3(tmp: Path, location: str, *, auth: bool = False, **env: str):
                 client.create_bucket(Bucket="selo")
                 client.upload_file(str(_scene(tmp)), "selo", "scene.tif")
             with _environment(**env):
-                yield _localize(location, tmp=tmp)
+                yield _localize(location, *extra, tmp=tmp)
+
+
+def _s3_place(option: str, url: str, **kw) -> Callable[[Path], object]:
+    """A local scene, with ``option`` (--out, --cache-dir) at ``url`` in the S3 server."""
+    return lambda tmp: _s3(tmp, str(_scene(tmp)), option, url, **kw)
+
+
+@contextlib.contextmanager
+def _s3_unreachable(tmp: Path):
+    from servers import closed_port
+
+    with closed_port() as port:
+        with _s3(tmp, str(_scene(tmp)), "--out", "s3://selo/run") as args:
+            with _environment(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"):
+                yield args
 
 
 def _stac(assets: dict) -> Callable[[Path], list]:
@@ -609,6 +625,10 @@ CATALOGUE: list[BadInput] = [
     BadInput("S3 bucket missing", lambda tmp: _s3(tmp, "s3://no-such-bucket/scene.tif"), "bucket does not exist", "check the bucket name"),
     BadInput("wrong S3 credentials", lambda tmp: _s3(tmp, "s3://selo/scene.tif", auth=True), "s3://selo/scene.tif: access denied", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"),
     BadInput("AWS_ENDPOINT_URL that is not a URL", lambda tmp: _s3(tmp, "s3://selo/scene.tif", AWS_ENDPOINT_URL="minio:9000"), "AWS_ENDPOINT_URL='minio:9000'", "give the endpoint as http(s)://host:port"),
+    BadInput("output bucket missing", _s3_place("--out", "s3://no-such-bucket/run"), "s3://no-such-bucket/run: the bucket no-such-bucket does not exist", "create the bucket, or check --out"),
+    BadInput("cache in S3 with wrong credentials", _s3_place("--cache-dir", "s3://selo/cache", auth=True), "s3://selo/cache: access denied", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"),
+    BadInput("S3 endpoint unreachable for --out", _s3_unreachable, "cannot reach the server", "check AWS_ENDPOINT_URL and the network"),
+    BadInput("output at a URL selo cannot write to", _with("--out", "https://example.com/run"), "s3://, gs:// or az://", "give a local folder or an s3://, gs:// or az:// URL"),
     BadInput("STAC item without a usable asset", _stac({"thumbnail": {"href": "t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}}), "no usable asset", "choose an asset with --asset NAME, or bands with --bands NAME,NAME,NAME"),
     BadInput("STAC item's bands on different grids", _stac({"red": _band("red"), "green": _band("green"), "blue": _band("red")}), "are on different grids", "choose bands of one resolution (--bands) or one asset (--asset)"),
     BadInput("band names given for a raster file", _with("--bands", "red,green,blue"), "go with a STAC item", "give a file's bands as numbers, such as 4,3,2"),

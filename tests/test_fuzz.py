@@ -1288,15 +1288,25 @@ def test_schedulers_distributed_cannot_reach_are_cluster_errors(address):
 
 @pytest.mark.timeout(240)
 def test_random_serve_options(request, base, tmp_path):
-    """``selo serve`` with a port it cannot use and random other options of its own: one
-    line and exit code 2, before any scene is embedded (it never starts serving)."""
-    bad_ports = st.one_of(weird, st.sampled_from(["-1", "65536", str(10**20)]))
+    """``selo serve`` of a scene or a collection with a port it cannot use and random other
+    options of its own: one line and exit code 2, before any scene is embedded (it never
+    starts serving)."""
+    bad_ports = st.one_of(weird, st.sampled_from(["-1", "65536", str(10**20)])).filter(
+        lambda port: not _usable_port(port)  # else it would serve, until interrupted
+    )
 
     @fuzz_settings(request, 40)
     @given(
         port=bad_ports,
+        targets=st.sampled_from(  # one scene, or a collection
+            [[base / "scene.tif"], [base / "scene.tif", base / "scene.png"], [base]]
+        ),
         options=st.dictionaries(
-            st.sampled_from(["--map-cache", "--host", "--anno", "--images"]), st.none(), max_size=3
+            st.sampled_from(
+                ["--map-cache", "--host", "--anno", "--images", "--index", "--skip-bad"]
+            ),
+            st.none(),
+            max_size=3,
         ).flatmap(
             lambda keys: st.fixed_dictionaries(
                 {
@@ -1305,21 +1315,31 @@ def test_random_serve_options(request, base, tmp_path):
                         "--host": st.sampled_from(BAD_HOSTS),
                         "--anno": st.sampled_from(BAD_PATHS),
                         "--images": st.sampled_from(BAD_PATHS),
+                        "--index": st.one_of(weird, st.sampled_from(["exact", "int8", "INT8"])),
+                        "--skip-bad": st.none(),  # a flag
                     }[k]
                     for k in keys
                 }
             )
         ),
     )
-    def run(port, options):
-        args = [a for kv in options.items() for a in kv]
+    def run(port, targets, options):
+        args = [a for kv in options.items() for a in kv if a is not None]
         result = selo(
-            "serve", base / "scene.tif", "--port", port, *args,
+            "serve", *targets, "--port", port, *args,
             env={"SELO_CACHE_DIR": str(tmp_path / "cache")},
         )  # fmt: skip
         check(result, codes=(2,))
 
     run()
+
+
+def _usable_port(text: str) -> bool:
+    """Whether ``--port text`` names a port selo could listen on (click reads it as int)."""
+    try:
+        return 0 <= int(text) <= 65535
+    except ValueError:
+        return False
 
 
 BAD_HOSTS = [
@@ -1338,6 +1358,81 @@ def test_hosts_to_listen_on(host):
         bind(host, 0).close()
     except SeloError as e:
         assert "--host" in str(e) or "check --host" in str(e)
+
+
+@pytest.fixture(scope="module")
+def collection_client(tmp_path_factory):
+    """``selo serve`` of a small collection (three georeferenced scenes and a PNG) as a
+    test client, with one map asked for on a georeferenced scene."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("morecantile")
+    from fastapi.testclient import TestClient
+    from scenes import write_collection
+
+    from selo.selo_tasks.options import Options
+    from selo.selo_tasks.serve.app import create_app
+    from selo.selo_tasks.serve.state import ServeState
+    from selo.selo_tasks.session import run_session
+
+    root = tmp_path_factory.mktemp("fuzz-collection")
+    folder = write_collection(root / "tiles")
+    options = Options(cache=str(root / "cache"), scales="128,256", show_progress=False)
+    with run_session(options, one_scene=True) as ctx:
+        state = ServeState.for_collection(ctx, [folder])
+        client = TestClient(create_app(state), base_url="http://127.0.0.1")
+        sid = state.placed[0].id
+        record = client.post(f"/api/scenes/{sid}/maps", json={"sentence": QUERY}).json()
+        yield client, state, record
+        state.close()
+
+
+def _path_number(value) -> str:
+    """A number as a user could put it in a URL path (floats and huge integers too)."""
+    return str(value).replace("/", "")
+
+
+@pytest.mark.timeout(240)
+def test_random_collection_requests(request, collection_client):
+    """``selo serve`` of a collection: random JSON bodies for its search and random tile
+    coordinates for its Web-Mercator tiles get an answer or a 4xx JSON error naming what
+    is wrong, never a 500."""
+    client, state, record = collection_client
+    zmax = state.mercator_zoom()
+    coordinate = st.one_of(st.integers(-3, 2**zmax + 3), numbers, st.sampled_from(["", "x"]))
+    bodies = st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"sentence": st.one_of(texts, st.text(max_size=40), json_values)},
+            optional={"top": st.one_of(numbers, json_values)},
+        ),
+    )
+
+    @fuzz_settings(request, 60)
+    @given(
+        body=bodies,
+        tile=st.tuples(st.integers(-2, zmax + 2) | numbers, coordinate, coordinate),
+        style=st.sampled_from(["jet", "gray", "", "JET", "\u00e9"]),
+    )
+    def run(body, tile, style):
+        data = json.dumps(body).encode()  # lone surrogates stay escaped, as a browser sends them
+        answer = client.post("/api/search", content=data)
+        assert answer.status_code in (200, 413, 422), (body, answer.text)
+        if answer.status_code == 200:
+            hits = answer.json()["hits"]
+            assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+        else:
+            assert answer.json()["status"] == answer.status_code
+        z, x, y = (_path_number(v) for v in tile)
+        for url in (
+            f"/api/mercator/{z}/{x}/{y}.jpg",
+            record["mercator_tiles"].format(z=z, x=x, y=y) + f"?style={style}",
+        ):
+            answer = client.get(url)
+            assert answer.status_code in (200, 404, 422), (url, answer.text)
+            if answer.status_code != 200:
+                assert answer.json()["status"] == answer.status_code
+
+    run()
 
 
 @pytest.mark.timeout(240)
@@ -1676,6 +1771,72 @@ def test_bad_remote_s3_scene(case, base, s3_bucket, tmp_path):
     elif case == "truncated":
         client.put_object(Bucket=bucket, Key="cut.tif", Body=data[: len(data) // 2])
         remote(f"s3://{bucket}/cut.tif", tmp_path)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("localize", "--out"),
+        ("localize", "--cache-dir"),
+        ("airslt", "--out"),
+        ("airslt", "--cache-dir"),
+    ],
+)
+@pytest.mark.parametrize(
+    "case", ["missing-bucket", "wrong-credentials", "unreachable-endpoint", "object-in-place",
+             "not-an-object-store"],
+)  # fmt: skip
+def test_bad_remote_cache_or_output(command, option, case, base, s3_bucket, tmp_path, monkeypatch):
+    """A cache or run folder in an object store that cannot be used: one line naming the URL,
+    exit code 2, nothing half-written locally (no temporary left either, nothing made under
+    the URL's name) or in the bucket."""
+    import tempfile
+
+    from servers import S3Server, closed_port
+
+    bucket, client, _ = s3_bucket
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(tmp_path)
+    url, env = f"s3://{bucket}/selo", {}
+    if case == "missing-bucket":
+        url = f"s3://{bucket}-gone/selo"
+    elif case == "object-in-place":
+        client.put_object(Bucket=bucket, Key="selo", Body=b"taken")
+    elif case == "not-an-object-store":
+        url = "https://example.com/selo"
+    local = {"--out": tmp_path / "out", "--cache-dir": tmp_path / "cache"}
+    local[option] = url
+    if command == "localize":
+        args = ["localize", base / "scene.tif", "-q", QUERY, "--scales", SCALES]
+    else:
+        (tmp_path / "images").mkdir()
+        shutil.copy(base / "scene.png", tmp_path / "images" / "a.png")
+        args = ["airslt", "--images", tmp_path / "images", "--anno", base / "anno.json"]
+        args += ["--in-process", "--scales", SCALES]
+    args += [a for k, v in local.items() for a in (k, v)]
+    with contextlib.ExitStack() as stack:
+        if case == "wrong-credentials":  # a server that checks them (and knows none)
+            env["AWS_ENDPOINT_URL"] = stack.enter_context(S3Server(auth=True)).endpoint
+        elif case == "unreachable-endpoint":
+            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{stack.enter_context(closed_port())}"
+        result = check(selo(*args, env=env), tmp_path, codes=(2,))
+    line = result.err.strip().splitlines()[-1]
+    assert url in line, result
+    expected = {
+        "missing-bucket": "does not exist",
+        "wrong-credentials": "access denied",
+        "unreachable-endpoint": "cannot reach",
+        "object-in-place": "not a folder",
+        "not-an-object-store": "s3://, gs:// or az://",
+    }[case]
+    assert expected in line, result
+    assert not [p for p in scratch.iterdir() if p.name.startswith("selo-")]  # (dask's is not ours)
+    assert not (tmp_path / "s3:").exists()
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert keys <= {"selo"}, keys
 
 
 @pytest.mark.timeout(60)

@@ -230,3 +230,127 @@ def test_a_run_folder(browser, tmp_path):
         assert page.locator("#ask-box").is_hidden()
         page.close()
     state.close()
+
+
+# --- a collection: the hit list, the Web-Mercator view, a hit opened where it is ---------------
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory, browser):
+    """A server of four scenes (three places in three CRSs and a PNG without) on a free
+    port, and `selo search`'s hits of them."""
+    from scenes import write_collection
+
+    from selo.selo_tasks.cli import main
+    from selo.selo_tasks.options import Options
+    from selo.selo_tasks.serve import BackgroundServer
+    from selo.selo_tasks.serve.state import ServeState
+    from selo.selo_tasks.session import run_session
+
+    root = tmp_path_factory.mktemp("collection")
+    folder = write_collection(root / "tiles")
+    cache, scales = root / "cache", "128,256"
+    args = ["search", folder, "-q", "red roofs", "--top", "4", "--out", root / "search"]
+    assert main([str(a) for a in [*args, "--scales", scales, "--cache-dir", cache]]) == 0
+    hits = json.loads((root / "search" / "hits.geojson").read_text())["features"]
+    options = Options(cache=str(cache), scales=scales, show_progress=False)
+    with run_session(options, one_scene=True) as ctx:
+        state = ServeState.for_collection(ctx, [folder])
+        with BackgroundServer(state) as background:
+            yield SimpleNamespace(url=background.url, state=state, hits=hits)
+        state.close()
+
+
+@pytest.fixture
+def map_page(browser, collection):
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    yield page
+    page.close()
+    assert errors == []
+
+
+def wait_for_hit(page, rank: int) -> None:
+    """Until hit ``rank`` is open: the map moved there and its scene's overlay drawn."""
+    page.wait_for_function(
+        f"document.body.dataset.hit === '{rank}' && window.selo.state.a"
+        " && document.body.dataset.overlay === window.selo.state.a.id",
+        timeout=60_000,
+    )
+
+
+def view(page) -> dict:
+    return page.evaluate(
+        """() => {
+        const m = window.selo.state.map, b = m.getBounds();
+        return {zoom: m.getZoom(), view: document.body.dataset.view,
+                bounds: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]};
+    }"""
+    )
+
+
+def shows(bounds: list[float], lon: float, lat: float) -> bool:
+    west, south, east, north = bounds
+    return west <= lon <= east and south <= lat <= north
+
+
+def opened_at(page, p: dict, georeferenced: bool) -> bool:
+    """Whether the page shows the hit of properties ``p`` (hits.geojson): in the Web-Mercator
+    view at its lon/lat, or in its scene's pixel view at its centre (lat = -row)."""
+    on_screen = view(page)
+    if georeferenced:
+        return on_screen["view"] == "mercator" and shows(on_screen["bounds"], p["lon"], p["lat"])
+    return on_screen["view"] == "pixel" and shows(on_screen["bounds"], p["x_px"], -p["y_px"])
+
+
+def test_a_sentence_lists_the_hits_and_a_hit_opens_where_it_is(map_page, collection):
+    page = map_page
+    page.goto(collection.url)
+    page.wait_for_selector("body[data-status=ready][data-view=mercator]")
+    assert page.locator("#scene option").count() == 5  # the map and the four scenes
+    page.fill("#sentence", "red roofs")
+    page.press("#sentence", "Enter")
+    page.wait_for_selector("body[data-searched='1']")
+    assert page.locator("#hits li").count() == 4
+    names = [h["properties"]["scene"].rsplit("/", 1)[-1] for h in collection.hits]
+    assert [t.split(" ")[0] for t in page.locator("#hits li").all_inner_texts()] == names
+
+    # a georeferenced hit: the map flies to it, its scene's map on top, its region outlined
+    hit = next(h for h in collection.hits if h["geometry"] is not None)["properties"]
+    page.click(f"#hits li[data-rank='{hit['rank']}']")
+    wait_for_hit(page, hit["rank"])
+    assert opened_at(page, hit, georeferenced=True)
+    on_screen = view(page)
+    scene = page.evaluate("window.selo.state.scene")
+    assert scene["name"] == hit["scene"].rsplit("/", 1)[-1]
+    assert on_screen["zoom"] >= scene["mercator"]["zoom"] - 1  # close enough to see the region
+    assert page.locator("path[stroke='#ffeb3b']").count() == 1  # the hit's region
+    assert page.evaluate("location.hash") == f"#q=red%20roofs&hit={hit['rank']}"
+    map_only(page)
+    x, y = page.evaluate(
+        f"(() => {{ const p = window.selo.state.map.latLngToContainerPoint([{hit['lat']}, "
+        f"{hit['lon']}]); return [Math.round(p.x), Math.round(p.y)]; }})()"
+    )
+    values = screen_values(page)
+    assert np.median(values[y - 3 : y + 4, x - 3 : x + 4]) >= 128  # the hot part of the map
+
+    # a hit in the scene without CRS: its pixel view, fitted to the region
+    plain = next(h for h in collection.hits if h["geometry"] is None)["properties"]
+    page.click(f"#hits li[data-rank='{plain['rank']}']")
+    wait_for_hit(page, plain["rank"])
+    assert opened_at(page, plain, georeferenced=False)
+    assert page.input_value("#scene") == page.evaluate("window.selo.state.scene.id")
+
+
+def test_a_hit_of_selo_search_opens_at_its_place(map_page, collection):
+    """The "Done when" of collection search: each hit of hits.geojson opens in `selo serve`
+    at its place, from its ``serve`` link."""
+    page = map_page
+    for feature in collection.hits:
+        p = feature["properties"]
+        page.goto(collection.url + p["serve"])
+        wait_for_hit(page, p["rank"])
+        assert opened_at(page, p, georeferenced=feature["geometry"] is not None)
+        assert page.evaluate("window.selo.state.hit.score") == p["score"]

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from ...pipeline.store import atomic_write_text
+from ...pipeline.store import as_path, atomic_write_text
 from ..eval import CsvRow, read_metrics_csv
 from ..metrics import SHOWN, Metrics
 from ..run_folder import (
@@ -181,7 +181,7 @@ def _card(out: Path, row: CsvRow) -> str:
 
 def write_report(out: Path) -> Path:
     """Write ``out/report.html`` from the run folder's run.json, metrics.csv and case files."""
-    out = Path(out)
+    out = as_path(out)
     record = read_record(out)
     rows, mean = read_metrics_csv(out / METRICS_CSV)
     method = record.get("method") or {}

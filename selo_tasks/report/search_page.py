@@ -5,7 +5,8 @@ It turns the search's record and one card per hit (made by
 and knows nothing else of the search. For each sentence: its hits in rank order,
 each the crop of its scene under the mean map (JET, the sentence's own colour scale from
 the scenes' background to the best score), the region outlined and its attention centre
-marked, with links to the scene's full SeLo map where ``--maps`` wrote it.
+marked, with a link that opens the hit in ``selo serve`` of the same scenes (at its default
+address) and links to the scene's full SeLo map where ``--maps`` wrote it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...pipeline.store import atomic_write_text
+from ..serve import DEFAULT_HOST, DEFAULT_PORT
 from .page import esc, href
 
-__all__ = ["HITS_HTML", "data_uri", "write_hits_html"]
+__all__ = ["HITS_HTML", "SERVE_URL", "data_uri", "write_hits_html"]
 
 HITS_HTML = "hits.html"
+SERVE_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # `selo serve`, as it starts by default
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -38,14 +41,15 @@ def data_uri(data: bytes, mime: str) -> str:
 
 
 def _card(card: Mapping) -> str:
-    links = ""
+    links = f'<a href="{esc(SERVE_URL + card["serve"])}">open in selo serve</a>'
     if card.get("maps"):
         base = href(*Path(card["maps"]).parts)
-        links = (
-            f'<div class="links"><a href="{base}/overlay.png">SeLo map over the scene</a>'
+        links += (
+            f'<a href="{base}/overlay.png">SeLo map over the scene</a>'
             f'<a href="{base}/selo_map.tif">GeoTIFF</a>'
-            f'<a href="{base}/regions.geojson">regions</a></div>'
+            f'<a href="{base}/regions.geojson">regions</a>'
         )
+    links = f'<div class="links">{links}</div>'
     return (
         f'<figure><img src="{card["thumbnail"]}" alt="hit {card["rank"]}: '
         f'{esc(card["scene_name"])}"><figcaption><b>#{card["rank"]}</b> · score '
@@ -96,7 +100,9 @@ peak mean cosine · {esc(encoder.get("spec", "?"))} · index: {esc(index.get("mo
 <p class="note">Each picture is the hit's scene around its region, under the scene's mean
 map (the mean cosine of the windows covering each pixel); the region is outlined, its
 attention centre (the peak) marked. All hits: <a href="hits.geojson">hits.geojson</a>,
-<a href="hits.parquet">hits.parquet</a>.</p>
+<a href="hits.parquet">hits.parquet</a>. “open in selo serve” shows a hit at its place
+with its scene's SeLo map while <code>selo serve</code> of the same scenes runs at
+{SERVE_URL} (another address: the same link after it, <code>/#q=…&amp;hit=N</code>).</p>
 {skipped_note}
 {"".join(sections)}
 </body></html>

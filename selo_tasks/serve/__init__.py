@@ -1,8 +1,11 @@
 """``selo serve``: a local web page that answers each new sentence from the cached
-embeddings of a scene (or shows an ``airslt`` run folder's cases).
+embeddings of a scene or of a collection of scenes (or shows an ``airslt`` run folder's
+cases).
 
-:func:`serve` opens the scenes, embeds them in the background (progress in the terminal
-and the page) and serves :mod:`~selo.selo_tasks.serve.app` with uvicorn until Ctrl-C.
+:func:`serve` opens one scene and embeds it in the background (progress in the terminal
+and the page), or embeds and indexes a collection (several scenes, folders, globs, URL
+prefixes, STAC collections: what ``selo search`` takes) before it starts, and serves
+:mod:`~selo.selo_tasks.serve.app` with uvicorn until Ctrl-C.
 What is held and how it is bounded: :mod:`~selo.selo_tasks.serve.state`; the tiles:
 :mod:`~selo.selo_tasks.serve.tiles`. Needs the ``serve`` extra (FastAPI, uvicorn).
 """
@@ -39,9 +42,11 @@ MIN_MAP_CACHE_MIB = 16
 
 
 def require_web() -> None:
-    """MissingDependencyError with the install line unless FastAPI and uvicorn import."""
+    """MissingDependencyError with the install line unless FastAPI, uvicorn and
+    morecantile import."""
     try:
         import fastapi  # noqa: F401
+        import morecantile  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
         raise MissingDependencyError(
@@ -95,11 +100,14 @@ def serve(
     map_cache: int = DEFAULT_MAP_CACHE_MIB,
     anno: str | Path | None = None,
     images: str | Path | None = None,
+    skip_bad: bool = False,
+    index: str = "auto",
     report: Callable[[str], object] = print,
 ) -> None:
-    """Serve scene files (embedded once, in the background) or one ``airslt`` run folder
-    until interrupted; ``map_cache``: MiB of finished maps kept in memory. (The Python
-    API's :func:`selo.serve`, which ``selo serve`` calls.)"""
+    """Serve one scene (embedded once, in the background), a collection (embedded and
+    indexed first; ``skip_bad`` and ``index`` as for ``selo search``) or one ``airslt``
+    run folder until interrupted; ``map_cache``: MiB of finished maps kept in memory.
+    (The Python API's :func:`selo.serve`, which ``selo serve`` calls.)"""
     if (
         isinstance(map_cache, bool)
         or not isinstance(map_cache, int)
@@ -119,19 +127,19 @@ def serve(
     paths = [os.fspath(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
-    for p in paths:
-        if not is_remote(p) and not os.path.exists(p):
-            raise InputNotFoundError(f"{p}: not found")
+    if index not in ("auto", "exact", "int8"):
+        raise ParameterError(f"--index must be auto, exact or int8, got {index!r}")
     run = len(paths) == 1 and is_run_folder(paths[0])
-    if not run:
-        folders = [p for p in paths if not is_remote(p) and os.path.isdir(p)]
-        if folders:
-            raise ParameterError(
-                f"{folders[0]}: a folder; serve scene files, or one airslt run folder "
-                "(with run.json)"
-            )
-        if anno is not None or images is not None:
-            raise ParameterError("--anno and --images go with an airslt run folder")
+    one = len(paths) == 1 and not run and _one_scene(paths[0])
+    if run or one:
+        if not is_remote(paths[0]) and not os.path.exists(paths[0]):
+            raise InputNotFoundError(f"{paths[0]}: not found")
+        if skip_bad:
+            raise ParameterError("--skip-bad goes with a collection (several scenes)")
+    if not run and (anno is not None or images is not None):
+        raise ParameterError("--anno and --images go with an airslt run folder")
+    if run:
+        _check_run_folder(paths[0])
     sock = bind(host, port)  # a port in use fails before any scene is opened
     try:
         if run:
@@ -147,11 +155,51 @@ def serve(
             return
         profile_html = options.profile_html(".", default=False)
         with run_session(options, one_scene=True, profile_html=profile_html) as ctx:
-            state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
-            state.start_embedding()
+            if one:
+                state = ServeState.for_scenes(ctx, paths, cache_bytes=cache_bytes, report=report)
+                state.start_embedding()
+            else:
+                state = ServeState.for_collection(
+                    ctx, paths, skip_bad=skip_bad, index=index, cache_bytes=cache_bytes,
+                    report=report,
+                )  # fmt: skip
             _run(state, sock, host, open_browser, report)
     finally:
         sock.close()
+
+
+def _one_scene(target: str) -> bool:
+    """Whether ``target`` names one scene itself (a file, a scene's URL, a STAC item), not
+    a collection (a folder, a glob, a URL prefix, a STAC collection): the rule of
+    :func:`~selo.pipeline.source.expand_sources`."""
+    from urllib.parse import urlsplit
+
+    from ...pipeline import stac
+    from ...pipeline.remote import is_remote
+    from ...pipeline.source import RASTER_SUFFIXES
+
+    remote = is_remote(target)
+    if remote and urlsplit(target).path.lower().endswith(RASTER_SUFFIXES):
+        return True
+    if not remote and not os.path.exists(target):
+        return not any(c in target for c in "*?[")  # a missing file: said as such
+    if not remote and os.path.isdir(target):
+        return False
+    if not stac.is_stac_location(target):
+        return not remote  # a file is a scene; a URL without a raster's suffix, a prefix
+    data = stac.read_json(target)
+    return isinstance(data, dict) and data.get("type") == "Feature"  # one item
+
+
+def _check_run_folder(path: str) -> None:
+    """A ``selo search`` output folder is no run folder to serve: say what to do."""
+    from ..run_folder import read_record
+
+    if read_record(path).get("command") == "search":
+        raise ParameterError(
+            f"{path}: the output of selo search; serve its scenes (selo serve SCENES...) "
+            "and open a hit's link (hits.html, or /#q=SENTENCE&hit=RANK)"
+        )
 
 
 def _run(state, sock: socket.socket, host: str, open_browser: bool, report) -> None:
@@ -165,6 +213,8 @@ def _run(state, sock: socket.socket, host: str, open_browser: bool, report) -> N
     app = create_app(state, allowed_hosts=allowed_hosts(host))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     report(f"selo serve: {url}  ({len(state.scenes)} scene(s); Ctrl-C stops)")
+    if state.collection is not None:
+        report(f"a hit of selo search opens at {url}#q=SENTENCE&hit=RANK")
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:

@@ -15,12 +15,22 @@ Endpoints (ids, never paths; every error is JSON ``{"error": ..., "status": ...}
     GET  /api/scenes/{sid}/maps/{mid}/regions.geojson   centres and regions (+ annotations)
     GET  /api/scenes/{sid}/maps/{mid}/selo_map.tif      the map as a COG
 
+A collection (``selo serve SCENES...``) also has (serve.mercator: Web Mercator tiles, the
+scenes where they are; no basemap)::
+
+    POST /api/search                               {"sentence": ..., "top": 20} -> the hits
+                                                   of the whole collection, best first
+    GET  /api/mercator/{z}/{x}/{y}.jpg             tiles of every georeferenced scene
+    GET  /api/scenes/{sid}/maps/{mid}/mercator/{z}/{x}/{y}.png?style=jet|gray
+    GET  /api/scenes/{sid}/maps/{mid}/regions.geojson?lonlat=1   in EPSG:4326
+
 Status codes: each of selo's errors has its own (``http_status`` in :mod:`selo.errors`):
 404 unknown scene, map, tile or file; 409 a scene still embedding (or a run folder asked
-for a new sentence); 413 a request body over 16 KiB; 422 a malformed request (empty or
-too long sentence, tile coordinates that are not integers, bad style). Anything else is
-500 "internal error" with an id; the server's log has the id with the traceback (the
-answer never carries the exception's text: it may name paths).
+for a new sentence, or a server of one scene for a collection search); 413 a request
+body over 16 KiB; 422 a malformed request (empty or too long sentence, tile coordinates
+that are not integers, bad style or top). Anything else is 500 "internal error" with an
+id; the server's log has the id with the traceback (the answer never carries the
+exception's text: it may name paths).
 Map computations run on the state's own threads and are awaited, so tile requests stay
 answered while sentences are computed.
 """
@@ -31,9 +41,11 @@ import asyncio
 import json
 import logging
 import secrets
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -42,6 +54,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ...errors import ParameterError, RequestTooLargeError, SeloError, UnknownIdError
+from ..options import DEFAULT_TOP
+from . import mercator
 from .state import MAX_SENTENCE_CHARS, ServeState
 from .tiles import TILE, colormap_png, map_tile
 
@@ -87,7 +101,25 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
             "map_cache_bytes": state.maps.max_bytes,
             "scenes": [_scene(s, version) for s in state.scenes.values()],
             "run": state.run_info or None,
+            "mercator": _mercator(state, version),
+            "skipped": None if state.collection is None else len(state.collection.skipped),
         }
+
+    @app.post("/api/search")
+    async def search(request: Request) -> dict:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or "sentence" not in body:
+            raise ParameterError('send {"sentence": "...", "top": 20}')
+        sentence = state.check_sentence(body["sentence"])
+        found = await run_in_threadpool(state.search, sentence, body.get("top", DEFAULT_TOP))
+        return {**found, "warning": state.warning(sentence)}
+
+    @app.get("/api/mercator/{z}/{x}/{y}.jpg")
+    def mercator_tile(z: int, x: int, y: int) -> Response:
+        _mercator_tile_exists(z, x, y, state.mercator_zoom())
+        layers = [(s.placement, s.tiles) for s in state.placed if s.tiles is not None]
+        jpeg = mercator.mosaic_tile(layers, z, x, y)
+        return Response(jpeg, media_type="image/jpeg", headers=_IMMUTABLE)
 
     @app.get("/api/colormap.png")
     def colormap() -> Response:
@@ -143,11 +175,29 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
         png = map_tile(entry.finished, served.tile_grid, z, x, y, style)  # ~1 ms: no thread hop
         return Response(png, media_type="image/png", headers=_IMMUTABLE)
 
+    @app.get("/api/scenes/{sid}/maps/{mid}/mercator/{z}/{x}/{y}.png")
+    async def overlay_mercator_tile(
+        sid: str, mid: str, z: int, x: int, y: int, style: str = "jet"
+    ) -> Response:
+        served = state.scene(sid)
+        if style not in ("jet", "gray"):
+            raise ParameterError(f"style must be jet or gray, got {style!r}")
+        state.spec(sid, mid)
+        if served.placement is None:
+            raise UnknownIdError(f"scene {sid!r} has no place on the map (no CRS)")
+        _mercator_tile_exists(z, x, y, served.placement.zoom)
+        future = state.map_future(sid, mid)
+        entry = future.result() if future.done() else await asyncio.wrap_future(future)
+        png = await run_in_threadpool(
+            mercator.map_tile, entry.finished, served.placement, z, x, y, style
+        )
+        return Response(png, media_type="image/png", headers=_IMMUTABLE)
+
     @app.get("/api/scenes/{sid}/maps/{mid}/regions.geojson")
-    async def regions(sid: str, mid: str, download: bool = False) -> Response:
+    async def regions(sid: str, mid: str, download: bool = False, lonlat: bool = False) -> Response:
         spec = state.spec(sid, mid)
         await asyncio.wrap_future(state.map_future(sid, mid))
-        data = await run_in_threadpool(state.geojson, sid, mid)
+        data = await run_in_threadpool(partial(state.geojson, sid, mid, lonlat=lonlat))
         headers = _attachment(f"regions-{_stem(state, sid, spec)}.geojson") if download else {}
         return Response(data, media_type="application/geo+json", headers=headers)
 
@@ -160,6 +210,27 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
         return Response(data, media_type="image/tiff", headers=headers)
 
     return app
+
+
+def _mercator(state: ServeState, version: str) -> dict | None:
+    """The page's Web Mercator map: its tiles, deepest zoom and the scenes' bounds."""
+    placed = state.placed
+    if not placed:
+        return None
+    boxes = np.array([s.placement.lonlat for s in placed])
+    return {
+        "tiles": f"/api/mercator/{{z}}/{{x}}/{{y}}.jpg?v={version}",
+        "zoom": state.mercator_zoom(),
+        "lonlat": [*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()],
+        "scenes": len(placed),
+    }
+
+
+def _mercator_tile_exists(z: int, x: int, y: int, zmax: int) -> None:
+    try:
+        mercator.check_tile(z, x, y, zmax)
+    except ParameterError as e:
+        raise UnknownIdError(str(e)) from None
 
 
 def _scene(served, version: str) -> dict:

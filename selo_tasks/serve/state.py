@@ -17,6 +17,13 @@ time: each its H × W bytes and its dask blocks), plus per scene its window embe
 a preview of at most 2048² RGB pixels (12 MB). A scene whose one map exceeds the cache
 is refused at start.
 
+A collection (``selo serve SCENES...`` naming several scenes, a folder, a glob, a URL
+prefix or a STAC collection) is embedded and indexed before the server starts
+(:func:`~selo.selo_tasks.search.open_collection`); a sentence then ranks the regions of
+every scene (:meth:`ServeState.search`), and each scene answers sentences as above, its
+embeddings read from the cache when a map is asked for (none are held). Georeferenced
+scenes are also drawn on Web Mercator (:mod:`~selo.selo_tasks.serve.mercator`).
+
 A run folder (``selo serve RUN_DIR``) serves the maps ``selo airslt`` wrote, one per
 case, with the case's annotation polygons and metrics; it needs no encoder.
 """
@@ -60,11 +67,13 @@ from ..driver import Embedded, QueryMap
 from ..localize import check_queries, map_features, query_folder
 from ..metrics import INDICATORS, RMI, Indicator
 from . import DEFAULT_MAP_CACHE_MIB
+from .mercator import Placement, place
 from .tiles import SceneTiles, TileGrid
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "MAX_SENTENCE_CHARS",
+    "MAX_TOP",
     "MapEntry",
     "MapLRU",
     "ServeState",
@@ -77,6 +86,9 @@ DEFAULT_CACHE_BYTES = DEFAULT_MAP_CACHE_MIB * 2**20
 MAX_SENTENCE_CHARS = 1000  # whatever the encoder reads
 MAX_HISTORY = 1000  # sentences remembered per scene (the oldest forgotten first)
 COMPUTE_THREADS = 2  # maps computed at once: memory in flight is at most two maps
+MAX_TOP = 1000  # hits one collection search returns
+MAX_SEARCHES = 100  # collection searches remembered (the oldest forgotten first)
+COLLECTION_PREVIEW_SIDE = 512  # a collection's scenes: small previews (0.75 MB each)
 
 
 @dataclass(eq=False)
@@ -175,6 +187,7 @@ class ServedScene:
     error: str | None = None
     embedded: Embedded | None = None
     maps: OrderedDict[str, MapSpec] = field(default_factory=OrderedDict)
+    placement: Placement | None = None  # where it lies on Web Mercator (collections)
 
     @property
     def tile_grid(self) -> TileGrid:
@@ -191,6 +204,7 @@ class ServedScene:
             "transform": list(g.transform)[:6],
             "zmax": self.tile_grid.zmax,
             "has_pixels": self.tiles is not None,
+            "mercator": None if self.placement is None else self.placement.describe(),
             "status": self.status,
             "progress": dict(self.progress),
             "error": self.error,
@@ -208,8 +222,10 @@ class ServeState:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         report: Callable[[str], object] | None = None,
     ) -> None:
-        self.mode = mode  # "scenes" or "run"
-        self.ctx = ctx  # the RunContext of scene mode (driver, encoder, cache)
+        self.mode = mode  # "scenes", "collection" or "run"
+        self.ctx = ctx  # the RunContext of scene and collection mode (driver, encoder, cache)
+        self.collection = None  # collection mode: the opened Collection (search.py)
+        self._searches: OrderedDict[tuple[str, int], dict] = OrderedDict()
         self.scenes: dict[str, ServedScene] = {}
         self.maps = MapLRU(cache_bytes)
         self.report = report or log.info  # one line per scene embedded and per map computed
@@ -238,6 +254,83 @@ class ServeState:
         for s in state.scenes.values():
             s.status = "waiting"
         return state
+
+    @classmethod
+    def for_collection(
+        cls,
+        ctx,
+        items,
+        *,
+        skip_bad: bool = False,
+        index: str = "auto",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        report=None,
+    ):
+        """A server of a collection (files, folders, globs, URLs, STAC collections, as
+        ``selo search`` takes them): embedded and indexed now, every scene ready."""
+        from ..search import open_collection
+
+        state = cls(mode="collection", ctx=ctx, cache_bytes=cache_bytes, report=report)
+        collection = open_collection(ctx, items, skip_bad=skip_bad, mode=index, report=state.report)
+        state.collection = collection
+        try:
+            for member in collection.scenes:
+                scene = collection.open(member)
+                tiles = SceneTiles(scene, preview_side=COLLECTION_PREVIEW_SIDE, cache=ctx.cache)
+                grid = scene_grid(scene)
+                served = ServedScene(
+                    member_id(member.number), member.name, grid, scene, tiles, placement=place(grid)
+                )
+                state._add(served)
+        except BaseException:
+            collection.close()
+            raise
+        return state
+
+    @property
+    def placed(self) -> list[ServedScene]:
+        """The scenes drawn on Web Mercator (collection mode), in the collection's order."""
+        return [s for s in self.scenes.values() if s.placement is not None]
+
+    def mercator_zoom(self) -> int:
+        """The deepest zoom of the Web Mercator tiles: the scenes' deepest native zoom."""
+        placed = self.placed
+        if not placed:
+            raise UnknownIdError("this server has no georeferenced scenes to draw on a map")
+        return max(s.placement.zoom for s in placed)
+
+    def search(self, sentence: str, top: int) -> dict:
+        """The ``top`` best regions of the collection for ``sentence``: rank, score, scene
+        id and the region and its centre in scene pixels and lon/lat (:func:`hit_record`)."""
+        if self.collection is None:
+            raise SceneNotReadyError(
+                "this server shows one scene or a run folder; a collection search needs "
+                "`selo serve SCENES...` of several scenes"
+            )
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+            raise ParameterError(f"top must be a whole number from 1 to {MAX_TOP}, got {top!r}")
+        key = (sentence, top)
+        with self._lock:
+            found = self._searches.get(key)
+            if found is not None:
+                self._searches.move_to_end(key)
+                return found
+        t0 = time.perf_counter()
+        with self.driver_lock:  # the encoder embeds the sentence: one at a time
+            hits = self.collection.search(sentence, top=top)
+        records = [hit_record(h, self.scenes[member_id(h.scene.number)]) for h in hits]
+        found = {
+            "sentence": sentence,
+            "top": top,
+            "scenes": len(self.scenes),
+            "hits": records,
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
+        with self._lock:
+            self._searches[key] = found
+            while len(self._searches) > MAX_SEARCHES:
+                self._searches.popitem(last=False)
+        return found
 
     def _add(self, served: ServedScene) -> None:
         need = served.grid.height * served.grid.width
@@ -322,7 +415,7 @@ class ServeState:
     def add_sentence(self, scene_id: str, sentence: str) -> MapSpec:
         """The map spec of ``sentence`` on a ready scene (remembered in its history)."""
         served = self.scene(scene_id)
-        if self.mode != "scenes":
+        if self.mode == "run":
             raise SceneNotReadyError(
                 "this server shows a run folder's maps; new sentences need `selo serve SCENE`"
             )
@@ -344,7 +437,12 @@ class ServeState:
     def _compute(self, served: ServedScene, sentence: str) -> MapEntry:
         t0 = time.perf_counter()
         with self.driver_lock:
-            qm = self.ctx.driver.query_maps([(served.embedded, sentence)])[0]
+            embedded = served.embedded
+            if embedded is None:  # a collection's scene: its embeddings from the cache
+                driver = self.ctx.driver
+                table = driver.table(served.scene)
+                embedded = driver.embed([(served.scene, table)], what=served.name)[0]
+            qm = self.ctx.driver.query_maps([(embedded, sentence)])[0]
         chunk = min(self.ctx.options.chunk, MAP_CHUNK)
         valid = scene_valid(served.scene)
         finished = qm.selo(chunk, None if valid is None else valid.rechunk(chunk)).compute()
@@ -478,6 +576,8 @@ class ServeState:
                 out["windows"] = len(entry.query_map.inputs.windows)
         base = f"/api/scenes/{scene_id}/maps/{spec.id}"
         out["tiles"] = base + "/tiles/{z}/{x}/{y}.png"
+        if self.scene(scene_id).placement is not None:
+            out["mercator_tiles"] = base + "/mercator/{z}/{x}/{y}.png"
         out["geotiff"] = base + "/selo_map.tif"
         out["geojson"] = base + "/regions.geojson"
         out["file_stem"] = query_folder(Path(), 0, spec.sentence).name.removeprefix("q00-")
@@ -500,16 +600,67 @@ class ServeState:
             )
             return path.read_bytes()
 
-    def geojson(self, scene_id: str, map_id: str) -> bytes:
-        """The map's features as ``selo localize`` writes ``regions.geojson``."""
+    def geojson(self, scene_id: str, map_id: str, *, lonlat: bool = False) -> bytes:
+        """The map's features as ``selo localize`` writes ``regions.geojson``; with
+        ``lonlat``, in EPSG:4326 (RFC 7946), for a scene on Web Mercator."""
         served = self.scene(scene_id)
         features = self.map(scene_id, map_id).features(served.grid)
+        if lonlat:
+            if served.placement is None:
+                raise UnknownIdError(f"scene {scene_id!r} has no place on the map (no CRS)")
+            return json.dumps(
+                {"type": "FeatureCollection", "features": _to_lonlat(features, served.grid.crs)}
+            ).encode()
         with tempfile.TemporaryDirectory(prefix="selo-serve-") as tmp:
             path = write_geojson(Path(tmp) / "regions.geojson", features, crs=served.grid.crs)
             return path.read_bytes()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.collection is not None:
+            self.collection.close()
+
+
+def member_id(number: int) -> str:
+    """A collection scene's id: ``s`` and its number in the collection (1 = the first)."""
+    return f"s{number}"
+
+
+def hit_record(hit, served: ServedScene) -> dict:
+    """What the page gets of a collection hit (:class:`~selo.selo_tasks.search.Hit`): its
+    rank, score and scene (id and name, never its path), the region (GeoJSON geometry,
+    x = column, y = row) with its centre and box in scene pixels, and, for a scene on
+    Web Mercator, in lon/lat."""
+    from shapely.geometry import mapping
+
+    r0, r1, c0, c1 = hit.bbox_px
+    record = {
+        "rank": hit.rank,
+        "score": hit.score,
+        "scene": served.id,
+        "scene_name": served.name,
+        "area_px": hit.area_px,
+        "centre_px": list(hit.centre_px),
+        "bbox_px": [r0, r1, c0, c1],
+        "polygon_px": mapping(hit.geometry_px()),
+        "crs": served.grid.crs,
+        "centre_lonlat": None,
+        "geometry": None,
+        "bounds_lonlat": None,
+    }
+    if served.placement is not None:
+        geometry = hit.geometry_lonlat()
+        record["centre_lonlat"] = list(hit.centre_lonlat())
+        record["geometry"] = mapping(geometry)
+        record["bounds_lonlat"] = list(geometry.bounds)
+    return json.loads(json.dumps(record))  # tuples as lists, as the page gets them
+
+
+def _to_lonlat(features: list[dict], crs: str) -> list[dict]:
+    """``features`` (in ``crs``) with their geometries in EPSG:4326."""
+    from rasterio.warp import transform_geom
+
+    return [{**f, "geometry": transform_geom(crs, "EPSG:4326", f["geometry"])} for f in features]
 
 
 def _indicator(i: Indicator) -> dict:

@@ -150,46 +150,57 @@ def colormap_png() -> bytes:
 class SceneTiles:
     """JPEG tiles of a scene, read through selo's reader of the scene.
 
-    Tiles at least as coarse as a 2048-pixel preview (read once, by GDAL from the file's
-    overviews where present) are sampled from it; finer ones are one decimated windowed
-    read each (:func:`~selo.pipeline.scene.region_reader` with ``out_shape``).
+    Tiles at least as coarse as a preview of ``preview_side`` pixels (read once, by GDAL
+    from the file's overviews where present, or from ``cache``'s kept previews) are
+    sampled from it; finer ones are one decimated windowed read each
+    (:func:`~selo.pipeline.scene.region_reader` with ``out_shape``).
     Thread-safe: every read opens its own dataset."""
 
-    def __init__(self, scene: xr.DataArray) -> None:
+    def __init__(
+        self, scene: xr.DataArray, *, preview_side: int = PREVIEW_SIDE, cache=None
+    ) -> None:
         self.scene = scene
         self.grid = TileGrid(int(scene.sizes["y"]), int(scene.sizes["x"]))
         self.reader = region_reader(scene)
+        self.preview_side = preview_side
+        self.cache = cache
         self._preview: np.ndarray | None = None
         self._lock = threading.Lock()
 
     @property
     def preview_factor(self) -> float:
         """Scene pixels per preview pixel."""
-        return max(1.0, max(self.grid.height, self.grid.width) / PREVIEW_SIDE)
+        return max(1.0, max(self.grid.height, self.grid.width) / self.preview_side)
 
     def preview(self) -> np.ndarray:
         with self._lock:
             if self._preview is None:
-                self._preview = read_preview(self.scene, PREVIEW_SIDE)
+                self._preview = read_preview(self.scene, self.preview_side, cache=self.cache)
             return self._preview
+
+    def read(
+        self, r0: int, r1: int, c0: int, c1: int, *, out_shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(rgb, valid or None)`` of scene rows r0:r1 and columns c0:c1 at ``out_shape``,
+        each pixel the scene's under its centre: from the preview when it is as fine."""
+        h, w = out_shape
+        factor = min((r1 - r0) / h, (c1 - c0) / w)
+        if factor >= self.preview_factor and factor > 1:
+            small = self.preview()
+            rows = (r0 + decimation_indices(r1 - r0, h)) * small.shape[0] // self.grid.height
+            cols = (c0 + decimation_indices(c1 - c0, w)) * small.shape[1] // self.grid.width
+            return small[rows][:, cols], None
+        return self.reader(r0, r1, c0, c1, out_shape=out_shape)
 
     def tile(self, z: int, x: int, y: int) -> bytes:
         """JPEG of scene tile (z, x, y); ``BACKGROUND`` beyond the scene and without data."""
         rows, cols = self.grid.samples(z, x, y)
-        factor = 1 << (self.grid.zmax - z)
-        valid = None
         tile = np.empty((TILE, TILE, 3), np.uint8)
         tile[:] = BACKGROUND[::-1]  # BGR for OpenCV
         if not (len(rows) and len(cols)):  # a side thinner than one tile pixel at this zoom
             return _jpeg(tile)
-        if factor >= self.preview_factor and factor > 1:
-            small = self.preview()
-            pr = rows * small.shape[0] // self.grid.height
-            pc = cols * small.shape[1] // self.grid.width
-            rgb = small[pr][:, pc]
-        else:
-            r0, r1, c0, c1 = self.grid.window(z, x, y)
-            rgb, valid = self.reader(r0, r1, c0, c1, out_shape=(len(rows), len(cols)))
+        r0, r1, c0, c1 = self.grid.window(z, x, y)
+        rgb, valid = self.read(r0, r1, c0, c1, out_shape=(len(rows), len(cols)))
         if valid is not None:
             rgb = np.where(valid[..., None], rgb, np.array(BACKGROUND, np.uint8))
         tile[: len(rows), : len(cols)] = rgb[..., ::-1]  # RGB -> BGR

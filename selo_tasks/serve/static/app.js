@@ -1,15 +1,21 @@
 // The page of `selo serve`: a scene as Leaflet tiles (L.CRS.Simple, one map unit = one
 // scene pixel, lat = -row, lng = col), a sentence box with history, the SeLo overlay with
 // opacity, legend, centres and regions, a second map right of a divider, and downloads.
+// A collection adds the hit list of a sentence over every scene and, for georeferenced
+// scenes, a Web-Mercator view (Leaflet's default CRS, lat/lng = latitude/longitude) where
+// they are drawn where they lie; a hit opens in its scene's view (#q=SENTENCE&hit=RANK).
 // Test and benchmark hooks: window.selo.timings (ms from submit to the overlay's tiles
 // loaded), body[data-overlay] and body[data-compare] (the ids of the maps whose tiles are on
-// screen left and right of the divider), body[data-features], body[data-status].
+// screen left and right of the divider), body[data-features], body[data-status],
+// body[data-view] (pixel or mercator), body[data-searched] (searches answered) and
+// body[data-hit] (the rank of the hit opened, once its map is asked for).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const state = {
     info: null, scene: null, map: null, a: null, b: null, layerA: null, layerB: null,
     features: null, groups: {}, opacity: 0.5, swipe: 0.5, records: new Map(), poll: null,
+    view: "pixel", search: null, searches: 0, hit: null, hitLayer: null,
   };
   window.selo = { state, timings: [] };
 
@@ -44,10 +50,19 @@
     return L.latLng(-row, col);
   };
 
+  const onMercator = () => state.view === "mercator";
+  const lonLatBounds = ([w, s, e, n]) => L.latLngBounds([[s, w], [n, e]]);
+
   // --- the map -------------------------------------------------------------------------------
 
   function tileOptions(pane) {
     const s = state.scene;
+    if (onMercator()) {  // the scene's tiles end at its native zoom; Leaflet enlarges beyond
+      return {
+        tileSize: 256, minZoom: 0, maxZoom: state.info.mercator.zoom + 3, maxNativeZoom:
+        s.mercator.zoom, noWrap: true, pane, keepBuffer: 1, bounds: lonLatBounds(s.mercator.lonlat),
+      };
+    }
     return {
       tileSize: 256, zoomOffset: s.zmax, minZoom: -s.zmax, maxZoom: 3, minNativeZoom: -s.zmax,
       maxNativeZoom: 0, noWrap: true, pane, keepBuffer: 1,
@@ -58,6 +73,8 @@
   function buildMap() {
     const s = state.scene;
     if (state.map) state.map.remove();
+    state.view = "pixel";
+    document.body.dataset.view = "pixel";
     const bounds = L.latLngBounds([[-s.height, 0], [0, s.width]]);
     const map = L.map("map", {
       crs: L.CRS.Simple, minZoom: -s.zmax, maxZoom: 3, zoomSnap: 1, attributionControl: false,
@@ -71,11 +88,63 @@
     map.on("move zoom resize", updateClip);
     map.on("mousemove", (e) => showCursor(e.latlng));
     map.on("mouseout", () => setText("cursor", ""));
-    state.a = state.b = state.layerA = state.layerB = state.features = null;
+    state.a = state.b = state.layerA = state.layerB = state.features = state.hitLayer = null;
+    state.groups = {};
+    updateClip();
+  }
+
+  function buildMercator() {  // every georeferenced scene where it lies; no basemap
+    const m = state.info.mercator;
+    if (state.map) state.map.remove();
+    state.view = "mercator";
+    document.body.dataset.view = "mercator";
+    const bounds = lonLatBounds(m.lonlat);
+    const map = L.map("map", {
+      minZoom: 0, maxZoom: m.zoom + 3, zoomSnap: 1, attributionControl: false,
+      fadeAnimation: false, worldCopyJump: false,
+    });
+    state.map = map;
+    map.createPane("overlayA").style.zIndex = 350;
+    map.createPane("overlayB").style.zIndex = 351;
+    L.tileLayer(m.tiles, {
+      tileSize: 256, minZoom: 0, maxZoom: m.zoom + 3, maxNativeZoom: m.zoom, noWrap: true,
+      keepBuffer: 1, bounds,
+    }).addTo(map);
+    // the scenes' outlines, and a dot each where they are too small to see; a click shows one
+    const placed = state.info.scenes.filter((s) => s.mercator);
+    const visit = (s) => map.flyToBounds(lonLatBounds(s.mercator.lonlat), { maxZoom: s.mercator.zoom });
+    L.layerGroup(placed.map((s) => L.geoJSON(s.mercator.footprint, {
+      style: { color: "#f0c674", weight: 1, fillOpacity: 0 },
+    }).bindTooltip(s.name).on("click", () => visit(s)))).addTo(map);
+    const dots = new Map(placed.map((s) => {
+      const [w, so, e, n] = s.mercator.lonlat;
+      return [s, L.circleMarker([(so + n) / 2, (w + e) / 2], {
+        radius: 4, color: "#f0c674", weight: 1, fillOpacity: 0.6,
+      }).bindTooltip(s.name).on("click", () => visit(s))];
+    }));
+    const showDots = () => {  // a scene under 8 screen pixels across (its native zoom: 1:1)
+      for (const [s, dot] of dots) {
+        const tiny = map.getZoom() < s.mercator.zoom - Math.log2(Math.max(s.width, s.height) / 8);
+        if (tiny) dot.addTo(map); else map.removeLayer(dot);
+      }
+    };
+    map.on("zoomend", showDots);
+    map.fitBounds(bounds, { maxZoom: m.zoom });
+    showDots();
+    map.on("move zoom resize", updateClip);
+    map.on("mousemove", (e) => showCursor(e.latlng));
+    map.on("mouseout", () => setText("cursor", ""));
+    state.a = state.b = state.layerA = state.layerB = state.features = state.hitLayer = null;
+    state.groups = {};
+    $("centres").innerHTML = "";
     updateClip();
   }
 
   function showCursor(latlng) {
+    if (onMercator()) {
+      $("cursor").innerText = `${latlng.lat.toFixed(6)}, ${latlng.lng.toFixed(6)} (lat, lon)`;
+      return;
+    }
     const s = state.scene;
     const row = -latlng.lat, col = latlng.lng;
     if (row < 0 || col < 0 || row >= s.height || col >= s.width) { setText("cursor", ""); return; }
@@ -88,7 +157,8 @@
   }
 
   function overlayLayer(record, pane) {
-    const layer = L.tileLayer(record.tiles, tileOptions(pane));
+    const url = onMercator() ? record.mercator_tiles : record.tiles;
+    const layer = L.tileLayer(url, tileOptions(pane));
     layer.setOpacity(state.opacity);
     return layer;
   }
@@ -187,9 +257,12 @@
   }
 
   async function loadFeatures(record) {
+    const mercator = onMercator();
     let data;
-    try { data = await api(record.geojson); } catch (e) { setText("error", e.message); return; }
-    if (state.a !== record) return;
+    try {
+      data = await api(mercator ? `${record.geojson}?lonlat=1` : record.geojson);
+    } catch (e) { setText("error", e.message); return; }
+    if (state.a !== record || onMercator() !== mercator) return;
     for (const group of Object.values(state.groups)) state.map.removeLayer(group);
     const groups = { centres: L.layerGroup(), regions: L.layerGroup(), annotations: L.layerGroup() };
     const list = $("centres");
@@ -197,7 +270,8 @@
     for (const feature of data.features) {
       const p = feature.properties;
       if (p.kind === "centre") {
-        const where = L.latLng(-(p.row + 0.5), p.col + 0.5);
+        const [lon, lat] = feature.geometry.coordinates;
+        const where = mercator ? L.latLng(lat, lon) : L.latLng(-(p.row + 0.5), p.col + 0.5);
         const icon = L.divIcon({ className: "centre-icon", html: String(p.rank) });
         L.marker(where, { icon, title: `centre ${p.rank}: P ${fmt(p.score, 2)}` })
           .addTo(groups.centres);
@@ -210,7 +284,9 @@
         const style = annotation
           ? { color: "#39ff14", weight: 2, dashArray: "6 4", fill: false }
           : { color: "#ffffff", weight: 1.5, fillColor: "#ffffff", fillOpacity: 0.08 };
-        const layer = L.geoJSON(feature, { coordsToLatLng: toLatLng, style });
+        const layer = mercator
+          ? L.geoJSON(feature, { style })
+          : L.geoJSON(feature, { coordsToLatLng: toLatLng, style });
         if (!annotation) layer.bindTooltip(`max P ${fmt(p.max / 255, 2)}, ${p.area_px} px`);
         layer.addTo(annotation ? groups.annotations : groups.regions);
       }
@@ -224,8 +300,7 @@
 
   // --- sentences and history -----------------------------------------------------------------
 
-  async function ask(sentence) {
-    const t0 = performance.now();
+  async function ask(sentence, t0 = performance.now()) {
     setText("error", "");
     setText("warning", "");
     $("go").disabled = true;
@@ -245,10 +320,140 @@
     }
   }
 
+  // --- a collection: its hits, and a hit opened where it is ----------------------------------
+
+  async function searchAll(sentence, openRank = 0) {
+    setText("error", "");
+    setText("warning", "");
+    $("go").disabled = true;
+    try {
+      const top = Math.max(20, openRank);
+      const result = await api("/api/search", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sentence, top }),
+      });
+      state.search = result;
+      clearHit();
+      renderHits();
+      if (result.warning) setText("warning", result.warning);
+      state.searches += 1;
+      document.body.dataset.searched = String(state.searches);
+      if (openRank) {
+        const hit = result.hits.find((h) => h.rank === openRank);
+        if (hit) await openHit(hit);
+        else setText("error", `no hit ${openRank} for “${sentence}” (${result.hits.length} found)`);
+      } else if (state.scene) {
+        await ask(sentence);  // the scene on screen follows the sentence
+      }
+    } catch (e) {
+      setText("error", e.message);
+    } finally {
+      $("go").disabled = false;
+    }
+  }
+
+  function renderHits() {
+    const result = state.search;
+    const list = $("hits");
+    list.innerHTML = "";
+    $("hits-box").hidden = !result;
+    if (!result) return;
+    setText("hits-about", `${result.hits.length} over ${result.scenes} scenes, ${fmt(result.seconds, 2)} s`);
+    for (const h of result.hits) {
+      const li = document.createElement("li");
+      li.value = h.rank;
+      li.dataset.rank = h.rank;
+      const name = document.createElement("span");
+      name.textContent = h.scene_name;
+      li.appendChild(name);
+      li.insertAdjacentHTML("beforeend", ` <span class="secs">${fmt(h.score, 4)}${h.geometry ? "" : " · pixels"}</span>`);
+      if (state.hit && state.hit.rank === h.rank) li.classList.add("active");
+      li.onclick = () => openHit(h);
+      list.appendChild(li);
+    }
+  }
+
+  function clearHit() {
+    if (state.hitLayer && state.map) state.map.removeLayer(state.hitLayer);
+    state.hit = state.hitLayer = null;
+    delete document.body.dataset.hit;
+  }
+
+  async function useScene(s) {  // the scene whose maps the Web-Mercator view shows
+    clearTimeout(state.poll);
+    if (state.layerB) showB(null);
+    if (state.layerA) state.map.removeLayer(state.layerA);
+    for (const group of Object.values(state.groups)) state.map.removeLayer(group);
+    state.a = state.layerA = null;
+    state.groups = {};
+    $("centres").innerHTML = "";
+    state.scene = s;
+    state.records = new Map();
+    setText("scene-info", `map of ${state.info.mercator.scenes} scenes; maps of ${s.name}`);
+    await refreshScene();
+  }
+
+  async function openHit(hit) {
+    const t0 = performance.now();
+    const sentence = state.search.sentence;
+    setText("error", "");
+    clearHit();
+    const s = state.info.scenes.find((x) => x.id === hit.scene);
+    if (hit.geometry && state.info.mercator) {
+      const fresh = !onMercator();
+      if (fresh) buildMercator();
+      if (fresh || !state.scene || state.scene.id !== s.id) await useScene(s);
+      $("scene").value = "";
+    } else if (onMercator() || !state.scene || state.scene.id !== s.id) {
+      $("scene").value = s.id;
+      await selectScene(s.id);
+    }
+    state.hit = hit;
+    const style = { color: "#ffeb3b", weight: 3, dashArray: "8 6", fill: false, interactive: false };
+    state.hitLayer = onMercator()
+      ? L.geoJSON(hit.geometry, { style })
+      : L.geoJSON(hit.polygon_px, { style, coordsToLatLng: (c) => L.latLng(-c[1], c[0]) });
+    state.hitLayer.addTo(state.map);
+    renderHits();
+    history.replaceState(null, "", `#q=${encodeURIComponent(sentence)}&hit=${hit.rank}`);
+    await flyTo(state.hitLayer.getBounds(), onMercator() ? s.mercator.zoom : 0);
+    await ask(sentence, t0);
+    document.body.dataset.hit = String(hit.rank);
+  }
+
+  function flyTo(bounds, maxZoom) {
+    return new Promise((resolve) => {
+      state.map.once("moveend", resolve);
+      state.map.flyToBounds(bounds, { padding: [60, 60], maxZoom, duration: 0.6 });
+    });
+  }
+
+  async function showMercator() {
+    clearTimeout(state.poll);
+    clearHit();
+    state.scene = null;
+    state.records = new Map();
+    buildMercator();
+    renderHistory();
+    renderHits();
+    setText("scene-info", `${state.info.mercator.scenes} georeferenced scenes where they lie (Web Mercator)`);
+    $("status").hidden = true;
+    $("sentence").disabled = $("go").disabled = false;
+    document.body.dataset.status = "ready";
+  }
+
+  async function fromHash() {  // #q=SENTENCE&hit=RANK: a hit of `selo search`
+    const params = new URLSearchParams(location.hash.slice(1));
+    const q = params.get("q");
+    if (!q || state.info.mode !== "collection") return;
+    $("sentence").value = q;
+    await searchAll(q, Math.max(0, Math.floor(Number(params.get("hit")) || 0)));
+  }
+
   async function openMap(id) {  // a history entry or a run folder's case
     const t0 = performance.now();
     setText("error", "");
-    if (state.info.mode === "scenes") { await ask(state.records.get(id).sentence); return; }
+    if (state.info.mode !== "run") { await ask(state.records.get(id).sentence); return; }
     try {
       const record = await api(`/api/scenes/${state.scene.id}/maps/${id}`);
       state.records.set(id, { ...state.records.get(id), ...record });
@@ -260,7 +465,7 @@
     const list = $("history");
     list.innerHTML = "";
     const records = [...state.records.values()];
-    if (state.info.mode === "scenes") records.reverse();  // newest sentence first; cases in order
+    if (state.info.mode !== "run") records.reverse();  // newest sentence first; cases in order
     for (const r of records) {
       const li = document.createElement("li");
       li.dataset.id = r.id;
@@ -294,6 +499,8 @@
 
   async function selectScene(id) {
     clearTimeout(state.poll);
+    state.hit = null;
+    delete document.body.dataset.hit;
     state.scene = state.info.scenes.find((s) => s.id === id);
     state.records = new Map();
     buildMap();
@@ -311,7 +518,7 @@
     renderHistory();
     const ready = s.status === "ready";
     $("status").hidden = ready;
-    $("sentence").disabled = $("go").disabled = !ready || state.info.mode !== "scenes";
+    $("sentence").disabled = $("go").disabled = !ready || state.info.mode === "run";
     if (s.status === "error") {
       setText("status-text", `cannot embed this scene: ${s.error}`);
     } else if (!ready) {
@@ -320,7 +527,7 @@
       $("status-bar").max = p.total || 1;
       $("status-bar").value = p.done || 0;
       state.poll = setTimeout(refreshScene, 400);
-    } else if (state.info.mode === "scenes") {
+    } else if (state.info.mode !== "run") {
       $("sentence").focus();
     }
     document.body.dataset.status = s.status;
@@ -332,9 +539,10 @@
     const info = await api("/api/info");
     state.info = info;
     const select = $("scene");
+    if (info.mercator) select.add(new Option(`map: ${info.mercator.scenes} georeferenced scenes`, ""));
     for (const s of info.scenes) select.add(new Option(`${s.name}`, s.id));
-    select.onchange = () => selectScene(select.value);
-    $("scene-box").querySelector("label").hidden = select.hidden = info.scenes.length < 2;
+    select.onchange = () => (select.value ? selectScene(select.value) : showMercator());
+    $("scene-box").querySelector("label").hidden = select.hidden = select.options.length < 2;
     $("sentence").maxLength = info.max_sentence_chars;
     if (info.mode === "run") {
       $("ask-box").hidden = true;
@@ -346,13 +554,19 @@
       if (mean) text += ` · mean ${lead.label} ${fmt(mean[lead.name], lead.digits)}`;
       setText("about", text);
     } else {
-      setText("about", `${info.encoder} · method ${info.method.name}`);
+      let about = `${info.encoder} · method ${info.method.name}`;
+      if (info.mode === "collection") {
+        about = `${info.scenes.length} scenes · ${about}`;
+        if (info.skipped) about += ` · ${info.skipped} left out`;
+        $("go").textContent = "Search";
+      }
+      setText("about", about);
     }
     $("ask").onsubmit = (e) => {
       e.preventDefault();
       const sentence = $("sentence").value.trim();
       if (!sentence) { setText("error", "type a sentence first"); return; }
-      ask(sentence);
+      if (info.mode === "collection") searchAll(sentence); else ask(sentence);
     };
     $("opacity").oninput = () => {
       state.opacity = Number($("opacity").value);
@@ -384,7 +598,9 @@
         if ($(box).checked) layer.addTo(state.map); else state.map.removeLayer(layer);
       };
     }
-    await selectScene(info.scenes[0].id);
+    if (info.mercator) await showMercator(); else await selectScene(info.scenes[0].id);
+    window.addEventListener("hashchange", () => fromHash().catch((e) => setText("error", e.message)));
+    await fromHash();
   }
 
   main().catch((e) => setText("error", e.message));
