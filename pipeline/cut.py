@@ -13,8 +13,9 @@ the regions instead: each region takes the rows it shares with the region before
 from that region (a copy, cheaper than decoding them again) and reads only the rows
 below (:func:`carry_region`, one windowed read of the file into the region, see
 :func:`selo.pipeline.scene.region_reader`), and regions end at the source's block
-edges, so that every block is decoded once. Chains are a few strips long, so that
-several run side by side. Each window is resized to ``size`` × ``size`` with OpenCV's
+edges, so that every block is decoded once. A scene's regions form one chain by
+default: its reads run in order, each region's crops and embeddings beside the next
+read. Each window is resized to ``size`` × ``size`` with OpenCV's
 bicubic interpolation (no antialiasing), as the published code does; :class:`CutSpec`
 says how, and its ``key`` is the part of the embedding cache key that follows the cut.
 """
