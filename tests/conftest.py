@@ -33,6 +33,23 @@ def run_cli(capsys):
 
 
 @pytest.fixture
+def airslt_metrics(run_cli):
+    """Run ``selo airslt`` in this process over ``images``; returns metrics.csv's rows."""
+    import csv
+
+    def run(images, anno: Path, out: Path, cache: Path) -> list[dict]:
+        code, _, err = run_cli(
+            "airslt", "--images", images, "--anno", anno, "--out", out, "--in-process",
+            "--cache-dir", cache, "--no-profile",
+        )  # fmt: skip
+        assert code == 0, err
+        with open(out / "metrics.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    return run
+
+
+@pytest.fixture
 def small_anno(tmp_path) -> Path:
     """An anno.json with three cases on two 400x300 scenes."""
     cases = [

@@ -14,23 +14,6 @@ from selo.pipeline.windows import window_table
 KEY = EmbeddingKey(scene="abc", encoder="color-v1", windows="w1", preprocess="p1")
 
 
-def test_cache_round_trip_and_key_parts(tmp_path):
-    cache = Cache(tmp_path)
-    table = window_table(300, 300, (128,))
-    emb = np.random.default_rng(1).normal(size=(len(table), 5)).astype(np.float32)
-    has = np.ones(len(table), bool)
-    assert cache.get_embeddings(KEY, table) is None
-    cache.put_embeddings(KEY, table, emb, has)
-    got = cache.get_embeddings(KEY, table)
-    assert got is not None and np.array_equal(got[0], emb) and got[1].all()
-    # a change in any part of the key is a miss
-    for field in ("scene", "encoder", "windows", "preprocess"):
-        other = EmbeddingKey(**{**KEY.__dict__, field: "changed"})
-        assert cache.get_embeddings(other, table) is None
-    # the same key with a different table (digest collision guard) is a miss
-    assert cache.get_embeddings(KEY, window_table(300, 301, (128,))) is None
-
-
 def test_damaged_or_partial_entries_are_ignored_and_replaced(tmp_path):
     cache = Cache(tmp_path)
     table = window_table(300, 300, (128,))

@@ -457,6 +457,26 @@ def rerun_with(
     assert (out / "selo_map.png").read_bytes() == expected_map, "damage changed the map"
 
 
+def damage_file(target: Path, rng: random.Random) -> str:
+    """``target`` damaged in one of the ways a store's file can be: a flipped byte, cut in
+    half, replaced by junk, deleted, or an empty JSON object; returns which."""
+    data = target.read_bytes()
+    how = rng.choice(["flip", "cut", "junk", "delete", "empty-json"])
+    if how == "flip" and data:
+        b = bytearray(data)
+        b[rng.randrange(len(b))] ^= rng.randrange(1, 256)
+        target.write_bytes(bytes(b))
+    elif how == "cut":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "junk":
+        target.write_bytes(rng.randbytes(max(1, len(data))))
+    elif how == "delete":
+        target.unlink()
+    else:
+        target.write_text("{}")
+    return how
+
+
 def _fresh_cache(cached_run, tmp: Path) -> Path:
     cache = tmp / "cache"
     shutil.copytree(cached_run[0], cache)
@@ -484,20 +504,7 @@ def test_damaged_embedding_entry_is_computed_again(k, base, cached_run, tmp_path
     files = sorted(p for p in (cache / "embeddings.zarr").rglob("*") if p.is_file())
     rng = random.Random(f"embeddings-{k}")
     target = files[k % len(files)]
-    data = target.read_bytes()
-    how = rng.choice(["flip", "cut", "junk", "delete", "empty-json"])
-    if how == "flip" and data:
-        b = bytearray(data)
-        b[rng.randrange(len(b))] ^= rng.randrange(1, 256)
-        target.write_bytes(bytes(b))
-    elif how == "cut":
-        target.write_bytes(data[: len(data) // 2])
-    elif how == "junk":
-        target.write_bytes(rng.randbytes(max(1, len(data))))
-    elif how == "delete":
-        target.unlink()
-    else:
-        target.write_text("{}")
+    damage_file(target, rng)
     rerun_with(base, cache, tmp_path, cached_run[1], damaged=target)
 
 
@@ -627,20 +634,7 @@ def test_damaged_collection_index_is_built_again(k, searched_collection, tmp_pat
     files = sorted(p for p in (fresh / "indexes").rglob("*") if p.is_file())
     rng = random.Random(f"index-{k}")
     target = files[k % len(files)]
-    data = target.read_bytes()
-    how = rng.choice(["flip", "cut", "junk", "delete", "empty-json"])
-    if how == "flip" and data:
-        b = bytearray(data)
-        b[rng.randrange(len(b))] ^= rng.randrange(1, 256)
-        target.write_bytes(bytes(b))
-    elif how == "cut":
-        target.write_bytes(data[: len(data) // 2])
-    elif how == "junk":
-        target.write_bytes(rng.randbytes(max(1, len(data))))
-    elif how == "delete":
-        target.unlink()
-    else:
-        target.write_text("{}")
+    how = damage_file(target, rng)
     result = search(scenes, tmp_path, "--index", "int8", cache=fresh)
     assert result.code == 0, (target.name, how, result)
     got = _hits(tmp_path / "out")

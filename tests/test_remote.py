@@ -4,7 +4,6 @@ again exactly when the object changed."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -173,7 +172,7 @@ def test_remote_jpeg_is_staged_once(run_cli, http_server, tmp_path):
     same_outputs(tmp_path / "a", tmp_path / "local")
 
 
-def test_airslt_reads_its_images_from_an_s3_prefix(run_cli, s3_bucket, tmp_path):
+def test_airslt_reads_its_images_from_an_s3_prefix(airslt_metrics, s3_bucket, tmp_path):
     from selo.selo_tasks.synth import build_synthetic_airslt
 
     bucket, client, _ = s3_bucket
@@ -182,14 +181,7 @@ def test_airslt_reads_its_images_from_an_s3_prefix(run_cli, s3_bucket, tmp_path)
         client.upload_file(str(image), bucket, f"imgs/{image.name}")
     runs = {}
     for name, images in (("local", synth.images), ("s3", f"s3://{bucket}/imgs")):
-        out = tmp_path / name
-        code, _, err = run_cli(
-            "airslt", "--images", images, "--anno", synth.anno, "--out", out, "--in-process",
-            "--cache-dir", tmp_path / f"cache-{name}", "--no-profile",
-        )  # fmt: skip
-        assert code == 0, err
-        with open(out / "metrics.csv", newline="") as f:
-            runs[name] = list(csv.DictReader(f))
+        runs[name] = airslt_metrics(images, synth.anno, tmp_path / name, tmp_path / f"cache-{name}")
     assert runs["s3"] == runs["local"]
 
 

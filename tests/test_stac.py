@@ -3,7 +3,6 @@ ItemCollection or a Catalog a list of scenes; assets read by selo's own reader."
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
@@ -222,19 +221,12 @@ def _synthetic_collection(tmp_path, kind: str):
 
 
 @pytest.mark.parametrize("kind", ["items", "catalog"])
-def test_airslt_reads_the_items_of_a_collection(run_cli, tmp_path, kind):
+def test_airslt_reads_the_items_of_a_collection(airslt_metrics, tmp_path, kind):
     synth, collection = _synthetic_collection(tmp_path, kind)
     refs = expand_sources(collection)
     assert sorted(r.name for r in refs) == sorted(p.stem for p in synth.images.iterdir())
     assert sorted(locate_scenes(collection, ["0.jpg", "13.jpg", "99.jpg"])) == ["0.jpg", "13.jpg"]
     runs = {}
     for name, images in (("local", synth.images), ("stac", collection)):
-        out = tmp_path / name
-        code, _, err = run_cli(
-            "airslt", "--images", images, "--anno", synth.anno, "--out", out, "--in-process",
-            "--cache-dir", tmp_path / f"cache-{name}", "--no-profile",
-        )  # fmt: skip
-        assert code == 0, err
-        with open(out / "metrics.csv", newline="") as f:
-            runs[name] = list(csv.DictReader(f))
+        runs[name] = airslt_metrics(images, synth.anno, tmp_path / name, tmp_path / f"cache-{name}")
     assert runs["stac"] == runs["local"]
