@@ -54,6 +54,13 @@ class RunFolder:
 
 def load_run(path: str | os.PathLike[str]) -> RunFolder:
     """Read a finished run folder; a clear error naming the file when it is not one."""
+    from ..pipeline.remote import is_remote
+
+    if is_remote(path):
+        raise RunFolderError(
+            f"{os.fspath(path)}: compare reads run folders on this machine's disk; "
+            "copy the run here first (e.g. aws s3 sync URL ./run)"
+        )
     folder = Path(path)
     if not folder.exists():
         raise InputNotFoundError(f"{folder}: run folder not found")

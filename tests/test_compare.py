@@ -146,3 +146,11 @@ def test_three_runs_and_the_page(method_runs, tmp_path):
     assert all(d.delta(2).rmi == 0 for d in result.diffs)
     text = write_compare_html(result, tmp_path / "c.html").read_text()
     assert text.count("<b>case ") == 4
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/run", "https://example.test/run", "/vsis3/b/run"])
+def test_a_run_in_an_object_store_is_named_in_one_line(run_cli, url):
+    with pytest.raises(RunFolderError, match="reads run folders on this machine's disk"):
+        load_run(url)
+    code, _, err = run_cli("compare", url, url)
+    assert code == 2 and url in err and len(err.strip().splitlines()) == 1, err
