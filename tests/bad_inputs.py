@@ -374,10 +374,15 @@ def _compare_no_run(tmp: Path) -> list:
 
 
 @contextlib.contextmanager
-def _environment(**env: str):
+def environment(env: dict[str, str | None]):
+    """Set (or, for None, unset) environment variables for the duration."""
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         yield
     finally:
         for k, v in saved.items():
@@ -425,7 +430,7 @@ def _url_unreachable(tmp: Path):
 def _url_stalls(tmp: Path):
     from servers import StallServer
 
-    with StallServer() as stall, _environment(GDAL_HTTP_LOW_SPEED_TIME="2"):
+    with StallServer() as stall, environment({"GDAL_HTTP_LOW_SPEED_TIME": "2"}):
         yield _localize(stall.url("scene.tif"), tmp=tmp)
 
 
@@ -439,12 +444,14 @@ def _s3(tmp: Path, location: str, *extra: str, auth: bool = False, **env: str):
 
     with S3Server(auth=auth) as server:
         keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        with _environment(**keys, AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=server.endpoint):
+        with environment(
+            {**keys, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint}
+        ):
             if not auth:
                 client = boto3.client("s3", endpoint_url=server.endpoint)
                 client.create_bucket(Bucket="selo")
                 client.upload_file(str(_scene(tmp)), "selo", "scene.tif")
-            with _environment(**env):
+            with environment(env):
                 yield _localize(location, *extra, tmp=tmp)
 
 
@@ -459,7 +466,7 @@ def _s3_unreachable(tmp: Path):
 
     with closed_port() as port:
         with _s3(tmp, str(_scene(tmp)), "--out", "s3://selo/run") as args:
-            with _environment(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}"):
+            with environment({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}):
                 yield args
 
 

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import pytest
 import rasterio
+from bad_inputs import environment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenes import colour_scene, square
@@ -62,25 +63,6 @@ class Result:
 
     def __str__(self) -> str:
         return f"exit {self.code}\nstderr:\n{self.err}\nwarnings: {self.warned}"
-
-
-@contextlib.contextmanager
-def environment(env: dict[str, str | None]):
-    """Set (or, for None, unset) environment variables for the duration."""
-    saved = {k: os.environ.get(k) for k in env}
-    try:
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def selo(*args, env: dict[str, str | None] | None = None) -> Result:
