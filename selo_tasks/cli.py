@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import traceback
 
@@ -104,8 +105,32 @@ def main(argv: list[str] | None = None) -> int:
         # objects are skipped; threads are still joined, atexit handlers run, streams
         # flushed and modules torn down as always.
         gc.freeze()
+        sys.excepthook = _quiet_closed_loops(sys.excepthook)
         sys.exit(code)
     return code
+
+
+def _quiet_closed_loops(hook):
+    """``hook`` without the "Loop is not running" errors that fsspec raises at exit, when a
+    file system's finalizer (adlfs: az:// caches and outputs) tries to close its client on
+    zarr's event loop, which zarr has already stopped (zarr-python#4221, adlfs#495): the
+    command's work is done and its files are written; Python would print a traceback from
+    its exit handlers after every such command."""
+
+    def quiet(kind, error, tb):
+        last = tb
+        while last is not None and last.tb_next is not None:
+            last = last.tb_next
+        closing = (
+            kind is RuntimeError
+            and str(error) == "Loop is not running"
+            and last is not None
+            and last.tb_frame.f_code.co_filename.replace(os.sep, "/").endswith("fsspec/asyn.py")
+        )
+        if not closing:
+            hook(kind, error, tb)
+
+    return quiet
 
 
 class _Path(click.Path):

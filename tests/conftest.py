@@ -164,6 +164,39 @@ def s3_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """Azurite's Blob service for the session (tests/servers.py: AzuriteServer); skipped,
+    saying so, where Azurite (``SELO_AZURITE`` or ``azurite-blob`` on the PATH: ``npm install
+    azurite``, as .ci/run does) or adlfs is not installed."""
+    import shutil
+
+    pytest.importorskip("adlfs")
+    executable = os.environ.get("SELO_AZURITE") or shutil.which("azurite-blob")
+    if not executable:
+        pytest.skip("Azurite is not installed (npm install azurite; or SELO_AZURITE=PATH)")
+    from servers import AzuriteServer
+
+    with AzuriteServer(executable, tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def az_container(azurite, monkeypatch):
+    """An empty container of its own for the test, with Azurite's connection string in the
+    environment: ``(container name, azure.storage.blob ContainerClient)``."""
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    name = f"selo-{uuid.uuid4().hex[:12]}"
+    return name, service.create_container(name)
+
+
 @pytest.fixture
 def s3_bucket(s3_server, monkeypatch):
     """An empty bucket of its own for the test, with the credentials and AWS_ENDPOINT_URL

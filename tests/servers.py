@@ -376,3 +376,55 @@ if __name__ == "__main__":
         _serve_http(sys.argv[2])
     else:
         _serve_s3()
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (  # Azurite's documented development key, not a secret
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class AzuriteServer:
+    """Azurite's Blob service (Microsoft's Azure Storage emulator, from npm; ``.ci/run``
+    installs it) on 127.0.0.1, its data in ``folder``; ``connection_string`` is what
+    ``AZURE_STORAGE_CONNECTION_STRING`` takes."""
+
+    def __init__(self, executable: str, folder: Path) -> None:
+        self._executable, self._folder = executable, Path(folder)
+        self._process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
+        )
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._process = subprocess.Popen(
+            [self._executable, "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+             "--location", str(self._folder), "--skipApiVersionCheck", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(300):  # up to 30 s for node to start
+            if self._process.poll() is not None:
+                raise RuntimeError(f"Azurite did not start: {self._executable}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                threading.Event().wait(0.1)
+        self._process.kill()
+        raise RuntimeError("Azurite did not start within 30 s")
+
+    def __exit__(self, *exc) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()

@@ -85,6 +85,47 @@ def test_s3_scene_gives_the_local_map(run_cli, s3_bucket, cog, local_run, tmp_pa
     same_outputs(tmp_path / "vsi", local_run)
 
 
+def test_az_scene_gives_the_local_map(run_cli, az_container, cog, local_run, tmp_path):
+    container, client = az_container
+    with open(cog, "rb") as f:
+        client.upload_blob("imgs/scene.tif", f)
+    localize(run_cli, f"az://{container}/imgs/scene.tif", tmp_path / "out", tmp_path / "c")
+    same_outputs(tmp_path / "out", local_run)
+    localize(run_cli, f"/vsiaz/{container}/imgs/scene.tif", tmp_path / "vsi", tmp_path / "c")
+    same_outputs(tmp_path / "vsi", local_run)
+
+
+def test_az_cache_and_outputs_give_the_local_files_and_exit_cleanly(
+    az_container, cog, local_run, tmp_path
+):
+    """The `selo` program with its scene, cache and outputs in Azure Blob Storage: the local
+    run's files, the second query from the cache in the container, and no traceback as the
+    process exits (adlfs closes its clients on zarr's stopped loop: zarr-python#4221)."""
+    container, client = az_container
+    with open(cog, "rb") as f:
+        client.upload_blob("imgs/scene.tif", f)
+    base = f"az://{container}"
+    for out in ("run", "again"):
+        done = subprocess.run(
+            [sys.executable, "-c", "from selo.selo_tasks.cli import main; main()", "localize",
+             f"{base}/imgs/scene.tif", "-q", QUERY, *SCALES,
+             "--cache-dir", f"{base}/cache", "--out", f"{base}/{out}"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "Loop is not running" not in done.stderr
+    names = {b.name for b in client.list_blobs()}
+    (folder,) = {n.split("/")[1] for n in names if n.startswith("run/q01-")}
+    assert f"run/{folder}/_SUCCESS" in names
+    assert any(n.startswith("cache/embeddings.zarr/") for n in names)
+    (local,) = local_run.glob("q01-*")
+    for name in OUTPUTS:
+        got = client.download_blob(f"run/{folder}/{name}").readall()
+        assert got == (local / name).read_bytes(), name
+    record = json.loads(client.download_blob("again/run.json").readall())
+    assert record["windows_cached"], record  # the second query: embeddings from the container
+
+
 def test_gdal_archive_path_gives_the_local_map(run_cli, cog, local_run, tmp_path):
     import zipfile
 
