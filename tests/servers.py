@@ -239,6 +239,16 @@ def _serve_s3() -> None:
 # --- the parent's side ---------------------------------------------------------------------------
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """Ends a server process: asked to, then killed if it is still there after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class _ServerProcess:
     """A server of this module in a child process; the requests it recorded."""
 
@@ -260,12 +270,7 @@ class _ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        _stop(self._process)
         self._process.stdout.close()
 
     def _control(self, command: str) -> list[dict]:
@@ -422,9 +427,4 @@ class AzuriteServer:
         raise RuntimeError("Azurite did not start within 30 s")
 
     def __exit__(self, *exc) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        _stop(self._process)
