@@ -105,9 +105,12 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def run_selo(args: list[str], *, cache: Path | str, fresh: bool = True) -> tuple[float, int, str]:
+def run_selo(
+    args: list[str], *, cache: Path | str, fresh: bool = True, python: str | None = None
+) -> tuple[float, int, str]:
     """Run ``python -m selo ARGS`` with its own cache (emptied first unless ``fresh`` is
-    False); (wall seconds, peak bytes, stdout)."""
+    False), by this interpreter or ``python`` (another installation's); (wall seconds, peak
+    bytes, stdout)."""
     import shutil
     import subprocess
 
@@ -116,7 +119,7 @@ def run_selo(args: list[str], *, cache: Path | str, fresh: bool = True) -> tuple
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "selo", *args],
+        [python or sys.executable, "-m", "selo", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -16,7 +16,12 @@ of both (all threads: selo's process, the floor's steps) are printed too: on a s
 machine they move less than wall times.
 
     python benchmarks/bench_floor.py [--sizes 4000 10000 20000] [--workdir /tmp/selo-floor]
-        [--no-airslt]
+        [--no-airslt] [--repeat N] [--python LABEL=PATH ...]
+
+``--python plain=/path/to/venv/bin/python`` runs selo also with another installation
+(e.g. ``pip install selo`` without the test extras, whose optional packages other
+libraries import: boto3 by rasterio, SciPy by dask.array, pyarrow by pandas), against the
+same floor; ``--repeat N`` takes the median of N second queries per installation.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rasterio
-from _common import make_scene, run_selo, stamp, write_section
+from _common import BENCHMARKS_MD, make_scene, run_selo, stamp, write_section
 
 HEADING = "Floor: selo beside the unavoidable work"
 QUERY = "a white plane parked on a gray airport"
@@ -85,12 +90,19 @@ def floor(scene: Path, work: Path) -> dict[str, float]:
     return out
 
 
-def localize(scene: Path, out: Path, cache: Path, query: str, *, fresh: bool) -> dict:
-    """``selo localize`` in a new process; wall and CPU seconds, peak memory and its stages."""
+def localize(
+    scene: Path, out: Path, cache: Path, query: str, *, fresh: bool, python: str | None = None
+) -> dict:
+    """``selo localize`` in a new process (of this interpreter or ``python``); wall and CPU
+    seconds, peak memory and its stages."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
     c0 = children_cpu()
     wall, peak, _ = run_selo(
-        ["localize", str(scene), "-q", query, "--out", str(out)], cache=cache, fresh=fresh
-    )
+        ["localize", str(scene), "-q", query, "--out", str(out)], cache=cache, fresh=fresh,
+        python=python,
+    )  # fmt: skip
     record = json.loads((out / "run.json").read_text())
     cpu = children_cpu() - c0
     return {"wall": wall, "cpu": cpu, "peak": peak, "stages": record["stages"]}
@@ -110,12 +122,30 @@ def airslt(work: Path) -> dict:
     return {"wall": wall, "peak": peak, "stages": record["stages"], "mean": record["mean"]}
 
 
+def _median(runs: list[dict]) -> dict:
+    """The run of median wall time (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 10000, 20000])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/selo-floor"))
     parser.add_argument("--no-airslt", action="store_true")
+    parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
+    parser.add_argument(
+        "--python", action="append", default=[], metavar="LABEL=PATH",
+        help="also run selo with another installation's interpreter (e.g. a plain `pip install "
+        "selo`, without the test extras), against the same floor",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="second queries per installation (other sentences, interleaved): their median",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    others = [tuple(p.split("=", 1)) for p in args.python]
+    if any(len(p) != 2 for p in others):
+        parser.error("--python takes LABEL=PATH")
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -124,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     notes = []
+    install_rows = [
+        "| scene | installation | floor | 1st query | × floor | 2nd query | × floor | peak memory |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     cpu_rows = [
         "| scene | floor CPU | selo 1st query CPU | × floor | 2nd query CPU | × floor |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -133,7 +167,23 @@ def main(argv: list[str] | None = None) -> None:
         f = floor(scene, work)
         cache = work / f"cache-{size}"
         first = localize(scene, work / f"out-{size}-a", cache, QUERY, fresh=True)
-        second = localize(scene, work / f"out-{size}-b", cache, SECOND, fresh=False)
+        more = {
+            label: localize(scene, work / f"out-{size}-{label}-a", work / f"cache-{size}-{label}",
+                            QUERY, fresh=True, python=python)
+            for label, python in others
+        }  # fmt: skip
+        seconds: dict[str, list[dict]] = {"": [], **{label: [] for label, _ in others}}
+        for k in range(args.repeat):  # each installation in turn, other sentences each round
+            sentence = SECOND if k == 0 else f"{SECOND} {k}"
+            seconds[""].append(
+                localize(scene, work / f"out-{size}-b", cache, sentence, fresh=False)
+            )
+            for label, python in others:
+                seconds[label].append(
+                    localize(scene, work / f"out-{size}-{label}-b", work / f"cache-{size}-{label}",
+                             sentence, fresh=False, python=python)
+                )  # fmt: skip
+        second = _median(seconds[""])
         stages = ", ".join(
             f"{s} {first['stages'][s]['wall']:.2f}" for s in STAGES if s in first["stages"]
         )
@@ -154,7 +204,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"{'met' if r1 <= t1 else f'missed by {r1 - t1:.2f}×'}); second query "
                 f"{r2:.2f}× (target ≤ {t2}×: {'met' if r2 <= t2 else f'missed by {r2 - t2:.2f}×'})"
             )
-        print(rows[-1], flush=True)
+        for label, _ in others:
+            o1, o2 = more[label], _median(seconds[label])
+            install_rows.append(
+                f"| {size:,}² | {label} | **{f['sum']:.2f}** | {o1['wall']:.2f} | "
+                f"{o1['wall'] / f['sum']:.2f}× | {o2['wall']:.2f} | {o2['wall'] / f['sum']:.2f}× | "
+                f"{o1['peak'] / 2**30:.2f} GiB |"
+            )
+        print(rows[-1], *install_rows[2:], sep="\n", flush=True)
     body = [
         "Seconds on this machine, in one run: the floor (rasterio reads every pixel once; "
         "`cv2.medianBlur(map, 251)` on a uint8 map of the scene's size; that map written once "
@@ -173,6 +230,16 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *cpu_rows,
     ]
+    if args.repeat > 1:
+        body[0] += f" Second queries: the median of {args.repeat}, each another sentence."
+    if others:
+        body += [
+            "",
+            "The same floor beside selo run by other installations' interpreters "
+            f"({', '.join(f'{label}: `{python}`' for label, python in others)}):",
+            "",
+            *install_rows,
+        ]
     if not args.no_airslt:
         a = airslt(work)
         tasks = ", ".join(f"{s} {v['task']:.1f}" for s, v in a["stages"].items())
@@ -186,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             f"mean Rmi {a['mean']['rmi']:.4f}; stage task seconds: {tasks}.",
         ]
         print(body[-1])
-    write_section(HEADING, "\n".join(body))
+    write_section(HEADING, "\n".join(body), args.out)
 
 
 if __name__ == "__main__":

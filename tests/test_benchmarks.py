@@ -260,3 +260,23 @@ def test_int8_agreement_benchmark_compares_maps_and_metrics(bench, tmp_path):
     same = bench_int8_agreement.compare(run, run)
     assert same["identical"] == 1.0 and same["largest_pixel"] == 0
     assert all(d == 0 for d, _ in same["largest"].values())
+
+
+@pytest.mark.slow
+def test_floor_benchmark_compares_installations_against_one_floor(bench, tmp_path):
+    import bench_floor
+
+    out = tmp_path / "BENCH.md"
+    bench_floor.main(
+        ["--sizes", "600", "--no-airslt", "--repeat", "2", "--python", f"again={sys.executable}",
+         "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    )  # fmt: skip
+    text = out.read_text()
+    assert "## Floor: selo beside the unavoidable work" in text
+    assert "the median of 2, each another sentence" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| 600² | again |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    floor = float(cells[2].strip("*"))
+    assert floor > 0 and float(cells[3]) > 0 and float(cells[5]) > 0
+    # the ratio of the unrounded seconds (a tiny scene's floor is a few hundredths)
+    assert float(cells[4].rstrip("×")) == pytest.approx(float(cells[3]) / floor, rel=0.3)
