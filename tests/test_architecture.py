@@ -252,3 +252,41 @@ def test_the_scan_finds_a_second_definition(tmp_path):
     )
     found = sorted(what for _, text in string_literals(module) for what in definitions(text))
     assert found == ["case_NN", "indicator", "indicator", "metrics.json", "spec form"]
+
+
+def test_an_installed_selo_has_every_package_and_file():
+    """``pip install selo`` (not editable) ships what pyproject.toml lists: every folder of
+    the package holding code is a listed package, and every other file a listed pattern
+    matches (a missing `selo.selo_tasks.report` once broke every installed command)."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages, data = set(config["packages"]), config["package-data"]
+    tracked = subprocess.run(
+        ["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.split()
+    outside = ("tests/", "benchmarks/", "docs/", ".ci/", ".")
+    missing = []
+    for name in tracked:
+        if name.startswith(outside) or "/" not in name and not name.endswith((".py", ".typed")):
+            continue
+        folder, _, file = name.rpartition("/")
+        package = "selo" + ("." + folder.replace("/", ".") if folder else "")
+        if file.endswith(".py"):
+            if package not in packages:
+                missing.append(f"{name}: package {package} not listed")
+        elif not any(
+            fnmatch.fnmatch(name.removeprefix(_folder(owner)), pattern)
+            for owner, patterns in data.items()
+            if name.startswith(_folder(owner))
+            for pattern in patterns
+        ):
+            missing.append(f"{name}: no package-data pattern matches it")
+    assert not missing, missing
+
+
+def _folder(package: str) -> str:
+    """The folder of a package of the installed ``selo`` in this repository ("" for selo)."""
+    parts = package.split(".")[1:]
+    return "/".join(parts) + "/" if parts else ""
