@@ -188,22 +188,6 @@ def encoders_table(args) -> str:
 # --------------------------------------------------------------------------- candidates
 
 
-def _export(tower, side: int, path: Path) -> Path:
-    import torch
-
-    program = torch.onnx.export(
-        tower,
-        (torch.zeros(2, 3, side, side),),
-        dynamo=True,
-        input_names=["pixels"],
-        output_names=["features"],
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-        verbose=False,
-    )
-    program.save(str(path), external_data=True)
-    return path
-
-
 def _ort(path: Path) -> Callable:
     import onnxruntime as ort
 
@@ -219,7 +203,7 @@ def candidates(arch: str, work: Path) -> tuple[int, dict[str, Callable | str]]:
     why it is not available)."""
     import torch
 
-    from selo.models._onnx import QUANTIZED_OPS
+    from selo.models._onnx import export_onnx, quantize_onnx
 
     found: dict[str, Callable | str] = {}
     encoder = clip_encoder(arch, "fp32")
@@ -246,14 +230,8 @@ def candidates(arch: str, work: Path) -> tuple[int, dict[str, Callable | str]]:
         found["torchao int8 dynamic, eager"] = q
         found["torchao int8 dynamic, torch.compile"] = torch.compile(copy.deepcopy(q))
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    fp32 = _export(tower, side, work / "fp32.onnx")
-    int8 = work / "int8.onnx"
-    quantize_dynamic(
-        fp32, int8, op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
-        use_external_data_format=True,
-    )  # fmt: skip
+    fp32 = export_onnx(tower, side, work / "fp32.onnx")
+    int8 = quantize_onnx(fp32, work / "int8.onnx")
     found["ONNX Runtime fp32"] = _ort(fp32)
     found["ONNX Runtime int8 dynamic, a batch per call"] = _ort(int8)
     found["selo --precision int8 (ONNX Runtime, a window per call)"] = clip_encoder(

@@ -33,7 +33,14 @@ import torch
 from ..errors import ModelError
 from ._torch import require
 
-__all__ = ["INT8_INSTALL", "QUANTIZED_OPS", "int8_session", "weights_digest"]
+__all__ = [
+    "INT8_INSTALL",
+    "QUANTIZED_OPS",
+    "export_onnx",
+    "int8_session",
+    "quantize_onnx",
+    "weights_digest",
+]
 
 INT8_INSTALL = "pip install 'selo[int8]'  (onnxruntime, onnx, onnxscript)"
 QUANTIZED_OPS = ("MatMul", "Gemm")  # Linear layers; convolutions stay float32
@@ -113,6 +120,38 @@ def int8_session(
         return run
 
 
+def export_onnx(tower: torch.nn.Module, side: int, path: Path) -> Path:
+    """``tower`` (N×3×side×side float32 pixels → features, any N) exported to ONNX at
+    ``path`` by torch's dynamo exporter, its weights beside it as external data."""
+    program = torch.onnx.export(
+        tower,
+        (torch.zeros(2, 3, side, side),),
+        dynamo=True,
+        input_names=["pixels"],
+        output_names=["features"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    program.save(str(path), external_data=True)
+    return path
+
+
+def quantize_onnx(exported: Path, quantized: Path) -> Path:
+    """ONNX Runtime's dynamic int8 quantization of the ``QUANTIZED_OPS`` of an exported model
+    (int8 weights, activations quantized per call), written to ``quantized``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _root_logger_kept():
+        quantize_dynamic(
+            exported,
+            quantized,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            weight_type=QuantType.QInt8,
+            use_external_data_format=True,
+        )
+    return quantized
+
+
 def _build(
     model: torch.nn.Module,
     features: Callable[[torch.Tensor], torch.Tensor],
@@ -122,37 +161,19 @@ def _build(
     ort = require("onnxruntime", INT8_INSTALL)
     require("onnx", INT8_INSTALL)
     require("onnxscript", INT8_INSTALL)
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tower = _Tower(model, features).eval()
-    example = torch.zeros(2, 3, side, side)
     with tempfile.TemporaryDirectory(prefix="selo-int8-") as tmp:
         exported, quantized = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         try:
-            program = torch.onnx.export(
-                tower,
-                (example,),
-                dynamo=True,
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                verbose=False,
-            )
-            program.save(str(exported), external_data=True)
+            export_onnx(tower, side, exported)
         except Exception as e:  # noqa: BLE001 - any exporter failure means: not for int8
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise ModelError(
                 f"--precision int8: the image tower of {what} cannot be exported to ONNX "
                 f"({type(e).__name__}: {first}); use --precision fp32"
             ) from e
-        with _root_logger_kept():
-            quantize_dynamic(
-                exported,
-                quantized,
-                op_types_to_quantize=list(QUANTIZED_OPS),
-                weight_type=QuantType.QInt8,
-                use_external_data_format=True,
-            )
+        quantize_onnx(exported, quantized)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
