@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -239,6 +240,26 @@ def _serve_s3() -> None:
 # --- the parent's side ---------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> bool:
+    """Whether a server accepts connections on 127.0.0.1:``port`` within ``seconds``, while
+    ``process`` (the server's) still runs."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 def _stop(process: subprocess.Popen) -> None:
     """Ends a server process: asked to, then killed if it is still there after 10 s."""
     process.terminate()
@@ -407,24 +428,16 @@ class AzuriteServer:
         )
 
     def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self._process = subprocess.Popen(
             [self._executable, "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
              "--location", str(self._folder), "--skipApiVersionCheck", "--silent"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        for _ in range(300):  # up to 30 s for node to start
-            if self._process.poll() is not None:
-                raise RuntimeError(f"Azurite did not start: {self._executable}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                threading.Event().wait(0.1)
-        self._process.kill()
-        raise RuntimeError("Azurite did not start within 30 s")
+        if not wait_for_port(self.port, self._process, 30):  # node takes a few seconds
+            _stop(self._process)
+            raise RuntimeError(f"Azurite did not start within 30 s: {self._executable}")
+        return self
 
     def __exit__(self, *exc) -> None:
         _stop(self._process)

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -83,12 +83,6 @@ def hidden(tmp_path_factory, monkeypatch) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -125,15 +119,8 @@ def no_disk_cluster(s3_bucket, tmp_path, hidden):
     try:
         from distributed import Client
 
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or processes[0].poll() is not None:
-                    pytest.fail((tmp_path / "scheduler.log").read_text())
-                time.sleep(0.2)
+        if not wait_for_port(port, processes[0], 60):
+            pytest.fail((tmp_path / "scheduler.log").read_text())
         processes.append(
             isolated(
                 dask, "worker", address, "--nworkers", "2",
