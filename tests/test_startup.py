@@ -21,11 +21,13 @@ import pytest
 from scenes import colour_scene, write_geotiff_scene
 
 # what a command runs as `selo ...` (cli.main() with the process's arguments), the modules
-# imported written to SELO_TEST_MODULES when the process exits
+# imported and whether the cycle collector runs written to SELO_TEST_MODULES at exit
 PROGRAM = """
-import atexit, json, os, sys
+import atexit, gc, json, os, sys
 atexit.register(
-    lambda: open(os.environ["SELO_TEST_MODULES"], "w").write(json.dumps(sorted(sys.modules)))
+    lambda: open(os.environ["SELO_TEST_MODULES"], "w").write(
+        json.dumps({"modules": sorted(sys.modules), "collector": gc.isenabled()})
+    )
 )
 from selo.selo_tasks.cli import main
 main()
@@ -45,7 +47,8 @@ TABLES = ("rich",)
 
 
 def modules_of(args: list[str], tmp_path, **env) -> tuple[set[str], subprocess.CompletedProcess]:
-    """The top-level packages that ``selo ARGS`` imported, and the finished process."""
+    """The top-level packages that ``selo ARGS`` imported, and the finished process (with
+    ``collector``: whether the cycle collector was running at its exit)."""
     record = tmp_path / "modules.json"
     proc = subprocess.run(
         [sys.executable, "-c", PROGRAM, *args],
@@ -55,7 +58,9 @@ def modules_of(args: list[str], tmp_path, **env) -> tuple[set[str], subprocess.C
         timeout=600,
     )
     assert record.exists(), proc.stderr
-    return {m.split(".")[0] for m in json.loads(record.read_text())}, proc
+    seen = json.loads(record.read_text())
+    proc.collector = seen["collector"]
+    return {m.split(".")[0] for m in seen["modules"]}, proc
 
 
 def imported_by(code: str) -> set[str]:
@@ -108,6 +113,7 @@ def test_eval_imports_no_dataflow(tmp_path, small_anno):
     assert proc.returncode == 0, proc.stderr
     assert (maps / "metrics.csv").exists()
     assert not imported & {*NEVER, *DATAFLOW}, sorted(imported & {*NEVER, *DATAFLOW})
+    assert proc.collector  # paused for the imports only
 
 
 def test_localize_imports_no_encoder_or_cluster_library_and_loses_nothing_at_exit(tmp_path):
@@ -121,6 +127,7 @@ def test_localize_imports_no_encoder_or_cluster_library_and_loses_nothing_at_exi
     imported, proc = modules_of(args, tmp_path, **env)
     assert proc.returncode == 0, proc.stderr
     assert not imported & set(NEVER), sorted(imported & set(NEVER))
+    assert proc.collector  # paused while the modules came in, running again for the work
     assert proc.stdout.rstrip().splitlines()[-1] == f"run record: {out / 'run.json'}"
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete"
@@ -131,10 +138,13 @@ def test_localize_imports_no_encoder_or_cluster_library_and_loses_nothing_at_exi
     assert cv2.imread(str(out / folder / "selo_map.png"), cv2.IMREAD_UNCHANGED).shape == (300, 400)
 
 
-def test_a_command_run_in_process_leaves_the_collector_alone(run_cli):
-    """Only the ``selo`` program freezes the collector's objects as it exits; ``main(argv)``
-    called from Python (tests, notebooks) leaves its host's collector as it was."""
+@pytest.mark.parametrize("args", [["models"], ["synth-airslt", "{tmp}/synth", "--scale", "0.05"]])
+def test_a_command_run_in_process_leaves_the_collector_alone(run_cli, args, tmp_path):
+    """Only the ``selo`` program pauses the collector for its imports and freezes its objects
+    as it exits; ``main(argv)`` called from Python (tests, notebooks) leaves its host's
+    collector as it was, running and unfrozen."""
     before = gc.get_freeze_count()
-    code, _, _ = run_cli("models")
-    assert code == 0
+    code, _, err = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert code == 0, err
+    assert gc.isenabled()
     assert gc.get_freeze_count() == before
