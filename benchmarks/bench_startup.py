@@ -41,7 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import BENCHMARKS_MD, make_scene, stamp, write_section
+from _common import BENCHMARKS_MD, byte_compile_selo, make_scene, stamp, write_section
 
 HEADING = "Start-up"
 MARKER = "selo-bench-startup: first stage"
@@ -157,6 +157,7 @@ def run(args: list[str], *, cache: Path, split: bool = False, path: str | None =
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
     if path is not None:
         env["PYTHONPATH"] = os.pathsep.join([path, *filter(None, [env.get("PYTHONPATH")])])
+    byte_compile_selo(env=env)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(

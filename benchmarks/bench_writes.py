@@ -3,11 +3,14 @@
 On a finished-looking 10,000² uint8 map (a 251×251 median of a cell map, as v1 makes),
 one run measures: PNG by OpenCV at zlib levels 1, 3 and 6 (with OpenCV's default filter
 and with the "sub" filter only), the Cloud-Optimized GeoTIFF by GDAL's COG driver at
-DEFLATE levels 1 and 6 with and without overviews, and the maps.zarr array — seconds
-and bytes — beside the floor: one ``memcpy`` of the map. The settings selo uses
-(``selo.pipeline.outputs.PNG_LEVEL``, ``COG_OPTIONS``) are marked.
+DEFLATE levels 1 and 6 with and without overviews, selo's own ``write_geotiff`` at each
+DEFLATE level (wall and CPU seconds: GDAL compresses on every core), and the maps.zarr
+array — seconds and bytes — beside the floor: one ``memcpy`` of the map. The settings
+selo uses (``selo.pipeline.outputs.PNG_LEVEL``, ``COG_OPTIONS``) are marked. ``--map``
+measures a map selo wrote instead (e.g. ``selo_map.tif`` of ``bench_floor.py``'s scene).
 
-    python benchmarks/bench_writes.py [--size 10000] [--workdir /tmp/selo-writes]
+    python benchmarks/bench_writes.py [--size 10000] [--map selo_map.tif]
+        [--workdir /tmp/selo-writes] [--out BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import cv2
 import numpy as np
 import rasterio
 import rasterio.shutil
-from _common import stamp, write_section
+from _common import BENCHMARKS_MD, stamp, write_section
 from affine import Affine
 from rasterio.io import MemoryFile
 
@@ -38,21 +41,36 @@ def finished_map(size: int) -> np.ndarray:
 
 
 def best(fn, repeat: int = 2) -> tuple[float, int]:
-    times, size = [], 0
+    return best_cpu(fn, repeat)[::2]
+
+
+def best_cpu(fn, repeat: int = 2) -> tuple[float, float, int]:
+    """The least wall and CPU seconds (this process, all threads) of ``repeat`` runs of
+    ``fn``, and what it returned."""
+    walls, cpus, size = [], [], 0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         size = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), size
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus), size
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=10000)
+    parser.add_argument("--map", type=Path, default=None, help="a uint8 map file to measure")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/selo-writes"))
+    parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    m = finished_map(args.size)
+    if args.map is None:
+        m = finished_map(args.size)
+        what = f"A finished-looking {args.size:,}² uint8 map (the 251×251 median of a cell map)"
+    else:
+        with rasterio.open(args.map) as ds:
+            m = ds.read(1)
+        what = f"The {m.shape[0]:,}×{m.shape[1]:,} map {args.map.name} (`--map`)"
     rows = ["| file | settings | seconds | MB | |", "| --- | --- | ---: | ---: | --- |"]
 
     def add(kind: str, settings: str, seconds: float, nbytes: int, used: bool) -> None:
@@ -111,6 +129,18 @@ def main(argv: list[str] | None = None) -> None:
         nbytes,
         True,
     )
+    levels = ["| `write_geotiff`, DEFLATE level | seconds | CPU seconds | MB | |"]
+    levels.append("| ---: | ---: | ---: | ---: | --- |")
+    used = COG_OPTIONS["LEVEL"]
+    try:
+        for level in range(1, 10):
+            COG_OPTIONS["LEVEL"] = level  # (this process only)
+            wall, cpu, nbytes = best_cpu(lambda: write_geotiff(target, m, like=grid).stat().st_size)
+            mark = "**selo**" if level == used else ""
+            levels.append(f"| {level} | {wall:.2f} | {cpu:.2f} | {nbytes / 1e6:.2f} | {mark} |")
+            print(levels[-1], flush=True)
+    finally:
+        COG_OPTIONS["LEVEL"] = used
     import zarr
 
     def store() -> int:
@@ -121,14 +151,17 @@ def main(argv: list[str] | None = None) -> None:
     seconds, nbytes = best(store)
     add("maps.zarr", "zarr 3 default codec (zstd), chunks 2048", seconds, nbytes, True)
     body = [
-        f"A finished-looking {args.size:,}² uint8 map (the 251×251 median of a cell map); "
-        "best of 2 runs each; GDAL and OpenCV use their own threads.",
+        f"{what}; best of 2 runs each; GDAL and OpenCV use their own threads.",
         "",
         stamp("bench_writes.py", argv),
         "",
         *rows,
+        "",
+        "selo_map.tif as selo writes it, at each DEFLATE level:",
+        "",
+        *levels,
     ]
-    write_section(HEADING, "\n".join(body))
+    write_section(HEADING, "\n".join(body), args.out)
 
 
 if __name__ == "__main__":
