@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rasterio
-from _common import PeakMemory, gib, stamp, write_section
+from _common import PeakMemory, byte_compile_selo, gib, stamp, write_section
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         str(out),
     ]
     env = {**os.environ, "SELO_CACHE_DIR": str(cache)}
+    byte_compile_selo(env=env)
     t0, c0 = time.perf_counter(), children_cpu()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakMemory(proc.pid) as mem:
