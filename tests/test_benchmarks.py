@@ -280,3 +280,29 @@ def test_floor_benchmark_compares_installations_against_one_floor(bench, tmp_pat
     assert floor > 0 and float(cells[3]) > 0 and float(cells[5]) > 0
     # the ratio of the unrounded seconds (a tiny scene's floor is a few hundredths)
     assert float(cells[4].rstrip("×")) == pytest.approx(float(cells[3]) / floor, rel=0.3)
+
+
+def test_writes_benchmark_measures_each_deflate_level(bench, tmp_path):
+    """bench_writes: the codec table, and selo's own GeoTIFF writer at every DEFLATE level
+    with the level selo uses marked; --map measures a map from a file instead."""
+    import bench_writes
+    import rasterio
+
+    from selo.pipeline.outputs import COG_OPTIONS
+
+    out = tmp_path / "BENCH.md"
+    work = tmp_path / "w"
+    bench_writes.main(["--size", "600", "--workdir", str(work), "--out", str(out)])
+    text = out.read_text()
+    assert "A finished-looking 600² uint8 map" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(r.split("|")[1]) for r in rows] == list(range(1, 10))
+    (used,) = [r for r in rows if "**selo**" in r]
+    assert int(used.split("|")[1]) == COG_OPTIONS["LEVEL"] == 5  # restored after the sweep
+    assert all(float(r.split("|")[4]) > 0 for r in rows)  # MB written
+    with rasterio.open(work / "selo.tif") as ds:
+        written = ds.read(1)
+    bench_writes.main(["--map", str(work / "selo.tif"), "--workdir", str(work / "m"),
+                       "--out", str(out)])  # fmt: skip
+    assert "The 600×600 map selo.tif (`--map`)" in out.read_text()
+    assert written.shape == (600, 600)
