@@ -59,7 +59,7 @@ import numpy as np
 from affine import Affine
 
 from ..errors import CollectionError, ParameterError
-from . import EXACT_MAX_WINDOWS
+from . import EXACT_MAX_WINDOWS, INDEX_MODES
 from .gnt import CellGrid
 from .regions import CellRegion, cell_regions
 from .scene import Grid
@@ -78,6 +78,7 @@ __all__ = [
     "SceneCells",
     "cell_means",
     "cell_sums",
+    "check_mode",
     "choose_mode",
     "quantize_rows",
 ]
@@ -85,7 +86,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # in index.json: another format is rebuilt, never read
-MODES = ("exact", "int8")
+MODES = tuple(m for m in INDEX_MODES if m != "auto")  # the searches an index runs
 MARGIN = 1.5  # the int8 bound's margin: this many times the largest calibration error
 CALIBRATION_SCENES = 8
 MEAN_SAMPLE = 131_072  # windows the collection's mean is taken over
@@ -751,10 +752,17 @@ def _int8_product(queries: np.ndarray, rows: int) -> Callable[[np.ndarray], np.n
     return product
 
 
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`~selo.pipeline.INDEX_MODES` (``--index``), else a
+    ParameterError naming them."""
+    if mode not in INDEX_MODES:
+        *first, last = INDEX_MODES
+        raise ParameterError(f"--index must be {', '.join(first)} or {last}, got {mode!r}")
+    return mode
+
+
 def choose_mode(mode: str, windows: int) -> str:
     """``auto``: exact up to :data:`EXACT_MAX_WINDOWS` windows, else int8; otherwise ``mode``."""
-    if mode == "auto":
+    if check_mode(mode) == "auto":
         return "exact" if windows <= EXACT_MAX_WINDOWS else "int8"
-    if mode not in MODES:
-        raise ParameterError(f"the index mode must be auto, exact or int8, got {mode!r}")
     return mode

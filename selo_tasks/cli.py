@@ -17,7 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import SeloError
-from ..pipeline import EXACT_MAX_WINDOWS
+from ..pipeline import EXACT_MAX_WINDOWS, INDEX_MODES
 from .options import DEFAULT_TOP, Options
 from .run_folder import METRICS_CSV, REPORT, RUN_JSON
 from .serve import DEFAULT_HOST, DEFAULT_MAP_CACHE_MIB, DEFAULT_PORT, MIN_MAP_CACHE_MIB
@@ -167,6 +167,14 @@ class _Path(click.Path):
 
 def _path(**kw):
     return _Path(path_type=str, **kw)
+
+
+def _index_option(help_text: str):
+    """``--index`` (selo search, selo serve): one of :data:`~selo.pipeline.INDEX_MODES`."""
+    return click.option(
+        "--index", "index_mode", type=click.Choice(INDEX_MODES), default=INDEX_MODES[0],
+        show_default=True, help=help_text,
+    )  # fmt: skip
 
 
 _anno_option = click.option(
@@ -513,14 +521,9 @@ def localize_cmd(scene, queries, out, bands, asset, **kw):
     is_flag=True,
     help="Leave out scenes that cannot be searched (listed in the output) instead of failing.",
 )
-@click.option(
-    "--index",
-    "index_mode",
-    type=click.Choice(["auto", "exact", "int8"]),
-    default="auto",
-    show_default=True,
-    help="exact: every window scored; int8: int8 scores bound each scene, the scenes within "
-    f"reach re-ranked exactly; auto: exact up to {EXACT_MAX_WINDOWS:,} windows.",
+@_index_option(
+    "exact: every window scored; int8: int8 scores bound each scene, the scenes within "
+    f"reach re-ranked exactly; auto: exact up to {EXACT_MAX_WINDOWS:,} windows."
 )
 @run_options
 def search_cmd(scenes, queries, out, top, maps, skip_bad, index_mode, **kw):
@@ -642,14 +645,7 @@ def demo_cmd(out, **kw):
     is_flag=True,
     help="A collection: leave out scenes that cannot be searched instead of failing.",
 )
-@click.option(
-    "--index",
-    "index_mode",
-    type=click.Choice(["auto", "exact", "int8"]),
-    default="auto",
-    show_default=True,
-    help="A collection: the index of its search (as selo search --index).",
-)
+@_index_option("A collection: the index of its search (as selo search --index).")
 @run_options
 def serve_cmd(
     targets, host, port, open_browser, map_cache, anno, images, skip_bad, index_mode, **kw

@@ -54,6 +54,7 @@ from ..pipeline.index import (
     IndexHit,
     IndexWriter,
     SceneCells,
+    check_mode,
     choose_mode,
 )
 from ..pipeline.picture import blend_overlay, encode_image
@@ -272,8 +273,7 @@ def open_collection(
     :data:`~selo.pipeline.index.EXACT_MAX_WINDOWS` windows). Problems are CollectionErrors
     naming every scene concerned; with ``skip_bad`` such scenes are left out and listed
     in :attr:`Collection.skipped`."""
-    if mode not in ("auto", "exact", "int8"):
-        raise ParameterError(f"--index must be auto, exact or int8, got {mode!r}")
+    check_mode(mode)
     started = time.perf_counter()
     sources = collection_sources(items)
     if not sources:

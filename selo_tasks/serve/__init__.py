@@ -118,6 +118,7 @@ def serve(
             f"got {map_cache!r}"
         )
     require_web()
+    from ...pipeline.index import check_mode
     from ...pipeline.remote import is_remote
     from ..run_folder import is_run_folder
     from ..session import run_session
@@ -127,8 +128,7 @@ def serve(
     paths = [os.fspath(t) for t in targets]
     if not paths:
         raise ParameterError("name at least one scene file or an airslt run folder")
-    if index not in ("auto", "exact", "int8"):
-        raise ParameterError(f"--index must be auto, exact or int8, got {index!r}")
+    check_mode(index)
     run = len(paths) == 1 and is_run_folder(paths[0])
     one = len(paths) == 1 and not run and _one_scene(paths[0])
     if run or one:
