@@ -180,7 +180,7 @@ class RemotePath:
         except FileNotFoundError:
             return None
         except Exception as e:  # noqa: BLE001 - every failed request, named in one line
-            raise _failed(self.url, e) from None
+            raise remote_error(self.url, e) from None
 
     def exists(self) -> bool:
         return self._info() is not None
@@ -202,7 +202,7 @@ class RemotePath:
         except IsADirectoryError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise _failed(self.url, e) from None
+            raise remote_error(self.url, e) from None
 
     def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return self.read_bytes().decode(encoding, errors)
@@ -213,7 +213,7 @@ class RemotePath:
         try:
             fs.pipe_file(path, bytes(data))
         except Exception as e:  # noqa: BLE001
-            raise _failed(self.url, e) from None
+            raise remote_error(self.url, e) from None
         return len(data)
 
     def write_text(self, text: str, encoding: str = "utf-8") -> int:
@@ -227,7 +227,7 @@ class RemotePath:
             if not missing_ok:
                 raise FileNotFoundError(errno.ENOENT, "no such object", self.url) from None
         except Exception as e:  # noqa: BLE001
-            raise _failed(self.url, e) from None
+            raise remote_error(self.url, e) from None
         fs.invalidate_cache(path)
 
     def iterdir(self) -> Iterator[RemotePath]:
@@ -239,7 +239,7 @@ class RemotePath:
         except FileNotFoundError:
             names = []
         except Exception as e:  # noqa: BLE001
-            raise _failed(self.url, e) from None
+            raise remote_error(self.url, e) from None
         for name in sorted(str(n).rstrip("/") for n in names):
             if name != path.rstrip("/"):
                 yield self / name.rsplit("/", 1)[-1]
@@ -280,12 +280,6 @@ def local_folder(location: str | os.PathLike[str] | RemotePath, what: str) -> Pa
     return path
 
 
-def _failed(url: str, error: BaseException) -> RemoteError | InputNotFoundError:
-    """The one-line error of a failed request about ``url`` (a RemoteError, or
-    InputNotFoundError for a missing bucket): both OSErrors, as a local file's would be."""
-    return remote_error(url, error)
-
-
 def folder_problem(folder: RemotePath) -> str | None:
     """Why ``folder`` cannot hold selo's files (an object in its place, its bucket or
     container missing), or None; a failed request raises a RemoteError naming it."""
@@ -300,7 +294,7 @@ def folder_problem(folder: RemotePath) -> str | None:
     except FileNotFoundError:
         return f"the bucket {bucket} does not exist"
     except Exception as e:  # noqa: BLE001
-        raise _failed(folder.url, e) from None
+        raise remote_error(folder.url, e) from None
     return None
 
 
@@ -371,7 +365,7 @@ def _upload(tmp: Path, final: RemotePath, *, folder: bool) -> None:
 
 
 def _remote_output_error(final: RemotePath, e: BaseException, what: str) -> OutputError:
-    error = e if isinstance(e, RemoteError | InputNotFoundError) else _failed(final.url, e)
+    error = e if isinstance(e, RemoteError | InputNotFoundError) else remote_error(final.url, e)
     reason = str(error).removeprefix(f"{final}: ")
     return OutputError(f"{final}: cannot write the {what}: {reason}")
 
