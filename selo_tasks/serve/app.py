@@ -57,7 +57,7 @@ from ...errors import ParameterError, RequestTooLargeError, SeloError, UnknownId
 from ..options import DEFAULT_TOP
 from . import mercator
 from .state import MAX_SENTENCE_CHARS, ServeState
-from .tiles import TILE, colormap_png, map_tile
+from .tiles import TILE, check_style, colormap_png, map_tile
 
 __all__ = ["MAX_BODY", "create_app", "static_dir"]
 
@@ -166,8 +166,7 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
     @app.get("/api/scenes/{sid}/maps/{mid}/tiles/{z}/{x}/{y}.png")
     async def overlay_tile(sid: str, mid: str, z: int, x: int, y: int, style: str = "jet"):
         served = state.scene(sid)
-        if style not in ("jet", "gray"):
-            raise ParameterError(f"style must be jet or gray, got {style!r}")
+        check_style(style)
         state.spec(sid, mid)
         _tile_exists(served, z, x, y)
         future = state.map_future(sid, mid)
@@ -180,8 +179,7 @@ def create_app(state: ServeState, *, allowed_hosts: list[str] | None = None) -> 
         sid: str, mid: str, z: int, x: int, y: int, style: str = "jet"
     ) -> Response:
         served = state.scene(sid)
-        if style not in ("jet", "gray"):
-            raise ParameterError(f"style must be jet or gray, got {style!r}")
+        check_style(style)
         state.spec(sid, mid)
         if served.placement is None:
             raise UnknownIdError(f"scene {sid!r} has no place on the map (no CRS)")

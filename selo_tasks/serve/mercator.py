@@ -35,7 +35,7 @@ from ...errors import ParameterError
 from ...pipeline.preview import decimation_indices
 from ...pipeline.scene import Grid
 from ...pipeline.scenefile import gdal_env
-from .tiles import _JET, BACKGROUND, PNG_LEVEL, TILE, Style, _jpeg, _png
+from .tiles import _JET, BACKGROUND, TILE, Style, _jpeg, _pillow_png, _png, check_style
 
 if TYPE_CHECKING:
     from .tiles import SceneTiles
@@ -228,8 +228,7 @@ def map_tile(
     """PNG of tile (z, x, y) of a scene's finished uint8 map: RGBA in the JET colours
     (``jet``) or gray and alpha, the map values themselves (``gray``); transparent where
     the scene is not."""
-    if style not in ("jet", "gray"):
-        raise ParameterError(f"unknown tile style {style!r}; use 'jet' or 'gray'")
+    check_style(style)
     values = np.zeros((TILE, TILE), np.uint8)
     alpha = np.zeros((TILE, TILE), np.uint8)
     window = placement.window(z, x, y)
@@ -251,12 +250,7 @@ def map_tile(
 
 def _gray_alpha_png(values: np.ndarray, alpha: np.ndarray) -> bytes:
     """A gray-and-alpha PNG (Pillow: OpenCV writes no two-channel PNGs)."""
-    import io
-
     from PIL import Image
 
     pixels = np.ascontiguousarray(np.dstack([values, alpha]))
-    out = io.BytesIO()
-    image = Image.frombytes("LA", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
-    image.save(out, "PNG", compress_level=PNG_LEVEL)
-    return out.getvalue()
+    return _pillow_png(Image.frombytes("LA", (pixels.shape[1], pixels.shape[0]), pixels.tobytes()))

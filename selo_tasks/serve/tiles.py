@@ -28,7 +28,7 @@ import io
 import math
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "TILE",
     "SceneTiles",
     "TileGrid",
+    "check_style",
     "colormap_png",
     "map_tile",
     "max_zoom",
@@ -57,6 +58,14 @@ _JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_JET)
 _JET_PALETTE = _JET[:, ::-1].ravel().tolist()  # RGB, value by value
 
 Style = Literal["jet", "gray"]
+STYLES: tuple[str, ...] = get_args(Style)
+
+
+def check_style(style: str) -> Style:
+    """``style`` if it is one of the map tiles' :data:`Style`, else a ParameterError."""
+    if style not in STYLES:
+        raise ParameterError(f"style must be {' or '.join(STYLES)}, got {style!r}")
+    return style
 
 
 def max_zoom(height: int, width: int) -> int:
@@ -121,6 +130,7 @@ class TileGrid:
 
 def map_tile(finished: np.ndarray, grid: TileGrid, z: int, x: int, y: int, style: Style) -> bytes:
     """PNG of tile (z, x, y) of a finished uint8 map: RGBA JET colours or gray values."""
+    check_style(style)
     if finished.shape != (grid.height, grid.width) or finished.dtype != np.uint8:
         raise MapError(f"the map is {finished.dtype} {finished.shape}, the tiles {grid}")
     rows, cols = grid.samples(z, x, y)
@@ -131,14 +141,12 @@ def map_tile(finished: np.ndarray, grid: TileGrid, z: int, x: int, y: int, style
     if style == "gray":
         tile = np.zeros((TILE, TILE), np.uint8)
         tile[: len(rows), : len(cols)] = values
-    elif style == "jet":
+    else:  # jet
         if values.shape == (TILE, TILE):
             return _palette_png(np.ascontiguousarray(values), _JET_PALETTE)
         tile = np.zeros((TILE, TILE, 4), np.uint8)  # BGRA, transparent beyond the scene
         tile[: len(rows), : len(cols), :3] = _JET[values]
         tile[: len(rows), : len(cols), 3] = 255
-    else:
-        raise ParameterError(f"unknown tile style {style!r}; use 'jet' or 'gray'")
     return _png(tile)
 
 
@@ -213,6 +221,11 @@ def _palette_png(values: np.ndarray, palette: list[int]) -> bytes:
 
     image = Image.frombytes("P", (values.shape[1], values.shape[0]), values.tobytes())
     image.putpalette(palette)
+    return _pillow_png(image)
+
+
+def _pillow_png(image) -> bytes:
+    """A Pillow image as PNG, for what OpenCV does not write (palettes, gray and alpha)."""
     out = io.BytesIO()
     image.save(out, "PNG", compress_level=PNG_LEVEL)
     return out.getvalue()
